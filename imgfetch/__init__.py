@@ -1,0 +1,41 @@
+"""imgfetch: a parallel image downloader — a URL list in, validated images on disk.
+
+>>> from imgfetch import fetch, download, iter_download   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fetch", "download", "iter_download", "Options", "FetchResult",
+    "ImgFetchError", "InputError", "OutputError", "Interrupted", "__version__",
+]
+
+# Imported on first use, so `imgfetch --help` does not pay for requests and Pillow.
+_LAZY = {
+    "fetch": "api", "download": "api", "iter_download": "api", "Options": "options",
+    "FetchResult": "records", "ImgFetchError": "errors", "InputError": "errors",
+    "OutputError": "errors", "Interrupted": "errors",
+}
+
+if TYPE_CHECKING:
+    from .api import download, fetch, iter_download
+    from .errors import ImgFetchError, InputError, Interrupted, OutputError
+    from .options import Options
+    from .records import FetchResult
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'imgfetch' has no attribute {name!r}")
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,255 @@
+"""argparse -> options -> run. The only place that maps exceptions to exit codes."""
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import sys
+from typing import Any, Sequence
+
+from . import __version__
+
+log = logging.getLogger("imgfetch")
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    SOME_FAILED = 1
+    ERROR = 2
+    INTERRUPTED = 130   # 128 + SIGINT
+    TERMINATED = 143    # 128 + SIGTERM
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage dump
+        self.exit(ExitStatus.ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _add_fetch_options(p: argparse.ArgumentParser) -> None:
+    from .options import KNOWN_FORMATS, Options, default_start_method, usable_cpus
+
+    d = Options.__dataclass_fields__
+    g = p.add_argument_group("pool")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help=f"worker processes (default: usable CPUs, here {usable_cpus()})")
+    g.add_argument("--threads", type=int, default=d["threads"].default, metavar="N",
+                   help="download threads per worker process; concurrency = workers x threads (default: %(default)s)")
+    g.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), default=None,
+                   help=f"how worker processes start (default: {default_start_method()})")
+    g = p.add_argument_group("network")
+    g.add_argument("--timeout", type=float, default=d["timeout"].default, metavar="S",
+                   help="seconds to connect, and between bytes while reading (default: %(default)s)")
+    g.add_argument("--deadline", type=float, default=d["deadline"].default, metavar="S",
+                   help="seconds one attempt may take in all, however slowly bytes drip (default: %(default)s)")
+    g.add_argument("--max-bytes", default="50M", metavar="SIZE",
+                   help="largest image accepted, counted after decoding; 500K, 10M, 1G (default: %(default)s)")
+    g.add_argument("--retries", type=int, default=d["retries"].default, metavar="N",
+                   help="retries for connection errors, timeouts, 408, 429 and 5xx (default: %(default)s)")
+    g.add_argument("--backoff", type=float, default=d["backoff"].default, metavar="S",
+                   help="first retry waits about S seconds, doubling each time, with jitter (default: %(default)s)")
+    g.add_argument("--max-retry-after", type=float, default=d["max_retry_after"].default, metavar="S",
+                   help="longest Retry-After wait honoured for 429/503 (default: %(default)s)")
+    g.add_argument("--max-redirects", type=int, default=d["max_redirects"].default, metavar="N",
+                   help="redirect hops followed; only http and https targets (default: %(default)s)")
+    g.add_argument("--user-agent", default=d["user_agent"].default, help="User-Agent header (default: %(default)s)")
+    g.add_argument("--header", action="append", default=[], metavar="'K: V'", dest="headers",
+                   help="extra request header, repeatable; dropped on redirects to another host")
+    g.add_argument("--proxy", metavar="URL", help="proxy for all requests (default: HTTP(S)_PROXY/NO_PROXY)")
+    g.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to trust (default: certifi's bundle)")
+    g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    g = p.add_argument_group("images")
+    g.add_argument("--verify", choices=("fast", "full", "none"), default="fast",
+                   help="fast: decode cheaply (JPEG at 1/8 scale, PNG CRCs); full: every pixel; "
+                        "none: header only (default: %(default)s)")
+    g.add_argument("--formats", default=",".join(KNOWN_FORMATS),
+                   help="accepted formats, comma-separated (default: %(default)s; AVIF where Pillow supports it)")
+    g.add_argument("--max-pixels", type=int, default=d["max_pixels"].default, metavar="N",
+                   help="images with more pixels are refused as decompression bombs (default: %(default)s)")
+    g = p.add_argument_group("output")
+    g.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    g.add_argument("--naming", default="url", metavar="SCHEME",
+                   help="file names: url (URL basename + URL hash), hash (content sha256), index (line number), "
+                        "column:NAME (a kept column) (default: %(default)s)")
+    g.add_argument("--subdirs", type=int, metavar="N", help="spread files over subfolders of at most N files")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace existing files this folder's manifest does not own (default: never)")
+    g.add_argument("--manifest", metavar="FILE", help="manifest path (default: OUT/manifest.jsonl)")
+    g.add_argument("--errors", metavar="FILE", help="write the failed URLs, in full, to FILE (mode 0600)")
+    g = p.add_argument_group("input")
+    g.add_argument("--input-format", choices=("txt", "csv", "tsv", "jsonl"),
+                   help="list format (default: from the extension; .gz accepted)")
+    g.add_argument("--url-column", default="url", metavar="NAME", help="CSV/TSV URL column (default: %(default)s)")
+    g.add_argument("--url-key", default="url", metavar="KEY", help="JSON Lines URL key (default: %(default)s)")
+    g.add_argument("--keep-columns", default="", metavar="A,B", help="columns copied into each manifest record")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="imgfetch", description="Parallel image downloader: a URL list in, "
+                     "validated images on disk, a manifest record per URL.")
+    parser.add_argument("--version", action="version", version=f"imgfetch {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="log '[Process ID]:<pid> Downloading <url>' as each URL starts")
+    common.add_argument("--traceback", action="store_true", help="show the traceback of a run-level error")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    get = sub.add_parser("get", parents=[common], help="download a URL list",
+                         description="Download every image URL in URLS into OUT.")
+    get.add_argument("urls", metavar="URLS", help="URL list: .txt, .csv, .tsv, .jsonl (optionally .gz), or - for stdin")
+    _add_fetch_options(get)
+    bench = sub.add_parser("bench", parents=[common], help="time sequential against pooled downloads",
+                           description="Benchmark a sequential baseline against pooled runs over a sweep of "
+                           "pool sizes. With no URL list it runs offline against the built-in loopback server.")
+    _add_bench_options(bench)
+    serve = sub.add_parser("serve", parents=[common], help="run the built-in loopback image server",
+                           description="Serve synthetic images on 127.0.0.1 (tests, benchmarks, demos).")
+    serve.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default: %(default)s)")
+    serve.add_argument("--count", type=int, default=100, help="number of images (default: %(default)s)")
+    serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency per response (default: %(default)s)")
+    return parser
+
+
+def _add_bench_options(p: argparse.ArgumentParser) -> None:
+    from .sweep import default_worker_sweep
+    from .options import default_start_method
+
+    p.add_argument("urls", metavar="URLS", nargs="?", help="URL list (default: the built-in server, offline)")
+    p.add_argument("--count", type=int, default=100, help="synthetic images when offline (default: %(default)s)")
+    p.add_argument("--latency-ms", type=float, default=20.0,
+                   help="latency the built-in server adds per response (default: %(default)s)")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N URLs of the list")
+    p.add_argument("--workers", metavar="N,N,...",
+                   help="pool sizes to sweep (default: powers of two up to 4 x usable CPUs, capped at 32; "
+                        f"here {','.join(map(str, default_worker_sweep()))})")
+    p.add_argument("--threads", default="1", metavar="N,N,...",
+                   help="download threads per worker to sweep (default: %(default)s)")
+    p.add_argument("--start-methods", metavar="M,M,...",
+                   help=f"repeat the pooled sweep per start method: fork, spawn, forkserver "
+                        f"(default: {default_start_method()})")
+    p.add_argument("--repeat", type=int, default=3, help="measured runs per configuration (default: %(default)s)")
+    p.add_argument("--log-pids", action="store_true",
+                   help="log '[Process ID]:<pid> Downloading <url>' as each worker starts a URL")
+    p.add_argument("--json", metavar="PATH", help="write settings, machine and every measurement as JSON")
+    p.add_argument("--chart", metavar="PATH.png", help="draw throughput against concurrency as a PNG")
+    p.add_argument("--chart-size", default="1200x800", help="chart size in pixels (default: %(default)s)")
+    p.add_argument("--keep", metavar="DIR", help="keep every run's downloads under DIR (default: temporary, removed)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per-request timeout (default: %(default)s)")
+    p.add_argument("--retries", type=int, default=3, metavar="N", help="retries per URL (default: %(default)s)")
+
+
+def options_from_args(args: argparse.Namespace) -> Any:
+    from .options import Options
+
+    given: dict[str, Any] = dict(
+        threads=args.threads, timeout=args.timeout, deadline=args.deadline, max_bytes=args.max_bytes,
+        retries=args.retries, backoff=args.backoff, max_retry_after=args.max_retry_after,
+        max_redirects=args.max_redirects, user_agent=args.user_agent, headers=tuple(args.headers),
+        proxy=args.proxy, ca_bundle=args.ca_bundle, insecure=args.insecure, max_pixels=args.max_pixels,
+        verify=args.verify, formats=args.formats, naming=args.naming, subdirs=args.subdirs,
+        overwrite=args.overwrite, manifest=args.manifest, errors=args.errors, input_format=args.input_format,
+        url_column=args.url_column, url_key=args.url_key,
+        keep_columns=tuple(c.strip() for c in args.keep_columns.split(",") if c.strip()),
+        progress=not args.quiet, log_pids=args.verbose)
+    if args.workers is not None:
+        given["workers"] = args.workers
+    if args.start_method is not None:
+        given["start_method"] = args.start_method
+    return Options(**given)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse has already said why
+        return int(exc.code or 0)
+    _setup_logging(args)
+    from .errors import ImgFetchError, Interrupted
+
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "bench":
+            from .bench import run_bench_command
+
+            return run_bench_command(args)
+        return _get(args)
+    except ValueError as exc:  # bad options, from Options validation
+        return _fail(args, f"imgfetch: error: {exc}")
+    except Interrupted as exc:
+        return ExitStatus.TERMINATED if exc.signum == 15 else ExitStatus.INTERRUPTED
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+    except ImgFetchError as exc:
+        return _fail(args, f"imgfetch: error: {exc}")
+    except OSError as exc:
+        return _fail(args, f"imgfetch: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+
+
+def _fail(args: argparse.Namespace, line: str) -> int:
+    if getattr(args, "traceback", False):
+        import traceback
+
+        traceback.print_exc()
+    print(line, file=sys.stderr)
+    return ExitStatus.ERROR
+
+
+def _get(args: argparse.Namespace) -> int:
+    from .runner import Run
+
+    opts = options_from_args(args)
+    run = Run(args.urls, args.out, opts, hard_exit_on_second_signal=True)
+    for _result in run.results():
+        pass
+    print(run.summary.line(), file=sys.stderr)
+    return ExitStatus.OK if run.summary.all_ok else ExitStatus.SOME_FAILED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import threading
+
+    from .server import ImageServer
+
+    for name, value, low in (("--count", args.count, 1), ("--latency-ms", args.latency_ms, 0), ("--port", args.port, 0)):
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+    with ImageServer(count=args.count, latency_ms=args.latency_ms, port=args.port) as server:
+        print(f"serving {args.count} images on {server.base_url} (list: {server.url('/urls.txt')}); "
+              "Ctrl-C stops", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return ExitStatus.OK
+
+
+class _BarSafeHandler(logging.Handler):
+    """Writes log lines above the progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"imgfetch: {record.levelname.lower()}: {message}"
+        return message
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    handler = _BarSafeHandler()
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if args.verbose or getattr(args, "log_pids", False):
+        logging.getLogger("imgfetch.pids").setLevel(logging.INFO)

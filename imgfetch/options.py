@@ -1,0 +1,186 @@
+"""The one frozen options object shared by the CLI, the library and the workers."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+KNOWN_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
+START_METHODS = ("fork", "spawn", "forkserver")
+VERIFY_MODES = ("fast", "full", "none")
+NAMINGS = ("url", "hash", "index")
+INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
+RECORD_FIELDS = (
+    "url", "key", "line", "status", "path", "bytes", "sha256", "format", "width", "height",
+    "http_status", "final_url", "error", "attempts", "elapsed_s", "pid", "fetched_at",
+)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity-aware where the OS says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def default_start_method() -> str:
+    """forkserver on Linux (Python 3.14's default there), spawn elsewhere."""
+    return "forkserver" if sys.platform.startswith("linux") else "spawn"
+
+
+def parse_size(text: str | int) -> int:
+    """'50M' -> 52428800; plain numbers are bytes; K/M/G/T are powers of 1024."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. 500K, 10M, 1G)")
+    power = "KMGT".find(m.group(2).upper()) + 1 if m.group(2) else 0
+    return int(float(m.group(1)) * 1024**power)
+
+
+def _default_formats() -> tuple[str, ...]:
+    return KNOWN_FORMATS
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every knob of a run. Field names are the CLI's long options with underscores."""
+
+    workers: int = field(default_factory=usable_cpus)
+    threads: int = 16
+    start_method: str = field(default_factory=default_start_method)
+    timeout: float = 10.0
+    deadline: float = 60.0
+    max_bytes: int = 50 * 1024**2
+    retries: int = 3
+    backoff: float = 0.5
+    max_retry_after: float = 60.0
+    max_redirects: int = 10
+    user_agent: str = "imgfetch"
+    headers: tuple[tuple[str, str], ...] = ()
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    insecure: bool = False
+    max_pixels: int = 89_478_485  # Pillow's own default bomb limit
+    verify: str = "fast"
+    formats: tuple[str, ...] = field(default_factory=_default_formats)
+    naming: str = "url"
+    subdirs: int | None = None
+    overwrite: bool = False
+    manifest: str | None = None
+    errors: str | None = None
+    input_format: str | None = None
+    url_column: str = "url"
+    url_key: str = "url"
+    keep_columns: tuple[str, ...] = ()
+    progress: bool = True
+    log_pids: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "threads", "max_pixels"):
+            _positive_int(name, getattr(self, name))
+        for name in ("retries", "max_redirects"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"--{_flag(name)} must be a whole number >= 0, got {value!r}")
+        for name in ("timeout", "deadline", "backoff", "max_retry_after"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+                raise ValueError(f"--{_flag(name)} must be a number, got {value!r}")
+            if value <= 0 and name in ("timeout", "deadline"):
+                raise ValueError(f"--{_flag(name)} must be > 0, got {value!r}")
+            if value < 0:
+                raise ValueError(f"--{_flag(name)} must be >= 0, got {value!r}")
+        object.__setattr__(self, "max_bytes", _size_option("max_bytes", self.max_bytes))
+        if self.subdirs is not None:
+            _positive_int("subdirs", self.subdirs)
+        if self.start_method not in START_METHODS:
+            raise ValueError(f"--start-method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}")
+        if self.verify not in VERIFY_MODES:
+            raise ValueError(f"--verify must be one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
+        self._check_formats()
+        self._check_naming()
+        if self.input_format is not None and self.input_format not in INPUT_FORMATS:
+            raise ValueError(f"--input-format must be one of {', '.join(INPUT_FORMATS)}, got {self.input_format!r}")
+        if self.insecure and self.ca_bundle:
+            raise ValueError("--insecure and --ca-bundle contradict each other; give one")
+        if self.ca_bundle and not os.path.isfile(self.ca_bundle):
+            raise ValueError(f"--ca-bundle: no such file: {self.ca_bundle}")
+        if self.proxy and not re.match(r"^(https?|socks5h?)://", self.proxy, re.IGNORECASE):
+            raise ValueError(f"--proxy must be an http://, https:// or socks5:// URL, got {self.proxy!r}")
+        self._check_headers()
+        clash = set(self.keep_columns) & set(RECORD_FIELDS)
+        if clash:
+            raise ValueError(f"--keep-columns: {', '.join(sorted(clash))} would clash with a manifest field")
+
+    def _check_formats(self) -> None:
+        if isinstance(self.formats, str):
+            object.__setattr__(self, "formats", tuple(f for f in self.formats.split(",") if f.strip()))
+        aliases = {"JPG": "JPEG", "TIF": "TIFF"}
+        names = tuple(aliases.get(f.strip().upper(), f.strip().upper()) for f in self.formats)
+        unknown = [f for f in names if f not in KNOWN_FORMATS]
+        if unknown or not names:
+            raise ValueError(f"--formats: unknown format {', '.join(unknown) or '(none)'}; "
+                             f"choose from {', '.join(KNOWN_FORMATS)}")
+        object.__setattr__(self, "formats", names)
+
+    def _check_naming(self) -> None:
+        if self.naming.startswith("column:"):
+            column = self.naming[len("column:"):]
+            if column not in self.keep_columns:
+                raise ValueError(f"--naming column:{column} needs --keep-columns {column}")
+        elif self.naming not in NAMINGS:
+            raise ValueError(f"--naming must be url, hash, index or column:NAME, got {self.naming!r}")
+
+    def _check_headers(self) -> None:
+        headers = []
+        for item in self.headers:
+            if isinstance(item, str):
+                name, sep, value = item.partition(":")
+                if not sep:
+                    raise ValueError(f"--header must look like 'Name: value', got {item!r}")
+                item = (name.strip(), value.strip())
+            name, value = item
+            if not re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", name) or "\n" in value or "\r" in value:
+                raise ValueError(f"--header: bad header {name!r}")
+            headers.append((name, value))
+        object.__setattr__(self, "headers", tuple(headers))
+        object.__setattr__(self, "keep_columns", tuple(self.keep_columns))
+
+    def replace(self, **changes: Any) -> "Options":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"--{_flag(name)} must be a whole number >= 1, got {value!r}")
+
+
+def _size_option(name: str, value: Any) -> int:
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise ValueError(f"--{_flag(name)}: {exc}") from None
+    if size < 1:
+        raise ValueError(f"--{_flag(name)} must be > 0, got {value!r}")
+    return size
+
+
+def make_options(**kwargs: Any) -> Options:
+    """Options from keyword arguments; an unknown keyword is a ValueError naming it."""
+    names = {f.name for f in dataclasses.fields(Options)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r}")
+    return Options(**kwargs)

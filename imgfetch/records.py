@@ -1,0 +1,54 @@
+"""The plain records that flow from workers to the parent."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+OK, FAILED, INVALID, DUPLICATE, SKIPPED = "ok", "failed", "invalid", "duplicate", "skipped"
+STATUSES = (OK, FAILED, INVALID, DUPLICATE, SKIPPED)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One URL to fetch, as the parent hands it to a worker."""
+
+    url: str                       # normalised, credentials included
+    key: str                       # url_key(url)
+    line: int
+    columns: dict[str, str] = field(default_factory=dict)
+    owned_path: str | None = None  # a path this folder's manifest already records for this URL
+    suspect: int = 0               # how many pool crashes this task was in flight for
+
+
+@dataclass
+class FetchResult:
+    """What happened to one URL. Fields that do not apply are None."""
+
+    url: str                       # credentials masked
+    key: str
+    line: int | None
+    status: str
+    path: str | None = None        # relative to the output folder, with '/' separators
+    bytes: int | None = None
+    sha256: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    http_status: int | None = None
+    final_url: str | None = None
+    error: str | None = None
+    attempts: int | None = None
+    elapsed_s: float | None = None
+    pid: int | None = None
+    fetched_at: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (OK, SKIPPED)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The manifest form: kept columns flattened into the record."""
+        data = asdict(self)
+        data.update(data.pop("columns"))
+        return data

@@ -1,0 +1,182 @@
+"""One run: source -> plan (dedupe, resume) -> pool -> manifest + progress."""
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import Interrupted
+from .manifest import MANIFEST_NAME, Done, ManifestWriter, Summary, read_done
+from .options import Options
+from .pool import WorkerPool
+from .records import DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
+from .sources import Entry, mask_url, normalized_key, open_entries
+from .storage import OutputDir, file_matches
+
+log = logging.getLogger(__name__)
+
+
+class Run:
+    """A whole download run. Iterate ``results()``; ``summary`` fills in as records arrive."""
+
+    def __init__(self, urls: Any, out_dir: str | os.PathLike[str], opts: Options, *,
+                 hard_exit_on_second_signal: bool = False) -> None:
+        self.urls, self.opts = urls, opts
+        self.out = OutputDir(out_dir)
+        self.summary = Summary()
+        self.hard_exit = hard_exit_on_second_signal
+        self.pool: WorkerPool | None = None
+        self._signum: int | None = None
+
+    @property
+    def manifest_path(self) -> Path:
+        return Path(self.opts.manifest) if self.opts.manifest else self.out.root / MANIFEST_NAME
+
+    def results(self) -> Iterator[FetchResult]:
+        """Yield one record per input URL as it completes; raises only for run-level failures."""
+        entries = open_entries(self.urls, input_format=self.opts.input_format, url_column=self.opts.url_column,
+                               url_key=self.opts.url_key, keep_columns=self.opts.keep_columns)
+        started = time.monotonic()
+        with self.out:
+            done = read_done(self.manifest_path)
+            errors = Path(self.opts.errors) if self.opts.errors else None
+            writer = ManifestWriter(self.manifest_path, errors)
+            bar = _progress_bar(self.opts.progress)
+            log_queue, listener = _log_relay(self.opts.start_method)
+            try:
+                self.pool = WorkerPool(self.opts, str(self.out.root), str(self.out.tmp), log_queue=log_queue,
+                                       stop_requested=lambda: self._signum is not None)
+                full_urls: dict[str, str] = {}
+                plan = _plan(entries, done, self.out.root, full_urls if errors else None)
+                with _signals(self._on_signal):
+                    for result in self.pool.run(plan):
+                        writer.write(result, full_urls.pop(result.key, None) if errors else None)
+                        self.summary.add(result)
+                        self.summary.seconds = time.monotonic() - started
+                        _tick(bar, result, self.summary)
+                        yield result
+            finally:
+                self.summary.seconds = time.monotonic() - started
+                writer.close()
+                if bar is not None:
+                    bar.close()
+                listener.stop()
+        if self._signum is not None:
+            raise Interrupted(self._signum)
+
+    def _on_signal(self, signum: int) -> None:
+        if self._signum is None:
+            self._signum = signum
+            log.warning("stopping: finishing in-flight downloads (press Ctrl-C again to quit at once)")
+            if self.pool is not None:
+                self.pool.stop.set()
+            return
+        if not self.hard_exit:
+            raise KeyboardInterrupt
+        # Second signal from a terminal: kill the workers, drop temporary files, go.
+        if self.pool is not None:
+            for pid in self.pool.worker_pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        self.out.close()
+        os._exit(128 + self._signum)
+
+
+def _plan(entries: Iterator[Entry], done: dict[str, Done], root: Path,
+          full_urls: dict[str, str] | None) -> Iterator[Task | FetchResult]:
+    """Turn entries into tasks, or into ready records: invalid, duplicate, skipped."""
+    seen: set[bytes] = set()
+    for entry in entries:
+        if entry.url is None:
+            yield FetchResult(url=_mask_raw(entry.raw), key=_raw_key(entry.raw), line=entry.line, status=INVALID,
+                              error=entry.error, columns=entry.columns)
+            continue
+        key = normalized_key(entry.url)
+        digest = bytes.fromhex(key)
+        masked = mask_url(entry.url)
+        if digest in seen:
+            yield FetchResult(url=masked, key=key, line=entry.line, status=DUPLICATE,
+                              error="same URL as an earlier line", columns=entry.columns)
+            continue
+        seen.add(digest)
+        previous = done.get(key)
+        if previous is not None and file_matches(root, previous.path, previous.bytes):
+            yield FetchResult(url=masked, key=key, line=entry.line, status=SKIPPED, path=previous.path,
+                              bytes=previous.bytes, sha256=previous.sha256, columns=entry.columns)
+            continue
+        if full_urls is not None:
+            full_urls[key] = entry.url
+        yield Task(entry.url, key, entry.line, entry.columns, previous.path if previous else None)
+
+
+def _raw_key(raw: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _mask_raw(raw: str) -> str:
+    try:
+        return mask_url(raw)
+    except Exception:
+        return raw
+
+
+class _signals:
+    """Route SIGINT/SIGTERM to a callback while a run is active (main thread only)."""
+
+    def __init__(self, callback: Any) -> None:
+        self.callback = callback
+        self.saved: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.saved[signum] = signal.signal(signum, lambda s, _f: self.callback(s))
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self.saved.items():
+            signal.signal(signum, handler)
+
+
+def _log_relay(start_method: str) -> tuple[Any, logging.handlers.QueueListener]:
+    """A queue workers log into, re-emitted here through the parent's handlers."""
+    import multiprocessing
+
+    log_queue = multiprocessing.get_context(start_method).Queue()
+    listener = logging.handlers.QueueListener(log_queue, _Dispatch())
+    listener.start()
+    return log_queue, listener
+
+
+class _Dispatch(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+def _progress_bar(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm as std_tqdm
+    from tqdm.auto import tqdm
+
+    std_tqdm.monitor_interval = 0  # no monitor thread: forking a threaded parent invites deadlocks
+    return tqdm(unit="img", dynamic_ncols=True, smoothing=0.1, mininterval=0.25)
+
+
+def _tick(bar: Any, result: FetchResult, summary: Summary) -> None:
+    if bar is None:
+        return
+    bar.update(1)
+    c = summary.counts
+    if bar.n % 16 == 0 or result.status not in (OK, SKIPPED):
+        bar.set_postfix_str(f"ok={c[OK] + c[SKIPPED]} failed={c['failed'] + c[INVALID]} "
+                            f"{summary.bytes / 1e6:.1f}MB", refresh=False)

@@ -1,0 +1,166 @@
+"""Safe names, atomic writes and the output folder's lock."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .errors import OutputError
+
+LOCK_NAME = ".imgfetch.lock"
+TMP_PREFIX = ".imgfetch-tmp-"
+MAX_STEM = 80
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+def safe_stem(text: str, fallback: str = "image") -> str:
+    """A file-name stem safe on Linux, macOS and Windows: ASCII letters, digits, '.', '_', '-'."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    stem = _UNSAFE.sub("_", text).strip("._-")
+    stem = re.sub(r"\.{2,}", ".", stem)[:MAX_STEM].rstrip("._-")
+    if not stem or stem.split(".")[0].upper() in _RESERVED:
+        stem = f"{fallback}_{stem}" if stem else fallback
+    return stem
+
+
+def target_name(naming: str, *, url: str, key: str, line: int, sha256: str, extension: str,
+                columns: dict[str, str], subdirs: int | None) -> str:
+    """The path of a file relative to the output folder, always inside it ('/' separators)."""
+    if naming == "hash":
+        name = sha256
+    elif naming == "index":
+        name = f"{line:09d}"
+    elif naming.startswith("column:"):
+        name = f"{safe_stem(columns.get(naming[7:], ''), 'row')}-{key[:8]}"
+    else:
+        base = unquote(urlsplit(url).path.rsplit("/", 1)[-1], errors="replace")
+        base = base.rsplit(".", 1)[0] if "." in base else base
+        name = f"{safe_stem(base)}-{key[:10]}"
+    if subdirs:
+        return f"{(max(line, 1) - 1) // subdirs:06d}/{name}{extension}"
+    return f"{name}{extension}"
+
+
+class OutputDir:
+    """The output folder: created and checked up front, locked for one run at a time."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._lock_fd: int | None = None
+        self.tmp: Path | None = None
+
+    def open(self) -> "OutputDir":
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.is_dir():
+                raise OutputError(f"{self.root}: not a folder")
+            self._lock()
+            self.tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.root))
+        except OutputError:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise OutputError(f"cannot use output folder {self.root}: {exc.strerror or exc}") from None
+        return self
+
+    def _lock(self) -> None:
+        import fcntl
+
+        path = self.root / LOCK_NAME
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputError(f"{self.root}: another imgfetch run is using this folder") from None
+            # The holder before us may have unlinked the file after we opened it: lock the live one.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._lock_fd = fd
+                return
+            os.close(fd)
+
+    def close(self) -> None:
+        """Remove the temporary folder and release the lock (safe to call twice)."""
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        if self._lock_fd is not None:
+            try:
+                os.unlink(self.root / LOCK_NAME)
+            except OSError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> "OutputDir":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_atomic(root: Path, tmp_dir: Path, relpath: str, data: bytes, *, replace: bool) -> None:
+    """Write data to root/relpath via a temporary file and a link or rename; never a partial file.
+
+    Without ``replace`` an existing file (or symlink) at the target is never touched, unless it
+    already holds exactly these bytes. Raises OSError with a readable strerror otherwise.
+    """
+    target = root / relpath
+    if os.path.dirname(relpath):
+        _make_parent(target.parent)
+    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if replace and not target.is_symlink():
+            os.replace(tmp_name, target)
+            return
+        try:
+            os.link(tmp_name, target)  # atomic, fails if anything (even a dangling symlink) is there
+        except FileExistsError:
+            if target.is_symlink() or not _same_bytes(target, data):
+                raise FileExistsError(errno.EEXIST, "a different file is already there (use --overwrite)") from None
+    finally:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+
+
+def _make_parent(parent: Path) -> None:
+    parent.mkdir(exist_ok=True)  # our names are at most one folder deep
+    if parent.is_symlink():
+        raise OSError(errno.ELOOP, "subfolder is a symlink; refusing to follow it")
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
+    except OSError:
+        return False
+
+
+def file_matches(root: Path, relpath: str, size: int | None) -> bool:
+    """True when root/relpath is a regular file (not a symlink) of the recorded size."""
+    try:
+        st = os.lstat(root / relpath)
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISREG(st.st_mode) and (size is None or st.st_size == size)

@@ -1,0 +1,125 @@
+"""What runs inside a worker process: fetch -> validate -> store -> one plain record per URL.
+
+Workers never raise across the process boundary and never print; they log through a queue
+that the parent drains.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import logging.handlers
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .fetcher import Fetcher, StopFlag
+from .images import NotAnImage, inspect_image
+from .options import Options
+from .records import FAILED, OK, FetchResult, Task
+from .sources import mask_url
+from .storage import target_name, write_atomic
+
+log = logging.getLogger(__name__)
+pid_log = logging.getLogger("imgfetch.pids")
+PID_LINE = "[Process ID]:%d Downloading %s"
+
+
+class _ProcessState:
+    """Per-process: the fetcher (a session per thread) and the download threads."""
+
+    def __init__(self, opts: Options, stop: StopFlag | None) -> None:
+        self.opts = opts
+        self.pid = os.getpid()
+        self.fetcher = Fetcher(opts, stop)
+        self.threads = ThreadPoolExecutor(max_workers=opts.threads, thread_name_prefix="imgfetch-dl")
+
+
+_state: _ProcessState | None = None
+_stop: StopFlag | None = None
+
+
+def init_worker(stop: StopFlag | None, log_queue: Any = None, log_level: int = logging.WARNING) -> None:
+    """Pool initializer: the parent owns interruption, logging goes back to the parent."""
+    global _stop, _state
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stop, _state = stop, None  # never reuse a session inherited through fork
+    if log_queue is not None:
+        root = logging.getLogger("imgfetch")
+        root.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
+        root.setLevel(log_level)
+        root.propagate = False
+        pid_log.setLevel(logging.INFO)  # emitted only when options.log_pids asks for it
+
+
+def _state_for(opts: Options) -> _ProcessState:
+    global _state
+    if _state is None or _state.opts != opts or _state.pid != os.getpid():
+        _state = _ProcessState(opts, _stop)
+    return _state
+
+
+def run_chunk(opts: Options, root: str, tmp: str, tasks: list[Task]) -> list[FetchResult]:
+    """The pool's unit of work: a few tasks, run on this process's download threads."""
+    state = _state_for(opts)
+    root_path, tmp_path = Path(root), Path(tmp)
+
+    def one(task: Task) -> FetchResult:
+        return process_task(task, opts, state.fetcher, root_path, tmp_path)
+
+    if len(tasks) == 1:
+        return [one(tasks[0])]
+    return list(state.threads.map(one, tasks))
+
+
+def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path) -> FetchResult:
+    """Fetch, validate and store one URL. Every problem becomes a failed record."""
+    started = time.monotonic()
+    pid = os.getpid()
+    masked = mask_url(task.url)
+    if opts.log_pids:
+        pid_log.info(PID_LINE, pid, masked)
+    result = FetchResult(url=masked, key=task.key, line=task.line, status=FAILED, pid=pid,
+                         columns=task.columns)
+    try:
+        _fill(result, task, opts, fetcher, root, tmp)
+    except Exception as exc:  # a bug must not take the worker or the run down with it
+        log.debug("unexpected error on %s", masked, exc_info=True)
+        result.status, result.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
+    result.elapsed_s = round(time.monotonic() - started, 4)
+    result.fetched_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return result
+
+
+def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path) -> None:
+    download = fetcher.fetch(task.url)
+    result.attempts, result.http_status = download.attempts, download.http_status
+    result.final_url = mask_url(download.final_url) if download.final_url else None
+    if download.body is None:
+        result.error = download.error
+        return
+    body = download.body
+    try:
+        facts = inspect_image(body, formats=opts.formats, max_pixels=opts.max_pixels, verify=opts.verify,
+                              content_type=download.content_type)
+    except NotAnImage as exc:
+        result.error = str(exc)
+        return
+    digest = hashlib.sha256(body).hexdigest()
+    relpath = target_name(opts.naming, url=task.url, key=task.key, line=task.line, sha256=digest,
+                          extension=facts.extension, columns=task.columns, subdirs=opts.subdirs)
+    try:
+        write_atomic(root, tmp, relpath, body, replace=opts.overwrite or relpath == task.owned_path)
+    except OSError as exc:
+        result.error = f"cannot save {relpath}: {exc.strerror or exc}"
+        return
+    result.status, result.path, result.bytes, result.sha256 = OK, relpath, len(body), digest
+    result.format, result.width, result.height = facts.format, facts.width, facts.height
+
+
+def ping(_: int) -> int:
+    """A no-op task: lets the benchmark time pool start-up on its own."""
+    return os.getpid()
