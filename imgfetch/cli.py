@@ -55,7 +55,7 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--header", action="append", default=[], metavar="'K: V'", dest="headers",
                    help="extra request header, repeatable; dropped on redirects to another host")
     g.add_argument("--proxy", metavar="URL", help="proxy for all requests (default: HTTP(S)_PROXY/NO_PROXY)")
-    g.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to trust (default: certifi's bundle)")
+    g.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to trust (default: $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE if set, else certifi's bundle)")
     g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     g = p.add_argument_group("images")
     g.add_argument("--verify", choices=("fast", "full", "none"), default="fast",
@@ -159,6 +159,9 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    from .storage import ignore_file_size_signal
+
+    ignore_file_size_signal()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

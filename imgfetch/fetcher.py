@@ -19,6 +19,7 @@ from .options import Options
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
+CANCELLED_ERROR = "cancelled"
 BACKOFF_CAP = 30.0
 ACCEPT = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -122,12 +123,14 @@ class Fetcher:
                 return Download(body, status, final_url, ctype, None, attempts)
             except _Failure as failure:
                 status, final_url = failure.status, failure.final_url or final_url
-                if not failure.transient or attempts > self.opts.retries or self._stopping():
+                if self._stopping():
+                    return Download(None, status, final_url, None, CANCELLED_ERROR, attempts)
+                if not failure.transient or attempts > self.opts.retries:
                     return Download(None, status, final_url, None, str(failure), attempts)
                 delay = self._backoff(attempts, failure.retry_after)
                 log.debug("retrying %s in %.2f s: %s", url, delay, failure)
                 if self.stop is not None and self.stop.wait(delay):
-                    return Download(None, status, final_url, None, "cancelled", attempts)
+                    return Download(None, status, final_url, None, CANCELLED_ERROR, attempts)
                 if self.stop is None:
                     time.sleep(delay)
 
@@ -215,7 +218,7 @@ class Fetcher:
                 if sock is not None and left < opts.timeout:
                     sock.settimeout(max(left, 0.01))
                 if self._stopping():
-                    raise _Failure("cancelled", transient=False, status=200, final_url=url)
+                    raise _Failure(CANCELLED_ERROR, transient=False, status=200, final_url=url)
                 chunk = raw.read1(CHUNK, decode_content=True)
                 if not chunk:
                     break

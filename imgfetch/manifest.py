@@ -80,11 +80,14 @@ class ManifestWriter:
 
     def write(self, result: FetchResult, full_url: str | None = None) -> None:
         assert self._handle is not None
-        self._handle.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
-        self._handle.flush()
-        if self._errors is not None and result.status == FAILED and full_url:
-            self._errors.write(full_url + "\n")
-            self._errors.flush()
+        try:
+            self._handle.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
+            self._handle.flush()
+            if self._errors is not None and result.status == FAILED and full_url:
+                self._errors.write(full_url + "\n")
+                self._errors.flush()
+        except OSError as exc:  # a full disk: the run cannot keep its promise of a record per URL
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         for handle in (self._handle, self._errors):

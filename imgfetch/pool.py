@@ -28,12 +28,12 @@ class PoolKeepsDying(ImgFetchError):
 class WorkerPool:
     """Runs tasks on ``opts.workers`` processes x ``opts.threads`` threads and yields their records."""
 
-    def __init__(self, opts: Options, root: str, tmp: str, *, log_queue: Any = None,
+    def __init__(self, opts: Options, root: str, tmp: str, *, log_pipe: Any = None,
                  stop_requested: Callable[[], bool] = lambda: False) -> None:
         self.opts, self.root, self.tmp = opts, root, tmp
         self.ctx = multiprocessing.get_context(opts.start_method)
         self.stop = self.ctx.Event()
-        self.log_queue = log_queue
+        self.log_pipe = log_pipe
         self.stop_requested = stop_requested
         self.chunk_size = opts.threads
         self.executor: ProcessPoolExecutor | None = None
@@ -43,7 +43,7 @@ class WorkerPool:
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self.executor = ProcessPoolExecutor(
             max_workers=self.opts.workers, mp_context=self.ctx, initializer=init_worker,
-            initargs=(self.stop, self.log_queue, level))
+            initargs=(self.stop, self.log_pipe, level))
         return self.executor
 
     def run(self, items: Iterable[Task | FetchResult]) -> Iterator[FetchResult]:
@@ -61,8 +61,10 @@ class WorkerPool:
                     yield from self._wind_down(running)
                     return
                 while len(running) < limit:
-                    if retry:
-                        chunk = [retry.popleft()]  # alone, so a URL that kills its worker takes no others
+                    if retry and not any(c[0].suspect for c in running.values()):
+                        # One suspect at a time, alone in its chunk: if the pool breaks again, the
+                        # culprit is known, and the URLs beside it only get their first strike.
+                        chunk = [retry.popleft()]
                     elif exhausted:
                         break
                     else:

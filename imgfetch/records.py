@@ -6,6 +6,7 @@ from typing import Any
 
 OK, FAILED, INVALID, DUPLICATE, SKIPPED = "ok", "failed", "invalid", "duplicate", "skipped"
 STATUSES = (OK, FAILED, INVALID, DUPLICATE, SKIPPED)
+CANCELLED = "cancelled"  # stopped by Ctrl-C/SIGTERM mid-download: never recorded, fetched again next run
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
+import multiprocessing
 import os
 import signal
 import threading
@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import Interrupted
+from .logrelay import LogRelay
 from .manifest import MANIFEST_NAME, Done, ManifestWriter, Summary, read_done
 from .options import Options
 from .pool import WorkerPool
-from .records import DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
+from .records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
 from .sources import Entry, mask_url, normalized_key, open_entries
 from .storage import OutputDir, file_matches
 
@@ -47,14 +48,16 @@ class Run:
             errors = Path(self.opts.errors) if self.opts.errors else None
             writer = ManifestWriter(self.manifest_path, errors)
             bar = _progress_bar(self.opts.progress)
-            log_queue, listener = _log_relay(self.opts.start_method)
+            relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
             try:
-                self.pool = WorkerPool(self.opts, str(self.out.root), str(self.out.tmp), log_queue=log_queue,
+                self.pool = WorkerPool(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
                                        stop_requested=lambda: self._signum is not None)
                 full_urls: dict[str, str] = {}
                 plan = _plan(entries, done, self.out.root, full_urls if errors else None)
                 with _signals(self._on_signal):
                     for result in self.pool.run(plan):
+                        if result.status == CANCELLED:
+                            continue  # not this URL's fault; the next run fetches it
                         writer.write(result, full_urls.pop(result.key, None) if errors else None)
                         self.summary.add(result)
                         self.summary.seconds = time.monotonic() - started
@@ -65,7 +68,7 @@ class Run:
                 writer.close()
                 if bar is not None:
                     bar.close()
-                listener.stop()
+                relay.stop()
         if self._signum is not None:
             raise Interrupted(self._signum)
 
@@ -145,21 +148,6 @@ class _signals:
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self.saved.items():
             signal.signal(signum, handler)
-
-
-def _log_relay(start_method: str) -> tuple[Any, logging.handlers.QueueListener]:
-    """A queue workers log into, re-emitted here through the parent's handlers."""
-    import multiprocessing
-
-    log_queue = multiprocessing.get_context(start_method).Queue()
-    listener = logging.handlers.QueueListener(log_queue, _Dispatch())
-    listener.start()
-    return log_queue, listener
-
-
-class _Dispatch(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
 
 
 def _progress_bar(enabled: bool) -> Any:

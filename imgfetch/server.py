@@ -21,7 +21,7 @@ import threading
 import zlib
 from collections import Counter
 from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from PIL import Image
@@ -39,6 +39,7 @@ MAX_ENDLESS = 2 << 30
 MAX_BODY_DISCARD = 1 << 20
 STOP_TIMEOUT_S = 5.0
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
+_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CTL = re.compile(r"[\x00-\x1f\x7f]")
 _IMG = r"(?P<i>\d{1,9})\.(?P<ext>[a-z]{3,4})"
@@ -96,6 +97,10 @@ class ServerStats:
             self.in_flight -= 1
 
 
+_Match = re.Match  # type aliases for the route handlers
+_Writer = asyncio.StreamWriter
+
+
 class _BadRequest(Exception):
     pass
 
@@ -114,20 +119,24 @@ class _Resp(NamedTuple):
     body: bytes
 
 
+_Out = Optional[_Resp]
+
+
 def _resp(status: int, body: bytes = b"", ctype: str = "text/plain; charset=utf-8",
           *extra: tuple[str, str]) -> _Resp:
     return _Resp(status, [("Content-Type", ctype), *extra], body)
 
 
 def _text(status: int, *extra: tuple[str, str]) -> _Resp:
-    return _resp(status, f"{status} {_REASONS.get(status, 'Unknown')}\n".encode(), "text/plain; charset=utf-8", *extra)
+    body = f"{status} {_REASONS.get(status, 'Unknown')}\n".encode()
+    return _resp(status, body, "text/plain; charset=utf-8", *extra)
 
 
 def _parse_request(head: bytes) -> _Request:
     """Parse request line and headers (``head`` ends with CRLFCRLF)."""
     lines = head.decode("latin-1").lstrip("\r\n").split("\r\n")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or parts[2] not in ("HTTP/1.1", "HTTP/1.0"):
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or parts[2] not in _VERSIONS:
         raise _BadRequest(lines[0][:100])
     method, target, version = parts
     if _CTL.search(target):
@@ -149,7 +158,8 @@ def _parse_request(head: bytes) -> _Request:
         raise _BadRequest(f"bad target {target[:100]!r}")
     tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
     keep = "close" not in tokens if version == "HTTP/1.1" else "keep-alive" in tokens
-    return _Request(method, path.partition("#")[0], dict(parse_qsl(qs, keep_blank_values=True)), headers, keep)
+    query = dict(parse_qsl(qs, keep_blank_values=True))
+    return _Request(method, path.partition("#")[0], query, headers, keep)
 
 
 def _head_bytes(status: int, headers: list[tuple[str, str]], keep: bool) -> bytes:
@@ -157,6 +167,10 @@ def _head_bytes(status: int, headers: list[tuple[str, str]], keep: bool) -> byte
     lines += [f"{k}: {_CTL.sub('', v)}" for k, v in headers]
     lines.append("Connection: keep-alive" if keep else "Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace")
+
+
+def _ctype_len(ctype: str, length: int) -> list[tuple[str, str]]:
+    return [("Content-Type", ctype), ("Content-Length", str(length))]
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -171,7 +185,10 @@ def _bomb_png() -> bytes:
 
 
 def _gzip_bomb(size: int = 200 << 20) -> bytes:
-    """gzip of ``size`` zero bytes (~200 KB for 200 MiB): one 1 MiB member, repeated (multi-member gzip)."""
+    """gzip of ``size`` zero bytes (~200 KB for 200 MiB).
+
+    One 1 MiB member, repeated (multi-member gzip).
+    """
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)
     member = comp.compress(bytes(1 << 20)) + comp.flush()
     return member * (size >> 20)
@@ -242,7 +259,9 @@ class ImageServer:
         self._conns: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_evt: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None  # set by start()
+        self._loop_thread: threading.Thread | None = None  # whichever thread runs the loop
         self._ready, self._done = threading.Event(), threading.Event()
         self._state_lock = threading.Lock()
         self._started = self._stopping = self._shut = False
@@ -306,7 +325,7 @@ class ImageServer:
                 loop.call_soon_threadsafe(self._request_stop)
             except RuntimeError:  # loop already closed
                 pass
-        if threading.current_thread() is not self._thread:
+        if threading.current_thread() is not self._loop_thread:
             if not self._done.wait(STOP_TIMEOUT_S):
                 log.warning("image server did not stop within %.0f s", STOP_TIMEOUT_S)
             if self._thread is not None:
@@ -330,6 +349,7 @@ class ImageServer:
             self._stop_evt.set()
 
     def _run(self, foreground: bool = False) -> None:
+        self._loop_thread = threading.current_thread()
         loop = self._loop = asyncio.new_event_loop()
         try:
             main = loop.create_task(self._main())
@@ -377,7 +397,7 @@ class ImageServer:
         if self._shut:
             return
         self._shut = True
-        if getattr(self, "_server", None) is not None:
+        if self._server is not None:
             self._server.close()
         tasks = list(self._conns)
         for task, writer in list(self._conns.items()):
@@ -388,7 +408,7 @@ class ImageServer:
         log.info("image server on port %d stopped", self.port)
 
     # ----- connections --------------------------------------------------
-    async def _handle_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle_conn(self, reader: asyncio.StreamReader, writer: _Writer) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._conns[task] = writer
@@ -476,33 +496,33 @@ class ImageServer:
         return req.method != "HEAD"
 
     # ----- routes ---------------------------------------------------------
-    def _image(self, m: re.Match[str]) -> tuple[bytes, str] | None:
+    def _image(self, m: _Match) -> tuple[bytes, str] | None:
         i = int(m["i"])
         if not 0 <= i < self.count or m["ext"] != FORMATS[i % 4][1]:
             return None
         return self.image_bytes(i), FORMATS[i % 4][2]
 
-    def _img_resp(self, m: re.Match[str], *extra: tuple[str, str], ctype: str | None = None) -> _Resp:
+    def _img_resp(self, m: _Match, *extra: tuple[str, str], ctype: str | None = None) -> _Resp:
         found = self._image(m)
         return _resp(200, found[0], ctype or found[1], *extra) if found else _text(404)
 
-    async def _r_img(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_img(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return self._img_resp(m)
 
-    async def _r_urls(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_urls(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return _resp(200, "".join(u + "\n" for u in self.image_urls()).encode())
 
-    async def _r_stats(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_stats(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return _resp(200, json.dumps(self.stats.snapshot()).encode(), "application/json")
 
-    async def _r_status(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_status(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         code = int(m["code"])
         if not 200 <= code <= 599:
             return _text(400)
         ra = req.query.get("retry_after")
         return _text(code, *([("Retry-After", ra)] if ra is not None else []))
 
-    async def _r_flaky(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_flaky(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         self._flaky[m["token"]] += 1
         if self._flaky[m["token"]] > int(m["n"]):
             return self._img_resp(m)
@@ -510,30 +530,30 @@ class ImageServer:
         ra = req.query.get("retry_after")
         return _text(code, *([("Retry-After", ra)] if ra is not None else []))
 
-    async def _r_redirect(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_redirect(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         n, name = int(m["n"]), f"{m['i']}.{m['ext']}"
         if n == 0 or self._image(m) is None:
             return self._img_resp(m)
         target = f"/img/{name}" if n == 1 else f"/redirect/{n - 1}/{name}"
         return _text(302, ("Location", self.url(target)))
 
-    async def _r_loop_a(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_loop_a(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return _text(302, ("Location", self.url("/redirect-loop-b")))
 
-    async def _r_loop_b(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_loop_b(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return _text(302, ("Location", self.url("/redirect-loop")))
 
-    async def _r_redirect_to(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_redirect_to(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         target = req.query.get("url")
         if not target or _CTL.search(target):
             return _text(400)
         return _text(302, ("Location", target))
 
-    async def _r_hang(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_hang(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         await asyncio.sleep(_num(req.query, "seconds", MAX_HANG_S, 0.0, MAX_HANG_S))
         return None
 
-    async def _r_drip(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_drip(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         found = self._image(m)
         if found is None:
             return _text(404)
@@ -541,7 +561,7 @@ class ImageServer:
         interval = _num(req.query, "interval", 1.0, 0.0, MAX_STREAM_S)
 
         async def drip() -> None:
-            if await self._start(w, req, 200, [("Content-Type", ctype), ("Content-Length", str(len(data)))]):
+            if await self._start(w, req, 200, _ctype_len(ctype, len(data))):
                 for k in range(len(data)):
                     if k:
                         await asyncio.sleep(interval)
@@ -550,7 +570,7 @@ class ImageServer:
         await self._bounded(drip())
         return None
 
-    async def _r_reset(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_reset(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         _rst(w)
         return None
 
@@ -560,29 +580,29 @@ class ImageServer:
             await self._write(w, req.method, _text(404), False)
             return False
         data, ctype = found
-        if await self._start(w, req, 200, [("Content-Type", ctype), ("Content-Length", str(len(data)))]):
+        if await self._start(w, req, 200, _ctype_len(ctype, len(data))):
             w.write(data[:len(data) // 2])
             await w.drain()
         return True
 
-    async def _r_reset_mid(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_reset_mid(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         if await self._half(req, m, w):
             await asyncio.sleep(0.05)  # let the half body leave before the RST
             _rst(w)
         return None
 
-    async def _r_short(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_short(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         await self._half(req, m, w)
         return None  # the caller closes cleanly (FIN)
 
-    async def _r_empty(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_empty(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return _resp(200, b"", "image/jpeg")
 
-    async def _r_huge(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_huge(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         size = int(_num(req.query, "size", 100 << 20, 0, 1 << 50))
 
         async def stream() -> None:
-            if await self._start(w, req, 200, [("Content-Type", "image/jpeg"), ("Content-Length", str(size))]):
+            if await self._start(w, req, 200, _ctype_len("image/jpeg", size)):
                 zeros, left = bytes(CHUNK), size
                 while left > 0 and not w.is_closing():
                     w.write(zeros if left >= CHUNK else zeros[:left])
@@ -591,9 +611,10 @@ class ImageServer:
         await self._bounded(stream())
         return None
 
-    async def _r_endless(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_endless(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         async def stream() -> None:
-            if await self._start(w, req, 200, [("Content-Type", "image/jpeg"), ("Transfer-Encoding", "chunked")]):
+            chunked = [("Content-Type", "image/jpeg"), ("Transfer-Encoding", "chunked")]
+            if await self._start(w, req, 200, chunked):
                 chunk, sent = b"%x\r\n%s\r\n" % (CHUNK, bytes(CHUNK)), 0
                 while sent < MAX_ENDLESS and not w.is_closing():
                     w.write(chunk)
@@ -609,38 +630,39 @@ class ImageServer:
         except asyncio.TimeoutError:
             pass
 
-    async def _r_gzip(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_gzip(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         found = self._image(m)
         if found is None:
             return _text(404)
         return _resp(200, gzip.compress(found[0], mtime=0), found[1], ("Content-Encoding", "gzip"))
 
-    async def _r_gzip_bomb(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_gzip_bomb(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         if self._bomb is None:
             self._bomb = await asyncio.get_running_loop().run_in_executor(None, _gzip_bomb)
         return _resp(200, self._bomb, "image/jpeg", ("Content-Encoding", "gzip"))
 
-    async def _r_html(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
-        html = b"<!DOCTYPE html>\n<html><head><title>Not an image</title></head><body>nope</body></html>\n"
+    async def _r_html(self, req: _Request, m: _Match, w: _Writer) -> _Out:
+        html = (b"<!DOCTYPE html>\n<html><head><title>Not an image</title></head>"
+                b"<body>nope</body></html>\n")
         return _resp(200, html, "image/jpeg")
 
-    async def _r_corrupt(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_corrupt(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         garbage = random.Random(self.seed).randbytes(2048)
         return _resp(200, b"\xff\xd8\xff\xe0" + garbage, "image/jpeg")
 
-    async def _r_truncated(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_truncated(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         found = self._image(m)
         return _resp(200, found[0][:len(found[0]) * 6 // 10], found[1]) if found else _text(404)
 
-    async def _r_bomb_png(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_bomb_png(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return _resp(200, _bomb_png(), "image/png")
 
-    async def _r_as_text(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_as_text(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return self._img_resp(m, ctype="text/plain")
 
-    async def _r_disposition(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_disposition(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         name = req.query.get("name", "../../evil.sh")
         return self._img_resp(m, ("Content-Disposition", f'attachment; filename="{name}"'))
 
-    async def _r_names(self, req: _Request, m: re.Match[str], w: asyncio.StreamWriter) -> _Resp | None:
+    async def _r_names(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return _resp(200, self.image_bytes(0), FORMATS[0][2]) if self.count else _text(404)

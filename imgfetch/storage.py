@@ -20,6 +20,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
+def ignore_file_size_signal() -> None:
+    """Past RLIMIT_FSIZE a write should fail with EFBIG (one failed URL), not kill the process."""
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def safe_stem(text: str, fallback: str = "image") -> str:
     """A file-name stem safe on Linux, macOS and Windows: ASCII letters, digits, '.', '_', '-'."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
@@ -131,7 +139,9 @@ def write_atomic(root: Path, tmp_dir: Path, relpath: str, data: bytes, *, replac
         try:
             os.link(tmp_name, target)  # atomic, fails if anything (even a dangling symlink) is there
         except FileExistsError:
-            if target.is_symlink() or not _same_bytes(target, data):
+            if target.is_symlink():
+                raise FileExistsError(errno.EEXIST, "a symlink is already there (never followed)") from None
+            if not _same_bytes(target, data):
                 raise FileExistsError(errno.EEXIST, "a different file is already there (use --overwrite)") from None
     finally:
         try:

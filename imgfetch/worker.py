@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import logging.handlers
 import os
 import signal
 import time
@@ -16,12 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .fetcher import Fetcher, StopFlag
+from .fetcher import CANCELLED_ERROR, Fetcher, StopFlag
 from .images import NotAnImage, inspect_image
+from .logrelay import install_in_worker
 from .options import Options
-from .records import FAILED, OK, FetchResult, Task
+from .records import CANCELLED, FAILED, OK, FetchResult, Task
 from .sources import mask_url
-from .storage import target_name, write_atomic
+from .storage import ignore_file_size_signal, target_name, write_atomic
 
 log = logging.getLogger(__name__)
 pid_log = logging.getLogger("imgfetch.pids")
@@ -42,16 +42,14 @@ _state: _ProcessState | None = None
 _stop: StopFlag | None = None
 
 
-def init_worker(stop: StopFlag | None, log_queue: Any = None, log_level: int = logging.WARNING) -> None:
+def init_worker(stop: StopFlag | None, log_pipe: Any = None, log_level: int = logging.WARNING) -> None:
     """Pool initializer: the parent owns interruption, logging goes back to the parent."""
     global _stop, _state
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_file_size_signal()
     _stop, _state = stop, None  # never reuse a session inherited through fork
-    if log_queue is not None:
-        root = logging.getLogger("imgfetch")
-        root.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
-        root.setLevel(log_level)
-        root.propagate = False
+    if log_pipe is not None:
+        install_in_worker(log_pipe, log_level)
         pid_log.setLevel(logging.INFO)  # emitted only when options.log_pids asks for it
 
 
@@ -100,6 +98,8 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
     result.final_url = mask_url(download.final_url) if download.final_url else None
     if download.body is None:
         result.error = download.error
+        if download.error == CANCELLED_ERROR:
+            result.status = CANCELLED
         return
     body = download.body
     try:

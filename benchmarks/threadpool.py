@@ -1,0 +1,35 @@
+"""The hand-written script every user has written once: ThreadPoolExecutor(N), one requests.Session per thread.
+
+Usage: python threadpool.py URLS.txt OUT_DIR [THREADS=128]
+"""
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+local = threading.local()
+
+
+def session():
+    if not hasattr(local, "session"):
+        local.session = requests.Session()
+    return local.session
+
+
+def download(url, out):
+    response = session().get(url, timeout=30)
+    response.raise_for_status()
+    with open(os.path.join(out, url.rstrip("/").rsplit("/", 1)[-1]), "wb") as handle:
+        handle.write(response.content)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as handle:
+        urls = [line.strip() for line in handle if line.strip()]
+    out = sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 128
+    with ThreadPoolExecutor(threads) as executor:
+        list(executor.map(lambda u: download(u, out), urls))

@@ -1,0 +1,73 @@
+"""`imgfetch bench` end to end against the built-in server."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from imgfetch.cli import main
+from imgfetch.sweep import default_worker_sweep
+
+
+def test_bench_table_json_chart_and_pids(tmp_path, capsys):
+    report, chart = tmp_path / "bench.json", tmp_path / "chart.png"
+    code = main(["bench", "--count", "24", "--latency-ms", "50", "--workers", "1,2,4", "--repeat", "2",
+                 "--start-methods", "fork", "--json", str(report), "--chart", str(chart),
+                 "--chart-size", "900x600", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "benchmarking 24 URLs: sequential + 3 pooled configurations, 2 runs each = 192 downloads" in err
+    rows = [line.split() for line in out.splitlines() if line.startswith(("sequential", "pooled ("))]
+    assert [r[0] for r in rows] == ["sequential", "pooled", "pooled", "pooled"]
+    assert [int(r[2]) for r in rows[1:]] == [1, 2, 4]  # workers column
+    assert "recommendation: --workers" in out
+
+    data = json.loads(report.read_text())
+    assert data["machine"]["usable_cpus"] >= 1 and data["settings"]["url_count"] == 24
+    configs = data["configurations"]
+    seq = configs[0]
+    assert seq["mode"] == "sequential" and len(seq["times_s"]) == 2
+    for config, row in zip(configs, rows):
+        assert config["speedup"] == pytest.approx(seq["median_s"] / config["median_s"])
+        assert float(row[-4].rstrip("x")) == pytest.approx(config["speedup"], abs=0.01)  # the table agrees
+        assert config["failures"] == 0
+    for config in configs[1:]:
+        assert sum(config["pid_counts"].values()) == 24
+        assert len(config["pid_counts"]) <= config["workers"]
+        assert config["efficiency"] == pytest.approx(config["speedup"] / config["concurrency"])
+    # Latency, not the CPU, dominates here: four processes beat one request at a time.
+    assert configs[3]["workers"] == 4 and configs[3]["speedup"] > 1.5
+
+    with Image.open(chart) as im:
+        assert im.format == "PNG" and im.size == (900, 600)
+    assert tmp_path.joinpath("chart.png").stat().st_size > 5000
+
+
+def test_bench_log_pids_prints_the_classic_line(capsys):
+    assert main(["bench", "--count", "6", "--latency-ms", "0", "--workers", "2", "--repeat", "1",
+                 "--start-methods", "fork", "--log-pids", "-q"]) == 0
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if l.startswith("[Process ID]:") and " Downloading http://127.0.0.1:" in l]
+    assert len(lines) >= 12  # sequential and pooled runs both log every URL
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--workers", "1,x"], "--workers takes comma-separated whole numbers"),
+    (["--workers", "0,2"], "--workers sizes must be >= 1"),
+    (["--threads", "-4"], "--threads sizes must be >= 1"),
+    (["--repeat", "0"], "--repeat must be >= 1"),
+    (["--count", "-1"], "--count must be >= 1"),
+    (["--start-methods", "fork,threads"], "--start-methods: unknown start method threads"),
+    (["--chart-size", "big"], "--chart-size takes WIDTHxHEIGHT"),
+])
+def test_bad_bench_options_exit_2_with_one_line(argv, needle, capsys, tmp_path):
+    assert main(["bench", "-q", "--keep", str(tmp_path / "k"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "k").exists()
+
+
+def test_default_sweep_is_powers_of_two_up_to_4x_cpus():
+    assert default_worker_sweep(2) == (1, 2, 4, 8)
+    assert default_worker_sweep(16) == (1, 2, 4, 8, 16, 32)

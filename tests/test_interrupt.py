@@ -1,0 +1,153 @@
+"""Real signals to the real CLI: Ctrl-C, SIGTERM and a worker killed with SIGKILL."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from imgfetch.server import ImageServer
+from conftest import assert_clean, read_manifest, tree
+
+
+def cli(urls: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(out), "--workers", "2", "--threads", "2",
+            "--timeout", "2", "--retries", "0", "--start-method", "forkserver", *extra]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **popen)
+
+
+def wait_for(predicate, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def manifest_lines(out: Path) -> int:
+    try:
+        return len((out / "manifest.jsonl").read_bytes().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_flushes_a_consistent_manifest_and_resumes(tmp_path, signum, code):
+    with ImageServer(count=60, latency_ms=150) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join(server.image_urls()) + "\n")
+        out = tmp_path / "out"
+        proc = cli(urls, out, "-q")
+        wait_for(lambda: manifest_lines(out) >= 8)
+        os.killpg(proc.pid, signum)  # the whole group, as a terminal's Ctrl-C does
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == code, err
+        assert time.monotonic() - sent < 6
+        records = read_manifest(out / "manifest.jsonl")
+        assert 8 <= len(records) < 60
+        for record in records:
+            assert record["status"] == "ok"
+            assert hashlib.sha256((out / record["path"]).read_bytes()).hexdigest() == record["sha256"]
+        assert_clean(out, records)  # every file listed, no temporary file, no lock left
+
+        finished = {"/img/" + r["url"].rsplit("/img/", 1)[1] for r in records}
+        server.stats.reset()
+        proc = cli(urls, out, "-q")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert not finished & set(server.stats.by_path)  # nothing finished is fetched twice
+        assert server.stats.requests == 60 - len(records)
+        final = read_manifest(out / "manifest.jsonl")[len(records):]
+        assert len(final) == 60 and sorted(r["status"] for r in final).count("skipped") == len(records)
+
+
+def test_worker_killed_pool_is_rebuilt_and_repeat_killer_is_marked(tmp_path):
+    with ImageServer(count=30, latency_ms=100) as server:
+        victim = server.url("/img/0.jpg?latency_ms=3000")  # slow, so we can kill whoever fetches it
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join([victim, *server.image_urls()[1:]]) + "\n")
+        out = tmp_path / "out"
+        proc = cli(urls, out, "-v")
+        killed: list[int] = []
+
+        def watch() -> None:
+            for line in proc.stderr:
+                if line.startswith("[Process ID]:") and line.rstrip().endswith(victim):
+                    pid = int(line.split(":", 1)[1].split()[0])
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        proc.wait(timeout=60)
+        watcher.join(timeout=5)
+        assert len(killed) == 2 and killed[0] != killed[1]
+        assert proc.returncode == 1
+        records = {r["line"]: r for r in read_manifest(out / "manifest.jsonl")}
+        assert len(records) == 30
+        assert records[1]["status"] == "failed" and "worker crashed" in records[1]["error"]
+        assert all(records[n]["status"] == "ok" for n in range(2, 31))
+        assert_clean(out, list(records.values()))
+
+
+def test_second_run_into_the_same_folder_is_refused(server, tmp_path):
+    from imgfetch.cli import main
+    from imgfetch.storage import OutputDir
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text(server.image_urls()[0] + "\n")
+    with OutputDir(tmp_path / "out"):
+        proc = subprocess.run([sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(tmp_path / "out"), "-q"],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"imgfetch: error: {tmp_path / 'out'}: another imgfetch run is using this folder"
+    assert main(["get", str(urls), "-o", str(tmp_path / "out"), "-q", "--start-method", "fork"]) == 0  # released
+
+
+def test_file_size_limit_fails_those_urls_and_leaves_no_temporary_file(server, tmp_path):
+    import resource
+
+    sizes = {i: len(server.image_bytes(i)) for i in range(20)}
+    limit = sorted(sizes.values())[15]  # a few images are larger; the manifest (~10 KB) is not
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join(server.image_urls()[:20]) + "\n")
+    out, manifest = tmp_path / "out", tmp_path / "manifest.jsonl"
+    manifest.write_text("")
+
+    def limit_writes() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(out), "-q", "--retries", "0",
+                           "--start-method", "fork", "--manifest", str(manifest)],
+                          capture_output=True, text=True, timeout=60, preexec_fn=limit_writes)
+    records = {r["line"]: r for r in read_manifest(manifest)}
+    assert proc.returncode == 1, proc.stderr
+    assert len(records) == 20 and os.path.getsize(manifest) < limit
+    for line, record in records.items():
+        if sizes[line - 1] > limit:
+            assert record["status"] == "failed" and "File too large" in record["error"]
+        else:
+            assert record["status"] == "ok"
+    assert tree(out) == {r["path"] for r in records.values() if r["status"] == "ok"}
+
+
+def test_planted_symlink_is_never_followed(server, tmp_path):
+    from imgfetch import download
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "000000001.jpg").symlink_to(outside)
+    for overwrite in (False, True):
+        result = download([server.image_urls()[0]], out, naming="index", overwrite=overwrite, progress=False,
+                          start_method="fork", workers=1, threads=1)[0]
+        assert result.status == "failed" and "already there" in result.error
+        assert outside.read_text() == "keep me" and (out / "000000001.jpg").is_symlink()
