@@ -67,6 +67,7 @@ class Run:
                 self.summary.seconds = time.monotonic() - started
                 writer.close()
                 if bar is not None:
+                    _tick(bar, None, self.summary)
                     bar.close()
                 relay.stop()
         if self._signum is not None:
@@ -160,11 +161,13 @@ def _progress_bar(enabled: bool) -> Any:
     return tqdm(unit="img", dynamic_ncols=True, smoothing=0.1, mininterval=0.25)
 
 
-def _tick(bar: Any, result: FetchResult, summary: Summary) -> None:
+def _tick(bar: Any, result: FetchResult | None, summary: Summary) -> None:
+    """Count one record (or, with None, refresh the totals one last time)."""
     if bar is None:
         return
-    bar.update(1)
+    if result is not None:
+        bar.update(1)
     c = summary.counts
-    if bar.n % 16 == 0 or result.status not in (OK, SKIPPED):
+    if result is None or bar.n % 16 == 0 or result.status not in (OK, SKIPPED):
         bar.set_postfix_str(f"ok={c[OK] + c[SKIPPED]} failed={c['failed'] + c[INVALID]} "
                             f"{summary.bytes / 1e6:.1f}MB", refresh=False)

@@ -36,6 +36,11 @@ class _ProcessState:
         self.pid = os.getpid()
         self.fetcher = Fetcher(opts, stop)
         self.threads = ThreadPoolExecutor(max_workers=opts.threads, thread_name_prefix="imgfetch-dl")
+        from PIL import Image
+
+        # Our own --max-pixels check decides; Pillow's fixed global limit must not pre-empt it.
+        # (Only in pool workers, which are ours; an in-process fetch() leaves the global alone.)
+        Image.MAX_IMAGE_PIXELS = None
 
 
 _state: _ProcessState | None = None

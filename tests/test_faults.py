@@ -6,7 +6,7 @@ import time
 import pytest
 
 from imgfetch import download, fetch
-from conftest import assert_clean, read_manifest
+from conftest import assert_clean, read_manifest, tree
 
 QUICK = dict(timeout=0.3, deadline=1.0, retries=0, backoff=0.01, progress=False, workers=2, threads=4,
              start_method="forkserver")
@@ -18,6 +18,7 @@ def one(server, tmp_path, path, **kw):
     out = tmp_path / "out"
     result = download([server.url(path)], out, **opts)[0]
     assert_clean(out, read_manifest(out / "manifest.jsonl"))
+    assert tree(tmp_path) == {"out"} | {f"out/{p}" for p in tree(out)}  # nothing outside OUT
     return result
 
 
@@ -60,3 +61,51 @@ def test_fetch_in_process(server, tmp_path):
     bad = fetch("javascript:alert(1)", tmp_path)
     assert bad.status == "invalid"
     assert sorted(p.name for p in tmp_path.iterdir()) == [result.path]
+
+
+def test_429_retry_after_is_honoured_then_succeeds(server, tmp_path):
+    result = one(server, tmp_path, "/flaky/1/tok-429/4.jpg?status=429&retry_after=0", retries=1)
+    assert result.status == "ok" and result.attempts == 2
+
+
+def test_redirect_chain_within_and_beyond_the_limit(server, tmp_path):
+    ok = one(server, tmp_path, "/redirect/10/1.png", max_redirects=10)
+    assert ok.status == "ok" and ok.final_url.endswith("/img/1.png")
+    (tmp_path / "out").joinpath("manifest.jsonl").unlink()
+    for path in list((tmp_path / "out").iterdir()):
+        path.unlink()
+    too_many = one(server, tmp_path, "/redirect/11/1.png", max_redirects=10)
+    assert too_many.status == "failed" and "too many redirects" in too_many.error
+
+
+def test_connection_refused_is_retried(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    result = download([f"http://127.0.0.1:{port}/a.jpg"], out, **{**QUICK, "retries": 2})[0]
+    assert result.status == "failed" and result.error == "connection refused" and result.attempts == 3
+
+
+@pytest.mark.parametrize("name", [
+    "..%2F..%2Fetc%2Fpasswd.jpg", "x/y/%2e%2e/%2e%2e/..evil.jpg", "a%00b.jpg", "tab%09and%0anewline.jpg",
+    "%E2%80%AEgpj.exe", "CON", "nul.txt", "x" * 300 + ".jpg", "%C3%BCber%20caf%C3%A9.jpg",
+])
+def test_hostile_url_paths_give_safe_names_inside_out(server, tmp_path, name):
+    result = one(server, tmp_path, "/names/" + name)
+    assert result.status == "ok"
+    assert "/" not in result.path and len(result.path) <= 100
+    assert result.path.isascii() and result.path.isprintable() and not result.path.startswith(".")
+    stem = result.path.rsplit(".", 1)[0].split("-")[0].split(".")[0].upper()
+    assert stem not in {"CON", "NUL", "PRN", "AUX"} and result.path.endswith(".jpg")
+
+
+def test_bad_options_raise_value_error_from_the_library(server, tmp_path):
+    for bad, needle in ((dict(workers=0), "--workers"), (dict(timeout=-1), "--timeout"),
+                        (dict(start_method="thread"), "--start-method"), (dict(formats="psd"), "--formats"),
+                        (dict(wrokers=2), "unknown option 'wrokers'")):
+        with pytest.raises(ValueError, match=needle):
+            download(server.image_urls()[:1], tmp_path / "out", **bad)
+    assert not (tmp_path / "out").exists()

@@ -151,3 +151,19 @@ def test_planted_symlink_is_never_followed(server, tmp_path):
                           start_method="fork", workers=1, threads=1)[0]
         assert result.status == "failed" and "already there" in result.error
         assert outside.read_text() == "keep me" and (out / "000000001.jpg").is_symlink()
+
+
+def test_second_ctrl_c_quits_at_once(tmp_path):
+    with ImageServer(count=20, latency_ms=3000) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join(server.image_urls()) + "\n")
+        out = tmp_path / "out"
+        proc = cli(urls, out, "-v")
+        wait_for(lambda: server.stats.in_flight >= 4)  # downloads are under way
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+        sent = time.monotonic()
+        proc.communicate(timeout=10)
+        assert proc.returncode == 130 and time.monotonic() - sent < 2
+        assert tree(out) <= {"manifest.jsonl"}  # no lock, no temporary folder
