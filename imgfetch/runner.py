@@ -26,11 +26,12 @@ class Run:
     """A whole download run. Iterate ``results()``; ``summary`` fills in as records arrive."""
 
     def __init__(self, urls: Any, out_dir: str | os.PathLike[str], opts: Options, *,
-                 hard_exit_on_second_signal: bool = False) -> None:
+                 hard_exit_on_second_signal: bool = False, label: str | None = None) -> None:
         self.urls, self.opts = urls, opts
         self.out = OutputDir(out_dir)
         self.summary = Summary()
         self.hard_exit = hard_exit_on_second_signal
+        self.label = label
         self.pool: WorkerPool | None = None
         self._signum: int | None = None
 
@@ -47,7 +48,8 @@ class Run:
             done = read_done(self.manifest_path)
             errors = Path(self.opts.errors) if self.opts.errors else None
             writer = ManifestWriter(self.manifest_path, errors)
-            bar = _progress_bar(self.opts.progress)
+            sized = isinstance(self.urls, (list, tuple))
+            bar = progress_bar(self.opts.progress, self.label, total=len(self.urls) if sized else None)
             relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
             try:
                 self.pool = WorkerPool(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
@@ -151,14 +153,15 @@ class _signals:
             signal.signal(signum, handler)
 
 
-def _progress_bar(enabled: bool) -> Any:
+def progress_bar(enabled: bool, label: str | None = None, total: int | None = None) -> Any:
+    """A tqdm.auto bar (a notebook widget in Jupyter), or None."""
     if not enabled:
         return None
     from tqdm import tqdm as std_tqdm
     from tqdm.auto import tqdm
 
     std_tqdm.monitor_interval = 0  # no monitor thread: forking a threaded parent invites deadlocks
-    return tqdm(unit="img", dynamic_ncols=True, smoothing=0.1, mininterval=0.25)
+    return tqdm(desc=label, total=total, unit="img", dynamic_ncols=True, smoothing=0.1, mininterval=0.25)
 
 
 def _tick(bar: Any, result: FetchResult | None, summary: Summary) -> None:

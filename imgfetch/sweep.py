@@ -143,15 +143,17 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
         total = len(urls) * settings.repeat * (1 + len(configs))
         announce(f"benchmarking {len(urls)} URLs: sequential + {len(configs)} pooled configurations, "
                  f"{settings.repeat} runs each = {total} downloads (plus a {min(WARMUP_URLS, len(urls))}-URL warm-up)")
-        _sequential(urls[:WARMUP_URLS], opts, _scratch(settings, stack, "warmup"))  # unmeasured
+        _sequential(urls[:WARMUP_URLS], opts.replace(progress=False), _scratch(settings, stack, "warmup"))
         sequential = ConfigResult("sequential", 1, 1, None)
         pooled = [ConfigResult("pooled", w, t, m) for m, w, t in configs]
         for run in range(settings.repeat):  # interleaved, so drift hits every configuration alike
-            _measure(sequential, lambda out: _sequential(urls, opts, out), settings, stack, run, on_progress)
+            _measure(sequential, lambda out: _sequential(urls, opts, out, "sequential"), settings, stack, run,
+                     on_progress)
             for config in pooled:
                 config_opts = opts.replace(workers=config.workers, threads=config.threads,
                                            start_method=config.start_method)
-                _measure(config, lambda out: _pooled(urls, config_opts, out), settings, stack, run, on_progress)
+                _measure(config, lambda out: _pooled(urls, config_opts, out, config.label), settings, stack, run,
+                         on_progress)
         for config in pooled:
             config.startup_s = pool_startup_s(opts.replace(workers=config.workers, start_method=config.start_method))
         return BenchReport(settings, len(urls), latency, sequential, pooled)
@@ -205,28 +207,36 @@ def _measure(config: ConfigResult, job: Callable[[Path], list[Any]], settings: B
         on_progress(f"{config.label}: run {run + 1} took {config.times[-1]:.2f} s, {len(ok)} ok")
 
 
-def _sequential(urls: list[str], opts: Options, out: Path) -> list[Any]:
-    """The baseline: this process, one request at a time, one session."""
+def _sequential(urls: list[str], opts: Options, out: Path, label: str | None = None) -> list[Any]:
+    """The baseline (and the warm-up): this process, one request at a time, one session."""
     from .fetcher import Fetcher
     from .records import Task
+    from .runner import progress_bar
     from .sources import normalized_key
     from .worker import process_task
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".imgfetch-tmp-", dir=out))
     fetcher = Fetcher(opts)
+    bar = progress_bar(opts.progress, label, total=len(urls))
+    records = []
     try:
-        return [process_task(Task(u, normalized_key(u), i + 1), opts, fetcher, out, tmp)
-                for i, u in enumerate(urls)]
+        for i, url in enumerate(urls):
+            records.append(process_task(Task(url, normalized_key(url), i + 1), opts, fetcher, out, tmp))
+            if bar is not None:
+                bar.update(1)
+        return records
     finally:
+        if bar is not None:
+            bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _pooled(urls: list[str], opts: Options, out: Path) -> list[Any]:
+def _pooled(urls: list[str], opts: Options, out: Path, label: str) -> list[Any]:
     """The real download() path: pool, manifest, progress bar."""
     from .runner import Run
 
-    return list(Run(urls, out, opts).results())
+    return list(Run(urls, out, opts, label=label).results())
 
 
 def pool_startup_s(opts: Options) -> float:
