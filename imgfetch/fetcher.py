@@ -173,7 +173,7 @@ class Fetcher:
         target = urljoin(current, location.strip()).split("#", 1)[0]
         scheme = urlsplit(target).scheme.lower()
         if scheme not in ("http", "https"):
-            raise _Failure(f"redirect to a {scheme or 'relative'}: URL refused (only http and https)",
+            raise _Failure(f"redirect to {scheme or 'an unknown scheme'}: refused (only http and https are followed)",
                            transient=False, status=resp.status_code, final_url=current)
         if target in seen:
             raise _Failure("redirect loop", transient=False, status=resp.status_code, final_url=target)

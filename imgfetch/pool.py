@@ -98,7 +98,9 @@ class WorkerPool:
                         yield from self._requeue(chunk, retry)
                     running.clear()
                     if barren > MAX_BARREN_REBUILDS:
-                        raise PoolKeepsDying("worker processes keep dying as soon as they start")
+                        raise PoolKeepsDying(
+                            "worker processes keep dying as soon as they start; with spawn or forkserver, a script "
+                            "must call imgfetch under `if __name__ == '__main__':`")
                     log.warning("a worker process died; restarting the pool and retrying its URLs")
                     executor.shutdown(wait=False, cancel_futures=True)
                     executor = self._start()

@@ -53,7 +53,7 @@ def test_failure_kinds_become_records(server, tmp_path):
     assert "not an image" in results[4].error
     assert "corrupt PNG" in results[5].error
     assert "decompression bomb" in results[6].error
-    assert "redirect to a file: URL refused" in results[7].error
+    assert "redirect to file: refused" in results[7].error
     assert results[8].error == "redirect loop"
     assert results[9].error.startswith("empty response")
     assert results[10].status == "invalid" and "unsupported scheme" in results[10].error

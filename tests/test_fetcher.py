@@ -49,7 +49,7 @@ def test_redirects_followed_and_refused():
     assert d.body == b"B" and d.final_url == "http://img.example.com/b.jpg"
     responses.get("http://img.example.com/evil", status=301, headers={"Location": "file:///etc/passwd"})
     d = fetcher().fetch("http://img.example.com/evil")
-    assert d.body is None and "redirect to a file: URL refused" in d.error and d.attempts == 1
+    assert d.body is None and "redirect to file: refused" in d.error and d.attempts == 1
 
 
 @responses.activate
