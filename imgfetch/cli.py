@@ -36,6 +36,11 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
                    help="download threads per worker process; concurrency = workers x threads (default: %(default)s)")
     g.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), default=None,
                    help=f"how worker processes start (default: {default_start_method()})")
+    g.add_argument("--per-host", type=int, metavar="N",
+                   help="at most N downloads in flight per host (hostname and port), across all workers "
+                        "(default: no limit)")
+    g.add_argument("--rate", type=float, metavar="R", help="at most R downloads started per second per host "
+                   "(default: no limit)")
     g = p.add_argument_group("network")
     g.add_argument("--timeout", type=float, default=d["timeout"].default, metavar="S",
                    help="seconds to connect, and between bytes while reading (default: %(default)s)")
@@ -149,7 +154,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         overwrite=args.overwrite, manifest=args.manifest, errors=args.errors, input_format=args.input_format,
         url_column=args.url_column, url_key=args.url_key,
         keep_columns=tuple(c.strip() for c in args.keep_columns.split(",") if c.strip()),
-        progress=not args.quiet, log_pids=args.verbose)
+        per_host=args.per_host, rate=args.rate, progress=not args.quiet, log_pids=args.verbose)
     if args.workers is not None:
         given["workers"] = args.workers
     if args.start_method is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from .errors import OutputError
+from .keys import KeyMap
 from .records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult
 
 log = logging.getLogger(__name__)
@@ -24,27 +25,54 @@ class Done:
     sha256: str | None
 
 
-def read_done(path: Path) -> dict[str, Done]:
-    """key -> Done for every URL whose newest record is ok or skipped (newest wins)."""
-    done: dict[str, Done] = {}
-    if not path.exists():
-        return done
-    for number, record in _records(path):
-        key, status = record.get("key"), record.get("status")
-        if not isinstance(key, str):
-            log.warning("%s:%d: record without a key ignored", path, number)
-            continue
-        if status in (OK, SKIPPED) and isinstance(record.get("path"), str):
-            done[key] = Done(record["path"], record.get("bytes"), record.get("sha256"))
-        elif status == FAILED:
-            done.pop(key, None)
-    return done
+class DoneIndex:
+    """What earlier runs finished: for each URL key whose newest record is ok or skipped, the
+    byte offset of that record in the manifest (24 bytes a URL; the record is re-read on demand)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offsets = KeyMap()
+        self._handle: IO[bytes] | None = None
+        if path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        for offset, number, record in _records(self.path):
+            key, status = record.get("key"), record.get("status")
+            try:
+                digest = bytes.fromhex(key) if isinstance(key, str) else b""
+            except ValueError:
+                digest = b""
+            if len(digest) != 16:
+                log.warning("%s:%d: record without a valid key ignored", self.path, number)
+            elif status in (OK, SKIPPED) and isinstance(record.get("path"), str):
+                self._offsets[digest] = offset
+            elif status == FAILED:
+                self._offsets.discard(digest)
+
+    def get(self, key: str) -> Done | None:
+        offset = self._offsets.get(bytes.fromhex(key))
+        if offset is None:
+            return None
+        if self._handle is None:
+            self._handle = open(self.path, "rb")
+        self._handle.seek(offset)
+        record = json.loads(self._handle.readline())
+        return Done(record["path"], record.get("bytes"), record.get("sha256"))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict]]:
+def _records(path: Path) -> Iterator[tuple[int, int, dict]]:
+    """(byte offset, line number, record) for each readable manifest line."""
     try:
         with open(path, "rb") as handle:
+            offset = 0
             for number, line in enumerate(handle, 1):
+                start, offset = offset, offset + len(line)
                 try:
                     record = json.loads(line)
                 except ValueError:
@@ -52,7 +80,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
                     log.warning("%s:%d: unreadable manifest line ignored", path, number)
                     continue
                 if isinstance(record, dict):
-                    yield number, record
+                    yield start, number, record
     except OSError as exc:
         raise OutputError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
 

@@ -79,6 +79,8 @@ class Options:
     url_column: str = "url"
     url_key: str = "url"
     keep_columns: tuple[str, ...] = ()
+    per_host: int | None = None
+    rate: float | None = None
     progress: bool = True
     log_pids: bool = False
 
@@ -98,8 +100,11 @@ class Options:
             if value < 0:
                 raise ValueError(f"--{_flag(name)} must be >= 0, got {value!r}")
         object.__setattr__(self, "max_bytes", _size_option("max_bytes", self.max_bytes))
-        if self.subdirs is not None:
-            _positive_int("subdirs", self.subdirs)
+        for name in ("subdirs", "per_host"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if self.rate is not None and (not isinstance(self.rate, (int, float)) or not self.rate > 0):
+            raise ValueError(f"--rate must be a number of requests per second > 0, got {self.rate!r}")
         if self.start_method not in START_METHODS:
             raise ValueError(f"--start-method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}")
         if self.verify not in VERIFY_MODES:

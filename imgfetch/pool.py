@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .errors import ImgFetchError
 from .options import Options
+from .politeness import HostScheduler
 from .records import FAILED, FetchResult, Task
 from .sources import mask_url
 from .worker import init_worker, run_chunk
@@ -48,7 +49,7 @@ class WorkerPool:
 
     def run(self, items: Iterable[Task | FetchResult]) -> Iterator[FetchResult]:
         """Yield a record per item as work completes; ready-made records pass straight through."""
-        source = iter(items)
+        feeder = _feeder(iter(items), self.opts)
         retry: deque[Task] = deque()   # tasks from a crashed pool, re-run one per chunk
         running: dict[Future, list[Task]] = {}
         passthrough: list[FetchResult] = []
@@ -68,7 +69,7 @@ class WorkerPool:
                     elif exhausted:
                         break
                     else:
-                        chunk = self._next_chunk(source, passthrough)
+                        chunk = feeder.take(self.chunk_size, passthrough)
                         if chunk is None:
                             exhausted = True
                             break
@@ -80,12 +81,15 @@ class WorkerPool:
                 if not running:
                     if exhausted and not retry:
                         return
+                    if not passthrough:
+                        time.sleep(feeder.wait_hint())  # every startable host is at its limit
                     continue
-                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=feeder.wait_hint(), return_when=FIRST_COMPLETED)
                 self._note_pids(executor)
                 broken = False
                 for future in done:
                     chunk = running.pop(future)
+                    feeder.release(chunk)
                     try:
                         yield from future.result()
                         barren = 0
@@ -95,6 +99,7 @@ class WorkerPool:
                 if broken:
                     barren += 1
                     for chunk in running.values():
+                        feeder.release(chunk)
                         yield from self._requeue(chunk, retry)
                     running.clear()
                     if barren > MAX_BARREN_REBUILDS:
@@ -106,21 +111,6 @@ class WorkerPool:
                     executor = self._start()
         finally:
             self._shutdown(executor)
-
-    def _next_chunk(self, source: Iterator[Task | FetchResult],
-                    passthrough: list[FetchResult]) -> list[Task] | None:
-        """Up to chunk_size tasks; [] when ready-made records should be flushed first; None at the end."""
-        chunk: list[Task] = []
-        for item in source:
-            if isinstance(item, FetchResult):
-                passthrough.append(item)
-                if len(passthrough) >= 256:
-                    return chunk
-                continue
-            chunk.append(item)
-            if len(chunk) >= self.chunk_size:
-                return chunk
-        return chunk or None
 
     def _requeue(self, chunk: list[Task], retry: deque[Task]) -> Iterator[FetchResult]:
         for task in chunk:
@@ -159,6 +149,45 @@ class WorkerPool:
                 process.join(timeout=1.0)
             if process.is_alive():
                 process.kill()
+
+
+class _PlainFeeder:
+    """No politeness limits: tasks in list order, as fast as the pool takes them."""
+
+    def __init__(self, source: Iterator[Task | FetchResult]) -> None:
+        self.source = source
+
+    def take(self, n: int, passthrough: list[FetchResult]) -> list[Task] | None:
+        """Up to n tasks; [] when ready-made records should be flushed first; None at the end."""
+        chunk: list[Task] = []
+        for item in self.source:
+            if isinstance(item, FetchResult):
+                passthrough.append(item)
+                if len(passthrough) >= 256:
+                    return chunk
+                continue
+            chunk.append(item)
+            if len(chunk) >= n:
+                return chunk
+        return chunk or None
+
+    def release(self, chunk: list[Task]) -> None:
+        pass
+
+    def wait_hint(self) -> float:
+        return 0.2
+
+
+class _PoliteFeeder(HostScheduler):
+    def release(self, chunk: list[Task]) -> None:  # type: ignore[override]
+        for task in chunk:
+            super().release(task)
+
+
+def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> _PlainFeeder | _PoliteFeeder:
+    if opts.per_host or opts.rate:
+        return _PoliteFeeder(source, opts.per_host, opts.rate)
+    return _PlainFeeder(source)
 
 
 def crashed_record(task: Task) -> FetchResult:

@@ -12,7 +12,8 @@ from typing import Any, Iterable, Iterator
 
 from .errors import Interrupted
 from .logrelay import LogRelay
-from .manifest import MANIFEST_NAME, Done, ManifestWriter, Summary, read_done
+from .keys import KeySet
+from .manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary
 from .options import Options
 from .pool import WorkerPool
 from .records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
@@ -45,7 +46,7 @@ class Run:
                                url_key=self.opts.url_key, keep_columns=self.opts.keep_columns)
         started = time.monotonic()
         with self.out:
-            done = read_done(self.manifest_path)
+            done = DoneIndex(self.manifest_path)
             errors = Path(self.opts.errors) if self.opts.errors else None
             writer = ManifestWriter(self.manifest_path, errors)
             sized = isinstance(self.urls, (list, tuple))
@@ -68,6 +69,7 @@ class Run:
             finally:
                 self.summary.seconds = time.monotonic() - started
                 writer.close()
+                done.close()
                 if bar is not None:
                     _tick(bar, None, self.summary)
                     bar.close()
@@ -95,23 +97,21 @@ class Run:
         os._exit(128 + self._signum)
 
 
-def _plan(entries: Iterator[Entry], done: dict[str, Done], root: Path,
+def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
           full_urls: dict[str, str] | None) -> Iterator[Task | FetchResult]:
     """Turn entries into tasks, or into ready records: invalid, duplicate, skipped."""
-    seen: set[bytes] = set()
+    seen = KeySet()
     for entry in entries:
         if entry.url is None:
             yield FetchResult(url=_mask_raw(entry.raw), key=_raw_key(entry.raw), line=entry.line, status=INVALID,
                               error=entry.error, columns=entry.columns)
             continue
         key = normalized_key(entry.url)
-        digest = bytes.fromhex(key)
         masked = mask_url(entry.url)
-        if digest in seen:
+        if not seen.add(bytes.fromhex(key)):
             yield FetchResult(url=masked, key=key, line=entry.line, status=DUPLICATE,
                               error="same URL as an earlier line", columns=entry.columns)
             continue
-        seen.add(digest)
         previous = done.get(key)
         if previous is not None and file_matches(root, previous.path, previous.bytes):
             yield FetchResult(url=masked, key=key, line=entry.line, status=SKIPPED, path=previous.path,

@@ -1,0 +1,43 @@
+"""--per-host and --rate, proven by what the built-in server saw."""
+from __future__ import annotations
+
+import time
+
+from imgfetch import download
+from imgfetch.politeness import HostScheduler
+from imgfetch.records import FetchResult, Task
+from imgfetch.server import ImageServer
+
+
+def test_per_host_cap_holds_across_workers_and_threads(tmp_path):
+    with ImageServer(count=40, latency_ms=60) as server:
+        results = download(server.image_urls(), tmp_path / "o", workers=2, threads=8, per_host=3,
+                           start_method="fork", progress=False)
+        assert all(r.status == "ok" for r in results)
+        assert server.stats.max_in_flight == 3  # used fully, never exceeded
+        server.stats.reset()
+        download(server.image_urls(), tmp_path / "p", workers=2, threads=8, start_method="fork", progress=False)
+        assert server.stats.max_in_flight > 3  # without the cap the same run goes wider
+
+
+def test_rate_limit_spaces_starts(tmp_path):
+    with ImageServer(count=11) as server:
+        started = time.monotonic()
+        results = download(server.image_urls(), tmp_path / "o", workers=1, threads=4, rate=20,
+                           start_method="fork", progress=False)
+        assert all(r.status == "ok" for r in results)
+        assert time.monotonic() - started >= 0.5  # 11 starts at 20/s need 10 intervals of 50 ms
+
+
+def test_hosts_are_interleaved_and_ready_records_pass_through():
+    tasks = [Task(f"http://a.example/{i}", f"{i:032x}", i) for i in range(5)]
+    tasks += [Task(f"http://b.example/{i}", f"{i + 5:032x}", i + 5) for i in range(2)]
+    ready = FetchResult(url="x", key="0" * 32, line=99, status="invalid")
+    scheduler = HostScheduler(iter([*tasks[:3], ready, *tasks[3:]]), per_host=2, rate=None)
+    passthrough: list[FetchResult] = []
+    first = scheduler.take(10, passthrough)
+    assert [t.url.split("/")[2] for t in first] == ["a.example", "b.example", "a.example", "b.example"]
+    assert passthrough == [ready]
+    assert scheduler.take(10, passthrough) == []  # both hosts at their cap
+    scheduler.release(first[0])
+    assert [t.url for t in scheduler.take(10, passthrough)] == ["http://a.example/2"]
