@@ -41,6 +41,14 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
                         "(default: no limit)")
     g.add_argument("--rate", type=float, metavar="R", help="at most R downloads started per second per host "
                    "(default: no limit)")
+    g.add_argument("--executor", choices=("process", "dask"), default="process",
+                   help="process: a local process pool; dask: the same worker function on a Dask cluster "
+                        "(pip install 'imgfetch[dask]'). Under Dask, OUT must be on a filesystem every Dask "
+                        "worker shares, --threads is download threads per Dask worker process, and --per-host/"
+                        "--rate hold across the whole cluster (default: %(default)s)")
+    g.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="with --executor dask, join this scheduler (default: start a LocalCluster of --workers "
+                        "processes on this machine)")
     g = p.add_argument_group("network")
     g.add_argument("--timeout", type=float, default=d["timeout"].default, metavar="S",
                    help="seconds to connect, and between bytes while reading (default: %(default)s)")
@@ -154,7 +162,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         overwrite=args.overwrite, manifest=args.manifest, errors=args.errors, input_format=args.input_format,
         url_column=args.url_column, url_key=args.url_key,
         keep_columns=tuple(c.strip() for c in args.keep_columns.split(",") if c.strip()),
-        per_host=args.per_host, rate=args.rate, progress=not args.quiet, log_pids=args.verbose)
+        per_host=args.per_host, rate=args.rate, executor=args.executor, scheduler=args.scheduler, progress=not args.quiet, log_pids=args.verbose)
     if args.workers is not None:
         given["workers"] = args.workers
     if args.start_method is not None:

@@ -79,6 +79,8 @@ class Options:
     url_column: str = "url"
     url_key: str = "url"
     keep_columns: tuple[str, ...] = ()
+    executor: str = "process"
+    scheduler: str | None = None
     per_host: int | None = None
     rate: float | None = None
     progress: bool = True
@@ -113,6 +115,10 @@ class Options:
         self._check_naming()
         if self.input_format is not None and self.input_format not in INPUT_FORMATS:
             raise ValueError(f"--input-format must be one of {', '.join(INPUT_FORMATS)}, got {self.input_format!r}")
+        if self.executor not in ("process", "dask"):
+            raise ValueError(f"--executor must be process or dask, got {self.executor!r}")
+        if self.scheduler and self.executor != "dask":
+            raise ValueError("--scheduler needs --executor dask")
         if self.insecure and self.ca_bundle:
             raise ValueError("--insecure and --ca-bundle contradict each other; give one")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):

@@ -5,7 +5,7 @@ import logging
 import multiprocessing
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
@@ -37,10 +37,16 @@ class WorkerPool:
         self.log_pipe = log_pipe
         self.stop_requested = stop_requested
         self.chunk_size = opts.threads
-        self.executor: ProcessPoolExecutor | None = None
+        self.executor: Executor | None = None
+        self._close_dask: Callable[[], None] | None = None
         self.worker_pids: set[int] = set()
 
-    def _start(self) -> ProcessPoolExecutor:
+    def _start(self) -> Executor:
+        if self.opts.executor == "dask":
+            from .dask_executor import start_dask
+
+            self.executor, self._close_dask = start_dask(self.opts)
+            return self.executor
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self.executor = ProcessPoolExecutor(
             max_workers=self.opts.workers, mp_context=self.ctx, initializer=init_worker,
@@ -96,6 +102,9 @@ class WorkerPool:
                     except BrokenProcessPool:
                         broken = True
                         yield from self._requeue(chunk, retry)
+                    except Exception as exc:  # Dask: a worker lost (KilledWorker) or a transport error
+                        log.warning("a chunk was lost (%s); retrying its URLs", type(exc).__name__)
+                        yield from self._requeue(chunk, retry)
                 if broken:
                     barren += 1
                     for chunk in running.values():
@@ -134,12 +143,17 @@ class WorkerPool:
                 except Exception:  # a chunk lost to the stop is simply not recorded
                     pass
 
-    def _note_pids(self, executor: ProcessPoolExecutor) -> None:
+    def _note_pids(self, executor: Executor) -> None:
         processes = getattr(executor, "_processes", None) or {}
         self.worker_pids.update(processes)
 
-    def _shutdown(self, executor: ProcessPoolExecutor) -> None:
+    def _shutdown(self, executor: Executor) -> None:
         self.stop.set()
+        if self._close_dask is not None:
+            executor.shutdown(wait=False)
+            self._close_dask()
+            self._close_dask = None
+            return
         processes = list((getattr(executor, "_processes", None) or {}).values())
         executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:

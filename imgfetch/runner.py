@@ -44,6 +44,10 @@ class Run:
         """Yield one record per input URL as it completes; raises only for run-level failures."""
         entries = open_entries(self.urls, input_format=self.opts.input_format, url_column=self.opts.url_column,
                                url_key=self.opts.url_key, keep_columns=self.opts.keep_columns)
+        if self.opts.executor == "dask":
+            from .dask_executor import require_dask
+
+            require_dask()
         started = time.monotonic()
         with self.out:
             done = DoneIndex(self.manifest_path)

@@ -1,0 +1,104 @@
+"""--executor dask against a real `dask scheduler` and two `dask worker` processes on loopback."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from imgfetch import download
+from imgfetch.cli import main
+from conftest import assert_clean, read_manifest
+
+
+
+def dask_cmd(*args: str) -> list[str]:
+    return [os.path.join(os.path.dirname(sys.executable), "dask"), *args]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dask")
+    info = folder / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen(dask_cmd("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                                       "--scheduler-file", str(info)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                dask_cmd("worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
+                         "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--local-directory", str(folder)),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env))
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_500_images_through_two_dask_workers(dask_cluster, server, tmp_path):
+    from imgfetch.server import ImageServer
+
+    with ImageServer(count=500, seed=11, latency_ms=5) as many:
+        urls = many.image_urls()
+        out = tmp_path / "out"
+        results = download(urls, out, executor="dask", scheduler=dask_cluster, threads=8, progress=False,
+                           timeout=2, retries=1)
+        assert len(results) == 500 and all(r.status == "ok" for r in results)
+        for r in results:
+            assert (out / r.path).read_bytes() == many.image_bytes(r.line - 1)
+        records = read_manifest(out / "manifest.jsonl")
+        assert len(records) == 500
+        assert len({r["pid"] for r in records}) > 1  # both Dask worker processes did work
+        assert os.getpid() not in {r["pid"] for r in records}
+        assert_clean(out, records)
+
+
+def test_dask_executor_through_the_cli(dask_cluster, server, tmp_path, capsys):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join(server.image_urls()[:20] + [server.url("/status/404")]) + "\n")
+    code = main(["get", str(urls), "-o", str(tmp_path / "o"), "--executor", "dask", "--scheduler", dask_cluster,
+                 "--per-host", "4", "-q", "--retries", "0"])
+    assert code == 1
+    assert "ok 20, failed 1" in capsys.readouterr().err
+
+
+def test_scheduler_needs_the_dask_executor(tmp_path, capsys):
+    assert main(["get", "x.txt", "-o", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1", "-q"]) == 2
+    assert "--scheduler needs --executor dask" in capsys.readouterr().err
+
+
+def test_local_cluster_when_no_scheduler_is_given(server, tmp_path):
+    results = download(server.image_urls()[:30], tmp_path / "o", executor="dask", workers=2, threads=4,
+                       progress=False, timeout=2)
+    assert all(r.status == "ok" for r in results)
+    assert len({r.pid for r in results}) == 2 and os.getpid() not in {r.pid for r in results}
+
+
+def test_missing_dask_exits_2_with_the_install_hint(monkeypatch, server, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    urls = tmp_path / "urls.txt"
+    urls.write_text(server.image_urls()[0] + "\n")
+    assert main(["get", str(urls), "-o", str(tmp_path / "o"), "--executor", "dask", "-q"]) == 2
+    assert capsys.readouterr().err.strip() == "imgfetch: error: --executor dask needs Dask: pip install 'imgfetch[dask]'"
+    assert not (tmp_path / "o").exists()
