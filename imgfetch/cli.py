@@ -26,12 +26,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:
-    from .options import KNOWN_FORMATS, Options, default_start_method, usable_cpus
+    from .options import KNOWN_FORMATS, Options, default_start_method, default_workers
 
     d = Options.__dataclass_fields__
     g = p.add_argument_group("pool")
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help=f"worker processes (default: usable CPUs, here {usable_cpus()})")
+                   help=f"worker processes (default: 2 x usable CPUs, at most 32; here {default_workers()})")
     g.add_argument("--threads", type=int, default=d["threads"].default, metavar="N",
                    help="download threads per worker process; concurrency = workers x threads (default: %(default)s)")
     g.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), default=None,
@@ -232,6 +232,8 @@ def _serve(args: argparse.Namespace) -> int:
         if value < low:
             raise ValueError(f"{name} must be >= {low}, got {value}")
     with ImageServer(count=args.count, latency_ms=args.latency_ms, port=args.port) as server:
+        for i in range(args.count):  # render every image now, so no client pays for it mid-benchmark
+            server.image_bytes(i)
         print(f"serving {args.count} images on {server.base_url} (list: {server.url('/urls.txt')}); "
               "Ctrl-C stops", flush=True)
         try:

@@ -33,6 +33,9 @@ class WorkerPool:
                  stop_requested: Callable[[], bool] = lambda: False) -> None:
         self.opts, self.root, self.tmp = opts, root, tmp
         self.ctx = multiprocessing.get_context(opts.start_method)
+        if opts.start_method == "forkserver":
+            # The fork server imports requests and Pillow once; every worker forked from it starts warm.
+            self.ctx.set_forkserver_preload(["imgfetch.worker"])
         self.stop = self.ctx.Event()
         self.log_pipe = log_pipe
         self.stop_requested = stop_requested
@@ -105,6 +108,8 @@ class WorkerPool:
                     except Exception as exc:  # Dask: a worker lost (KilledWorker) or a transport error
                         log.warning("a chunk was lost (%s); retrying its URLs", type(exc).__name__)
                         yield from self._requeue(chunk, retry)
+                if broken and (self.stop.is_set() or self.stop_requested()):
+                    return  # the signal that stops us reached the workers too: nothing to rebuild
                 if broken:
                     barren += 1
                     for chunk in running.values():

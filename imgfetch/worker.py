@@ -52,10 +52,38 @@ def init_worker(stop: StopFlag | None, log_pipe: Any = None, log_level: int = lo
     global _stop, _state
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ignore_file_size_signal()
-    _stop, _state = stop, None  # never reuse a session inherited through fork
+    _stop, _state = (_LocalStop(stop) if stop is not None else None), None  # never reuse an inherited session
     if log_pipe is not None:
         install_in_worker(log_pipe, log_level)
         pid_log.setLevel(logging.INFO)  # emitted only when options.log_pids asks for it
+
+
+class _LocalStop:
+    """The parent's stop event, mirrored into a threading.Event by one watcher thread.
+
+    multiprocessing.Event.is_set() takes a cross-process lock; hundreds of download threads
+    checking it between reads queue on it. The watcher polls rather than blocking in
+    Event.wait(): a worker killed while waiting would leave the parent's Event.set() hanging
+    (multiprocessing.Condition.notify waits for every sleeper to wake).
+    """
+
+    def __init__(self, shared: StopFlag) -> None:
+        import threading
+
+        self._local = threading.Event()
+        self._shared = shared
+        threading.Thread(target=self._watch, name="imgfetch-stop-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._shared.is_set():
+            self._local.wait(0.1)
+        self._local.set()
+
+    def is_set(self) -> bool:
+        return self._local.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._local.wait(timeout)
 
 
 def _state_for(opts: Options) -> _ProcessState:
