@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import gzip
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

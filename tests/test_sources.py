@@ -5,7 +5,6 @@ import gzip
 import hashlib
 import io
 import itertools
-import os
 import sys
 from pathlib import Path
 
