@@ -21,6 +21,7 @@ import sys
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import IO, Any
 from urllib.parse import unquote
 
@@ -91,6 +92,7 @@ def _remove_dots(path: str) -> str:
     return "/" + "/".join(out)
 
 
+@lru_cache(maxsize=8192)  # a list has few hosts and many URLs: validate each host once
 def _host(text: str) -> str:
     """Lower-case and IDNA-encode a host name (or check a dotted IPv4 address)."""
     def bad(reason: str) -> InvalidURL:
