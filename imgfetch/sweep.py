@@ -169,10 +169,12 @@ def _urls(settings: BenchSettings, stack: ExitStack) -> tuple[list[str], float |
         return server.image_urls(), settings.latency_ms
     from .sources import open_entries
 
-    urls = []
+    urls: list[str] = []
+    seen: set[str] = set()
     with open_entries(settings.urls) as entries:
         for entry in entries:
-            if entry.url is not None and entry.url not in urls:
+            if entry.url is not None and entry.url not in seen:
+                seen.add(entry.url)
                 urls.append(entry.url)
             if settings.limit and len(urls) >= settings.limit:
                 break

@@ -71,3 +71,16 @@ def test_bad_bench_options_exit_2_with_one_line(argv, needle, capsys, tmp_path):
 def test_default_sweep_is_powers_of_two_up_to_4x_cpus():
     assert default_worker_sweep(2) == (1, 2, 4, 8)
     assert default_worker_sweep(16) == (1, 2, 4, 8, 16, 32)
+
+
+def test_bench_on_a_url_list_with_limit(server, tmp_path, capsys):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join(server.image_urls()[:30]) + "\n")
+    keep = tmp_path / "kept"
+    assert main(["bench", str(urls), "--limit", "5", "--workers", "1,2", "--repeat", "1", "--start-methods", "fork",
+                 "--keep", str(keep), "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert "benchmarking 5 URLs: sequential + 2 pooled configurations, 1 runs each = 15 downloads" in err
+    assert sum(line.startswith(("sequential", "pooled (")) for line in out.splitlines()) == 3
+    kept = sorted(p.name for p in keep.iterdir())
+    assert "sequential_run1" in kept and len(kept) == 4  # warm-up, sequential and two pooled runs

@@ -31,7 +31,10 @@ def test_get_all_ok_exits_0_with_summary(server, tmp_path, capsys):
 
 
 def test_some_failed_exits_1_and_errors_file_lists_them(server, tmp_path, capsys):
-    bad = server.url("/status/404").replace("http://", "http://user:secret@")
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server.url("/status/404"))
+    bad = parts._replace(netloc="user:secret@" + parts.netloc).geturl()  # credentials on the loopback URL
     urls = write_list(tmp_path / "urls.txt", [server.image_urls()[0], bad, "not a url"])
     errors = tmp_path / "failed.txt"
     out = tmp_path / "out"

@@ -30,14 +30,14 @@ def test_rate_limit_spaces_starts(tmp_path):
 
 
 def test_hosts_are_interleaved_and_ready_records_pass_through():
-    tasks = [Task(f"http://a.example/{i}", f"{i:032x}", i) for i in range(5)]
-    tasks += [Task(f"http://b.example/{i}", f"{i + 5:032x}", i + 5) for i in range(2)]
+    tasks = [Task(f"http://a.example.com/{i}", f"{i:032x}", i) for i in range(5)]
+    tasks += [Task(f"http://b.example.com/{i}", f"{i + 5:032x}", i + 5) for i in range(2)]
     ready = FetchResult(url="x", key="0" * 32, line=99, status="invalid")
     scheduler = HostScheduler(iter([*tasks[:3], ready, *tasks[3:]]), per_host=2, rate=None)
     passthrough: list[FetchResult] = []
     first = scheduler.take(10, passthrough)
-    assert [t.url.split("/")[2] for t in first] == ["a.example", "b.example", "a.example", "b.example"]
+    assert [t.url.split("/")[2] for t in first] == ["a.example.com", "b.example.com", "a.example.com", "b.example.com"]
     assert passthrough == [ready]
     assert scheduler.take(10, passthrough) == []  # both hosts at their cap
     scheduler.release(first[0])
-    assert [t.url for t in scheduler.take(10, passthrough)] == ["http://a.example/2"]
+    assert [t.url for t in scheduler.take(10, passthrough)] == ["http://a.example.com/2"]
