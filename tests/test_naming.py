@@ -26,7 +26,7 @@ def test_hash_index_and_subdirs(server, tmp_path):
 
 
 def test_url_names_never_collide_and_stay_safe():
-    names = {target_name("url", url=f"http://h.example/{d}/a.jpg", key=hashlib.sha256(d.encode()).hexdigest()[:32],
+    names = {target_name("url", url=f"http://h.example.com/{d}/a.jpg", key=hashlib.sha256(d.encode()).hexdigest()[:32],
                          line=1, sha256="", extension=".jpg", columns={}, subdirs=None) for d in ("x", "y")}
     assert len(names) == 2 and all(n.startswith("a-") for n in names)
     assert safe_stem("../../etc/passwd") == "etc_passwd"
