@@ -15,7 +15,6 @@ from .sources import InvalidURL, mask_url, normalize_url, normalized_key
 from .worker import process_task
 
 
-
 def fetch(url: str, out_dir: str | os.PathLike[str], **options: Any) -> FetchResult:
     """Fetch, validate and save one URL in this process (no pool, no manifest).
 
@@ -30,7 +29,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], **options: Any) -> FetchRes
     try:
         normalized = normalize_url(url)
     except InvalidURL as exc:
-        return FetchResult(url=_safe_mask(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc))
+        return FetchResult(url=mask_url(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc))
     root = Path(out_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -74,9 +73,3 @@ def _options(options: dict[str, Any]) -> Options:
         return given.replace(**rest) if rest else given
     return make_options(**options)
 
-
-def _safe_mask(url: str) -> str:
-    try:
-        return mask_url(url)
-    except Exception:
-        return url

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import random
 import threading
 import time
@@ -82,7 +83,6 @@ def _bypassed(host: str, no_proxy: str) -> bool:
 def _ca_verify(opts: Options) -> bool | str:
     if opts.insecure:
         return False
-    import os
     return opts.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 

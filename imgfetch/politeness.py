@@ -70,8 +70,12 @@ class HostScheduler:
             del self.pending[host]
         return task
 
-    def release(self, task: Task) -> None:
-        host = host_of(task.url)
+    def release(self, chunk: list[Task]) -> None:
+        """The chunk's tasks are done: free their hosts' slots."""
+        for task in chunk:
+            self._release(host_of(task.url))
+
+    def _release(self, host: tuple[str, int]) -> None:
         left = self.in_flight.get(host, 1) - 1
         if left:
             self.in_flight[host] = left

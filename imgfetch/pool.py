@@ -197,15 +197,9 @@ class _PlainFeeder:
         return 0.2
 
 
-class _PoliteFeeder(HostScheduler):
-    def release(self, chunk: list[Task]) -> None:  # type: ignore[override]
-        for task in chunk:
-            super().release(task)
-
-
-def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> _PlainFeeder | _PoliteFeeder:
+def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> _PlainFeeder | HostScheduler:
     if opts.per_host or opts.rate:
-        return _PoliteFeeder(source, opts.per_host, opts.rate)
+        return HostScheduler(source, opts.per_host, opts.rate)
     return _PlainFeeder(source)
 
 

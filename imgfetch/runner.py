@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import Interrupted
-from .logrelay import LogRelay
 from .keys import KeySet
+from .logrelay import LogRelay
 from .manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary
 from .options import Options
 from .pool import WorkerPool
@@ -107,7 +107,7 @@ def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
     seen = KeySet()
     for entry in entries:
         if entry.url is None:
-            yield FetchResult(url=_mask_raw(entry.raw), key=_raw_key(entry.raw), line=entry.line, status=INVALID,
+            yield FetchResult(url=mask_url(entry.raw), key=normalized_key(entry.raw), line=entry.line, status=INVALID,
                               error=entry.error, columns=entry.columns)
             continue
         key = normalized_key(entry.url)
@@ -124,19 +124,6 @@ def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
         if full_urls is not None:
             full_urls[key] = entry.url
         yield Task(entry.url, key, entry.line, entry.columns, previous.path if previous else None)
-
-
-def _raw_key(raw: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _mask_raw(raw: str) -> str:
-    try:
-        return mask_url(raw)
-    except Exception:
-        return raw
 
 
 class _signals:

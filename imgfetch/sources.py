@@ -182,8 +182,9 @@ def url_key(url: str) -> str:
 
 
 def normalized_key(url: str) -> str:
-    """url_key() of a URL that normalize_url() already returned (no second normalisation)."""
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
+    """url_key() of a URL that normalize_url() already returned (no second normalisation),
+    or the key of any other string taken exactly as it is (an invalid line's raw text)."""
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def mask_url(url: str) -> str:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -171,6 +172,4 @@ def file_matches(root: Path, relpath: str, size: int | None) -> bool:
         st = os.lstat(root / relpath)
     except OSError:
         return False
-    import stat
-
     return stat.S_ISREG(st.st_mode) and (size is None or st.st_size == size)

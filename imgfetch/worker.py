@@ -9,11 +9,14 @@ import hashlib
 import logging
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from .fetcher import CANCELLED_ERROR, Fetcher, StopFlag
 from .images import NotAnImage, inspect_image
@@ -36,8 +39,6 @@ class _ProcessState:
         self.pid = os.getpid()
         self.fetcher = Fetcher(opts, stop)
         self.threads = ThreadPoolExecutor(max_workers=opts.threads, thread_name_prefix="imgfetch-dl")
-        from PIL import Image
-
         # Our own --max-pixels check decides; Pillow's fixed global limit must not pre-empt it.
         # (Only in pool workers, which are ours; an in-process fetch() leaves the global alone.)
         Image.MAX_IMAGE_PIXELS = None
@@ -68,8 +69,6 @@ class _LocalStop:
     """
 
     def __init__(self, shared: StopFlag) -> None:
-        import threading
-
         self._local = threading.Event()
         self._shared = shared
         threading.Thread(target=self._watch, name="imgfetch-stop-watch", daemon=True).start()

@@ -39,5 +39,5 @@ def test_hosts_are_interleaved_and_ready_records_pass_through():
     assert [t.url.split("/")[2] for t in first] == ["a.example.com", "b.example.com", "a.example.com", "b.example.com"]
     assert passthrough == [ready]
     assert scheduler.take(10, passthrough) == []  # both hosts at their cap
-    scheduler.release(first[0])
+    scheduler.release([first[0]])
     assert [t.url for t in scheduler.take(10, passthrough)] == ["http://a.example.com/2"]
