@@ -2,8 +2,10 @@
 
 Serves deterministic synthetic images plus routes that misbehave on purpose
 (errors, redirects, hangs, resets, bombs...) for tests, benchmarks and
-``imgfetch serve``. Listens on loopback addresses only; every slow route is
-bounded in time.
+``imgfetch serve``. Optionally it "looks like the internet": a per-image
+log-normal latency and a persistent per-image fault mix on ``/img/`` (see
+``imgfetch.netmodel``). Listens on loopback addresses only; every slow route
+is bounded in time.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from PIL import Image
 
+from .netmodel import (  # noqa: F401 - FAULT_KINDS, PRESETS re-exported for callers
+    FAULT_KINDS, MAX_FAULT_HANG_S, MAX_LATENCY_S, PRESETS, STATUS_FAULTS, FaultSpec, NetModel)
+
 log = logging.getLogger(__name__)
 
 # (Pillow format, extension, Content-Type), chosen by index % 4.
@@ -34,7 +39,7 @@ FORMATS = (("JPEG", "jpg", "image/jpeg"), ("PNG", "png", "image/png"),
 CHUNK = 64 * 1024
 MAX_HANG_S = 30.0
 MAX_STREAM_S = 60.0
-MAX_LATENCY_S = 60.0
+SLOW_HEAD_INTERVAL_S = 0.1
 MAX_ENDLESS = 2 << 30
 MAX_BODY_DISCARD = 1 << 20
 STOP_TIMEOUT_S = 5.0
@@ -50,6 +55,7 @@ _ROUTES = [(re.compile(p), name) for p, name in (
     (r"/redirect/(?P<n>\d{1,4})/" + _IMG, "redirect"),
     (r"/redirect-loop", "loop_a"), (r"/redirect-loop-b", "loop_b"),
     (r"/redirect-to", "redirect_to"), (r"/hang", "hang"), (r"/drip/" + _IMG, "drip"),
+    (r"/slow-head/" + _IMG, "slow_head"),
     (r"/reset", "reset"), (r"/reset-mid/" + _IMG, "reset_mid"), (r"/short/" + _IMG, "short"),
     (r"/empty", "empty"), (r"/huge", "huge"), (r"/endless", "endless"),
     (r"/gzip/" + _IMG, "gzip"), (r"/gzip-bomb", "gzip_bomb"), (r"/html-as-jpeg", "html"),
@@ -59,7 +65,11 @@ _ROUTES = [(re.compile(p), name) for p, name in (
 
 
 class ServerStats:
-    """Thread-safe request counters (``by_path`` excludes the query string)."""
+    """Thread-safe request counters.
+
+    ``by_path`` excludes the query string; ``by_fault`` counts answers of the
+    fault mix by kind (a request for a faulty image = one count).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -72,6 +82,7 @@ class ServerStats:
             self.requests = 0
             self.connections = 0
             self.by_path: Counter[str] = Counter()
+            self.by_fault: Counter[str] = Counter()
             self.max_in_flight = self.in_flight
 
     def snapshot(self) -> dict[str, Any]:
@@ -79,7 +90,7 @@ class ServerStats:
         with self._lock:
             return {"requests": self.requests, "connections": self.connections,
                     "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
-                    "by_path": dict(self.by_path)}
+                    "by_path": dict(self.by_path), "by_fault": dict(self.by_fault)}
 
     def _connected(self) -> None:
         with self._lock:
@@ -91,6 +102,10 @@ class ServerStats:
             self.by_path[path] += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _fault(self, kind: str) -> None:
+        with self._lock:
+            self.by_fault[kind] += 1
 
     def _end(self) -> None:
         with self._lock:
@@ -237,6 +252,22 @@ def _rst(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
+def _route(path: str) -> tuple[str, Optional[re.Match[str]]]:
+    """The first route whose pattern matches ``path``, with its match."""
+    for pattern, name in _ROUTES:
+        m = pattern.fullmatch(path)
+        if m:
+            return name, m
+    return "", None
+
+
+def _index(m: Optional[re.Match[str]]) -> Optional[int]:
+    """The image index a route match names, if any."""
+    if m is None or "i" not in m.re.groupindex:
+        return None
+    return int(m["i"])
+
+
 def _num(query: dict[str, str], key: str, default: float, lo: float, hi: float) -> float:
     try:
         return min(max(float(query[key]), lo), hi) if key in query else default
@@ -245,11 +276,35 @@ def _num(query: dict[str, str], key: str, default: float, lo: float, hi: float) 
 
 
 class ImageServer:
-    """Asyncio HTTP/1.1 image server on a loopback address (see module doc)."""
+    """Asyncio HTTP/1.1 image server on a loopback address (see module doc).
 
-    def __init__(self, count: int = 100, latency_ms: float = 0.0, host: str = "127.0.0.1",
-                 port: int = 0, seed: int = 0) -> None:
+    ``latency_ms`` delays every answer; with ``latency_spread`` (sigma) > 0 it is
+    the median of a per-image log-normal latency for routes serving image i
+    (``latency_s(i)``; median 80 ms with sigma 1.0 gives p99 ~ 0.8 s). Other
+    routes wait ``latency_ms``; ``?latency_ms=`` overrides both per request.
+    ``faults`` (a kind -> share mapping, ``"404=0.03,hang=0.015"`` or
+    ``"realistic"``, ~10 % failures) gives each image index at most one
+    persistent fault (``fault(i)``), answered on ``/img/<i>.<ext>`` after the
+    latency: 403/404/410/500/503 status; ``hang`` answers nothing for
+    ``hang_s`` s then closes; ``drip`` sends the head, then one body byte per
+    ``drip_interval_s`` (at most MAX_STREAM_S in all); ``reset`` a TCP RST;
+    ``html`` a 200 HTML page labelled image/jpeg; ``truncated`` half the
+    body promised by Content-Length, then close. ``seed`` drives images,
+    latencies and faults alike.
+    """
+
+    def __init__(self, count: int = 100, latency_ms: float = 0.0, latency_spread: float = 0.0,
+                 faults: FaultSpec = None, hang_s: float = 60.0, drip_interval_s: float = 1.0,
+                 host: str = "127.0.0.1", port: int = 0, seed: int = 0) -> None:
+        if not 0.0 <= hang_s <= MAX_FAULT_HANG_S:
+            raise ValueError(f"hang_s must be between 0 and {MAX_FAULT_HANG_S:g}, got {hang_s:g}")
+        if not 0.0 <= drip_interval_s <= MAX_STREAM_S:
+            raise ValueError(f"drip_interval_s must be between 0 and {MAX_STREAM_S:g}, "
+                             f"got {drip_interval_s:g}")
+        self.model = NetModel(latency_ms, latency_spread, faults, seed)
         self.count, self.latency_ms, self.seed = count, latency_ms, seed
+        self.latency_spread, self.faults = latency_spread, dict(self.model.faults)
+        self.hang_s, self.drip_interval_s = float(hang_s), float(drip_interval_s)
         self.host, self.port = _loopback_host(host), port
         self.stats = ServerStats()
         self._images: dict[int, bytes] = {}
@@ -279,8 +334,17 @@ class ImageServer:
         return self.base_url + path
 
     def image_urls(self) -> list[str]:
+        """``/img/<i>.<ext>`` for every index, faulty ones included."""
         base = self.base_url
         return [f"{base}/img/{i}.{FORMATS[i % 4][1]}" for i in range(self.count)]
+
+    def latency_s(self, i: int) -> float:
+        """Seconds the server waits before answering for image ``i`` (deterministic)."""
+        return self.model.latency_s(i)
+
+    def fault(self, i: int) -> str | None:
+        """The persistent fault of image ``i`` (a FAULT_KINDS entry) or None."""
+        return self.model.fault(i)
 
     def image_bytes(self, i: int) -> bytes:
         """The exact bytes served for image ``i`` (generated once, cached)."""
@@ -388,7 +452,8 @@ class ImageServer:
             return
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
-        log.info("image server listening on %s (%d images)", self.base_url, self.count)
+        log.info("image server listening on %s (%d images; %s)", self.base_url, self.count,
+                 self.model.describe())
         self._ready.set()
         await self._stop_evt.wait()
         await self._shutdown()
@@ -456,18 +521,16 @@ class ImageServer:
                 await reader.readexactly(int(length))
         self.stats._begin(req.path)
         try:
-            delay = _num(req.query, "latency_ms", self.latency_ms, 0.0, MAX_LATENCY_S * 1000)
+            name, m = _route(req.path)
+            delay = self._delay_s(req, m)
             if delay > 0:
-                await asyncio.sleep(delay / 1000)
+                await asyncio.sleep(delay)
             if req.method not in ("GET", "HEAD"):
                 resp: _Resp | None = _text(405, ("Allow", "GET, HEAD"))
-            else:
+            elif m is None:
                 resp = _text(404)
-                for pattern, name in _ROUTES:
-                    m = pattern.fullmatch(req.path)
-                    if m:
-                        resp = await getattr(self, "_r_" + name)(req, m, writer)
-                        break
+            else:
+                resp = await getattr(self, "_r_" + name)(req, m, writer)
             if resp is None:
                 return False  # the route handled (and ended) the connection itself
             log.debug("%s %s -> %d", req.method, req.path, resp.status)
@@ -475,6 +538,14 @@ class ImageServer:
             return keep
         finally:
             self.stats._end()
+
+    def _delay_s(self, req: _Request, m: _Match | None) -> float:
+        """Latency before answering: per image for image routes, else the median."""
+        default = self.latency_ms / 1000
+        i = _index(m)
+        if i is not None and 0 <= i < self.count:
+            default = self.latency_s(i)
+        return _num(req.query, "latency_ms", default * 1000, 0.0, MAX_LATENCY_S * 1000) / 1000
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, method: str, resp: _Resp, keep: bool) -> None:
@@ -507,7 +578,35 @@ class ImageServer:
         return _resp(200, found[0], ctype or found[1], *extra) if found else _text(404)
 
     async def _r_img(self, req: _Request, m: _Match, w: _Writer) -> _Out:
-        return self._img_resp(m)
+        found = self._image(m)
+        kind = self.fault(int(m["i"])) if found is not None else None
+        if kind is None:
+            return self._img_resp(m)
+        self.stats._fault(kind)
+        log.debug("%s %s: fault %s", req.method, req.path, kind)
+        if kind in STATUS_FAULTS:
+            return _text(int(kind))
+        return await getattr(self, "_fault_" + kind)(req, m, w)
+
+    # Fault answers for /img/<i>: each ends by itself within a bounded time.
+    async def _fault_hang(self, req: _Request, m: _Match, w: _Writer) -> _Out:
+        await asyncio.sleep(self.hang_s)
+        return None
+
+    async def _fault_drip(self, req: _Request, m: _Match, w: _Writer) -> _Out:
+        await self._drip(req, m, w, self.drip_interval_s)
+        return None
+
+    async def _fault_reset(self, req: _Request, m: _Match, w: _Writer) -> _Out:
+        _rst(w)
+        return None
+
+    async def _fault_html(self, req: _Request, m: _Match, w: _Writer) -> _Out:
+        return await self._r_html(req, m, w)
+
+    async def _fault_truncated(self, req: _Request, m: _Match, w: _Writer) -> _Out:
+        await self._half(req, m, w)
+        return None  # the caller closes cleanly (FIN) short of Content-Length
 
     async def _r_urls(self, req: _Request, m: _Match, w: _Writer) -> _Out:
         return _resp(200, "".join(u + "\n" for u in self.image_urls()).encode())
@@ -554,11 +653,16 @@ class ImageServer:
         return None
 
     async def _r_drip(self, req: _Request, m: _Match, w: _Writer) -> _Out:
-        found = self._image(m)
-        if found is None:
+        if self._image(m) is None:
             return _text(404)
+        await self._drip(req, m, w, _num(req.query, "interval", 1.0, 0.0, MAX_STREAM_S))
+        return None
+
+    async def _drip(self, req: _Request, m: _Match, w: _Writer, interval: float) -> None:
+        """A valid head, then the body one byte per ``interval`` s (MAX_STREAM_S in all)."""
+        found = self._image(m)
+        assert found is not None
         data, ctype = found
-        interval = _num(req.query, "interval", 1.0, 0.0, MAX_STREAM_S)
 
         async def drip() -> None:
             if await self._start(w, req, 200, _ctype_len(ctype, len(data))):
@@ -568,6 +672,26 @@ class ImageServer:
                     w.write(data[k:k + 1])
                     await w.drain()
         await self._bounded(drip())
+
+    async def _r_slow_head(self, req: _Request, m: _Match, w: _Writer) -> _Out:
+        """The head one byte per ``?interval=`` s, then the body at once (MAX_STREAM_S in all)."""
+        found = self._image(m)
+        if found is None:
+            return _text(404)
+        data, ctype = found
+        interval = _num(req.query, "interval", SLOW_HEAD_INTERVAL_S, 0.0, MAX_STREAM_S)
+        head = _head_bytes(200, _ctype_len(ctype, len(data)), False)
+
+        async def slow() -> None:
+            for k in range(len(head)):
+                if k:
+                    await asyncio.sleep(interval)
+                w.write(head[k:k + 1])
+                await w.drain()
+            if req.method != "HEAD":
+                w.write(data)
+                await w.drain()
+        await self._bounded(slow())
         return None
 
     async def _r_reset(self, req: _Request, m: _Match, w: _Writer) -> _Out:

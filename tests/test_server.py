@@ -4,21 +4,27 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
+import select
 import socket
 import subprocess
 import sys
 import threading
 import time
 import gzip
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 from PIL import Image
 
-from imgfetch.server import FORMATS, ImageServer
+from imgfetch.cli import main
+from imgfetch.netmodel import PRESETS, parse_faults
+from imgfetch.server import FAULT_KINDS, FORMATS, MAX_LATENCY_S, ImageServer
 
 T = 2.0  # client timeout for requests that should answer at once
 
@@ -350,3 +356,270 @@ def test_refuses_non_loopback_host(host: str) -> None:
 def test_localhost_is_accepted() -> None:
     with ImageServer(count=1, host="localhost") as srv:
         assert srv.base_url == f"http://127.0.0.1:{srv.port}"
+
+
+# ----- looking like the internet: latency distribution and fault mix ----------------
+def test_latency_distribution_deterministic_and_log_normal() -> None:
+    n = 4000
+    a = ImageServer(count=n, latency_ms=80, latency_spread=1.0, seed=4)
+    b = ImageServer(count=n, latency_ms=80, latency_spread=1.0, seed=4)
+    other = ImageServer(count=n, latency_ms=80, latency_spread=1.0, seed=5)
+    lat = [a.latency_s(i) for i in range(n)]
+    assert lat == [b.latency_s(i) for i in range(n)] == [a.latency_s(i) for i in range(n)]
+    assert lat != [other.latency_s(i) for i in range(n)]
+    ranked = sorted(lat)
+    assert 0.070 < ranked[n // 2] < 0.090  # median 80 ms
+    assert 0.65 < ranked[int(n * 0.99)] < 1.0  # p99 = 80 ms * e^2.326 ~ 0.82 s
+    assert 0.20 < ranked[int(n * 0.90)] < 0.40  # p90 ~ 0.29 s
+    assert len(set(lat)) > n * 0.99  # a spread, not a few values
+    fixed = ImageServer(latency_ms=80)
+    assert {fixed.latency_s(i) for i in range(100)} == {0.08}
+    capped = ImageServer(latency_ms=20_000, latency_spread=3.0)
+    assert max(capped.latency_s(i) for i in range(500)) == MAX_LATENCY_S
+
+
+def test_model_stable_across_processes() -> None:
+    srv = ImageServer(latency_ms=50, latency_spread=0.8, faults="realistic", seed=9)
+    code = ("from imgfetch.server import ImageServer; "
+            "s = ImageServer(latency_ms=50, latency_spread=0.8, faults='realistic', seed=9); "
+            "print(repr([(s.latency_s(i), s.fault(i)) for i in range(300)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20,
+                         cwd=Path(__file__).resolve().parents[1], check=True).stdout.strip()
+    assert out == repr([(srv.latency_s(i), srv.fault(i)) for i in range(300)])
+
+
+def test_per_image_latency_applied() -> None:
+    with ImageServer(count=200, latency_ms=100, latency_spread=1.0, seed=2) as srv:
+        fast = next(i for i in range(200) if srv.latency_s(i) < 0.03)
+        slow = next(i for i in range(200) if 0.5 < srv.latency_s(i) < 0.9)
+        urls = srv.image_urls()
+        with requests.Session() as s:
+            t0 = time.monotonic()
+            assert s.get(urls[slow], timeout=T).content == srv.image_bytes(slow)
+            assert time.monotonic() - t0 >= srv.latency_s(slow)
+            t0 = time.monotonic()
+            assert s.get(urls[fast], timeout=T).status_code == 200
+            t_fast = time.monotonic() - t0
+            t0 = time.monotonic()
+            assert s.get(urls[slow] + "?latency_ms=0", timeout=T).status_code == 200  # override
+            t_override = time.monotonic() - t0
+            assert max(t_fast, t_override) < srv.latency_s(slow)
+            t0 = time.monotonic()  # routes without an image wait the median
+            assert s.get(srv.url("/empty"), timeout=T).status_code == 200
+            assert time.monotonic() - t0 >= 0.1
+
+
+def test_fault_shares_within_tolerance() -> None:
+    n = 20_000
+    srv = ImageServer(count=n, faults="realistic", seed=3)
+    got = Counter(srv.fault(i) for i in range(n))
+    assert srv.faults == PRESETS["realistic"] and abs(sum(srv.faults.values()) - 0.10) < 1e-9
+    for kind, share in PRESETS["realistic"].items():
+        sd = (n * share * (1 - share)) ** 0.5
+        assert abs(got[kind] - n * share) < 4 * sd, (kind, got[kind])
+    assert abs(got[None] - n * 0.9) < 4 * (n * 0.09) ** 0.5
+    assert set(got) <= set(FAULT_KINDS) | {None}
+    assert [srv.fault(i) for i in range(500)] == [srv.fault(i) for i in range(500)]  # persistent
+    assert ImageServer(faults={"500": 1.0}).fault(123) == "500"
+    assert all(ImageServer().fault(i) is None for i in range(100))
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("404=0.03,500=0.02", {"404": 0.03, "500": 0.02}),
+    (" HANG = 1.5% , drip=0 ", {"hang": 0.015}),
+    ({"404": 0.5, "reset": 0.5}, {"404": 0.5, "reset": 0.5}),
+    ("realistic", PRESETS["realistic"]),
+    ("none", {}), ("", {}), (None, {}),
+])
+def test_fault_specs_parse(spec: object, expected: dict[str, float]) -> None:
+    assert parse_faults(spec) == expected  # type: ignore[arg-type]
+    assert ImageServer(faults=spec).faults == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(faults="teapot=0.1"), "unknown kind 'teapot'"),
+    (dict(faults="404=1.5"), "share for '404' must be between 0 and 1"),
+    (dict(faults={"500": -0.1}), "share for '500' must be between 0 and 1"),
+    (dict(faults="404=lots"), "share for '404' is not a number"),
+    (dict(faults="404=0.6,hang=0.5"), "sum to 1.1"),
+    (dict(faults="404"), "expected KIND=SHARE"),
+    (dict(faults="realistic,404=0.1"), "preset 'realistic' cannot be mixed"),
+    (dict(faults="404=0.1,404=0.2"), "'404' given twice"),
+    (dict(faults="404=nan"), "share for '404' must be between 0 and 1"),
+    (dict(latency_spread=-1.0), "latency_spread"),
+    (dict(latency_ms=-5.0), "latency_ms"),
+    (dict(hang_s=-1.0), "hang_s"),
+    (dict(hang_s=500.0), "hang_s"),
+    (dict(drip_interval_s=-1.0), "drip_interval_s"),
+])
+def test_bad_model_arguments_raise(kwargs: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        ImageServer(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["403", "404", "410", "500", "503"])
+def test_status_faults_are_persistent(kind: str) -> None:
+    with ImageServer(count=4, faults={kind: 1.0}) as srv:
+        assert requests.get(srv.url("/urls.txt"), timeout=T).text.splitlines() == srv.image_urls()
+        with requests.Session() as s:
+            codes = [s.get(u, timeout=T).status_code for u in srv.image_urls() * 2]
+        assert codes == [int(kind)] * 8
+        assert srv.stats.snapshot()["by_fault"] == {kind: 8}
+        assert requests.get(srv.url("/gzip/0.jpg"), timeout=T).status_code == 200  # /img/ only
+
+
+def test_fault_mix_answers_per_kind() -> None:
+    """One server, a mix: every image answers as its fault says."""
+    mix = {"404": 0.2, "reset": 0.2, "html": 0.2, "truncated": 0.2}
+    with ImageServer(count=40, faults=mix, seed=1) as srv:
+        seen = Counter()
+        for i, url in enumerate(srv.image_urls()):
+            kind = srv.fault(i)
+            seen[kind] += 1
+            if kind is None:
+                assert requests.get(url, timeout=T).content == srv.image_bytes(i)
+            elif kind == "404":
+                assert requests.get(url, timeout=T).status_code == 404
+            elif kind == "reset":
+                with pytest.raises(requests.ConnectionError):
+                    requests.get(url, timeout=T)
+            elif kind == "html":
+                r = requests.get(url, timeout=T)
+                assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg"
+                assert r.content.startswith(b"<!DOCTYPE html>")
+            else:
+                with pytest.raises(requests.RequestException):  # body short of Content-Length
+                    requests.get(url, timeout=T)
+        assert all(seen[k] for k in (None, *mix))
+        by_fault = json.loads(requests.get(srv.url("/stats"), timeout=T).text)["by_fault"]
+        assert by_fault == {k: v for k, v in seen.items() if k is not None}
+
+
+def test_truncated_fault_promises_more_than_it_sends() -> None:
+    with ImageServer(count=1, faults="truncated=1") as srv:
+        with raw(srv, b"GET /img/0.jpg HTTP/1.1\r\n\r\n", timeout=2) as sock:
+            head, _, body = read_all(sock).partition(b"\r\n\r\n")
+        full = len(srv.image_bytes(0))
+        assert f"Content-Length: {full}".encode() in head and 0 < len(body) < full
+
+
+def test_hang_fault_times_out_then_closes() -> None:
+    with ImageServer(count=2, faults={"hang": 1.0}, hang_s=1.0) as srv:
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.get(srv.image_urls()[0], timeout=0.3)
+        t0 = time.monotonic()
+        with raw(srv, b"GET /img/1.png HTTP/1.1\r\n\r\n", timeout=3) as sock:
+            assert sock.recv(100) == b""  # nothing answered, then closed
+        assert 0.9 <= time.monotonic() - t0 < 3
+        t0 = time.monotonic()  # the plain /hang route keeps its ?seconds=
+        with raw(srv, b"GET /hang?seconds=0.2 HTTP/1.1\r\n\r\n", timeout=3) as sock:
+            assert sock.recv(100) == b""
+        assert 0.15 <= time.monotonic() - t0 < 2
+
+
+def test_drip_fault_is_slow() -> None:
+    with ImageServer(count=1, faults="drip=1", drip_interval_s=0.05) as srv:
+        with requests.get(srv.image_urls()[0], timeout=T, stream=True) as r:
+            assert r.status_code == 200
+            assert r.headers["Content-Length"] == str(len(srv.image_bytes(0)))
+            t0 = time.monotonic()
+            got = b""
+            while len(got) < 6:
+                got += r.raw.read(1)
+            assert time.monotonic() - t0 >= 0.2  # 5 intervals at least
+            assert got == srv.image_bytes(0)[:6]
+
+
+def test_slow_head_route() -> None:
+    with ImageServer(count=2) as srv:
+        with raw(srv, b"GET /slow-head/0.jpg?interval=0.05 HTTP/1.1\r\n\r\n", timeout=2) as sock:
+            time.sleep(0.3)
+            sock.setblocking(False)
+            got = sock.recv(1000)
+            assert got.startswith(b"HTTP/1.1 "[:len(got)]) and 2 <= len(got) <= 10
+        t0 = time.monotonic()
+        r = requests.get(srv.url("/slow-head/1.png?interval=0.004"), timeout=T)
+        assert time.monotonic() - t0 >= 0.3  # ~100 head bytes
+        assert r.status_code == 200 and r.content == srv.image_bytes(1)
+        assert requests.get(srv.url("/slow-head/1.jpg"), timeout=T).status_code == 404
+
+
+def test_stop_aborts_fault_slow_paths() -> None:
+    srv = ImageServer(count=2, faults={"hang": 0.5, "drip": 0.5}, seed=0, hang_s=120.0).start()
+    kinds = {srv.fault(0), srv.fault(1)}
+    socks = [raw(srv, f"GET {u[len(srv.base_url):]} HTTP/1.1\r\n\r\n".encode(), timeout=3)
+             for u in srv.image_urls()]
+    socks.append(raw(srv, b"GET /slow-head/0.jpg?interval=10 HTTP/1.1\r\n\r\n", timeout=3))
+    time.sleep(0.2)
+    assert srv.stats.in_flight == 3 and kinds <= {"hang", "drip"}
+    t0 = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - t0 < 2
+    for sock in socks:
+        try:
+            read_all(sock)
+        except ConnectionResetError:
+            pass
+        sock.close()
+
+
+# ----- imgfetch serve ---------------------------------------------------------------
+SERVE_LINE = re.compile(r"serving (\d+) images on (http://127\.0\.0\.1:\d+) "
+                        r"\(list: \2/urls\.txt\); Ctrl-C stops")
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[str, int]]:
+    """Run ``python -m imgfetch serve ARGS``; yield (base URL, image count), then stop it."""
+    proc = subprocess.Popen([sys.executable, "-m", "imgfetch", "serve", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "no startup line within 30 s"
+        line = proc.stdout.readline().rstrip("\n")  # type: ignore[union-attr]
+        m = SERVE_LINE.fullmatch(line)
+        assert m, line
+        yield m[2], int(m[1])
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def test_cli_serve_with_faults_and_latency() -> None:
+    with serve_process("--count", "5", "--faults", "404=1", "--latency-ms", "20",
+                       "--latency-spread", "0.5", "--hang-s", "1", "--seed", "3") as (base, count):
+        assert count == 5
+        urls = requests.get(base + "/urls.txt", timeout=5).text.splitlines()
+        assert urls == [f"{base}/img/{i}.{FORMATS[i % 4][1]}" for i in range(5)]
+        assert {requests.get(u, timeout=5).status_code for u in urls} == {404}
+        assert json.loads(requests.get(base + "/stats", timeout=5).text)["by_fault"] == {"404": 5}
+
+
+def test_cli_serve_realistic_matches_in_process_model() -> None:
+    ref = ImageServer(count=40, faults="realistic", seed=8)
+    with serve_process("--count", "40", "--faults", "realistic", "--seed", "8", "--hang-s", "0.2") as (base, _):
+        with requests.Session() as s:
+            for i in range(40):
+                kind = ref.fault(i)
+                if kind in ("403", "404", "410", "500", "503"):
+                    assert s.get(f"{base}/img/{i}.{FORMATS[i % 4][1]}", timeout=5).status_code == int(kind)
+                elif kind is None:
+                    r = s.get(f"{base}/img/{i}.{FORMATS[i % 4][1]}", timeout=5)
+                    assert r.content == ref.image_bytes(i)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--faults", "teapot=1"], "unknown kind 'teapot'"),
+    (["--faults", "404=0.7,500=0.7"], "sum to 1.4"),
+    (["--latency-spread", "-1"], "--latency-spread must be >= 0"),
+    (["--hang-s", "-2"], "--hang-s must be >= 0"),
+    (["--hang-s", "500"], "hang_s must be between 0 and 120"),
+])
+def test_cli_serve_bad_values_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+    assert main(["serve", "--count", "2", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
