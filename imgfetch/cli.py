@@ -44,16 +44,22 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--executor", choices=("process", "dask"), default="process",
                    help="process: a local process pool; dask: the same worker function on a Dask cluster "
                         "(pip install 'imgfetch[dask]'). Under Dask, OUT must be on a filesystem every Dask "
-                        "worker shares, --threads is download threads per Dask worker process, and --per-host/"
-                        "--rate hold across the whole cluster (default: %(default)s)")
+                        "worker shares, each URL is one Dask task (in flight: twice the cluster's threads), "
+                        "and --per-host/--rate hold across the whole cluster (default: %(default)s)")
     g.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="with --executor dask, join this scheduler (default: start a LocalCluster of --workers "
-                        "processes on this machine)")
+                        "processes x --threads threads on this machine)")
     g = p.add_argument_group("network")
+    g.add_argument("--max-time", type=float, default=d["max_time"].default, metavar="S",
+                   help="seconds one URL may take in all: connecting, waiting for the answer, every attempt, "
+                        "redirect hops, backoff and Retry-After waits. A retry that cannot fit in what is left "
+                        "is not started (default: %(default)s)")
     g.add_argument("--timeout", type=float, default=d["timeout"].default, metavar="S",
-                   help="seconds to connect, and between bytes while reading (default: %(default)s)")
+                   help="seconds to connect, and to wait for each piece of data; a timed-out attempt is retried "
+                        "within --max-time (default: %(default)s)")
     g.add_argument("--deadline", type=float, default=d["deadline"].default, metavar="S",
-                   help="seconds one attempt may take in all, however slowly bytes drip (default: %(default)s)")
+                   help="seconds one attempt may take, however slowly bytes drip; one that takes longer is "
+                        "retried within --max-time (default: no limit but --max-time)")
     g.add_argument("--max-bytes", default="50M", metavar="SIZE",
                    help="largest image accepted, counted after decoding; 500K, 10M, 1G (default: %(default)s)")
     g.add_argument("--retries", type=int, default=d["retries"].default, metavar="N",
@@ -118,7 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Serve synthetic images on 127.0.0.1 (tests, benchmarks, demos).")
     serve.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument("--count", type=int, default=100, help="number of images (default: %(default)s)")
-    serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency per response (default: %(default)s)")
+    serve.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
+                       help="added latency per response; the median per-image latency when --latency-spread "
+                            "is given (default: %(default)s)")
+    serve.add_argument("--latency-spread", type=float, default=0.0, metavar="SIGMA",
+                       help="sigma of a log-normal per-image latency around the median --latency-ms, fixed per "
+                            "image; 1.0 with 80 ms gives p99 ~ 0.8 s (default: %(default)s, fixed latency)")
+    serve.add_argument("--faults", default=None, metavar="SPEC",
+                       help="persistent per-image faults on /img/: 'realistic' (~10%% failures) or KIND=SHARE,... "
+                            "with kinds 403 404 410 500 503 hang drip reset html truncated, e.g. "
+                            "'404=0.03,500=0.02,hang=0.015' (default: none)")
+    serve.add_argument("--hang-s", type=float, default=60.0, metavar="S",
+                       help="seconds a 'hang' fault holds the connection before closing it, at most 120 "
+                            "(default: %(default)s)")
+    serve.add_argument("--seed", type=int, default=0,
+                       help="seed of the images, latencies and faults (default: %(default)s)")
     return parser
 
 
@@ -154,7 +174,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     from .options import Options
 
     given: dict[str, Any] = dict(
-        threads=args.threads, timeout=args.timeout, deadline=args.deadline, max_bytes=args.max_bytes,
+        threads=args.threads, timeout=args.timeout, max_time=args.max_time, deadline=args.deadline, max_bytes=args.max_bytes,
         retries=args.retries, backoff=args.backoff, max_retry_after=args.max_retry_after,
         max_redirects=args.max_redirects, user_agent=args.user_agent, headers=tuple(args.headers),
         proxy=args.proxy, ca_bundle=args.ca_bundle, insecure=args.insecure, max_pixels=args.max_pixels,
@@ -228,10 +248,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .server import ImageServer
 
-    for name, value, low in (("--count", args.count, 1), ("--latency-ms", args.latency_ms, 0), ("--port", args.port, 0)):
-        if value < low:
+    for name, value, low in (("--count", args.count, 1), ("--latency-ms", args.latency_ms, 0), ("--port", args.port, 0),
+                             ("--latency-spread", args.latency_spread, 0), ("--hang-s", args.hang_s, 0)):
+        if not value >= low:  # also catches nan
             raise ValueError(f"{name} must be >= {low}, got {value}")
-    with ImageServer(count=args.count, latency_ms=args.latency_ms, port=args.port) as server:
+    with ImageServer(count=args.count, latency_ms=args.latency_ms, latency_spread=args.latency_spread,
+                     faults=args.faults, hang_s=args.hang_s, port=args.port, seed=args.seed) as server:
         for i in range(args.count):  # render every image now, so no client pays for it mid-benchmark
             server.image_bytes(i)
         print(f"serving {args.count} images on {server.base_url} (list: {server.url('/urls.txt')}); "

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 KNOWN_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
 START_METHODS = ("fork", "spawn", "forkserver")
@@ -61,7 +61,8 @@ class Options:
     threads: int = 128
     start_method: str = field(default_factory=default_start_method)
     timeout: float = 10.0
-    deadline: float = 60.0
+    max_time: float = 30.0
+    deadline: float | None = None
     max_bytes: int = 50 * 1024**2
     retries: int = 3
     backoff: float = 0.5
@@ -90,6 +91,9 @@ class Options:
     rate: float | None = None
     progress: bool = True
     log_pids: bool = False
+    # Library only: run in every worker process as it starts, as ProcessPoolExecutor's initializer.
+    initializer: Callable[..., Any] | None = None
+    initargs: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("workers", "threads", "max_pixels"):
@@ -98,11 +102,13 @@ class Options:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"--{_flag(name)} must be a whole number >= 0, got {value!r}")
-        for name in ("timeout", "deadline", "backoff", "max_retry_after"):
+        for name in ("timeout", "max_time", "deadline", "backoff", "max_retry_after"):
             value = getattr(self, name)
+            if value is None and name == "deadline":
+                continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
                 raise ValueError(f"--{_flag(name)} must be a number, got {value!r}")
-            if value <= 0 and name in ("timeout", "deadline"):
+            if value <= 0 and name in ("timeout", "max_time", "deadline"):
                 raise ValueError(f"--{_flag(name)} must be > 0, got {value!r}")
             if value < 0:
                 raise ValueError(f"--{_flag(name)} must be >= 0, got {value!r}")
@@ -131,6 +137,9 @@ class Options:
         if self.proxy and not re.match(r"^(https?|socks5h?)://", self.proxy, re.IGNORECASE):
             raise ValueError(f"--proxy must be an http://, https:// or socks5:// URL, got {self.proxy!r}")
         self._check_headers()
+        if self.initializer is not None and not callable(self.initializer):
+            raise ValueError(f"initializer must be callable, got {self.initializer!r}")
+        object.__setattr__(self, "initargs", tuple(self.initargs))
         clash = set(self.keep_columns) & set(RECORD_FIELDS)
         if clash:
             raise ValueError(f"--keep-columns: {', '.join(sorted(clash))} would clash with a manifest field")

@@ -9,12 +9,44 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from typing import Iterator
+from typing import Iterable, Iterator
 from urllib.parse import urlsplit
 
 from .records import FetchResult, Task
 
-LOOKAHEAD = 20_000  # tasks read ahead of the pool to find ones whose host is free
+LOOKAHEAD = 20_000       # tasks read ahead of the pool to find ones whose host is free
+PASSTHROUGH_MAX = 1_024  # ready-made records (skipped, duplicate, invalid) held before they are handed on
+
+
+class PlainFeeder:
+    """No politeness limits: tasks in list order, as fast as the pool takes them."""
+
+    def __init__(self, source: Iterator[Task | FetchResult]) -> None:
+        self.source = source
+
+    def take(self, n: int, passthrough: list[FetchResult]) -> list[Task] | None:
+        """Up to n tasks; fewer when ready-made records should be handed on first; None at the end."""
+        chunk: list[Task] = []
+        for item in self.source:
+            if isinstance(item, FetchResult):
+                passthrough.append(item)
+                if len(passthrough) >= PASSTHROUGH_MAX:
+                    return chunk
+                continue
+            chunk.append(item)
+            if len(chunk) >= n:
+                return chunk
+        return chunk or None
+
+    def has_backlog(self, passthrough: list[FetchResult]) -> bool:
+        """take() stopped early only to let ready-made records out: call again at once."""
+        return len(passthrough) >= PASSTHROUGH_MAX
+
+    def release(self, tasks: Iterable[Task]) -> None:
+        pass
+
+    def wait_hint(self) -> float:
+        return 0.2
 
 
 def host_of(url: str) -> tuple[str, int]:
@@ -70,9 +102,12 @@ class HostScheduler:
             del self.pending[host]
         return task
 
-    def release(self, chunk: list[Task]) -> None:
-        """The chunk's tasks are done: free their hosts' slots."""
-        for task in chunk:
+    def has_backlog(self, passthrough: list[FetchResult]) -> bool:
+        return len(passthrough) >= PASSTHROUGH_MAX
+
+    def release(self, tasks: Iterable[Task]) -> None:
+        """These tasks are done: free their hosts' slots."""
+        for task in tasks:
             self._release(host_of(task.url))
 
     def _release(self, host: tuple[str, int]) -> None:
@@ -92,7 +127,7 @@ class HostScheduler:
         return max(0.005, min(0.2, soonest - time.monotonic()))
 
     def _fill(self, passthrough: list[FetchResult]) -> None:
-        while not self.exhausted and self.buffered < LOOKAHEAD:
+        while not self.exhausted and self.buffered < LOOKAHEAD and len(passthrough) < PASSTHROUGH_MAX:
             item = next(self.source, None)
             if item is None:
                 self.exhausted = True

@@ -1,206 +1,243 @@
-"""Where work runs: a process pool of download threads, fed in bounded chunks, rebuilt if a worker dies."""
+"""The local pool: ``--workers`` processes x ``--threads`` download threads, fed per URL.
+
+Why processes with pipes rather than ``ProcessPoolExecutor``: an executor's unit of work is
+one call that returns once, so records would come back a batch at a time and each batch
+would wait for its slowest URL; and when one of its workers dies, the whole executor is
+broken, with no way to tell which URLs the dead process held. Here each worker process
+(``multiprocessing`` with the chosen start method, as ``mp_context`` would give) has its own
+duplex pipe. The parent keeps each worker's window of URLs full (its threads plus a small
+queue), records come back one by one as they finish, and the parent knows exactly which
+URLs every worker holds. When a worker dies, only the URLs it held become suspects. Each
+suspect is retried alone in a quarantine process, so a second death convicts that URL and
+nothing else. A dead worker is replaced; the others never notice.
+"""
 from __future__ import annotations
 
 import logging
 import multiprocessing
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Iterator
+from multiprocessing.connection import wait
+from typing import Any, Iterable
 
 from .errors import ImgFetchError
 from .options import Options
-from .politeness import HostScheduler
 from .records import FAILED, FetchResult, Task
 from .sources import mask_url
-from .worker import init_worker, run_chunk
+from .worker import worker_main
 
 log = logging.getLogger(__name__)
-IN_FLIGHT_PER_WORKER = 2   # chunks queued per process: one running, one ready to start
-STOP_GRACE_S = 5.0         # how long in-flight chunks may take to finish after a stop request
-MAX_BARREN_REBUILDS = 5    # pool rebuilds in a row with no chunk finishing before we give up
+QUARANTINE_WORKERS = 2     # processes that retry suspects, one URL each at a time
+MAX_STARTUP_DEATHS = 5     # workers in a row dying before they are ready: give up
+JOIN_S = 2.0               # how long close() waits for a worker to exit before terminating it
+Done = tuple[Task, FetchResult]
 
 
 class PoolKeepsDying(ImgFetchError):
     """Worker processes die as soon as they start; the run cannot make progress."""
 
 
-class WorkerPool:
-    """Runs tasks on ``opts.workers`` processes x ``opts.threads`` threads and yields their records."""
+class WorkerInitFailed(ImgFetchError):
+    """The user's initializer raised in a worker process."""
 
-    def __init__(self, opts: Options, root: str, tmp: str, *, log_pipe: Any = None,
-                 stop_requested: Callable[[], bool] = lambda: False) -> None:
-        self.opts, self.root, self.tmp = opts, root, tmp
+
+def prefetch(threads: int) -> int:
+    """URLs queued in a worker beyond its threads, so a thread that finishes starts the next at once."""
+    return max(2, threads // 8)
+
+
+class _Worker:
+    """The parent's handle on one worker process and the tasks it holds."""
+
+    def __init__(self, ctx: Any, args: tuple[Any, ...], capacity: int, window: int, name: str) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=worker_main, args=(child, *args, capacity), name=name, daemon=True)
+        self.process.start()
+        child.close()
+        self.pid: int = self.process.pid
+        self.window = window
+        self.held: dict[str, Task] = {}
+        self.ready = False
+        self.gone = False
+
+    @property
+    def room(self) -> int:
+        return self.window - len(self.held) if not self.gone else 0
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        try:
+            self.conn.send(message)
+        except OSError:
+            pass  # it died; its sentinel will say so
+
+    def give(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            self.held[task.key] = task
+        self.send(("tasks", tasks))
+
+
+class LocalPool:
+    """Processes x threads on this machine. See the module docstring."""
+
+    def __init__(self, opts: Options, root: str, tmp: str, log_pipe: Any = None) -> None:
+        self.opts = opts
         self.ctx = multiprocessing.get_context(opts.start_method)
         if opts.start_method == "forkserver":
             # The fork server imports requests and Pillow once; every worker forked from it starts warm.
             self.ctx.set_forkserver_preload(["imgfetch.worker"])
-        self.stop = self.ctx.Event()
-        self.log_pipe = log_pipe
-        self.stop_requested = stop_requested
-        self.chunk_size = opts.threads
-        self.executor: Executor | None = None
-        self._close_dask: Callable[[], None] | None = None
-        self.worker_pids: set[int] = set()
-
-    def _start(self) -> Executor:
-        if self.opts.executor == "dask":
-            from .dask_executor import start_dask
-
-            self.executor, self._close_dask = start_dask(self.opts)
-            return self.executor
         level = logging.getLogger("imgfetch").getEffectiveLevel()
-        self.executor = ProcessPoolExecutor(
-            max_workers=self.opts.workers, mp_context=self.ctx, initializer=init_worker,
-            initargs=(self.stop, self.log_pipe, level))
-        return self.executor
+        self._args = (opts, root, tmp, log_pipe, level)
+        self.window = opts.threads + prefetch(opts.threads)
+        self.worker_pids: set[int] = set()
+        self.workers = [self._spawn() for _ in range(opts.workers)]
+        self.quarantine: list[_Worker] = []
+        self.suspects: deque[Task] = deque()
+        self.startup_deaths = 0
+        self.stopping = False
 
-    def run(self, items: Iterable[Task | FetchResult]) -> Iterator[FetchResult]:
-        """Yield a record per item as work completes; ready-made records pass straight through."""
-        feeder = _feeder(iter(items), self.opts)
-        retry: deque[Task] = deque()   # tasks from a crashed pool, re-run one per chunk
-        running: dict[Future, list[Task]] = {}
-        passthrough: list[FetchResult] = []
-        executor = self._start()
-        barren, exhausted = 0, False
-        limit = self.opts.workers * IN_FLIGHT_PER_WORKER
-        try:
-            while True:
-                if self.stop_requested():
-                    yield from self._wind_down(running)
-                    return
-                while len(running) < limit:
-                    if retry and not any(c[0].suspect for c in running.values()):
-                        # One suspect at a time, alone in its chunk: if the pool breaks again, the
-                        # culprit is known, and the URLs beside it only get their first strike.
-                        chunk = [retry.popleft()]
-                    elif exhausted:
-                        break
-                    else:
-                        chunk = feeder.take(self.chunk_size, passthrough)
-                        if chunk is None:
-                            exhausted = True
-                            break
-                        if not chunk:
-                            break  # only ready-made records so far: hand them out first
-                    running[executor.submit(run_chunk, self.opts, self.root, self.tmp, chunk)] = chunk
-                yield from passthrough
-                passthrough.clear()
-                if not running:
-                    if exhausted and not retry:
-                        return
-                    if not passthrough:
-                        time.sleep(feeder.wait_hint())  # every startable host is at its limit
-                    continue
-                done, _ = wait(running, timeout=feeder.wait_hint(), return_when=FIRST_COMPLETED)
-                self._note_pids(executor)
-                broken = False
-                for future in done:
-                    chunk = running.pop(future)
-                    feeder.release(chunk)
-                    try:
-                        yield from future.result()
-                        barren = 0
-                    except BrokenProcessPool:
-                        broken = True
-                        yield from self._requeue(chunk, retry)
-                    except Exception as exc:  # Dask: a worker lost (KilledWorker) or a transport error
-                        log.warning("a chunk was lost (%s); retrying its URLs", type(exc).__name__)
-                        yield from self._requeue(chunk, retry)
-                if broken and (self.stop.is_set() or self.stop_requested()):
-                    return  # the signal that stops us reached the workers too: nothing to rebuild
-                if broken:
-                    barren += 1
-                    for chunk in running.values():
-                        feeder.release(chunk)
-                        yield from self._requeue(chunk, retry)
-                    running.clear()
-                    if barren > MAX_BARREN_REBUILDS:
-                        raise PoolKeepsDying(
-                            "worker processes keep dying as soon as they start; with spawn or forkserver, a script "
-                            "must call imgfetch under `if __name__ == '__main__':`")
-                    log.warning("a worker process died; restarting the pool and retrying its URLs")
-                    executor.shutdown(wait=False, cancel_futures=True)
-                    executor = self._start()
-        finally:
-            self._shutdown(executor)
+    def _spawn(self, quarantine: bool = False) -> _Worker:
+        if quarantine:
+            worker = _Worker(self.ctx, self._args, 1, 1, "imgfetch-quarantine")
+        else:
+            worker = _Worker(self.ctx, self._args, self.opts.threads, self.window, "imgfetch-worker")
+        self.worker_pids.add(worker.pid)
+        return worker
 
-    def _requeue(self, chunk: list[Task], retry: deque[Task]) -> Iterator[FetchResult]:
-        for task in chunk:
-            if task.suspect >= 1:
-                yield crashed_record(task)
-            else:
-                retry.append(Task(task.url, task.key, task.line, task.columns, task.owned_path, task.suspect + 1))
+    def room(self) -> int:
+        """How many more tasks the workers take now."""
+        return 0 if self.stopping else sum(w.room for w in self.workers)
 
-    def _wind_down(self, running: dict[Future, list[Task]]) -> Iterator[FetchResult]:
-        """Stop requested: cancel what has not started, let in-flight chunks end briefly."""
-        self.stop.set()
-        for future in running:
-            future.cancel()
-        deadline = time.monotonic() + STOP_GRACE_S
-        pending = {f for f in running if not f.cancelled()}
-        while pending and time.monotonic() < deadline:
-            done, pending = wait(pending, timeout=max(0.0, deadline - time.monotonic()))
-            for future in done:
-                try:
-                    yield from future.result()
-                except Exception:  # a chunk lost to the stop is simply not recorded
-                    pass
+    def all_ready(self) -> bool:
+        return all(w.ready for w in self.workers)
 
-    def _note_pids(self, executor: Executor) -> None:
-        processes = getattr(executor, "_processes", None) or {}
-        self.worker_pids.update(processes)
+    def outstanding(self) -> int:
+        return sum(len(w.held) for w in (*self.workers, *self.quarantine)) + len(self.suspects)
 
-    def _shutdown(self, executor: Executor) -> None:
-        self.stop.set()
-        if self._close_dask is not None:
-            executor.shutdown(wait=False)
-            self._close_dask()
-            self._close_dask = None
-            return
-        processes = list((getattr(executor, "_processes", None) or {}).values())
-        executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.join(timeout=1.0)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=1.0)
-            if process.is_alive():
-                process.kill()
+    def submit(self, tasks: list[Task]) -> None:
+        """Share tasks among the workers, the emptiest first, within their windows."""
+        start = 0
+        for worker in sorted(self.workers, key=lambda w: -w.room):
+            take = min(worker.room, len(tasks) - start)
+            if take <= 0:
+                break
+            worker.give(tasks[start:start + take])
+            start += take
+        if start < len(tasks):
+            raise RuntimeError("submit() beyond room()")  # the engine never does this
 
-
-class _PlainFeeder:
-    """No politeness limits: tasks in list order, as fast as the pool takes them."""
-
-    def __init__(self, source: Iterator[Task | FetchResult]) -> None:
-        self.source = source
-
-    def take(self, n: int, passthrough: list[FetchResult]) -> list[Task] | None:
-        """Up to n tasks; [] when ready-made records should be flushed first; None at the end."""
-        chunk: list[Task] = []
-        for item in self.source:
-            if isinstance(item, FetchResult):
-                passthrough.append(item)
-                if len(passthrough) >= 256:
-                    return chunk
+    def poll(self, timeout: float) -> list[Done]:
+        """Wait up to ``timeout`` for records; returns (task, record) for each finished task."""
+        everyone = [*self.workers, *self.quarantine]
+        by_object: dict[Any, _Worker] = {}
+        for worker in everyone:
+            by_object[worker.conn] = by_object[worker.process.sentinel] = worker
+        done: list[Done] = []
+        for ready in wait(list(by_object), timeout):
+            worker = by_object[ready]
+            if worker.gone:
                 continue
-            chunk.append(item)
-            if len(chunk) >= n:
-                return chunk
-        return chunk or None
+            if ready is worker.conn:
+                self._receive(worker, done)
+            else:
+                self._receive(worker, done)  # what it sent before it died still counts
+                self._died(worker, done)
+        self._feed_quarantine()
+        return done
 
-    def release(self, chunk: list[Task]) -> None:
-        pass
+    def _receive(self, worker: _Worker, done: list[Done]) -> None:
+        while True:
+            try:
+                if not worker.conn.poll():
+                    return
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                return
+            kind = message[0]
+            if kind == "results":
+                for record in message[1]:
+                    task = worker.held.pop(record.key, None)
+                    if task is not None:
+                        done.append((task, record))
+            elif kind == "ready":
+                worker.ready = True
+                self.startup_deaths = 0
+            elif kind == "init-failed":
+                raise WorkerInitFailed(f"the worker initializer failed: {message[1]}")
 
-    def wait_hint(self) -> float:
-        return 0.2
+    def _died(self, worker: _Worker, done: list[Done]) -> None:
+        worker.gone = True
+        worker.process.join(0)
+        worker.conn.close()
+        quarantined = worker in self.quarantine
+        (self.quarantine if quarantined else self.workers).remove(worker)
+        unstarted: list[Task] = []
+        if not worker.ready:
+            self.startup_deaths += 1
+            if self.startup_deaths > MAX_STARTUP_DEATHS:
+                raise PoolKeepsDying(
+                    "worker processes keep dying as soon as they start; with spawn or forkserver, a script "
+                    "must call imgfetch under `if __name__ == '__main__':`")
+            unstarted = list(worker.held.values())  # it died before it could start them: innocent
+        else:
+            log.warning("a worker process died (exit code %s) holding %d URL%s; retrying %s one by one",
+                        worker.process.exitcode, len(worker.held), "" if len(worker.held) == 1 else "s",
+                        "it" if len(worker.held) == 1 else "them")
+            for task in worker.held.values():
+                if task.suspect >= 1:
+                    done.append((task, crashed_record(task)))
+                else:
+                    self.suspects.append(Task(task.url, task.key, task.line, task.columns, task.owned_path,
+                                              task.suspect + 1))
+        if quarantined:
+            self.suspects.extendleft(unstarted)
+        elif not self.stopping:
+            replacement = self._spawn()
+            self.workers.append(replacement)
+            if unstarted:
+                replacement.give(unstarted)
 
+    def _feed_quarantine(self) -> None:
+        if self.stopping:
+            return
+        for worker in self.quarantine:
+            if self.suspects and not worker.held:
+                worker.give([self.suspects.popleft()])
+        while self.suspects and len(self.quarantine) < QUARANTINE_WORKERS:
+            worker = self._spawn(quarantine=True)  # started on first need, kept until the run ends
+            self.quarantine.append(worker)
+            worker.give([self.suspects.popleft()])
 
-def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> _PlainFeeder | HostScheduler:
-    if opts.per_host or opts.rate:
-        return HostScheduler(source, opts.per_host, opts.rate)
-    return _PlainFeeder(source)
+    def drain(self) -> None:
+        """Stop: no new tasks; queued ones come back cancelled; in-flight ones go on."""
+        self.stopping = True
+        self.suspects.clear()  # never started in this run: fetched again by the next
+        for worker in (*self.workers, *self.quarantine):
+            worker.send(("drain",))
+
+    def abort(self) -> None:
+        """Cut the downloads in flight; their records (mostly cancelled) follow at once."""
+        for worker in (*self.workers, *self.quarantine):
+            worker.send(("abort",))
+
+    def close(self) -> None:
+        everyone = [*self.workers, *self.quarantine]
+        for worker in everyone:
+            worker.send(("exit",))
+        self._reap(everyone)
+        self.workers, self.quarantine = [], []
+
+    @staticmethod
+    def _reap(workers: Iterable[_Worker]) -> None:
+        deadline = time.monotonic() + JOIN_S
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(1.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(1.0)
+            worker.conn.close()
 
 
 def crashed_record(task: Task) -> FetchResult:

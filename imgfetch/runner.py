@@ -15,7 +15,7 @@ from .keys import KeySet
 from .logrelay import LogRelay
 from .manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary
 from .options import Options
-from .pool import WorkerPool
+from .engine import Engine
 from .records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
 from .sources import Entry, mask_url, normalized_key, open_entries
 from .storage import OutputDir, file_matches
@@ -33,7 +33,7 @@ class Run:
         self.summary = Summary()
         self.hard_exit = hard_exit_on_second_signal
         self.label = label
-        self.pool: WorkerPool | None = None
+        self.engine: Engine | None = None
         self._signum: int | None = None
 
     @property
@@ -57,12 +57,12 @@ class Run:
             bar = progress_bar(self.opts.progress, self.label, total=len(self.urls) if sized else None)
             relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
             try:
-                self.pool = WorkerPool(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
-                                       stop_requested=lambda: self._signum is not None)
+                self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
+                                     stop_requested=lambda: self._signum is not None)
                 full_urls: dict[str, str] = {}
                 plan = _plan(entries, done, self.out.root, full_urls if errors else None)
                 with _signals(self._on_signal):
-                    for result in self.pool.run(plan):
+                    for result in self.engine.run(plan):
                         if result.status == CANCELLED:
                             continue  # not this URL's fault; the next run fetches it
                         writer.write(result, full_urls.pop(result.key, None) if errors else None)
@@ -85,14 +85,12 @@ class Run:
         if self._signum is None:
             self._signum = signum
             log.warning("stopping: finishing in-flight downloads (press Ctrl-C again to quit at once)")
-            if self.pool is not None:
-                self.pool.stop.set()
             return
         if not self.hard_exit:
             raise KeyboardInterrupt
         # Second signal from a terminal: kill the workers, drop temporary files, go.
-        if self.pool is not None:
-            for pid in self.pool.worker_pids:
+        if self.engine is not None:
+            for pid in self.engine.worker_pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:

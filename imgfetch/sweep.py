@@ -9,7 +9,6 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,17 +241,17 @@ def _pooled(urls: list[str], opts: Options, out: Path, label: str) -> list[Any]:
 
 
 def pool_startup_s(opts: Options) -> float:
-    """Seconds to start the pool and have every worker import imgfetch and answer."""
-    import multiprocessing
-
-    from .worker import init_worker, ping
+    """Seconds to start the pool and have every worker import imgfetch and say it is ready."""
+    from .pool import LocalPool
 
     started = time.perf_counter()
-    ctx = multiprocessing.get_context(opts.start_method)
-    with ProcessPoolExecutor(opts.workers, mp_context=ctx, initializer=init_worker,
-                             initargs=(None, None, logging.WARNING)) as pool:
-        list(pool.map(ping, range(opts.workers)))
-    return time.perf_counter() - started
+    pool = LocalPool(opts, tempfile.gettempdir(), tempfile.gettempdir())
+    try:
+        while not pool.all_ready():
+            pool.poll(0.05)
+        return time.perf_counter() - started
+    finally:
+        pool.close()
 
 
 def machine_info() -> dict[str, Any]:

@@ -1,6 +1,15 @@
 """What runs inside a worker process: fetch -> validate -> store -> one plain record per URL.
 
-Workers never raise across the process boundary and never print; they log through a queue
+A local worker process (``worker_main``) talks to the parent over one duplex pipe. The parent
+sends small batches of tasks; ``capacity`` download threads take them one at a time from a
+local queue; a sender thread sends each finished record back at once (records that finish
+together travel in one message). So no thread ever waits for another URL to finish.
+
+Messages, parent -> worker: ("tasks", [Task, ...]), ("drain",) stop starting queued tasks,
+("abort",) cut downloads in flight too, ("exit",). Worker -> parent: ("ready", pid),
+("init-failed", message), ("results", [FetchResult, ...]).
+
+Workers never raise across the process boundary and never print; they log through a pipe
 that the parent drains.
 """
 from __future__ import annotations
@@ -8,101 +17,173 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from .fetcher import CANCELLED_ERROR, Fetcher, StopFlag
+from .fetcher import CANCELLED_ERROR, Fetcher
 from .images import NotAnImage, inspect_image
 from .logrelay import install_in_worker
 from .options import Options
 from .records import CANCELLED, FAILED, OK, FetchResult, Task
 from .sources import mask_url
 from .storage import ignore_file_size_signal, target_name, write_atomic
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 pid_log = logging.getLogger("imgfetch.pids")
 PID_LINE = "[Process ID]:%d Downloading %s"
+PARENT_CHECK_S = 1.0  # how often an idle worker checks that its parent is still there
+
+
+def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, log_level: int,
+                capacity: int) -> None:
+    """A local worker process: serve the parent's tasks on ``capacity`` threads until told to exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns interruption
+    ignore_file_size_signal()
+    if log_pipe is not None:
+        install_in_worker(log_pipe, log_level)
+    _own_pixel_limit()
+    if opts.initializer is not None:
+        try:
+            opts.initializer(*opts.initargs)
+        except BaseException as exc:  # reported to the parent, which ends the run with one line
+            conn.send(("init-failed", f"{type(exc).__name__}: {exc}"))
+            return
+    conn.send(("ready", os.getpid()))
+    _Worker(conn, opts, Path(root), Path(tmp), capacity).serve()
+
+
+class _Worker:
+    def __init__(self, conn: Any, opts: Options, root: Path, tmp: Path, capacity: int) -> None:
+        self.conn, self.opts, self.root, self.tmp = conn, opts, root, tmp
+        self.inbox: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[FetchResult | None] = queue.SimpleQueue()
+        self.draining = threading.Event()
+        self.aborted = threading.Event()
+        self.fetcher = Fetcher(opts, self.aborted)
+        self.threads = [threading.Thread(target=self._download_loop, name=f"imgfetch-dl-{n}", daemon=True)
+                        for n in range(capacity)]
+        self.sender = threading.Thread(target=self._send_loop, name="imgfetch-send", daemon=True)
+
+    def serve(self) -> None:
+        self.sender.start()
+        for thread in self.threads:
+            thread.start()
+        parent = os.getppid()
+        try:
+            while True:
+                if not self.conn.poll(PARENT_CHECK_S):
+                    if os.getppid() != parent:
+                        break  # orphaned: the run is gone
+                    continue
+                message = self.conn.recv()
+                if message[0] == "tasks":
+                    for task in message[1]:
+                        self.inbox.put(task)
+                elif message[0] == "drain":
+                    self._drain()
+                elif message[0] == "abort":
+                    self._abort()
+                elif message[0] == "exit":
+                    break
+        except (EOFError, OSError):
+            pass  # the parent went away
+        self._abort()
+        for _ in self.threads:
+            self.inbox.put(None)
+        for thread in self.threads:
+            thread.join(timeout=2.0)
+        self.outbox.put(None)
+        self.sender.join(timeout=2.0)
+
+    def _drain(self) -> None:
+        """Stop starting tasks: hand back every queued one at once (threads finish what they hold)."""
+        self.draining.set()
+        while True:
+            try:
+                task = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if task is not None:
+                self.outbox.put(cancelled_record(task))
+
+    def _abort(self) -> None:
+        self._drain()
+        self.aborted.set()
+        Watchdog.get().abort_all()
+
+    def _download_loop(self) -> None:
+        while True:
+            task = self.inbox.get()
+            if task is None:
+                return
+            if self.draining.is_set():
+                record = cancelled_record(task)
+            else:
+                record = process_task(task, self.opts, self.fetcher, self.root, self.tmp)
+            self.outbox.put(record)
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self.outbox.get()
+            batch, last = [], False
+            while item is not None:
+                batch.append(item)
+                try:
+                    item = self.outbox.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                last = True
+            if batch:
+                try:
+                    self.conn.send(("results", batch))
+                except OSError:
+                    return  # the parent went away
+            if last:
+                return
+
+
+def _own_pixel_limit() -> None:
+    # Our own --max-pixels check decides; Pillow's fixed global limit must not pre-empt it.
+    # (Only in pool workers, which are ours; an in-process fetch() leaves the global alone.)
+    Image.MAX_IMAGE_PIXELS = None
+
+
+def cancelled_record(task: Task) -> FetchResult:
+    """A task the run stopped before it started: never recorded, fetched again next run."""
+    return FetchResult(url=mask_url(task.url), key=task.key, line=task.line, status=CANCELLED,
+                       error=CANCELLED_ERROR, columns=task.columns)
 
 
 class _ProcessState:
-    """Per-process: the fetcher (a session per thread) and the download threads."""
+    """Per Dask worker process: one fetcher for its threads."""
 
-    def __init__(self, opts: Options, stop: StopFlag | None) -> None:
-        self.opts = opts
-        self.pid = os.getpid()
-        self.fetcher = Fetcher(opts, stop)
-        self.threads = ThreadPoolExecutor(max_workers=opts.threads, thread_name_prefix="imgfetch-dl")
-        # Our own --max-pixels check decides; Pillow's fixed global limit must not pre-empt it.
-        # (Only in pool workers, which are ours; an in-process fetch() leaves the global alone.)
-        Image.MAX_IMAGE_PIXELS = None
+    def __init__(self, opts: Options) -> None:
+        self.opts, self.pid = opts, os.getpid()
+        self.fetcher = Fetcher(opts)
+        _own_pixel_limit()
 
 
 _state: _ProcessState | None = None
-_stop: StopFlag | None = None
+_state_lock = threading.Lock()
 
 
-def init_worker(stop: StopFlag | None, log_pipe: Any = None, log_level: int = logging.WARNING) -> None:
-    """Pool initializer: the parent owns interruption, logging goes back to the parent."""
-    global _stop, _state
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ignore_file_size_signal()
-    _stop, _state = (_LocalStop(stop) if stop is not None else None), None  # never reuse an inherited session
-    if log_pipe is not None:
-        install_in_worker(log_pipe, log_level)
-        pid_log.setLevel(logging.INFO)  # emitted only when options.log_pids asks for it
-
-
-class _LocalStop:
-    """The parent's stop event, mirrored into a threading.Event by one watcher thread.
-
-    multiprocessing.Event.is_set() takes a cross-process lock; hundreds of download threads
-    checking it between reads queue on it. The watcher polls rather than blocking in
-    Event.wait(): a worker killed while waiting would leave the parent's Event.set() hanging
-    (multiprocessing.Condition.notify waits for every sleeper to wake).
-    """
-
-    def __init__(self, shared: StopFlag) -> None:
-        self._local = threading.Event()
-        self._shared = shared
-        threading.Thread(target=self._watch, name="imgfetch-stop-watch", daemon=True).start()
-
-    def _watch(self) -> None:
-        while not self._shared.is_set():
-            self._local.wait(0.1)
-        self._local.set()
-
-    def is_set(self) -> bool:
-        return self._local.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._local.wait(timeout)
-
-
-def _state_for(opts: Options) -> _ProcessState:
+def dask_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
+    """One URL as one Dask task, on whichever Dask worker thread runs it."""
     global _state
-    if _state is None or _state.opts != opts or _state.pid != os.getpid():
-        _state = _ProcessState(opts, _stop)
-    return _state
-
-
-def run_chunk(opts: Options, root: str, tmp: str, tasks: list[Task]) -> list[FetchResult]:
-    """The pool's unit of work: a few tasks, run on this process's download threads."""
-    state = _state_for(opts)
-    root_path, tmp_path = Path(root), Path(tmp)
-
-    def one(task: Task) -> FetchResult:
-        return process_task(task, opts, state.fetcher, root_path, tmp_path)
-
-    if len(tasks) == 1:
-        return [one(tasks[0])]
-    return list(state.threads.map(one, tasks))
+    with _state_lock:
+        if _state is None or _state.opts != opts or _state.pid != os.getpid():
+            _state = _ProcessState(opts)
+        state = _state
+    return process_task(task, opts, state.fetcher, Path(root), Path(tmp))
 
 
 def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path) -> FetchResult:
@@ -151,7 +232,3 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
     result.status, result.path, result.bytes, result.sha256 = OK, relpath, len(body), digest
     result.format, result.width, result.height = facts.format, facts.width, facts.height
 
-
-def ping(_: int) -> int:
-    """A no-op task: lets the benchmark time pool start-up on its own."""
-    return os.getpid()

@@ -1,0 +1,119 @@
+"""The scheduling loop: keep every download slot busy, hand each record on the moment it exists.
+
+The engine reads the plan (tasks, and records that need no download), hands tasks to a
+backend as fast as it has room (the local pool, or Dask), frees each URL's per-host slot as
+its record arrives, and passes ready-made records straight through. On a stop it hands out
+nothing more, lets downloads in flight finish for STOP_GRACE_S, then cuts the rest short
+and still records whatever finished.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from .options import Options
+from .politeness import HostScheduler, PlainFeeder
+from .records import CANCELLED, FetchResult, Task
+
+log = logging.getLogger(__name__)
+STOP_GRACE_S = 5.0   # how long downloads in flight may go on after a stop request
+ABORT_WAIT_S = 2.0   # then, how long to wait for the records of downloads cut short
+IDLE_WAIT_S = 0.2    # longest wait for a record before looking at the stop flag again
+
+
+class Backend(Protocol):
+    worker_pids: set[int]
+
+    def room(self) -> int: ...
+    def outstanding(self) -> int: ...
+    def submit(self, tasks: list[Task]) -> None: ...
+    def poll(self, timeout: float) -> list[tuple[Task, FetchResult]]: ...
+    def drain(self) -> None: ...
+    def abort(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Engine:
+    """Runs a plan on a backend; ``run`` yields one record per input item, as each completes."""
+
+    def __init__(self, opts: Options, root: str, tmp: str, *, log_pipe: Any = None,
+                 stop_requested: Callable[[], bool] = lambda: False) -> None:
+        self.opts, self.root, self.tmp, self.log_pipe = opts, root, tmp, log_pipe
+        self.stop_requested = stop_requested
+        self.backend: Backend | None = None
+
+    @property
+    def worker_pids(self) -> set[int]:
+        return self.backend.worker_pids if self.backend is not None else set()
+
+    def _start(self) -> Backend:
+        if self.opts.executor == "dask":
+            from .dask_executor import DaskPool
+
+            return DaskPool(self.opts, self.root, self.tmp)
+        from .pool import LocalPool
+
+        return LocalPool(self.opts, self.root, self.tmp, self.log_pipe)
+
+    def run(self, items: Iterable[Task | FetchResult]) -> Iterator[FetchResult]:
+        feeder = _feeder(iter(items), self.opts)
+        self.backend = backend = self._start()
+        try:
+            yield from self._loop(feeder, backend)
+        finally:
+            backend.close()
+
+    def _loop(self, feeder: PlainFeeder | HostScheduler, backend: Backend) -> Iterator[FetchResult]:
+        passthrough: list[FetchResult] = []
+        exhausted = False
+        stop_at: float | None = None   # when the grace period ends
+        abort_at: float | None = None  # when we stop waiting for cut-short downloads
+        while True:
+            if stop_at is None and self.stop_requested():
+                backend.drain()
+                stop_at = time.monotonic() + STOP_GRACE_S
+            more = False
+            if stop_at is None and not exhausted:
+                exhausted, more = _fill(feeder, backend, passthrough)
+            if passthrough:
+                yield from passthrough
+                passthrough.clear()
+            if not backend.outstanding() and (exhausted or stop_at is not None):
+                return
+            now = time.monotonic()
+            if stop_at is not None and abort_at is None and now >= stop_at:
+                backend.abort()
+                abort_at = now + ABORT_WAIT_S
+            if abort_at is not None and now >= abort_at:
+                log.warning("%d download(s) did not end after the stop; they are not recorded",
+                            backend.outstanding())
+                return
+            timeout = 0.0 if more else min(IDLE_WAIT_S, feeder.wait_hint())
+            finished = backend.poll(timeout)
+            if finished:
+                feeder.release([task for task, _ in finished])
+                for _task, record in finished:
+                    if record.status != CANCELLED:  # not this URL's fault; the next run fetches it
+                        yield record
+
+
+def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend,
+          passthrough: list[FetchResult]) -> tuple[bool, bool]:
+    """Hand the backend as many tasks as it has room for: (plan exhausted, more ready to hand out)."""
+    room = backend.room()
+    while room > 0:
+        tasks = feeder.take(room, passthrough)
+        if tasks is None:
+            return True, False
+        if not tasks:
+            return False, feeder.has_backlog(passthrough)
+        backend.submit(tasks)
+        room -= len(tasks)
+    return False, False
+
+
+def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> PlainFeeder | HostScheduler:
+    if opts.per_host or opts.rate:
+        return HostScheduler(source, opts.per_host, opts.rate)
+    return PlainFeeder(source)

@@ -1,0 +1,130 @@
+"""A hard cap on the time a download may take, whatever the server does.
+
+Socket timeouts bound each read, not the sum of reads: a server that sends one header byte
+every few seconds never trips them. So each download thread arms the watchdog with its
+deadline, the HTTP connection it uses attaches itself when it starts waiting for the
+response, and one thread per process shuts down the socket of any download past its
+deadline. The blocked read then returns at once and the fetch fails as timed out. The same
+mechanism aborts every download at once when a run is stopped.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+TICK_S = 0.05  # how late past its deadline a download may be cut
+
+
+class Armed:
+    """One download's deadline and the connection it is waiting on."""
+
+    __slots__ = ("deadline", "conn", "fired")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.conn: Any = None
+        self.fired = False
+
+    def fire(self) -> None:
+        self.fired = True
+        sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Watchdog:
+    """Per-process registry of armed downloads, keyed by thread, checked every TICK_S."""
+
+    _instance: Watchdog | None = None
+
+    def __init__(self) -> None:
+        self._armed: dict[int, Armed] = {}
+        self._pid = os.getpid()
+        self._aborted = False
+        threading.Thread(target=self._watch, name="imgfetch-watchdog", daemon=True).start()
+
+    @classmethod
+    def get(cls) -> Watchdog:
+        """This process's watchdog (a fork gets a fresh one: threads do not survive fork)."""
+        dog = cls._instance
+        if dog is None or dog._pid != os.getpid():
+            dog = cls._instance = cls()
+        return dog
+
+    def arm(self, deadline: float) -> Armed:
+        entry = Armed(deadline)
+        if self._aborted:
+            entry.fired = True
+        self._armed[threading.get_ident()] = entry
+        return entry
+
+    def disarm(self) -> None:
+        self._armed.pop(threading.get_ident(), None)
+
+    def attach(self, conn: Any) -> None:
+        entry = self._armed.get(threading.get_ident())
+        if entry is not None:
+            entry.conn = conn
+            if entry.fired:
+                entry.fire()
+
+    def abort_all(self) -> None:
+        """Cut every download now and any armed later (the run is stopping)."""
+        self._aborted = True
+        for entry in list(self._armed.values()):
+            entry.fire()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(TICK_S)
+            now = time.monotonic()
+            for entry in list(self._armed.values()):
+                if not entry.fired and entry.deadline <= now:
+                    entry.fire()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:  # type: ignore[override]
+        Watchdog.get().attach(self)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:  # type: ignore[override]
+        Watchdog.get().attach(self)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class WatchedAdapter(HTTPAdapter):
+    """requests' adapter whose connections (direct or through an HTTP proxy) report to the watchdog."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS pools have their own classes; socket timeouts still apply
+            manager.pool_classes_by_scheme = dict(_WATCHED)
+        return manager
