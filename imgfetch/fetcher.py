@@ -147,7 +147,7 @@ class Fetcher:
                     dog.disarm()
                 if self._stopping():
                     return Download(None, status, final_url, None, CANCELLED_ERROR, attempts)
-                if not failure.transient or attempts > self.opts.retries:
+                if not failure.transient or attempts > self.opts.retries or budget.left() <= 0:
                     return Download(None, status, final_url, None, error, attempts)
                 delay, refusal = self._next_wait(attempts, failure.retry_after, budget)
                 if refusal:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ LOCK_NAME = ".imgfetch.lock"
 TMP_PREFIX = ".imgfetch-tmp-"
 MAX_STEM = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_TMP_SEQUENCE = itertools.count()
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
@@ -125,24 +127,31 @@ def write_atomic(root: Path, tmp_dir: Path, relpath: str, data: bytes, *, replac
     """Write data to root/relpath via a temporary file and a link or rename; never a partial file.
 
     Without ``replace`` an existing file (or symlink) at the target is never touched, unless it
-    already holds exactly these bytes. Raises OSError with a readable strerror otherwise.
+    already holds exactly these bytes. The file gets the usual mode (0666 less the umask), as
+    curl's and wget's do. Raises OSError with a readable strerror otherwise.
     """
-    target = root / relpath
-    if os.path.dirname(relpath):
-        _make_parent(target.parent)
-    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, suffix=".part")
+    target = os.path.join(root, relpath)
+    if "/" in relpath:
+        _make_parent(Path(target).parent)
+    # A name unique to this process and call: cheaper than mkstemp's random retries.
+    tmp_name = os.path.join(tmp_dir, f"{os.getpid()}-{next(_TMP_SEQUENCE)}.part")
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        if replace and not target.is_symlink():
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        if replace and not os.path.islink(target):
             os.replace(tmp_name, target)
             return
         try:
             os.link(tmp_name, target)  # atomic, fails if anything (even a dangling symlink) is there
         except FileExistsError:
-            if target.is_symlink():
+            if os.path.islink(target):
                 raise FileExistsError(errno.EEXIST, "a symlink is already there (never followed)") from None
-            if not _same_bytes(target, data):
+            if not _same_bytes(Path(target), data):
                 raise FileExistsError(errno.EEXIST, "a different file is already there (use --overwrite)") from None
     finally:
         try:

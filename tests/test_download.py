@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 
 import pytest
 
@@ -26,7 +28,8 @@ def test_images_land_byte_identical(server, tmp_path, start_method):
         assert record.path.endswith({"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}[record.format])
     records = read_manifest(out / "manifest.jsonl")
     assert len(records) == len(urls)
-    assert len({r["pid"] for r in records}) >= 1
+    pids = {r["pid"] for r in records}
+    assert len(pids) == 2 and os.getpid() not in pids  # both worker processes did work, the parent none
     assert_clean(out, records)
     assert tree(tmp_path) == {"out"} | {f"out/{p}" for p in tree(out)}
 
@@ -97,3 +100,18 @@ def test_foreign_file_is_never_overwritten(server, tmp_path):
     assert (out / first.path).read_bytes() == b"precious"
     forced = download([url], out, workers=1, threads=1, start_method="fork", overwrite=True, **FAST)[0]
     assert forced.status == "ok" and (out / first.path).read_bytes() == server.image_bytes(0)
+
+
+@pytest.mark.parametrize("umask, image_mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_saved_images_honour_the_umask_and_the_errors_file_stays_private(server, tmp_path, umask, image_mode):
+    old = os.umask(umask)
+    try:
+        out = tmp_path / "out"
+        results = download([server.image_urls()[0], server.url("/status/404")], out, workers=1, threads=2,
+                           start_method="fork", errors=str(tmp_path / "failed.txt"), **FAST)
+    finally:
+        os.umask(old)
+    ok = next(r for r in results if r.status == "ok")
+    assert stat.S_IMODE(os.stat(out / ok.path).st_mode) == image_mode  # readable by others, as curl's files are
+    assert stat.S_IMODE(os.stat(out / "manifest.jsonl").st_mode) == image_mode
+    assert stat.S_IMODE(os.stat(tmp_path / "failed.txt").st_mode) == 0o600  # full URLs, maybe with credentials

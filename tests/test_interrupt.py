@@ -167,3 +167,74 @@ def test_second_ctrl_c_quits_at_once(tmp_path):
         proc.communicate(timeout=10)
         assert proc.returncode == 130 and time.monotonic() - sent < 2
         assert tree(out) <= {"manifest.jsonl"}  # no lock, no temporary folder
+
+
+def test_a_worker_killed_beside_a_suspect_convicts_nobody(tmp_path):
+    """The victim's first worker dies: the victim is retried alone in quarantine. While it runs there,
+    a normal worker dies too: its URLs become suspects, but the victim (second strike not reached)
+    and every URL beside it still end ok. Only URLs a dead worker held are ever retried."""
+    with ImageServer(count=80, latency_ms=150) as server:
+        victim = server.url("/img/0.jpg?latency_ms=1500")
+        urls = tmp_path / "urls.txt"
+        others = server.image_urls()[1:]
+        urls.write_text("\n".join([*others[:9], victim, *others[9:]]) + "\n")  # both workers busy before it
+        out = tmp_path / "out"
+        proc = cli(urls, out, "-v", "--timeout", "5")
+        killed: list[int] = []
+
+        def watch() -> None:
+            pids: list[int] = []
+            originals: list[int] = []
+            for line in proc.stderr:
+                if not line.startswith("[Process ID]:"):
+                    continue
+                pid = int(line.split(":", 1)[1].split()[0])
+                if pid not in pids:
+                    pids.append(pid)
+                if line.rstrip().endswith(victim):
+                    if not killed:
+                        os.kill(pid, signal.SIGKILL)  # strike one for the victim and what it ran beside
+                        killed.append(pid)
+                        originals = list(pids)  # the pool's first workers (quarantine starts later)
+                    elif len(killed) == 1:
+                        bystander = next(p for p in originals if p not in killed)
+                        os.kill(bystander, signal.SIGKILL)  # a normal worker, while the suspect is in quarantine
+                        killed.append(bystander)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        proc.wait(timeout=60)
+        watcher.join(timeout=5)
+        assert len(killed) == 2
+        assert proc.returncode == 0
+        records = read_manifest(out / "manifest.jsonl")
+        assert len(records) == 80 and {r["line"] for r in records} == set(range(1, 81))
+        assert all(r["status"] == "ok" for r in records), [r["error"] for r in records if r["status"] != "ok"]
+        assert_clean(out, records)
+        # Only what the two dead workers held (2 threads + 2 queued each) went over the wire again.
+        assert 80 <= server.stats.requests <= 80 + 2 * (2 + 2)
+
+
+def test_a_stop_records_everything_that_finished(tmp_path):
+    """Ctrl-C while slow downloads are in flight: those that finish within the grace period are
+    recorded; one that cannot finish is cut short and not recorded; every file on disk has a record."""
+    with ImageServer(count=40, latency_ms=100) as server:
+        slow = [server.url(f"/img/{i}.{ext}?latency_ms=2500") for i, ext in ((36, "jpg"), (37, "png"))]
+        hang = server.url("/hang?seconds=30")
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join([*slow, hang, *server.image_urls()[:30]]) + "\n")
+        out = tmp_path / "out"
+        proc = cli(urls, out, "-q", "--timeout", "40", "--max-time", "60")
+        wait_for(lambda: manifest_lines(out) >= 30)  # the fast ones are done; the slow three are in flight
+        os.killpg(proc.pid, signal.SIGINT)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=20)
+        stopped_in = time.monotonic() - sent
+    assert proc.returncode == 130, err
+    records = read_manifest(out / "manifest.jsonl")
+    by_line = {r["line"]: r for r in records}
+    assert by_line[1]["status"] == by_line[2]["status"] == "ok"  # in flight at the stop, finished in the grace
+    assert 3 not in by_line  # the hang was cut short: no record, fetched again next run
+    assert len(records) == 32
+    assert_clean(out, records)  # every image on disk is in the manifest
+    assert 4.5 < stopped_in < 9  # the grace period (5 s), then a prompt end
