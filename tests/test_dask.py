@@ -101,3 +101,20 @@ def test_missing_dask_exits_2_with_the_install_hint(monkeypatch, server, tmp_pat
     assert main(["get", str(urls), "-o", str(tmp_path / "o"), "--executor", "dask", "-q"]) == 2
     assert capsys.readouterr().err.strip() == "imgfetch: error: --executor dask needs Dask: pip install 'imgfetch[dask]'"
     assert not (tmp_path / "o").exists()
+
+
+def test_dask_work_in_flight_follows_the_cluster_and_a_slow_url_holds_nothing(tmp_path):
+    from imgfetch import iter_download
+    from imgfetch.server import ImageServer
+
+    with ImageServer(count=40, latency_ms=150) as srv:
+        hang = srv.url("/hang?seconds=2")
+        started = time.monotonic()
+        seen = [(time.monotonic() - started, r) for r in iter_download(
+            [hang, *srv.image_urls()], tmp_path / "o", executor="dask", workers=1, threads=6, progress=False,
+            timeout=5, max_time=10, retries=0)]
+        in_flight = srv.stats.max_in_flight
+    assert in_flight == 6  # the cluster's 1 worker x 6 threads, not the local --workers
+    assert seen[-1][1].line == 1  # the hang ended last ...
+    assert all(r.status == "ok" for _, r in seen[:-1])
+    assert seen[-2][0] < seen[-1][0] - 0.3  # ... and the 40 beside it did not wait for it
