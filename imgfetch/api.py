@@ -29,7 +29,8 @@ def fetch(url: str, out_dir: str | os.PathLike[str], **options: Any) -> FetchRes
     try:
         normalized = normalize_url(url)
     except InvalidURL as exc:
-        return FetchResult(url=mask_url(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc))
+        return FetchResult(url=mask_url(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc),
+                           error_kind="invalid")
     root = Path(out_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)

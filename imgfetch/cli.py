@@ -108,9 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"imgfetch {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
-    common.add_argument("-v", "--verbose", action="store_true",
-                        help="log '[Process ID]:<pid> Downloading <url>' as each URL starts")
-    common.add_argument("--traceback", action="store_true", help="show the traceback of a run-level error")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-v: log '[Process ID]:<pid> Downloading <url>' as each URL starts; -vv: also debug "
+                             "lines (retries, ...) and the tracebacks of errors inside workers")
+    common.add_argument("--traceback", action="store_true",
+                        help="show the traceback of a run-level error, and of errors inside workers")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     get = sub.add_parser("get", parents=[common], help="download a URL list",
                          description="Download every image URL in URLS into OUT.")
@@ -182,7 +184,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         overwrite=args.overwrite, manifest=args.manifest, errors=args.errors, input_format=args.input_format,
         url_column=args.url_column, url_key=args.url_key,
         keep_columns=tuple(c.strip() for c in args.keep_columns.split(",") if c.strip()),
-        per_host=args.per_host, rate=args.rate, executor=args.executor, scheduler=args.scheduler, progress=not args.quiet, log_pids=args.verbose)
+        per_host=args.per_host, rate=args.rate, executor=args.executor, scheduler=args.scheduler, progress=not args.quiet, log_pids=args.verbose > 0)
     if args.workers is not None:
         given["workers"] = args.workers
     if args.start_method is not None:
@@ -290,6 +292,10 @@ def _setup_logging(args: argparse.Namespace) -> None:
     handler.setFormatter(_Formatter())
     log.handlers[:] = [handler]
     log.propagate = False
-    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    log.setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING)
+    if args.verbose > 1 or args.traceback:
+        from .logrelay import show_tracebacks
+
+        show_tracebacks()
     if args.verbose or getattr(args, "log_pids", False):
         logging.getLogger("imgfetch.pids").setLevel(logging.INFO)

@@ -105,7 +105,7 @@ class DaskPool:
                 return cancelled_record(task)
             log.warning("a Dask task was lost (%s)", type(exc).__name__)
             return FetchResult(url=mask_url(task.url), key=task.key, line=task.line, status=FAILED,
-                               error=f"worker crashed ({type(exc).__name__}: Dask gave up on this URL)",
+                               error=f"worker crashed ({type(exc).__name__}: Dask gave up on this URL)", error_kind="crashed",
                                columns=task.columns)
         return record
 

@@ -17,6 +17,7 @@ from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 from requests.utils import should_bypass_proxies
 
+from .failures import Failure, describe
 from .options import Options
 from .sources import mask_url
 from .watchdog import Armed, WatchedAdapter, Watchdog
@@ -48,15 +49,7 @@ class Download:
     content_type: str | None
     error: str | None
     attempts: int
-
-
-class _Failure(Exception):
-    """One attempt failed; ``transient`` says whether another attempt may help."""
-
-    def __init__(self, message: str, *, transient: bool, status: int | None = None,
-                 retry_after: float | None = None, final_url: str | None = None) -> None:
-        super().__init__(message)
-        self.transient, self.status, self.retry_after, self.final_url = transient, status, retry_after, final_url
+    error_kind: str | None = None
 
 
 class ProxyConfig:
@@ -139,7 +132,7 @@ class Fetcher:
                 try:
                     body, status, final_url, ctype = self._attempt(url, budget, armed)
                     return Download(body, status, final_url, ctype, None, attempts)
-                except _Failure as exc:
+                except Failure as exc:
                     failure = exc
                     status, final_url = failure.status, failure.final_url or final_url
                     error = str(failure)
@@ -148,10 +141,10 @@ class Fetcher:
                 if self._stopping():
                     return Download(None, status, final_url, None, CANCELLED_ERROR, attempts)
                 if not failure.transient or attempts > self.opts.retries or budget.left() <= 0:
-                    return Download(None, status, final_url, None, error, attempts)
+                    return Download(None, status, final_url, None, error, attempts, failure.kind)
                 delay, refusal = self._next_wait(attempts, failure.retry_after, budget)
                 if refusal:
-                    return Download(None, status, final_url, None, f"{error}; {refusal}", attempts)
+                    return Download(None, status, final_url, None, f"{error}; {refusal}", attempts, failure.kind)
                 log.debug("retrying %s in %.2f s: %s", mask_url(url), delay, error)
                 if self._sleep(delay):
                     return Download(None, status, final_url, None, CANCELLED_ERROR, attempts)
@@ -202,21 +195,21 @@ class Fetcher:
                 headers = self._bare_headers  # never leak Authorization or cookies to another host or to plain http
             seen.add(target)
             current = target
-        raise _Failure(f"too many redirects (more than --max-redirects {opts.max_redirects})",
-                       transient=False, final_url=current)
+        raise Failure(f"too many redirects (more than --max-redirects {opts.max_redirects})", "redirect",
+                      transient=False, final_url=current)
 
     def _redirect_target(self, resp: requests.Response, current: str, seen: set[str]) -> str:
         location = resp.headers.get("Location")
         if not location:
-            raise _Failure(f"HTTP {resp.status_code} redirect without a Location", transient=False,
+            raise Failure(f"HTTP {resp.status_code} redirect without a Location", "protocol", transient=False,
                            status=resp.status_code, final_url=current)
         target = urljoin(current, location.strip()).split("#", 1)[0]
         scheme = urlsplit(target).scheme.lower()
         if scheme not in ("http", "https"):
-            raise _Failure(f"redirect to {scheme or 'an unknown scheme'}: refused (only http and https are followed)",
-                           transient=False, status=resp.status_code, final_url=current)
+            raise Failure(f"redirect to {scheme or 'an unknown scheme'}: refused (only http and https are followed)",
+                          "redirect", transient=False, status=resp.status_code, final_url=current)
         if target in seen:
-            raise _Failure("redirect loop", transient=False, status=resp.status_code, final_url=target)
+            raise Failure("redirect loop", "redirect", transient=False, status=resp.status_code, final_url=target)
         return target
 
     def _get(self, url: str, headers: CaseInsensitiveDict, budget: _Budget, armed: Armed,
@@ -239,19 +232,19 @@ class Fetcher:
             raise self._failure(exc, budget, armed, url) from None
 
     def _failure(self, exc: BaseException, budget: _Budget, armed: Armed, url: str, *, status: int | None = None,
-                 got: int = 0) -> _Failure:
+                 got: int = 0) -> Failure:
         if self._stopping():
-            return _Failure(CANCELLED_ERROR, transient=False, status=status, final_url=url)
+            return Failure(CANCELLED_ERROR, "cancelled", transient=False, status=status, final_url=url)
         if armed.fired or time.monotonic() >= budget.attempt_end:
             return self._over_time(url, status, budget)
-        return _describe_error(exc, self.opts.timeout, url, status=status, got=got)
+        return describe(exc, self.opts.timeout, url, status=status, got=got)
 
-    def _over_time(self, url: str, status: int | None, budget: _Budget) -> _Failure:
+    def _over_time(self, url: str, status: int | None, budget: _Budget) -> Failure:
         opts = self.opts
         if budget.attempt_end < budget.end:
-            return _Failure(f"timed out: download took longer than --deadline {opts.deadline:g} s", transient=True,
+            return Failure(f"timed out: download took longer than --deadline {opts.deadline:g} s", "timeout", transient=True,
                             status=status, final_url=url)
-        return _Failure(f"timed out: download took longer than --max-time {opts.max_time:g} s", transient=True,
+        return Failure(f"timed out: download took longer than --max-time {opts.max_time:g} s", "timeout", transient=True,
                         status=status, final_url=url)
 
     def _read(self, resp: requests.Response, url: str, budget: _Budget,
@@ -260,13 +253,13 @@ class Fetcher:
         if status != 200:
             transient = status in (408, 429) or status >= 500
             retry_after = _retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None
-            raise _Failure(f"HTTP {status} {resp.reason or ''}".strip(), transient=transient, status=status,
+            raise Failure(f"HTTP {status} {resp.reason or ''}".strip(), "http", transient=transient, status=status,
                            retry_after=retry_after, final_url=url)
         length = resp.headers.get("Content-Length")
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         if length and length.isdigit() and not encoded and int(length) > opts.max_bytes:
-            raise _Failure(f"too large: Content-Length {int(length):,} bytes > --max-bytes {opts.max_bytes:,}",
-                           transient=False, status=status, final_url=url)
+            raise Failure(f"too large: Content-Length {int(length):,} bytes > --max-bytes {opts.max_bytes:,}",
+                          "too_large", transient=False, status=status, final_url=url)
         body = self._read_body(resp, url, budget, armed)
         return body, status, url, resp.headers.get("Content-Type")
 
@@ -279,21 +272,21 @@ class Fetcher:
                 if time.monotonic() >= budget.attempt_end:
                     raise self._over_time(url, 200, budget)
                 if self._stopping():
-                    raise _Failure(CANCELLED_ERROR, transient=False, status=200, final_url=url)
+                    raise Failure(CANCELLED_ERROR, "cancelled", transient=False, status=200, final_url=url)
                 chunk = raw.read1(CHUNK, decode_content=True)
                 if not chunk:
                     break
                 total += len(chunk)
                 if total > opts.max_bytes:
-                    raise _Failure(f"too large: body exceeds --max-bytes {opts.max_bytes:,} bytes",
-                                   transient=False, status=200, final_url=url)
+                    raise Failure(f"too large: body exceeds --max-bytes {opts.max_bytes:,} bytes",
+                                  "too_large", transient=False, status=200, final_url=url)
                 parts.append(chunk)
-        except _Failure:
+        except Failure:
             raise
         except Exception as exc:  # urllib3/http.client errors while streaming the body
             raise self._failure(exc, budget, armed, url, status=200, got=total) from None
         if not total:
-            raise _Failure("empty response (HTTP 200 with no body)", transient=False, status=200, final_url=url)
+            raise Failure("empty response (HTTP 200 with no body)", "empty", transient=False, status=200, final_url=url)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
@@ -317,41 +310,3 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _describe_error(exc: BaseException, timeout: float, url: str, *, status: int | None = None,
-                    got: int = 0) -> _Failure:
-    """A requests/urllib3 exception -> a short message a person can read."""
-    text = f"{type(exc).__name__}: {exc}"
-    low = text.lower()
-
-    def fail(message: str, transient: bool = True) -> _Failure:
-        return _Failure(message, transient=transient, status=status, final_url=url)
-
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return fail(f"timed out connecting (no answer in {timeout:g} s)")
-    if "timed out" in low or "timeout" in low:
-        return fail(f"timed out: no data for {timeout:g} s")
-    if isinstance(exc, requests.exceptions.SSLError) or "certificate" in low:
-        return fail("TLS error: " + _tail(exc), transient=False)
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return fail("proxy error: " + _tail(exc))
-    if "name or service not known" in low or "nameresolution" in low or "nodename nor servname" in low:
-        return fail("host not found", transient=False)
-    if "refused" in low:
-        return fail("connection refused")
-    if "reset" in low or "broken pipe" in low or "aborted" in low:
-        return fail("connection reset by the server" + (f" after {got:,} bytes" if got else ""))
-    if "incompleteread" in low or "ended prematurely" in low or "incomplete" in low:
-        return fail(f"truncated body: connection closed after {got:,} bytes, before the declared length")
-    if isinstance(exc, requests.exceptions.ContentDecodingError) or "decode" in low:
-        return fail("bad Content-Encoding: body could not be decoded", transient=False)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema)):
-        return fail("bad URL: " + _tail(exc), transient=False)
-    return fail("connection failed: " + _tail(exc))
-
-
-def _tail(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    text = text.rsplit(": ", 1)[-1].strip("')( ")
-    return text[:100]

@@ -10,9 +10,12 @@ import logging
 import os
 import select
 import threading
+import traceback
 from typing import Any
 
 MAX_LINE = 4000  # below PIPE_BUF (4096 on Linux), so each write is atomic
+TRACEBACK_MARK = "\x00traceback\x00"
+_show_tracebacks = False
 
 
 class PipeHandler(logging.Handler):
@@ -25,7 +28,10 @@ class PipeHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = record.getMessage().replace("\\", "\\\\").replace("\n", "\\n")
+            message = record.getMessage()
+            if record.exc_info:  # the parent shows it with --traceback or -vv
+                message += TRACEBACK_MARK + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            message = message.replace("\\", "\\\\").replace("\n", "\\n")
             line = f"{record.levelno}\t{record.name}\t{message}".encode("utf-8", "replace")[:MAX_LINE - 1]
             os.write(self.fd, line + b"\n")
         except Exception:
@@ -69,9 +75,18 @@ def _emit(line: bytes) -> None:
     try:
         level, name, message = line.decode("utf-8", "replace").split("\t", 2)
         message = message.replace("\\n", "\n").replace("\\\\", "\\")
+        message, _, stack = message.partition(TRACEBACK_MARK)
+        if stack and _show_tracebacks:
+            message += "\n" + stack
         logging.getLogger(name).log(int(level), "%s", message)
     except ValueError:
         pass
+
+
+def show_tracebacks(show: bool = True) -> None:
+    """Re-emit workers' tracebacks with their log lines (the CLI's --traceback and -vv)."""
+    global _show_tracebacks
+    _show_tracebacks = show
 
 
 def install_in_worker(connection: Any, level: int) -> None:

@@ -15,7 +15,7 @@ NAMINGS = ("url", "hash", "index")
 INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
 RECORD_FIELDS = (
     "url", "key", "line", "status", "path", "bytes", "sha256", "format", "width", "height",
-    "http_status", "final_url", "error", "attempts", "elapsed_s", "pid", "fetched_at",
+    "http_status", "final_url", "error", "error_kind", "attempts", "elapsed_s", "pid", "fetched_at",
 )
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 

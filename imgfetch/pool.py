@@ -242,5 +242,5 @@ class LocalPool:
 
 def crashed_record(task: Task) -> FetchResult:
     return FetchResult(url=mask_url(task.url), key=task.key, line=task.line, status=FAILED,
-                       error="worker crashed (its process died twice while fetching this URL)",
+                       error="worker crashed (its process died twice while fetching this URL)", error_kind="crashed",
                        columns=task.columns)

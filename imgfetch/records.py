@@ -38,6 +38,7 @@ class FetchResult:
     http_status: int | None = None
     final_url: str | None = None
     error: str | None = None
+    error_kind: str | None = None  # one of failures.ERROR_KINDS when status is failed or invalid
     attempts: int | None = None
     elapsed_s: float | None = None
     pid: int | None = None

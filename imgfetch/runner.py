@@ -48,6 +48,8 @@ class Run:
             from .dask_executor import require_dask
 
             require_dask()
+        if self.opts.insecure:
+            log.warning("--insecure: TLS certificates are not checked for any URL of this run")
         started = time.monotonic()
         with self.out:
             done = DoneIndex(self.manifest_path)
@@ -106,7 +108,7 @@ def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
     for entry in entries:
         if entry.url is None:
             yield FetchResult(url=mask_url(entry.raw), key=normalized_key(entry.raw), line=entry.line, status=INVALID,
-                              error=entry.error, columns=entry.columns)
+                              error=entry.error, error_kind="invalid", columns=entry.columns)
             continue
         key = normalized_key(entry.url)
         masked = mask_url(entry.url)

@@ -21,11 +21,13 @@ import queue
 import signal
 import threading
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from urllib3.exceptions import InsecureRequestWarning
 
 from .fetcher import CANCELLED_ERROR, Fetcher
 from .images import NotAnImage, inspect_image
@@ -49,7 +51,7 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
     ignore_file_size_signal()
     if log_pipe is not None:
         install_in_worker(log_pipe, log_level)
-    _own_pixel_limit()
+    _own_process(opts)
     if opts.initializer is not None:
         try:
             opts.initializer(*opts.initargs)
@@ -151,10 +153,13 @@ class _Worker:
                 return
 
 
-def _own_pixel_limit() -> None:
+def _own_process(opts: Options) -> None:
+    """Settings for a process that is ours alone (a pool worker): global state may be set."""
     # Our own --max-pixels check decides; Pillow's fixed global limit must not pre-empt it.
-    # (Only in pool workers, which are ours; an in-process fetch() leaves the global alone.)
+    # (An in-process fetch() leaves the global alone.)
     Image.MAX_IMAGE_PIXELS = None
+    if opts.insecure:  # the parent warns once for the run, not once per URL
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
 
 def cancelled_record(task: Task) -> FetchResult:
@@ -169,7 +174,7 @@ class _ProcessState:
     def __init__(self, opts: Options) -> None:
         self.opts, self.pid = opts, os.getpid()
         self.fetcher = Fetcher(opts)
-        _own_pixel_limit()
+        _own_process(opts)
 
 
 _state: _ProcessState | None = None
@@ -198,8 +203,9 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
     try:
         _fill(result, task, opts, fetcher, root, tmp)
     except Exception as exc:  # a bug must not take the worker or the run down with it
-        log.debug("unexpected error on %s", masked, exc_info=True)
+        log.warning("internal error on %s: %s: %s", masked, type(exc).__name__, exc, exc_info=True)
         result.status, result.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        result.error_kind = "internal"
     result.elapsed_s = round(time.monotonic() - started, 4)
     result.fetched_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     return result
@@ -210,16 +216,16 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
     result.attempts, result.http_status = download.attempts, download.http_status
     result.final_url = mask_url(download.final_url) if download.final_url else None
     if download.body is None:
-        result.error = download.error
+        result.error, result.error_kind = download.error, download.error_kind
         if download.error == CANCELLED_ERROR:
-            result.status = CANCELLED
+            result.status, result.error_kind = CANCELLED, None
         return
     body = download.body
     try:
         facts = inspect_image(body, formats=opts.formats, max_pixels=opts.max_pixels, verify=opts.verify,
                               content_type=download.content_type)
     except NotAnImage as exc:
-        result.error = str(exc)
+        result.error, result.error_kind = str(exc), exc.kind
         return
     digest = hashlib.sha256(body).hexdigest()
     relpath = target_name(opts.naming, url=task.url, key=task.key, line=task.line, sha256=digest,
@@ -227,7 +233,7 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
     try:
         write_atomic(root, tmp, relpath, body, replace=opts.overwrite or relpath == task.owned_path)
     except OSError as exc:
-        result.error = f"cannot save {relpath}: {exc.strerror or exc}"
+        result.error, result.error_kind = f"cannot save {relpath}: {exc.strerror or exc}", "disk"
         return
     result.status, result.path, result.bytes, result.sha256 = OK, relpath, len(body), digest
     result.format, result.width, result.height = facts.format, facts.width, facts.height

@@ -1,0 +1,166 @@
+"""Failures decided by exception type, with an error_kind, never by the text of the URL."""
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from imgfetch import download, fetch
+from imgfetch.failures import ERROR_KINDS
+from conftest import FAST, read_manifest
+
+DATA = Path(__file__).parent / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RawServer:
+    """Answers every connection with the same raw bytes, then closes (loopback, bounded)."""
+
+    def __init__(self, answer: bytes, connections: int = 20) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.port = self.listener.getsockname()[1]
+        self.answer = answer
+        self.thread = threading.Thread(target=self._serve, args=(connections,), daemon=True)
+
+    def _serve(self, connections: int) -> None:
+        for _ in range(connections):
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "RawServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+        self.thread.join(5)
+
+
+class TLSServer:
+    """An HTTPS server on loopback with a self-signed certificate, serving one image."""
+
+    def __init__(self, body: bytes) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(DATA / "selfsigned.pem", DATA / "selfsigned.key")
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.base = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> "TLSServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_refused_connection_is_a_connection_failure_whatever_the_path_says(tmp_path):
+    port = free_port()
+    result = fetch(f"http://127.0.0.1:{port}/certificate.jpg", tmp_path, **{**FAST, "retries": 2})
+    assert (result.error, result.error_kind, result.attempts) == ("connection refused", "connection", 3)
+
+
+def test_a_404_on_a_path_named_timeout_is_an_http_failure(server, tmp_path):
+    result = fetch(server.url("/status/404?name=/timeout.png"), tmp_path, **FAST)
+    assert (result.error, result.error_kind, result.attempts) == ("HTTP 404 Not Found", "http", 1)
+
+
+def test_conflicting_content_lengths_are_a_protocol_error_not_retried(tmp_path):
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 10\r\nContent-Length: 20\r\n\r\n0123456789"
+    with RawServer(answer) as raw:
+        result = fetch(f"http://127.0.0.1:{raw.port}/a.jpg", tmp_path, **{**FAST, "retries": 3})
+    assert result.error_kind == "protocol" and result.attempts == 1
+    assert result.error.startswith("malformed HTTP answer")
+    assert result.error.count("(") == result.error.count(")")
+
+
+def test_a_self_signed_certificate_is_a_tls_failure_in_one_readable_line(server, tmp_path):
+    with TLSServer(server.image_bytes(0)) as tls:
+        result = fetch(tls.base + "/a.jpg", tmp_path, **{**FAST, "retries": 3})
+        assert (result.error_kind, result.attempts) == ("tls", 1)
+        assert result.error == "TLS error: certificate verify failed: self-signed certificate"
+        trusted = fetch(tls.base + "/a.jpg", tmp_path, ca_bundle=str(DATA / "selfsigned.pem"), **FAST)
+        assert trusted.status == "ok"
+
+
+def test_insecure_warns_once_for_the_whole_run(server, tmp_path):
+    with TLSServer(server.image_bytes(0)) as tls:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("".join(f"{tls.base}/{i}.jpg\n" for i in range(20)))
+        proc = subprocess.run([sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(tmp_path / "o"),
+                               "--insecure", "--workers", "2", "--threads", "4", "--timeout", "2"],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "insecure" in line.lower()]
+    assert warnings == ["imgfetch: warning: --insecure: TLS certificates are not checked for any URL of this run"]
+
+
+def test_every_failed_record_in_the_manifest_has_a_documented_kind(server, tmp_path):
+    urls = [server.url("/status/404"), server.url("/reset"), server.url("/html-as-jpeg"), server.url("/redirect-loop"),
+            server.url("/corrupt.jpg"), server.url("/bomb.png"), "ftp://example.com/x.jpg", server.image_urls()[0]]
+    download(urls, tmp_path / "o", workers=1, threads=4, start_method="fork", **FAST)
+    kinds = {r["line"]: r["error_kind"] for r in read_manifest(tmp_path / "o" / "manifest.jsonl")}
+    assert kinds == {1: "http", 2: "connection", 3: "not_image", 4: "redirect", 5: "corrupt", 6: "too_large",
+                     7: "invalid", 8: None}
+    assert set(kinds.values()) - {None} <= set(ERROR_KINDS)
+
+
+def _boom(*args: object, **kwargs: object) -> None:
+    raise ZeroDivisionError("a bug")
+
+
+@pytest.mark.parametrize("flags, shown", [((), False), (("--traceback",), True), (("-vv",), True)])
+def test_a_bug_in_a_worker_shows_its_stack_only_when_asked(server, tmp_path, flags, shown):
+    """A bug inside a worker is one warning line; --traceback or -vv adds the worker's stack."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, imgfetch.worker as w\n"
+        "from imgfetch.cli import main\n"
+        "def boom(*a, **k):\n    raise ZeroDivisionError('a bug')\n"
+        "w.inspect_image = boom\n"
+        "if __name__ == '__main__':\n    sys.exit(main(sys.argv[1:]))\n")
+    urls = tmp_path / "urls.txt"
+    urls.write_text(server.image_urls()[0] + "\n")
+    proc = subprocess.run([sys.executable, str(script), "get", str(urls), "-o", str(tmp_path / "o"), "-q",
+                           "--start-method", "fork", "--workers", "1", *flags],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "imgfetch: warning: internal error on " in proc.stderr and "ZeroDivisionError: a bug" in proc.stderr
+    assert ("Traceback (most recent call last)" in proc.stderr) == shown
+    record = json.loads((tmp_path / "o" / "manifest.jsonl").read_text())
+    assert record["error_kind"] == "internal"
