@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,47 +19,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-PY = sys.executable
-
-
-def start_server(count: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([PY, "-m", "imgfetch", "serve", "--count", str(count), "--latency-ms", str(latency_ms)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()  # "serving N images on http://127.0.0.1:PORT (list: ...)"
-    base = line.split(" on ", 1)[1].split()[0]
-    return proc, base
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402  (helpers shared with realistic.py)
+from benchlib import HERE, PY, start_server, stop  # noqa: E402
 
 
 def start_nginx(root: Path, work: Path) -> tuple[subprocess.Popen, str] | None:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    if not nginx:
-        return None
-    port = free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(f"""
-worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/error.log;
-events {{ worker_connections 4096; }}
-http {{ access_log off; keepalive_requests 100000;
-  client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
-  uwsgi_temp_path {work}; scgi_temp_path {work};
-  server {{ listen 127.0.0.1:{port}; root {root}; }} }}
-""")
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
-    for _ in range(50):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    return None
+    """nginx serving `root` statically (None when nginx is not installed)."""
+    return benchlib.start_nginx(work, f"root {root};")
 
 
 def tools(urls_file: Path, with_curl: bool, with_classic: bool) -> dict[str, callable]:
@@ -145,8 +111,7 @@ def main() -> int:
                     print(f"classic script skipped at {latency:g} ms (--classic-max-latency)")
                 times = measure(urls, args.rounds, with_curl, Path(tmp), with_classic)
             finally:
-                server.terminate()
-                server.wait(5)
+                stop(server)
             report(f"built-in server, {latency:g} ms latency", len(urls), times)
     if args.no_nginx:
         return 0
@@ -162,8 +127,7 @@ def main() -> int:
             for url in urls:
                 (root / url.rsplit("/", 1)[1]).write_bytes(urllib.request.urlopen(url).read())
         finally:
-            server.terminate()
-            server.wait(5)
+            stop(server)
         started = start_nginx(root, work)
         if started is None:
             print("\n## 0 ms (nginx): nginx is not installed (apt-get install nginx-light); row skipped")
@@ -173,8 +137,7 @@ def main() -> int:
             urls = [f"{nbase}/{u.rsplit('/', 1)[1]}" for u in urls]
             times = measure(urls, args.rounds, with_curl, Path(tmp))
         finally:
-            nginx.terminate()
-            nginx.wait(5)
+            stop(nginx)
         report("nginx, 0 ms latency (static files)", len(urls), times)
     return 0
 

@@ -1,5 +1,9 @@
 """The hand-written script every user has written once: ThreadPoolExecutor(N), one requests.Session per thread.
 
+A failed URL is reported on stderr and skipped, as people write it once their first list has a dead
+link (without the try/except, Executor.map stops at the first exception and cancels every URL not
+yet started). It exits with 1 if any URL failed.
+
 Usage: python threadpool.py URLS.txt OUT_DIR [THREADS=128]
 """
 import os
@@ -19,10 +23,15 @@ def session():
 
 
 def download(url, out):
-    response = session().get(url, timeout=30)
-    response.raise_for_status()
-    with open(os.path.join(out, url.rstrip("/").rsplit("/", 1)[-1]), "wb") as handle:
-        handle.write(response.content)
+    try:
+        response = session().get(url, timeout=30)
+        response.raise_for_status()
+        with open(os.path.join(out, url.rstrip("/").rsplit("/", 1)[-1]), "wb") as handle:
+            handle.write(response.content)
+        return True
+    except Exception as exc:  # one bad URL must not stop the list
+        print(f"failed: {url}: {exc}", file=sys.stderr)
+        return False
 
 
 if __name__ == "__main__":
@@ -32,4 +41,5 @@ if __name__ == "__main__":
     os.makedirs(out, exist_ok=True)
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 128
     with ThreadPoolExecutor(threads) as executor:
-        list(executor.map(lambda u: download(u, out), urls))
+        ok = sum(executor.map(lambda u: download(u, out), urls))
+    sys.exit(0 if ok == len(urls) else 1)

@@ -25,6 +25,8 @@ from functools import lru_cache
 from typing import IO, Any
 from urllib.parse import unquote
 
+import idna
+
 from imgfetch.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,23 @@ INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
 _EXTENSIONS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _SNIFF = 8192
 _UNDECODABLE = "undecodable bytes (not UTF-8)"
+
+# No fetchable URL is longer: servers refuse request lines above 8-64 KiB (nginx and Apache
+# 8 KiB by default, IIS 16 KiB, the largest common setting 64 KiB), browsers stop at 2 MiB.
+# Long signed URLs (S3 with a session token) stay under 4 KiB.
+MAX_URL_CHARS = 65_536
+# A CSV or JSON Lines record (URL plus kept columns such as captions) longer than this is
+# invalid. It is csv's default field_size_limit(): below it, csv itself never refuses a field.
+MAX_RECORD_CHARS = 131_072
+RAW_PREFIX_CHARS = 200  # of an over-long line, the text kept for the record
+_SKIP_PIECE = 1 << 16  # the rest of an over-long line is read and counted in pieces this big
+
+# Query (and fragment) parameters whose values mask_url() hides, compared case-insensitively.
+SECRET_PARAMS = ("X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Signature",
+                 "X-Goog-Credential", "Signature", "sig", "token", "access_token", "api_key", "apikey",
+                 "key", "password", "passwd", "secret", "auth", "session", "sessionid")
+_SECRET_NAMES = frozenset(name.lower() for name in SECRET_PARAMS)
+_PARAM_RE = re.compile(r"([?&;#])([^=&;#]*)=([^&;#]*)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +80,7 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _LABEL_RE = re.compile(r"[a-z0-9_-]{1,63}\Z")
 _DOTS_RE = re.compile("[.\u3002\uff0e\uff61]")
 _DOT, _DOTDOT = {".", "%2E"}, {"..", ".%2E", "%2E.", "%2E%2E"}
+_MAX_HOST_TEXT = 253 * 9  # a 253-character name, every character percent-encoded UTF-8 (%E4%B8%AD)
 
 
 def _quote(text: str, safe: frozenset[int]) -> str:
@@ -96,8 +116,11 @@ def _remove_dots(path: str) -> str:
 def _host(text: str) -> str:
     """Lower-case and IDNA-encode a host name (or check a dotted IPv4 address)."""
     def bad(reason: str) -> InvalidURL:
-        return InvalidURL(f"bad host name {text!r} ({reason})")
+        shown = text if len(text) <= 100 else text[:100] + "..."
+        return InvalidURL(f"bad host name {shown!r} ({reason})")
 
+    if len(text) > _MAX_HOST_TEXT:  # before IDNA, whose cost grows with its input
+        raise bad("too long")
     host = unquote(text, errors="strict") if "%" in text else text
     labels = _DOTS_RE.split(host)
     trailing_dot = len(labels) > 1 and labels[-1] == ""
@@ -108,7 +131,7 @@ def _host(text: str) -> str:
         if not label:
             raise bad("empty label")
         try:
-            ascii_label = label.lower() if label.isascii() else label.encode("idna").decode("ascii")
+            ascii_label = label.lower() if label.isascii() else _idna_label(label)
         except UnicodeError:
             raise bad("not a valid international name") from None
         if not _LABEL_RE.match(ascii_label):
@@ -123,6 +146,18 @@ def _host(text: str) -> str:
     if len(result) > 253:
         raise bad("too long")
     return result + ("." if trailing_dot else "")
+
+
+def _idna_label(label: str) -> str:
+    """One non-ASCII label in ASCII, by UTS-46 as browsers do ("faß" -> "xn--fa-hia", not "fass").
+
+    Labels that IDNA 2008 forbids but browsers still resolve (symbols such as "☃") fall
+    back to IDNA 2003, which is how they were encoded before.
+    """
+    try:
+        return idna.encode(label, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return label.encode("idna").decode("ascii")  # raises UnicodeError if invalid there too
 
 
 def normalize_url(raw: str) -> str:
@@ -188,15 +223,22 @@ def normalized_key(url: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """Replace the password of ``user:password@host`` with ``***`` (for logs and reports)."""
-    m = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#\\]*)", url)
-    if not m:
-        return url
-    userinfo, at, hostport = m.group(1).rpartition("@")
-    user, colon, password = userinfo.partition(":")
-    if not at or not colon or not password:
-        return url
-    return f"{url[:m.start(1)]}{user}:***@{hostport}{url[m.end(1):]}"
+    """The URL for logs and reports: the password of ``user:password@host`` and the values of
+    SECRET_PARAMS in the query or fragment become ``***``."""
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    head, tail = url[:cut], _PARAM_RE.sub(_mask_param, url[cut:])
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#\\]*)", head)
+    if m:
+        userinfo, at, hostport = m.group(1).rpartition("@")
+        user, colon, password = userinfo.partition(":")
+        if at and colon and password:
+            head = f"{head[:m.start(1)]}{user}:***@{hostport}{head[m.end(1):]}"
+    return head + tail
+
+
+def _mask_param(m: re.Match[str]) -> str:
+    name = unquote(m.group(2).replace("+", " ")).strip().lower()
+    return f"{m.group(1)}{m.group(2)}=***" if m.group(3) and name in _SECRET_NAMES else m.group(0)
 
 
 class _Chain(io.RawIOBase):
@@ -290,14 +332,52 @@ def _guard(name: str) -> Iterator[None]:
         raise InputError(f"{name}: read error ({e.strerror or e})") from None
 
 
-def _lines(stream: io.BufferedReader, name: str) -> Iterator[tuple[int, bytes]]:
-    """Numbered physical lines (bytes), BOM stripped from the first."""
+def _lines(stream: io.BufferedReader, name: str,
+           limit: int) -> Iterator[tuple[int, bytes, int | None]]:
+    """Numbered physical lines (bytes), BOM stripped from the first, never longer than needed:
+    ``(number, line, None)``, or ``(number, first bytes, length in characters)`` for a line
+    over ``limit`` characters, which is read and counted in pieces but never held whole."""
+    cap = 4 * limit + 2  # bytes: `limit` characters of any UTF-8, then CRLF
     with _guard(name):
-        for number, data in enumerate(stream, 1):
-            yield number, (data[3:] if number == 1 and data.startswith(codecs.BOM_UTF8) else data)
+        number = 0
+        while data := stream.readline(cap):
+            number += 1
+            if number == 1 and data.startswith(codecs.BOM_UTF8):
+                data = data[3:]
+            if len(data) >= cap and not data.endswith(b"\n"):
+                yield number, data[:4 * RAW_PREFIX_CHARS], _rest_length(stream.readline, data)
+            elif len(data) > limit and len(_text_of(data)) > limit:
+                yield number, data[:4 * RAW_PREFIX_CHARS], len(_text_of(data))
+            else:
+                yield number, data, None
+
+
+def _text_of(line: bytes) -> str:
+    return line.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def _rest_length(readline: Any, head: bytes) -> int:
+    """Characters in a line whose start is ``head``: read (and dropped) up to its end."""
+    decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+    count, tail, piece = 0, b"", head
+    while piece:
+        count += len(decode(piece))
+        tail = (tail + piece)[-2:]
+        if piece.endswith(b"\n"):
+            break
+        piece = readline(_SKIP_PIECE)
+    return count + len(decode(b"", True)) - (len(tail) - len(tail.rstrip(b"\r\n")))
+
+
+def _too_long(line: int, head: str, length: int, limit: int, columns: dict[str, str]) -> Entry:
+    return Entry(line, head[:RAW_PREFIX_CHARS], None,
+                 f"line too long: {length:,} characters (limit {limit:,})", columns)
 
 
 def _make(line: int, raw: str, columns: dict[str, str], error: str | None = None) -> Entry:
+    if error is None and len(raw) > MAX_URL_CHARS:
+        return Entry(line, raw[:RAW_PREFIX_CHARS], None,
+                     f"URL too long: {len(raw):,} characters (limit {MAX_URL_CHARS:,})", columns)
     if error is None:
         try:
             return Entry(line, raw, normalize_url(raw), None, columns)
@@ -329,22 +409,29 @@ def _from_mapping(line: int, obj: Mapping[str, Any], key: str, keep: tuple[str, 
 
 
 def _txt_entries(stream: io.BufferedReader, name: str) -> Generator[Entry, None, None]:
-    for number, data in _lines(stream, name):
-        try:
-            text, error = data.decode("utf-8").strip(), None
-        except UnicodeDecodeError:
-            text, error = data.decode("utf-8", "replace").strip(), _UNDECODABLE
-        if text and not text.startswith("#"):
-            yield _make(number, text, {}, error)
+    for number, data, length in _lines(stream, name, MAX_URL_CHARS):
+        text = data.decode("utf-8", "replace").strip()
+        if text.startswith("#"):
+            continue
+        if length is not None:
+            yield _too_long(number, text, length, MAX_URL_CHARS, {})
+        elif text:
+            try:
+                yield _make(number, data.decode("utf-8").strip(), {})
+            except UnicodeDecodeError:
+                yield _make(number, text, {}, _UNDECODABLE)
 
 
 def _jsonl_entries(stream: io.BufferedReader, name: str, key: str,
                    keep: tuple[str, ...]) -> Generator[Entry, None, None]:
-    for number, data in _lines(stream, name):
+    for number, data, length in _lines(stream, name, MAX_RECORD_CHARS):
         data = data.strip()
+        empty = dict.fromkeys(keep, "")
+        if length is not None:
+            yield _too_long(number, data.decode("utf-8", "replace"), length, MAX_RECORD_CHARS, empty)
+            continue
         if not data:
             continue
-        empty = dict.fromkeys(keep, "")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -371,22 +458,118 @@ def _find_column(names: list[str], wanted: str, name: str) -> int:
     raise InputError(f"{name}: no column '{wanted}' in the header (columns: {shown})")
 
 
+class _CsvLines:
+    """The physical lines of a CSV or TSV file for csv.reader, no record over ``limit`` characters.
+
+    csv.reader gets a record's lines while the record stays under the limit. A record that
+    grows past it is read on to its end here, in bounded pieces, following its quotes as csv
+    would; csv.reader then gets an empty line, or a closing quote if it was inside a quoted
+    field, and records() finds the record's length in end_record().
+    """
+
+    def __init__(self, text: io.TextIOWrapper, delimiter: str, limit: int) -> None:
+        self._readline, self._limit = text.readline, limit
+        d = re.escape(delimiter)
+        self._unquoted = re.compile(f"[^{d}\r\n]*")  # the rest of an unquoted field
+        self._quoted = re.compile('[^"]*(?:""[^"]*)*')  # the rest of a quoted one, doubled quotes too
+        self._delimiter = delimiter
+        self.head, self._length, self._ending = "", 0, 0
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._readline(self._limit + 2)
+        if not line:
+            raise StopIteration
+        continuing = self._length > 0  # csv asks for more of a record only inside a quoted field
+        if not continuing:
+            self.head = line[:RAW_PREFIX_CHARS]
+        self._length += len(line)
+        self._ending = len(line) - len(line.rstrip("\r\n"))
+        if self._length - self._ending <= self._limit:
+            return line
+        self._skip_record(line, quoted=continuing)
+        return '"\n' if continuing else "\n"
+
+    def end_record(self) -> int | None:
+        """The length of the record csv.reader just returned if it was too long; then reset."""
+        length, self._length = self._length - self._ending, 0
+        return length if length > self._limit else None
+
+    def _skip_record(self, piece: str, quoted: bool) -> None:
+        """Read up to the end of the record ``piece`` belongs to, counting its characters."""
+        state = "quoted" if quoted else "start"
+        while True:
+            body = piece.rstrip("\r\n")
+            state = self._follow(body, state)
+            if len(body) < len(piece) and state != "quoted":
+                break  # a line end outside quotes ends the record
+            piece = self._readline(_SKIP_PIECE)
+            if not piece:
+                break
+            self._length += len(piece)
+        self._ending = len(piece) - len(piece.rstrip("\r\n"))
+
+    def _follow(self, text: str, state: str) -> str:
+        """csv's field states (default dialect) from ``state`` through ``text``, by jumps."""
+        i, end, delimiter = 0, len(text), self._delimiter
+        while i < end:
+            if state == "quoted":
+                i = self._quoted.match(text, i).end()
+                if i == end:
+                    return "quoted"
+                state, i = "after quote", i + 1
+            elif state == "after quote" and text[i] == '"':
+                state, i = "quoted", i + 1  # a doubled quote inside quotes
+            elif state == "start" and text[i] == '"':
+                state, i = "quoted", i + 1
+            elif text[i] == delimiter:
+                state, i = "start", i + 1
+            else:  # unquoted text, or text after a closing quote: up to the next delimiter
+                state, i = "unquoted", self._unquoted.match(text, i).end()
+        return state
+
+
 def _csv_entries(stream: io.BufferedReader, name: str, delimiter: str, url_column: str,
                  keep: tuple[str, ...]) -> Generator[Entry, None, None]:
     """Read the header now (eagerly) and return a generator over the data records."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text, delimiter=delimiter)
+    limit = min(MAX_RECORD_CHARS, csv.field_size_limit())
+    lines = _CsvLines(text, delimiter, limit)
+    reader = csv.reader(lines, delimiter=delimiter)
     with _guard(name):
-        header = next((row for row in reader if any(f.strip() for f in row)), None)
-    if header is None:
-        raise InputError(f"{name}: empty file (no header row)")
+        for header in reader:
+            length = lines.end_record()
+            if length:
+                raise InputError(f"{name}: header row too long ({length:,} characters, limit {limit:,})")
+            if any(f.strip() for f in header):
+                break
+        else:
+            raise InputError(f"{name}: empty file (no header row)")
     names = [_clean(h).strip() for h in header]
     url_index = _find_column(names, url_column, name)
     keep_index = {k: _find_column(names, k, name) for k in keep}
+    empty = dict.fromkeys(keep, "")
 
     def records() -> Generator[Entry, None, None]:
+        record = 0
         with _guard(name):
-            for record, row in enumerate(reader, 1):
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as e:  # a bad record is that record's problem only
+                    record, _ = record + 1, lines.end_record()
+                    yield Entry(record, _clean(lines.head), None, f"unreadable CSV record ({e})", empty)
+                    continue
+                record += 1
+                length = lines.end_record()
+                if length:
+                    yield Entry(record, _clean(lines.head), None,
+                                f"record too long: {length:,} characters (limit {limit:,})", empty)
+                    continue
                 if not any(f.strip() for f in row):
                     continue
                 raw = row[url_index] if url_index < len(row) else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import ImgFetchError
+from .errors import ImgFetchError, OutputError
 from .options import Options, usable_cpus
 
 log = logging.getLogger(__name__)
@@ -137,21 +137,24 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
         urls, latency = _urls(settings, stack)
         if not urls:
             raise ImgFetchError("no valid URLs to benchmark")
+        keep = _keep_folder(settings.keep) if settings.keep else None
+        if keep:
+            announce(f"keeping every run's downloads under {keep}")
         methods = settings.start_methods or (opts.start_method,)
         configs = [(m, w, t) for m in methods for t in settings.threads for w in settings.workers]
         total = len(urls) * settings.repeat * (1 + len(configs))
         announce(f"benchmarking {len(urls)} URLs: sequential + {len(configs)} pooled configurations, "
                  f"{settings.repeat} runs each = {total} downloads (plus a {min(WARMUP_URLS, len(urls))}-URL warm-up)")
-        _sequential(urls[:WARMUP_URLS], opts.replace(progress=False), _scratch(settings, stack, "warmup"))
+        _sequential(urls[:WARMUP_URLS], opts.replace(progress=False), _scratch(keep, stack, "warmup"))
         sequential = ConfigResult("sequential", 1, 1, None)
         pooled = [ConfigResult("pooled", w, t, m) for m, w, t in configs]
         for run in range(settings.repeat):  # interleaved, so drift hits every configuration alike
-            _measure(sequential, lambda out: _sequential(urls, opts, out, "sequential"), settings, stack, run,
+            _measure(sequential, lambda out: _sequential(urls, opts, out, "sequential"), keep, stack, run,
                      on_progress)
             for config in pooled:
                 config_opts = opts.replace(workers=config.workers, threads=config.threads,
                                            start_method=config.start_method)
-                _measure(config, lambda out: _pooled(urls, config_opts, out, config.label), settings, stack, run,
+                _measure(config, lambda out: _pooled(urls, config_opts, out, config.label), keep, stack, run,
                          on_progress)
         for config in pooled:
             config.startup_s = pool_startup_s(opts.replace(workers=config.workers, start_method=config.start_method))
@@ -162,8 +165,9 @@ def _urls(settings: BenchSettings, stack: ExitStack) -> tuple[list[str], float |
     if settings.urls is None:
         from .server import ImageServer
 
-        server = stack.enter_context(ImageServer(count=settings.count, latency_ms=settings.latency_ms))
-        for i in range(settings.count):  # render every image before timing anything
+        count = min(settings.count, settings.limit or settings.count)
+        server = stack.enter_context(ImageServer(count=count, latency_ms=settings.latency_ms))
+        for i in range(count):  # render every image before timing anything
             server.image_bytes(i)
         return server.image_urls(), settings.latency_ms
     from .sources import open_entries
@@ -180,21 +184,43 @@ def _urls(settings: BenchSettings, stack: ExitStack) -> tuple[list[str], float |
     return urls, None
 
 
-def _scratch(settings: BenchSettings, stack: ExitStack, name: str) -> Path:
-    if settings.keep:
-        path = Path(settings.keep) / name
-        if path.exists():
-            shutil.rmtree(path)
-        return path
+def _keep_folder(keep: str) -> Path:
+    """A new folder of our own under --keep DIR: nothing already there is touched."""
+    parent = Path(keep)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("bench-%Y%m%d-%H%M%S")
+        for n in range(1, 1000):
+            path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise OutputError(f"cannot use --keep {keep}: {exc.strerror or exc}") from None
+    raise OutputError(f"cannot use --keep {keep}: too many runs started this second")
+
+
+def _scratch(keep: Path | None, stack: ExitStack, name: str) -> Path:
+    """A fresh folder for one run: under our --keep folder, or a temporary one removed at the end."""
+    if keep:
+        for n in range(1, 1000):  # "--workers 2,2" names the same run twice
+            path = keep / (name if n == 1 else f"{name}-{n}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
     path = Path(tempfile.mkdtemp(prefix=f"imgfetch-bench-{name}-"))
     stack.callback(shutil.rmtree, path, True)
     return path
 
 
-def _measure(config: ConfigResult, job: Callable[[Path], list[Any]], settings: BenchSettings,
+def _measure(config: ConfigResult, job: Callable[[Path], list[Any]], keep: Path | None,
              stack: ExitStack, run: int, on_progress: Callable[[str], Any] | None) -> None:
     name = config.label.replace(" ", "_").replace("=", "")
-    out = _scratch(settings, stack, f"{name}_run{run + 1}")
+    out = _scratch(keep, stack, f"{name}_run{run + 1}")
     started = time.perf_counter()
     records = job(out)
     config.times.append(time.perf_counter() - started)
@@ -202,8 +228,8 @@ def _measure(config: ConfigResult, job: Callable[[Path], list[Any]], settings: B
     config.failures += len(records) - len(ok)
     config.images, config.bytes = len(ok), sum(r.bytes for r in ok)
     config.pid_counts = dict(Counter(r.pid for r in records if r.pid is not None))
-    if not settings.keep:
-        shutil.rmtree(out, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)  # a temporary folder of ours
     if on_progress:
         on_progress(f"{config.label}: run {run + 1} took {config.times[-1]:.2f} s, {len(ok)} ok")
 

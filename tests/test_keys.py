@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
+
+import pytest
 
 from imgfetch.keys import KeyMap, KeySet
 
@@ -33,8 +36,29 @@ def test_keymap_stores_offsets_and_forgets():
     assert m.get(keys[10]) == 3
 
 
-def test_a_million_keys_cost_tens_of_megabytes_not_hundreds():
-    s = KeySet()
-    for k in digests(200_000):
-        s.add(k)
-    assert len(s._table) <= 200_000 * 16 * 4  # at most 4 slots' worth of bytes a key
+def held_and_peak(cls, n: int) -> tuple[float, float]:
+    """Bytes a key the table holds after n inserts, and at its peak on the way."""
+    keys = digests(n)
+    tracemalloc.start()
+    try:
+        table = cls()
+        for i, k in enumerate(keys):
+            if isinstance(table, KeyMap):
+                table[k] = i
+            else:
+                table.add(k)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(table) == n
+    return held / n, peak / n
+
+
+@pytest.mark.parametrize("cls, slot", [(KeySet, 16), (KeyMap, 24)])
+def test_bytes_per_key_are_two_to_four_slots_and_six_while_doubling(cls, slot):
+    # Half full (2 slots a key) until one more key doubles the table (4 slots a key); the
+    # doubling holds the old table and the new one at once (6 slots a key).
+    held, _ = held_and_peak(cls, 2048)
+    assert held == pytest.approx(2 * slot, rel=0.03)
+    held, peak = held_and_peak(cls, 2049)
+    assert held == pytest.approx(4 * slot, rel=0.03) and peak == pytest.approx(6 * slot, rel=0.03)

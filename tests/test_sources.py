@@ -5,14 +5,18 @@ import gzip
 import hashlib
 import io
 import itertools
+import json
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from imgfetch.errors import InputError
+import imgfetch.sources as sources
 from imgfetch.sources import (
     INPUT_FORMATS,
+    SECRET_PARAMS,
     Entry,
     InvalidURL,
     iter_entries,
@@ -413,6 +417,9 @@ def test_file_is_streamed_not_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     ("http://192.0.2.1/x", "http://192.0.2.1/x"),
     ("http://example.com?x", "http://example.com/?x"),
     ("https://ÉXAMPLE.test/", "https://xn--xample-9ua.test/"),
+    ("http://faß.de/", "http://xn--fa-hia.de/"),          # UTS-46 like browsers, not IDNA 2003's "fass.de"
+    ("http://FAß.DE./a", "http://xn--fa-hia.de./a"),
+    ("http://☃.net/", "http://xn--n3h.net/"),             # symbols: IDNA 2003 still, as browsers resolve them
 ])
 def test_normalize_url(raw: str, expected: str) -> None:
     assert normalize_url(raw) == expected
@@ -441,6 +448,7 @@ def test_normalize_url(raw: str, expected: str) -> None:
     ("http://ex<ample.com/", "bad host name"),
     ("http://[::zz]/", "bad host name"),
     ("http://300.1.2.3/", "bad host name"),
+    ("http://" + "\u0660" * 60_000 + ".example/", "bad host name '\u0660"),  # refused before IDNA runs
 ])
 def test_normalize_url_rejects(raw: str, reason: str) -> None:
     with pytest.raises(InvalidURL) as info:
@@ -463,6 +471,37 @@ def test_mask_url() -> None:
     assert mask_url("not a url") == "not a url"
 
 
+def test_mask_url_hides_secret_query_parameters() -> None:
+    signed = ("https://b.s3.amazonaws.com/a.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F1"
+              "&X-Amz-Security-Token=FwoG&X-Amz-Signature=9f86d0&x-id=GetObject")
+    assert mask_url(signed) == ("https://b.s3.amazonaws.com/a.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                                "&X-Amz-Credential=***&X-Amz-Security-Token=***&X-Amz-Signature=***&x-id=GetObject")
+    assert mask_url("https://u:pw@example.com/a?TOKEN=t1&tokens=2&key=&Api%5FKey=k#access_token=z") == (
+        "https://u:***@example.com/a?TOKEN=***&tokens=2&key=&Api%5FKey=***#access_token=***")
+    assert mask_url("https://example.com/a?size=2&sig=s;session=q") == "https://example.com/a?size=2&sig=***;session=***"
+    assert {"X-Goog-Signature", "api_key", "sessionid", "password"} <= set(SECRET_PARAMS)
+    for name in SECRET_PARAMS:
+        assert mask_url(f"http://example.com/?{name.lower()}=v&{name.upper()}=w") == (
+            f"http://example.com/?{name.lower()}=***&{name.upper()}=***")
+
+
+def test_records_and_log_lines_mask_secrets_but_keys_use_the_full_url(server, tmp_path, caplog) -> None:
+    import logging
+
+    from imgfetch import download, fetch
+
+    url = server.image_urls()[0] + "?X-Goog-Signature=c2VjcmV0&token=hunter2&w=1"
+    masked = server.image_urls()[0] + "?X-Goog-Signature=***&token=***&w=1"
+    with caplog.at_level(logging.INFO, logger="imgfetch.pids"):
+        result = fetch(url, tmp_path / "one", log_pids=True, progress=False)
+    assert result.status == "ok" and result.url == masked and result.key == url_key(url)
+    assert masked in caplog.text and "hunter2" not in caplog.text
+    [record] = download([url], tmp_path / "pool", workers=1, start_method="fork", progress=False)
+    assert record.url == masked and record.key == url_key(url)
+    manifest = (tmp_path / "pool" / "manifest.jsonl").read_text()
+    assert "hunter2" not in manifest and json.loads(manifest)["url"] == masked
+
+
 def test_url_key() -> None:
     key = url_key("http://example.com/a.jpg")
     assert len(key) == 32 and all(c in "0123456789abcdef" for c in key)
@@ -471,3 +510,96 @@ def test_url_key() -> None:
     assert key == url_key("HTTP://example.com:80/a.jpg#x")
     assert url_key("http://u:one@example.com/a.jpg") != url_key("http://u:two@example.com/a.jpg")
     assert url_key("http://example.com/b.jpg") != key
+
+
+# --------------------------------------------------------------------------- bounded lines
+
+def peak_bytes(entries_of) -> tuple[list[Entry], int]:
+    tracemalloc.start()
+    try:
+        entries = list(entries_of())
+        return entries, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_an_enormous_txt_line_is_invalid_and_never_held_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            final_newline: bool) -> None:
+    monkeypatch.setattr(sources, "MAX_URL_CHARS", 1000)
+    path = tmp_path / "l.txt"
+    with path.open("wb") as f:
+        f.write(b"http://example.com/1\n# " + b"c" * 3_000_000 + b"\nhttp://example.com/" + b"a" * 3_000_000)
+        f.write(b"\nhttp://example.com/2\nhttp://example.com/" + "é".encode() * 1_000_000)
+        f.write(b"\n" if final_newline else b"")
+    entries, peak = peak_bytes(lambda: iter_entries(path))
+    assert summary(entries) == [
+        (1, "http://example.com/1", None),                    # (2: a huge comment, skipped)
+        (3, None, "line too long: 3,000,019 characters (limit 1,000)"),
+        (4, "http://example.com/2", None),
+        (5, None, "line too long: 1,000,019 characters (limit 1,000)"),
+    ]
+    assert entries[1].raw == "http://example.com/" + "a" * 181 and len(entries[3].raw) == 200
+    assert peak < 500_000  # lines of 3 MB and 2 MB
+
+
+def test_a_url_just_over_the_cap_is_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "MAX_URL_CHARS", 100)
+    url = "http://example.com/" + "x" * 81
+    path = write(tmp_path / "l.txt", f"{url}\r\n  {url}x  \n".encode())
+    assert summary(iter_entries(path)) == [(1, normalize_url(url), None),
+                                           (2, None, "line too long: 105 characters (limit 100)")]
+    rows = [{"url": url}, {"url": url + "x"}]
+    assert summary(iter_entries(rows)) == [(1, url, None), (2, None, "URL too long: 101 characters (limit 100)")]
+
+
+def test_a_huge_csv_field_makes_only_its_record_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    with path.open("wb") as f:
+        f.write(b"url,caption\nhttp://example.com/1,short\n")
+        f.write(b'http://example.com/2,"' + b"w " * 1_500_000 + b'"\n')          # 3 MB on one line
+        f.write(b"http://example.com/3," + b"y" * 200_000 + b"\n")              # over csv's own field limit
+        f.write(b'http://example.com/4,"two\nlines"\nhttp://example.com/5,z\n')
+        f.write(b'http://example.com/6,"' + b'"" quoted\n' * 20_000 + b'end",x\n')  # 200 KB over many lines
+        f.write(b'http://example.com/7,"a ""b"""\n')
+    entries, peak = peak_bytes(lambda: iter_entries(path, keep_columns=("caption",)))
+    assert summary(entries) == [
+        (1, "http://example.com/1", None),
+        (2, None, "record too long: 3,000,023 characters (limit 131,072)"),
+        (3, None, "record too long: 200,021 characters (limit 131,072)"),
+        (4, "http://example.com/4", None),
+        (5, "http://example.com/5", None),
+        (6, None, "record too long: 200,028 characters (limit 131,072)"),
+        (7, "http://example.com/7", None),  # the quotes of record 6 were followed to its end
+    ]
+    assert entries[1].raw.startswith("http://example.com/2,") and len(entries[1].raw) == 200
+    assert entries[3].columns == {"caption": "two\nlines"} and entries[6].columns == {"caption": 'a "b"'}
+    assert peak < 2_000_000
+
+
+def test_csv_and_jsonl_memory_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "MAX_RECORD_CHARS", 10_000)
+    big = "q" * 4_000_000
+    csv_path = write(tmp_path / "l.tsv", f"url\tnote\nhttp://example.com/1\t{big}\nhttp://example.com/2\tn\n".encode())
+    jsonl_path = write(tmp_path / "l.jsonl", (json.dumps({"url": "http://example.com/1", "note": big}) + "\n"
+                                              + json.dumps({"url": "http://example.com/" + "u" * 70_000}) + "\n"
+                                              + '{"url": "http://example.com/2"}').encode())
+    del big
+    for path, too_long in ((csv_path, "record too long: 4,000,021 characters (limit 10,000)"),
+                           (jsonl_path, "line too long: 4,000,043 characters (limit 10,000)")):
+        entries, peak = peak_bytes(lambda: iter_entries(path))
+        assert (entries[0].line, entries[0].error) == (1, too_long), path
+        assert entries[-1].url == "http://example.com/2" and peak < 500_000, (path, peak)
+    assert summary(iter_entries(jsonl_path))[1] == (2, None, "line too long: 70,030 characters (limit 10,000)")
+
+
+def test_an_oversized_csv_row_does_not_end_the_run(server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from imgfetch.cli import main
+
+    urls = server.image_urls()[:2]
+    path = tmp_path / "l.csv"
+    path.write_text(f"url,caption\n{urls[0]},a\n{urls[1]},\"{'z' * 2_000_000}\"\n{urls[1]},b\n")
+    code = main(["get", str(path), "-o", str(tmp_path / "out"), "-q", "--workers", "1", "--start-method", "fork"])
+    assert code == 1, capsys.readouterr().err  # one invalid record, not a failed run (2)
+    records = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted((r["line"], r["status"]) for r in records) == [(1, "ok"), (2, "invalid"), (3, "ok")]

@@ -1,0 +1,527 @@
+"""Side-by-side benchmark on what users meet: per-image latency spread, failing URLs, fixed latency.
+
+Every tool downloads the same URL list into a fresh folder, runs are interleaved
+(A B C D A B C D ...) and each figure is the median of --rounds runs. Each run is wrapped in
+treecpu.py, so its CPU time covers the whole process tree (fork-server workers included).
+
+Servers, all on 127.0.0.1 with an ephemeral port:
+- nginx (one worker, echo module) serves a corpus of images rendered by imgfetch.server.make_image
+  (cached in /tmp/imgfetch-bench-corpus-N); /v/<file>?s=SECONDS answers after its own delay.
+  No Python in the hot path: a Python server would take CPU from the clients.
+- `python -m imgfetch serve` serves the failures of the faulty scenario (404, 403, 410, 500,
+  hang, drip, reset, HTML sent as image/jpeg).
+
+Scenarios:
+- lognormal: --count distinct images, each delayed log-normally (median 80 ms, sigma 1.0,
+  p99 ~ 0.8 s, capped at 5 s);
+- faulty: the lognormal list with ~10 % of its URLs replaced by failures at random positions;
+- uniformN: --uniform-count images, each delayed N ms (uniform0, uniform50, uniform200, ...).
+
+Tools: imgfetch get (defaults), imgfetch get --verify none, benchmarks/threadpool.py
+(ThreadPoolExecutor(128), timeout=30), curl --parallel, aria2c and, on uniform0 only,
+benchmarks/classic.py (ProcessPoolExecutor(3); --tools ...,classic).
+
+    python benchmarks/realistic.py --scenarios lognormal,faulty,uniform0,uniform50,uniform200 \\
+        --count 4000 --uniform-count 10000 --rounds 3 \\
+        --tools imgfetch,imgfetch-verify-none,threadpool,curl,aria2c,classic --json realistic.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+from benchlib import HERE, PY  # noqa: E402
+
+CAP_S = 30  # per-URL time cap given to every tool (as closely as each allows)
+LOGNORMAL_MEDIAN_S, LOGNORMAL_SIGMA, LOGNORMAL_CAP_S = 0.080, 1.0, 5.0
+FAULT_SHARES = (("404", 0.03), ("403", 0.01), ("410", 0.005), ("500", 0.015),
+                ("hang", 0.015), ("drip", 0.005), ("reset", 0.01), ("html", 0.01))
+FAULT_SERVER_COUNT = 100  # images of `imgfetch serve --count` (drip needs /drip/<i>.<ext of i>)
+EXTS = ("jpg", "png", "webp", "gif")  # imgfetch.server.FORMATS order: image i has EXTS[i % 4]
+SCENARIOS = ("lognormal", "faulty", "uniform0", "uniform50", "uniform200")
+ALL_TOOLS = ("imgfetch", "imgfetch-verify-none", "threadpool", "curl", "aria2c", "classic")
+DEFAULT_TOOLS = "imgfetch,imgfetch-verify-none,threadpool,curl,aria2c"
+LABELS = {
+    "imgfetch": "imgfetch get (defaults)",
+    "imgfetch-verify-none": "imgfetch get --verify none",
+    "threadpool": "ThreadPoolExecutor(128)",
+    "curl": "curl --parallel-max 200",
+    "aria2c": "aria2c -j 128",
+    "classic": "classic ProcessPoolExecutor(3)",
+}
+# aria2c has no cap on a URL's total time. These flags bound it as closely as it allows:
+# a hang costs 3 tries x 10 s = 30 s; a body slower than 1 KiB/s is aborted after aria2c's
+# fixed 10 s start-up grace (not retried); 4xx, 5xx and resets are not retried at all.
+ARIA2C_CAPS = ["--connect-timeout=10", "--timeout=10", "--max-tries=3", "--retry-wait=0",
+               "--lowest-speed-limit=1K"]
+ARIA2C_FLAGS = ["-j", "128", *ARIA2C_CAPS, "--allow-overwrite=true", "--auto-file-renaming=false",
+                "--file-allocation=none", "--summary-interval=0", "-q"]
+CURL_FLAGS = ["--parallel", "--parallel-max", "200", "--max-time", str(CAP_S), "-s", "--no-progress-meter",
+              "--fail"]
+
+
+# --------------------------------------------------------------------------- corpus and servers
+
+def ensure_corpus(size: int, seed: int) -> Path:
+    """size images from make_image(seed, i) as i.<ext>, cached in the temp folder between runs."""
+    from imgfetch.server import make_image
+    path = Path(tempfile.gettempdir()) / (f"imgfetch-bench-corpus-{size}" + (f"-seed{seed}" if seed else ""))
+    marker = path / "corpus.json"
+    try:
+        info = json.loads(marker.read_text())
+        if (info.get("count") == size and info.get("seed") == seed
+                and all((path / f"{i}.{EXTS[i % 4]}").read_bytes() == make_image(seed, i) for i in range(min(8, size)))
+                and sum(1 for p in path.iterdir() if p.name != "corpus.json") == size):
+            return path
+    except (OSError, ValueError):
+        pass
+    print(f"rendering a corpus of {size} images into {path} ...", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".partial-", dir=path.parent))
+    for i in range(size):
+        (tmp / f"{i}.{EXTS[i % 4]}").write_bytes(make_image(seed, i))
+    (tmp / "corpus.json").write_text(json.dumps({"count": size, "seed": seed}) + "\n")
+    tmp.chmod(0o755)  # nginx's worker drops root and must read the files
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another run put it there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def start_nginx(corpus: Path, work: Path) -> tuple[subprocess.Popen, str]:
+    block = ("location ~ ^/v/(?<p>.*)$ { echo_sleep $arg_s; echo_exec /static/$p; } "
+             f"location /static/ {{ alias {corpus}/; }}")
+    started = benchlib.start_nginx(work, block, modules=(benchlib.ECHO_MODULE,),
+                                   http_extra=f"include {benchlib.MIME_TYPES}; "
+                                              "default_type application/octet-stream; sendfile on;")
+    if started is None:
+        sys.exit("nginx is not installed (apt-get install nginx-light libnginx-mod-http-echo)")
+    return started
+
+
+def check_nginx(base: str, corpus: Path) -> None:
+    """Content-Type, bytes and delay of one image per format; raises on any mismatch."""
+    types = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
+    for i in range(4):
+        name = f"{i}.{EXTS[i]}"
+        for delay in (0.0, 0.2):
+            started = time.perf_counter()
+            with urllib.request.urlopen(f"{base}/v/{name}?s={delay:g}&u=check", timeout=10) as resp:
+                body, ctype = resp.read(), resp.headers.get("Content-Type")
+            took = time.perf_counter() - started
+            if ctype != types[EXTS[i]] or body != (corpus / name).read_bytes() or took < delay:
+                raise RuntimeError(f"nginx check failed for {name}?s={delay}: Content-Type {ctype}, "
+                                   f"{len(body)} bytes, {took:.3f} s")
+
+
+def check_fault_server(base: str) -> None:
+    for path, want in (("/status/404?u=check", 404), ("/status/500?u=check", 500), ("/html-as-jpeg?u=check", 200),
+                       (f"/img/1.{EXTS[1]}", 200)):
+        try:
+            with urllib.request.urlopen(base + path, timeout=10) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        if status != want:
+            raise RuntimeError(f"fault server check failed: {path} answered {status}, not {want}")
+
+
+# --------------------------------------------------------------------------- URL lists
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    urls: list[str]
+    kinds: list[str]  # "image" or the fault kind, per URL
+    delays: list[float] = field(default_factory=list)  # per image URL, seconds
+
+    @property
+    def expected(self) -> int:
+        return sum(1 for k in self.kinds if k == "image")
+
+    def describe(self) -> dict:
+        faults: dict[str, int] = {}
+        for kind in self.kinds:
+            if kind != "image":
+                faults[kind] = faults.get(kind, 0) + 1
+        d = sorted(self.delays)
+        stats = {}
+        if d:
+            stats = {"delay_median_s": round(statistics.median(d), 4),
+                     "delay_p99_s": round(d[min(len(d) - 1, int(0.99 * len(d)))], 4),
+                     "delay_max_s": round(d[-1], 4), "delay_mean_s": round(statistics.fmean(d), 4)}
+        return {"title": self.title, "urls": len(self.urls), "image_urls": self.expected, "faults": faults, **stats}
+
+
+def image_url(base: str, i: int, corpus_size: int, delay: float) -> str:
+    j = i % corpus_size
+    return f"{base}/v/{j}.{EXTS[j % 4]}?s={delay:.3f}&u={i}"
+
+
+def lognormal(base: str, n: int, corpus_size: int, seed: int) -> Scenario:
+    rng = random.Random(seed)
+    mu = math.log(LOGNORMAL_MEDIAN_S)
+    delays = [min(LOGNORMAL_CAP_S, rng.lognormvariate(mu, LOGNORMAL_SIGMA)) for _ in range(n)]
+    delays = [round(d, 3) for d in delays]
+    urls = [image_url(base, i, corpus_size, d) for i, d in enumerate(delays)]
+    return Scenario("lognormal", f"log-normal delays (median {LOGNORMAL_MEDIAN_S * 1000:g} ms, sigma "
+                    f"{LOGNORMAL_SIGMA:g}, cap {LOGNORMAL_CAP_S:g} s), {n} distinct images",
+                    urls, ["image"] * n, delays)
+
+
+def fault_url(kind: str, fault_base: str, i: int) -> str:
+    if kind in ("404", "403", "410", "500"):
+        return f"{fault_base}/status/{kind}?u={i}"
+    if kind == "hang":
+        return f"{fault_base}/hang?seconds={CAP_S}&u={i}"
+    if kind == "drip":
+        k = i % FAULT_SERVER_COUNT
+        return f"{fault_base}/drip/{k}.{EXTS[k % 4]}?interval=1&u={i}"
+    if kind == "reset":
+        return f"{fault_base}/reset?u={i}"
+    if kind == "html":
+        return f"{fault_base}/html-as-jpeg?u={i}"
+    raise ValueError(kind)
+
+
+def faulty(base: str, fault_base: str, n: int, corpus_size: int, seed: int) -> Scenario:
+    sc = lognormal(base, n, corpus_size, seed)
+    rng = random.Random(seed + 1)
+    kinds = [kind for kind, share in FAULT_SHARES for _ in range(round(n * share))]
+    positions = rng.sample(range(n), len(kinds))  # random positions, in random order
+    delays = list(sc.delays)
+    for pos, kind in zip(positions, kinds):
+        sc.urls[pos] = fault_url(kind, fault_base, pos)
+        sc.kinds[pos] = kind
+        delays[pos] = None
+    sc.delays = [d for d in delays if d is not None]
+    sc.name = "faulty"
+    sc.title = (f"the lognormal list with {len(kinds)} of {n} URLs ({len(kinds) / n:.1%}) replaced by failures: "
+                + ", ".join(f"{k} {s:.1%}" for k, s in FAULT_SHARES))
+    return sc
+
+
+def uniform(base: str, name: str, m: int, delay_ms: float, corpus_size: int) -> Scenario:
+    delay = delay_ms / 1000
+    urls = [image_url(base, i, corpus_size, delay) for i in range(m)]
+    return Scenario(name, f"{m} distinct images, each delayed {delay_ms:g} ms", urls, ["image"] * m, [delay] * m)
+
+
+def out_name(i: int, url: str) -> str:
+    path = url.split("?", 1)[0]
+    ext = path.rsplit(".", 1)[-1] if "." in path.rsplit("/", 1)[-1] else ""
+    return f"{i:06d}.{ext if ext in EXTS else 'bin'}"
+
+
+def write_lists(sc: Scenario, folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"txt": folder / "urls.txt", "curl": folder / "curl.cfg", "aria2c": folder / "aria2c.txt"}
+    files["txt"].write_text("".join(u + "\n" for u in sc.urls))
+    files["curl"].write_text("".join(f'url = "{u}"\noutput = "{out_name(i, u)}"\n' for i, u in enumerate(sc.urls)))
+    files["aria2c"].write_text("".join(f"{u}\n  out={out_name(i, u)}\n" for i, u in enumerate(sc.urls)))
+    return files
+
+
+# --------------------------------------------------------------------------- tools
+
+def imgfetch_has_max_time() -> bool:
+    done = subprocess.run([PY, "-m", "imgfetch", "get", "--help"], capture_output=True, text=True, timeout=60)
+    return "--max-time" in done.stdout
+
+
+def tool_argv(tool: str, lists: dict[str, Path], out: Path, imgfetch_extra: list[str]) -> list[str]:
+    if tool in ("imgfetch", "imgfetch-verify-none"):
+        extra = ["--verify", "none"] if tool == "imgfetch-verify-none" else []
+        return [PY, "-m", "imgfetch", "get", str(lists["txt"]), "-o", str(out), "-q", *extra, *imgfetch_extra]
+    if tool == "threadpool":
+        return [PY, str(HERE / "threadpool.py"), str(lists["txt"]), str(out), "128"]
+    if tool == "classic":
+        return [PY, str(HERE / "classic.py"), str(lists["txt"]), str(out)]
+    if tool == "curl":
+        return ["curl", *CURL_FLAGS, "--output-dir", str(out), "-K", str(lists["curl"])]
+    if tool == "aria2c":
+        return ["aria2c", "-i", str(lists["aria2c"]), "-d", str(out), *ARIA2C_FLAGS]
+    raise ValueError(tool)
+
+
+def tool_template(tool: str, imgfetch_extra: list[str]) -> str:
+    lists = {"txt": Path("LIST.txt"), "curl": Path("LIST.curl.cfg"), "aria2c": Path("LIST.aria2c.txt")}
+    argv = tool_argv(tool, lists, Path("OUT"), imgfetch_extra)
+    argv = ["python" if a == PY else a.replace(str(HERE.parent) + "/", "") for a in argv]
+    return shlex.join(argv)
+
+
+# --------------------------------------------------------------------------- measuring
+
+def count_output(out: Path, good_hashes: set[str]) -> tuple[int, int]:
+    """(files, good): files written except manifest.jsonl and aria2c's *.aria2 control files;
+    good = files byte-identical to a corpus image."""
+    files = [p for p in benchlib.output_files(out) if not p.name.endswith(".aria2")]
+    good = sum(1 for p in files if benchlib.sha1(p.read_bytes()) in good_hashes)
+    return len(files), good
+
+
+def run_scenario(sc: Scenario, tools: list[str], args, work: Path, good_hashes: set[str],
+                 imgfetch_extra: list[str]) -> list[dict]:
+    folder = work / sc.name
+    lists = write_lists(sc, folder)
+    runs = []
+    for r in range(args.rounds):
+        for tool in tools:
+            run_dir = folder / f"r{r + 1}-{tool}"
+            out = run_dir / "out"
+            out.mkdir(parents=True)
+            argv = tool_argv(tool, lists, out, imgfetch_extra)
+            res = benchlib.run_measured(argv, run_dir / "treecpu.json", run_dir / "log.txt", args.run_timeout)
+            files, good = count_output(out, good_hashes)
+            run = {"round": r + 1, "tool": tool, "wall_s": res["wall_s"], "cpu_s": res["cpu_s"],
+                   "user_s": res["user_s"], "sys_s": res["sys_s"], "returncode": res["returncode"],
+                   "timed_out": res["timed_out"], "tree_wall_s": res.get("tree_wall_s"),
+                   "orphans_killed": res.get("orphans_killed"), "files": files, "good": good,
+                   "expected": sc.expected, "loadavg_1m": round(os.getloadavg()[0], 2)}
+            if res["timed_out"] or (res["returncode"] not in (0, 1, 22) and sc.name != "faulty"):
+                run["log_tail"] = benchlib.log_tail(run_dir / "log.txt")
+            runs.append(run)
+            print(f"  [{sc.name} {r + 1}/{args.rounds}] {LABELS[tool]:<28} {res['wall_s']:8.2f} s  "
+                  f"{good:>6}/{sc.expected} good images, {files} files  cpu {res['cpu_s']:7.2f} s  "
+                  f"exit {res['returncode']}{'  TIMED OUT' if res['timed_out'] else ''}"
+                  f"{'  << FLAG: too few good images' if good < args.min_good * sc.expected else ''}", flush=True)
+            if not args.keep:
+                shutil.rmtree(out, ignore_errors=True)
+    return runs
+
+
+def median(values: list[float]) -> float:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(runs: list[dict], tools: list[str], expected: int, min_good: float) -> dict[str, dict]:
+    summary = {}
+    for tool in tools:
+        mine = [r for r in runs if r["tool"] == tool]
+        if not mine:
+            continue
+        ips = [r["good"] / r["wall_s"] if r["wall_s"] > 0 else float("nan") for r in mine]
+        cpu_ms = [1000 * r["cpu_s"] / r["good"] if r["good"] else float("nan") for r in mine]
+        s = {"label": LABELS[tool], "rounds": len(mine), "wall_s": median([r["wall_s"] for r in mine]),
+             "wall_runs_s": [r["wall_s"] for r in mine], "good": median([r["good"] for r in mine]),
+             "files": median([r["files"] for r in mine]), "expected": expected,
+             "images_per_s": median(ips), "cpu_s": median([r["cpu_s"] for r in mine]),
+             "cpu_ms_per_image": median(cpu_ms), "returncodes": sorted({r["returncode"] for r in mine}),
+             "timed_out": any(r["timed_out"] for r in mine)}
+        flags = []
+        worst = min(r["good"] for r in mine)
+        if worst < min_good * expected:
+            flags.append(f"FLAG: only {worst}/{expected} good images in a run")
+        if s["timed_out"]:
+            flags.append("FLAG: a run hit --run-timeout")
+        s["flags"] = flags
+        summary[tool] = s
+    ref, base = summary.get("imgfetch"), summary.get("threadpool")
+    for s in summary.values():
+        s["imgfetch_ips_over_tool_ips"] = ref["images_per_s"] / s["images_per_s"] if ref and s["images_per_s"] else None
+        s["imgfetch_wall_over_tool_wall"] = ref["wall_s"] / s["wall_s"] if ref and s["wall_s"] else None
+        s["cpu_per_image_over_threadpool"] = (s["cpu_ms_per_image"] / base["cpu_ms_per_image"]
+                                              if base and base["cpu_ms_per_image"] else None)
+    return summary
+
+
+def fmt(value, spec: str, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:{spec}}{suffix}"
+
+
+def report(sc: Scenario, summary: dict[str, dict], rounds: int) -> str:
+    info = sc.describe()
+    wall_ratio = sc.name == "faulty"
+    lines = [f"### {sc.name}: {sc.title}", ""]
+    if "delay_median_s" in info:
+        lines.append(f"{info['urls']} URLs, {info['image_urls']} of them images; image delay median "
+                     f"{info['delay_median_s'] * 1000:.0f} ms, p99 {info['delay_p99_s'] * 1000:.0f} ms, "
+                     f"max {info['delay_max_s'] * 1000:.0f} ms. Median of {rounds} interleaved run(s).")
+    lines.append("")
+    head = ["tool", "wall s", "runs s", "good images", "files", "images/s", "imgfetch ÷ tool (images/s)"]
+    if wall_ratio:
+        head.append("imgfetch wall ÷ tool wall")
+    head += ["CPU s", "CPU ms/image", "CPU/image ÷ threadpool", "exit", "notes"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summary.values():
+        row = [s["label"], fmt(s["wall_s"], ".2f"), " ".join(f"{w:.2f}" for w in s["wall_runs_s"]),
+               f"{s['good']:g}/{s['expected']}", f"{s['files']:g}", fmt(s["images_per_s"], ".0f"),
+               fmt(s["imgfetch_ips_over_tool_ips"], ".2f", "×")]
+        if wall_ratio:
+            row.append(fmt(s["imgfetch_wall_over_tool_wall"], ".2f", "×"))
+        row += [fmt(s["cpu_s"], ".2f"), fmt(s["cpu_ms_per_image"], ".2f"),
+                fmt(s["cpu_per_image_over_threadpool"], ".2f", "×"),
+                ",".join(str(c) for c in s["returncodes"]), "; ".join(s["flags"])]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "images/s = good images (byte-identical to the served image) ÷ wall time. "
+              "\"imgfetch ÷ tool (images/s)\" = imgfetch's images/s divided by the tool's: above 1 means "
+              "imgfetch was faster."]
+    if wall_ratio:
+        lines.append("\"imgfetch wall ÷ tool wall\": below 1 means imgfetch finished the list sooner.")
+    lines.append("CPU = user + sys of the whole process tree; \"CPU/image ÷ threadpool\": below 1 means less "
+                 "CPU per image than the hand-written pool in the same run.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help=f"comma-separated, from lognormal, faulty, uniformN (default: {','.join(SCENARIOS)})")
+    parser.add_argument("--count", type=int, default=4000, help="URLs of lognormal and faulty (default: 4000)")
+    parser.add_argument("--uniform-count", type=int, default=10000, help="URLs of uniformN (default: 10000)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per tool (default: 3)")
+    parser.add_argument("--tools", default=DEFAULT_TOOLS,
+                        help=f"comma-separated, from {','.join(ALL_TOOLS)}; classic runs on uniform0 only "
+                             f"(default: {DEFAULT_TOOLS})")
+    parser.add_argument("--imgfetch-args", default="", help="extra flags for both imgfetch rows, one string")
+    parser.add_argument("--corpus-size", type=int, default=2000,
+                        help="distinct image files nginx serves; URLs stay distinct beyond it (default: 2000)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the URL lists (default: 1)")
+    parser.add_argument("--corpus-seed", type=int, default=0, help="make_image seed (default: 0)")
+    parser.add_argument("--min-good", type=float, default=0.98,
+                        help="flag a tool whose run wrote fewer good images than this share of the image URLs "
+                             "(default: 0.98)")
+    parser.add_argument("--run-timeout", type=float, default=900.0,
+                        help="seconds before one tool run is stopped (default: 900)")
+    parser.add_argument("--json", type=Path, help="write every run, summary and the machine here")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and the downloaded files")
+    args = parser.parse_args(argv)
+    args.scenario_list = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    for name in args.scenario_list:
+        if name not in ("lognormal", "faulty") and not re.fullmatch(r"uniform\d+(\.\d+)?", name):
+            parser.error(f"unknown scenario {name!r}")
+    args.tool_list = [t.strip() for t in args.tools.split(",") if t.strip()]
+    for tool in args.tool_list:
+        if tool not in ALL_TOOLS:
+            parser.error(f"unknown tool {tool!r} (choose from {', '.join(ALL_TOOLS)})")
+    if args.rounds < 1 or args.count < 1 or args.uniform_count < 1 or args.corpus_size < 8:
+        parser.error("--rounds, --count and --uniform-count must be >= 1, --corpus-size >= 8")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = shlex.join(["python", "benchmarks/realistic.py", *(sys.argv[1:] if argv is None else argv)])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: blocks (servers stop)
+
+    tools = []
+    for tool in args.tool_list:
+        binary = {"curl": "curl", "aria2c": "aria2c"}.get(tool)
+        if binary and not shutil.which(binary):
+            print(f"{binary} is not installed: no {tool} row")
+            continue
+        tools.append(tool)
+    imgfetch_extra = shlex.split(args.imgfetch_args)
+    if imgfetch_extra:
+        LABELS["imgfetch"] = f"imgfetch get {args.imgfetch_args}"
+        LABELS["imgfetch-verify-none"] = f"imgfetch get --verify none {args.imgfetch_args}"
+    max_time = imgfetch_has_max_time()
+    if max_time and not any(a.startswith("--max-time") for a in imgfetch_extra):
+        imgfetch_extra = ["--max-time", str(CAP_S), *imgfetch_extra]
+
+    machine = benchlib.machine_info()
+    print("## Machine\n")
+    for key, value in machine.items():
+        print(f"- {key}: {value}")
+    print(f"\n## Command\n\n    {command}\n")
+    print("## Tools (per-URL cap: %d s wherever the tool allows)\n" % CAP_S)
+    for tool in tools:
+        print(f"- {LABELS[tool]}: `{tool_template(tool, imgfetch_extra)}`")
+    if not max_time:
+        print("- note: this imgfetch has no --max-time yet; it runs with its defaults "
+              "(--timeout 10 per read, --deadline 60 per attempt, --retries 3)")
+    print("- aria2c cannot cap a URL's total time: a hang costs 3 tries x 10 s; a body slower than 1 KiB/s "
+          "is dropped after aria2c's fixed 10 s grace; 4xx/5xx/resets are not retried")
+    print(flush=True)
+
+    results = {"command": command, "machine": machine, "cap_s": CAP_S, "imgfetch_max_time_flag": max_time,
+               "tools": {t: {"label": LABELS[t], "command": tool_template(t, imgfetch_extra)} for t in tools},
+               "args": {k: v for k, v in vars(args).items() if k not in ("json",)}, "scenarios": {}}
+    results["args"]["json"] = str(args.json) if args.json else None
+
+    corpus = ensure_corpus(args.corpus_size, args.corpus_seed)
+    good_hashes = {benchlib.sha1(p.read_bytes()) for p in corpus.iterdir() if p.name != "corpus.json"}
+    work = Path(tempfile.mkdtemp(prefix="imgfetch-realistic-"))
+    work.chmod(0o755)
+    nginx = fault = None
+    started = time.perf_counter()
+    try:
+        nginx, base = start_nginx(corpus, work / "nginx")
+        check_nginx(base, corpus)
+        fault_base = None
+        if "faulty" in args.scenario_list:
+            fault, fault_base = benchlib.start_server(FAULT_SERVER_COUNT)
+            check_fault_server(fault_base)
+        print(f"nginx on {base} (corpus {corpus}, {len(good_hashes)} images)"
+              + (f"; faults from imgfetch serve on {fault_base}" if fault_base else "") + "\n", flush=True)
+        for name in args.scenario_list:
+            if name == "lognormal":
+                sc = lognormal(base, args.count, args.corpus_size, args.seed)
+            elif name == "faulty":
+                sc = faulty(base, fault_base, args.count, args.corpus_size, args.seed)
+            else:
+                sc = uniform(base, name, args.uniform_count, float(name[len("uniform"):]), args.corpus_size)
+            here = [t for t in tools if t != "classic" or name == "uniform0"]
+            if "classic" in tools and name != "uniform0":
+                print(f"  (classic skipped on {name}: it runs on uniform0 only)")
+            t0, load0 = time.perf_counter(), os.getloadavg()
+            runs = run_scenario(sc, here, args, work, good_hashes, imgfetch_extra)
+            summary = summarize(runs, here, sc.expected, args.min_good)
+            text = report(sc, summary, args.rounds)
+            print("\n" + text + "\n", flush=True)
+            results["scenarios"][name] = {**sc.describe(), "seconds": round(time.perf_counter() - t0, 1),
+                                          "loadavg_before": [round(x, 2) for x in load0],
+                                          "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                                          "runs": runs, "summary": summary, "markdown": text}
+            if args.json:  # after every scenario, so a stopped run keeps what it measured
+                args.json.write_text(json.dumps(results, indent=1) + "\n")
+    finally:
+        benchlib.stop(nginx)
+        benchlib.stop(fault)
+        if args.keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    total = time.perf_counter() - started
+    results["total_seconds"] = round(total, 1)
+    flagged = [f"{name}: {s['label']}: {'; '.join(s['flags'])}" for name, sc in results["scenarios"].items()
+               for s in sc["summary"].values() if s["flags"]]
+    if flagged:
+        print("\nFLAGGED (do not read these rows as speed):\n  " + "\n  ".join(flagged))
+    print(f"total: {total:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"JSON: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
