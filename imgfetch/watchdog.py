@@ -20,6 +20,16 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 TICK_S = 0.05  # how late past its deadline a download may be cut
+_CREATE_LOCK = threading.Lock()
+
+
+def _after_fork() -> None:
+    global _CREATE_LOCK
+    _CREATE_LOCK = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 class Armed:
@@ -58,7 +68,10 @@ class Watchdog:
         """This process's watchdog (a fork gets a fresh one: threads do not survive fork)."""
         dog = cls._instance
         if dog is None or dog._pid != os.getpid():
-            dog = cls._instance = cls()
+            with _CREATE_LOCK:  # download threads start together: exactly one of them creates it
+                dog = cls._instance
+                if dog is None or dog._pid != os.getpid():
+                    dog = cls._instance = cls()
         return dog
 
     def arm(self, deadline: float) -> Armed:
