@@ -18,6 +18,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import should_bypass_proxies
 
 from .failures import Failure, describe
+from .limits import idle_pools
 from .options import Options
 from .sources import mask_url
 from .watchdog import Armed, WatchedAdapter, Watchdog
@@ -105,7 +106,7 @@ class Fetcher:
     environment settings and redirect resolution are not redone on every call (redirects are
     followed by hand, proxies resolved once per host). The adapter keeps at most
     ``opts.threads`` idle connections per host and IDLE_POOLS hosts, so a list spread over
-    thousands of hosts does not hoard sockets.
+    thousands of hosts does not run out of file descriptors (fewer hosts where the limit is low).
     """
 
     def __init__(self, opts: Options, stop: StopFlag | None = None) -> None:
@@ -113,7 +114,8 @@ class Fetcher:
         self.stop = stop
         self.proxies = ProxyConfig(opts.proxy)
         self.verify = _ca_verify(opts)
-        self.adapter = WatchedAdapter(pool_connections=IDLE_POOLS, pool_maxsize=max(2, opts.threads), max_retries=0)
+        self.adapter = WatchedAdapter(pool_connections=idle_pools(opts.threads, IDLE_POOLS),
+                                      pool_maxsize=max(2, opts.threads), max_retries=0)
         base = {"User-Agent": opts.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING,
                 "Connection": "keep-alive"}
         self._headers = CaseInsensitiveDict(base)

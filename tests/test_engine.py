@@ -95,3 +95,25 @@ def test_a_failing_initializer_ends_the_run_with_its_message(server, tmp_path):
                  initializer=_explode, initargs=("no GPU here",), **FAST)
     assert read_manifest(tmp_path / "o" / "manifest.jsonl") == []
     assert_clean(tmp_path / "o", [])
+
+
+def test_many_hosts_under_a_low_open_files_limit_never_run_out_of_descriptors(tmp_path):
+    import resource
+    import subprocess
+    import sys
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        servers = [stack.enter_context(ImageServer(count=10, seed=k)) for k in range(24)]  # 24 hosts
+        urls = tmp_path / "urls.txt"
+        urls.write_text("".join(u + "\n" for s in servers for u in s.image_urls()))
+
+        def low_limit() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (112, 112))
+
+        proc = subprocess.run([sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(tmp_path / "o"), "-q",
+                               "--workers", "1", "--threads", "8", "--start-method", "fork", "--timeout", "3"],
+                              capture_output=True, text=True, timeout=120, preexec_fn=low_limit)
+    records = read_manifest(tmp_path / "o" / "manifest.jsonl")
+    assert proc.returncode == 0, (proc.stderr, [r["error"] for r in records if r["status"] != "ok"][:3])
+    assert len(records) == 240 and all(r["status"] == "ok" for r in records)
