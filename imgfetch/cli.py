@@ -4,10 +4,15 @@ from __future__ import annotations
 import argparse
 import enum
 import logging
+import os
+import re
+import shlex
 import sys
 from typing import Any, Sequence
 
 from . import __version__
+from .usage import (BENCH_DESCRIPTION, BENCH_EXAMPLES, EXAMPLES, GET_DESCRIPTION, GET_EXAMPLES, SERVE_EXAMPLES, GuidingParser as _Parser,
+                    loudness, server_diagnostics, unrecognized)
 
 log = logging.getLogger("imgfetch")
 
@@ -20,9 +25,7 @@ class ExitStatus(enum.IntEnum):
     TERMINATED = 143    # 128 + SIGTERM
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, no usage dump
-        self.exit(ExitStatus.ERROR, f"{self.prog}: error: {message}\n")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:
@@ -34,6 +37,9 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
                    help=f"worker processes (default: 2 x usable CPUs, at most 32; here {default_workers()})")
     g.add_argument("--threads", type=int, default=d["threads"].default, metavar="N",
                    help="download threads per worker process; concurrency = workers x threads (default: %(default)s)")
+    g.add_argument("--fixed-threads", action="store_true",
+                   help="keep all --threads threads downloading even while the CPUs are saturated (default: "
+                        "fewer while every CPU is busy, more while downloads wait on the network)")
     g.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), default=None,
                    help=f"how worker processes start (default: {default_start_method()})")
     g.add_argument("--per-host", type=int, metavar="N",
@@ -104,25 +110,20 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="imgfetch", description="Parallel image downloader: a URL list in, "
-                     "validated images on disk, a manifest record per URL.")
+                     "validated images on disk, a manifest record per URL.", epilog=EXAMPLES)
     parser.add_argument("--version", action="version", version=f"imgfetch {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
-    common.add_argument("-v", "--verbose", action="count", default=0,
-                        help="-v: log '[Process ID]:<pid> Downloading <url>' as each URL starts; -vv: also debug "
-                             "lines (retries, ...) and the tracebacks of errors inside workers")
-    common.add_argument("--traceback", action="store_true",
-                        help="show the traceback of a run-level error, and of errors inside workers")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    get = sub.add_parser("get", parents=[common], help="download a URL list",
-                         description="Download every image URL in URLS into OUT.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    get = sub.add_parser("get", parents=[loudness("print errors only: no progress bar, no summary, no warnings")],
+                         help="download a URL list", epilog=GET_EXAMPLES, description=GET_DESCRIPTION)
     get.add_argument("urls", metavar="URLS", help="URL list: .txt, .csv, .tsv, .jsonl (optionally .gz), or - for stdin")
     _add_fetch_options(get)
-    bench = sub.add_parser("bench", parents=[common], help="time sequential against pooled downloads",
-                           description="Benchmark a sequential baseline against pooled runs over a sweep of "
-                           "pool sizes. With no URL list it runs offline against the built-in loopback server.")
+    bench = sub.add_parser("bench", parents=[loudness("no progress bars and no warnings; the results are still printed")],
+                           help="time sequential against pooled downloads", epilog=BENCH_EXAMPLES,
+                           description=BENCH_DESCRIPTION)
     _add_bench_options(bench)
-    serve = sub.add_parser("serve", parents=[common], help="run the built-in loopback image server",
+    # serve: no -q (it prints one line) and no download options; -v logs start/stop, -vv every request.
+    serve = sub.add_parser("serve", parents=[server_diagnostics()], help="run the built-in loopback image server",
+                           epilog=SERVE_EXAMPLES,
                            description="Serve synthetic images on 127.0.0.1 (tests, benchmarks, demos).")
     serve.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument("--count", type=int, default=100, help="number of images (default: %(default)s)")
@@ -176,7 +177,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     from .options import Options
 
     given: dict[str, Any] = dict(
-        threads=args.threads, timeout=args.timeout, max_time=args.max_time, deadline=args.deadline, max_bytes=args.max_bytes,
+        threads=args.threads, fixed_threads=args.fixed_threads, timeout=args.timeout, max_time=args.max_time, deadline=args.deadline, max_bytes=args.max_bytes,
         retries=args.retries, backoff=args.backoff, max_retry_after=args.max_retry_after,
         max_redirects=args.max_redirects, user_agent=args.user_agent, headers=tuple(args.headers),
         proxy=args.proxy, ca_bundle=args.ca_bundle, insecure=args.insecure, max_pixels=args.max_pixels,
@@ -184,7 +185,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         overwrite=args.overwrite, manifest=args.manifest, errors=args.errors, input_format=args.input_format,
         url_column=args.url_column, url_key=args.url_key,
         keep_columns=tuple(c.strip() for c in args.keep_columns.split(",") if c.strip()),
-        per_host=args.per_host, rate=args.rate, executor=args.executor, scheduler=args.scheduler, progress=not args.quiet, log_pids=args.verbose > 0)
+        per_host=args.per_host, rate=args.rate, executor=args.executor, scheduler=args.scheduler,
+        progress=not args.quiet and sys.stderr.isatty(), log_pids=args.verbose > 0)  # no bar redrawn into a log file
     if args.workers is not None:
         given["workers"] = args.workers
     if args.start_method is not None:
@@ -198,8 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ignore_file_size_signal()
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help()
+        return ExitStatus.OK
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            command = _subparser(parser, args.command)
+            command.error(unrecognized(command, extras, args.command))
     except SystemExit as exc:  # --help, --version, usage errors: argparse has already said why
         return int(exc.code or 0)
     _setup_logging(args)
@@ -214,7 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_bench_command(args)
         return _get(args)
     except ValueError as exc:  # bad options, from Options validation
-        return _fail(args, f"imgfetch: error: {exc}")
+        from .options import OptionError
+
+        return _fail(args, f"imgfetch: error: {exc.spelled(_flag) if isinstance(exc, OptionError) else exc}")
     except Interrupted as exc:
         return ExitStatus.TERMINATED if exc.signum == 15 else ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
@@ -234,15 +245,65 @@ def _fail(args: argparse.Namespace, line: str) -> int:
     return ExitStatus.ERROR
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> Any:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    return parser
+
+
+def _flag(name: str) -> str:
+    """An option's command-line spelling."""
+    return {"headers": "--header", "log_pids": "-v"}.get(name, "--" + name.replace("_", "-"))
+
+
 def _get(args: argparse.Namespace) -> int:
+    from .errors import InputError, Interrupted
     from .runner import Run
 
+    if _URL.match(args.urls) and not os.path.exists(args.urls):
+        raise InputError(f"{args.urls} is a URL, not a list file; to use the list it points to, pipe it in: "
+                         f"curl -s {shlex.quote(args.urls)} | imgfetch get - -o {shlex.quote(args.out)}")
     opts = options_from_args(args)
     run = Run(args.urls, args.out, opts, hard_exit_on_second_signal=True)
-    for _result in run.results():
-        pass
-    print(run.summary.line(), file=sys.stderr)
+    try:
+        for _result in run.results():
+            pass
+    except Interrupted:
+        if not args.quiet:
+            print(_interrupted_report(run), file=sys.stderr)
+        raise
+    if not args.quiet:
+        print(_report(run, args), file=sys.stderr)
     return ExitStatus.OK if run.summary.all_ok else ExitStatus.SOME_FAILED
+
+
+def _report(run: Any, args: argparse.Namespace) -> str:
+    """The end of a run: counts, the commonest failures, the manifest, how to retry."""
+    summary = run.summary
+    lines = [f"done: {summary.line()}"]
+    if summary.reasons:
+        lines += ["failures:", *summary.reason_lines(5)]
+    lines.append(f"manifest: {run.manifest_path}")
+    failed = summary.counts["failed"]
+    if failed:
+        urls = f"{failed} failed URL{'s' if failed > 1 else ''}"
+        lines.append(f"to retry the {urls}, run the same command again: done URLs are skipped")
+        if args.errors:
+            lines.append(f"  or retry just those, listed in {args.errors}: "
+                         f"imgfetch get {shlex.quote(args.errors)} -o {shlex.quote(args.out)}")
+        else:
+            lines.append("  (add --errors FILE to also get them as a list: imgfetch get FILE -o OUT retries them)")
+    return "\n".join(lines)
+
+
+def _interrupted_report(run: Any) -> str:
+    summary = run.summary
+    of = f" of {run.lines:,}" if run.lines else ""
+    counts = ", ".join(f"{name} {n:,}" for name, n in summary.counts.items() if n or name == "ok")
+    return (f"interrupted: {summary.total:,}{of} URLs done ({counts}) in {summary.seconds:.1f} s\n"
+            f"manifest: {run.manifest_path}\n"
+            f"run the same command again to resume: finished URLs are skipped")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -292,7 +353,9 @@ def _setup_logging(args: argparse.Namespace) -> None:
     handler.setFormatter(_Formatter())
     log.handlers[:] = [handler]
     log.propagate = False
-    log.setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING)
+    quiet = getattr(args, "quiet", False)
+    log.setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
+                 logging.ERROR if quiet else logging.WARNING)
     if args.verbose > 1 or args.traceback:
         from .logrelay import show_tracebacks
 

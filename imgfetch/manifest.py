@@ -1,28 +1,46 @@
-"""Result records -> JSON Lines, what earlier runs finished, and the run summary."""
+"""Result records -> JSON Lines, what earlier runs finished, compaction, and reading it back."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+import stat
+from array import array
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 from .errors import OutputError
 from .keys import KeyMap
-from .records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult
+from .records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
+from .summary import Summary
+
+__all__ = ["MANIFEST_NAME", "Done", "DoneIndex", "ManifestWriter", "Summary", "compact", "read_manifest"]
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.jsonl"
+_NO_LINE = 1 << 62  # records without a line number (from fetch()) sort last
 
 
 @dataclass(frozen=True)
 class Done:
-    """What the newest manifest record says about a URL that finished."""
+    """What the newest manifest record says about a URL that finished: the facts a skipped record repeats."""
 
     path: str
     bytes: int | None
     sha256: str | None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    http_status: int | None = None
+    final_url: str | None = None
+    fetched_at: str | None = None
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Done":
+        return cls(**{f.name: record.get(f.name) for f in fields(cls)})
 
 
 class DoneIndex:
@@ -33,11 +51,13 @@ class DoneIndex:
         self.path = path
         self._offsets = KeyMap()
         self._handle: IO[bytes] | None = None
+        self.lines = 0  # records in the manifest when the run started
         if path.exists():
             self._load()
 
     def _load(self) -> None:
         for offset, number, record in _records(self.path):
+            self.lines = number
             key, status = record.get("key"), record.get("status")
             try:
                 digest = bytes.fromhex(key) if isinstance(key, str) else b""
@@ -57,8 +77,11 @@ class DoneIndex:
         if self._handle is None:
             self._handle = open(self.path, "rb")
         self._handle.seek(offset)
-        record = json.loads(self._handle.readline())
-        return Done(record["path"], record.get("bytes"), record.get("sha256"))
+        return Done.from_record(json.loads(self._handle.readline()))
+
+    def __len__(self) -> int:
+        """URLs that some run finished (an estimate of the URL count, for compaction)."""
+        return len(self._offsets)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -90,6 +113,7 @@ class ManifestWriter:
 
     def __init__(self, path: Path, errors_path: Path | None = None) -> None:
         self.path = path
+        self.written = 0
         self._handle: IO[str] | None = None
         self._errors: IO[str] | None = None
         try:
@@ -111,6 +135,7 @@ class ManifestWriter:
         try:
             self._handle.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
             self._handle.flush()
+            self.written += 1
             if self._errors is not None and result.status == FAILED and full_url:
                 self._errors.write(full_url + "\n")
                 self._errors.flush()
@@ -130,25 +155,98 @@ def _ends_with_newline(path: Path) -> bool:
         return handle.read(1) == b"\n"
 
 
-@dataclass
-class Summary:
-    """Counts for the one-line summary at the end of a run."""
+def _group(record: dict[str, Any]) -> bytes | None:
+    """What makes records 'the same URL': the key; a duplicate line is its own (key, line)."""
+    key = record.get("key")
+    try:
+        digest = bytes.fromhex(key) if isinstance(key, str) else b""
+    except ValueError:
+        return None
+    if len(digest) != 16:
+        return None
+    if record.get("status") == DUPLICATE:
+        return hashlib.blake2b(digest + str(record.get("line")).encode(), digest_size=16).digest()
+    return digest
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((OK, FAILED, INVALID, DUPLICATE, SKIPPED), 0))
-    bytes: int = 0
-    seconds: float = 0.0
 
-    def add(self, result: FetchResult) -> None:
-        self.counts[result.status] = self.counts.get(result.status, 0) + 1
-        if result.status == OK and result.bytes:
-            self.bytes += result.bytes
+def _newest_offsets(path: Path) -> tuple[list[int], int]:
+    """(byte offsets of the newest record per URL, in input order; records read).
 
-    @property
-    def all_ok(self) -> bool:
-        return not (self.counts[FAILED] or self.counts[INVALID])
+    Flat arrays, 32 bytes a record, so a manifest of millions of lines compacts in little memory.
+    """
+    newest = KeyMap()
+    groups, lines, offsets = bytearray(), array("q"), array("q")
+    count = 0
+    for offset, _number, record in _records(path):
+        count += 1
+        group = _group(record)
+        if group is None:
+            continue
+        newest[group] = offset
+        line = record.get("line")
+        groups += group
+        lines.append(line if isinstance(line, int) and 0 <= line < _NO_LINE else _NO_LINE)
+        offsets.append(offset)
+    kept = [i for i in range(len(offsets)) if newest.get(bytes(groups[16 * i:16 * i + 16])) == offsets[i]]
+    kept.sort(key=lines.__getitem__)  # stable: equal lines stay in file order
+    return [offsets[i] for i in kept], count
 
-    def line(self) -> str:
-        c = self.counts
-        rate = c[OK] / self.seconds if self.seconds > 0 else 0.0
-        return (f"ok {c[OK]}, failed {c[FAILED]}, invalid {c[INVALID]}, duplicate {c[DUPLICATE]}, "
-                f"skipped {c[SKIPPED]}; {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s ({rate:.1f} images/s)")
+
+def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The newest record per URL, in input order, as dicts (a folder means its manifest.jsonl).
+
+    >>> import pandas as pd                                      # doctest: +SKIP
+    >>> df = pd.DataFrame(imgfetch.read_manifest("out"))         # doctest: +SKIP
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.exists():
+        raise OutputError(f"{path}: no such manifest")
+    offsets, _count = _newest_offsets(path)
+    with open(path, "rb") as handle:
+        return [json.loads(_line_at(handle, offset)) for offset in offsets]
+
+
+def compact(path: Path) -> tuple[int, int]:
+    """Rewrite the manifest as the newest record per URL, in input order: (records before, after).
+
+    Crash-safe: the new manifest is written to a temporary file beside it, flushed to disk,
+    and renamed over the old one, so a crash leaves one or the other, whole.
+    """
+    offsets, before = _newest_offsets(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.compact")
+    try:
+        with open(path, "rb") as source, open(tmp, "wb") as target:
+            os.chmod(tmp, stat.S_IMODE(os.fstat(source.fileno()).st_mode))
+            for offset in offsets:
+                line = _line_at(source, offset)
+                target.write(line if line.endswith(b"\n") else line + b"\n")
+            target.flush()
+            os.fsync(target.fileno())
+        os.replace(tmp, path)
+        _fsync_folder(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return before, len(offsets)
+
+
+def _line_at(handle: IO[bytes], offset: int) -> bytes:
+    handle.seek(offset)
+    return handle.readline()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -59,6 +59,7 @@ class Options:
 
     workers: int = field(default_factory=default_workers)
     threads: int = 128
+    fixed_threads: bool = False   # True: all threads busy even when the CPUs are saturated (see governor.py)
     start_method: str = field(default_factory=default_start_method)
     timeout: float = 10.0
     max_time: float = 30.0
@@ -101,48 +102,52 @@ class Options:
         for name in ("retries", "max_redirects"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"--{_flag(name)} must be a whole number >= 0, got {value!r}")
+                raise OptionError(f"{name} must be a whole number >= 0, got {value!r}", name)
         for name in ("timeout", "max_time", "deadline", "backoff", "max_retry_after"):
             value = getattr(self, name)
             if value is None and name == "deadline":
                 continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
-                raise ValueError(f"--{_flag(name)} must be a number, got {value!r}")
+                raise OptionError(f"{name} must be a number, got {value!r}", name)
             if value <= 0 and name in ("timeout", "max_time", "deadline"):
-                raise ValueError(f"--{_flag(name)} must be > 0, got {value!r}")
+                raise OptionError(f"{name} must be > 0, got {value!r}", name)
             if value < 0:
-                raise ValueError(f"--{_flag(name)} must be >= 0, got {value!r}")
+                raise OptionError(f"{name} must be >= 0, got {value!r}", name)
         object.__setattr__(self, "max_bytes", _size_option("max_bytes", self.max_bytes))
         for name in ("subdirs", "per_host"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.rate is not None and (not isinstance(self.rate, (int, float)) or not self.rate > 0):
-            raise ValueError(f"--rate must be a number of requests per second > 0, got {self.rate!r}")
+            raise OptionError(f"rate must be a number of requests per second > 0, got {self.rate!r}", "rate")
         if self.start_method not in START_METHODS:
-            raise ValueError(f"--start-method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}")
+            raise OptionError(f"start_method must be one of {', '.join(START_METHODS)}, got {self.start_method!r}",
+                              "start_method")
         if self.verify not in VERIFY_MODES:
-            raise ValueError(f"--verify must be one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
+            raise OptionError(f"verify must be one of {', '.join(VERIFY_MODES)}, got {self.verify!r}", "verify")
         self._check_formats()
         self._check_naming()
         if self.input_format is not None and self.input_format not in INPUT_FORMATS:
-            raise ValueError(f"--input-format must be one of {', '.join(INPUT_FORMATS)}, got {self.input_format!r}")
+            raise OptionError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {self.input_format!r}",
+                              "input_format")
         if self.executor not in ("process", "dask"):
-            raise ValueError(f"--executor must be process or dask, got {self.executor!r}")
+            raise OptionError(f"executor must be process or dask, got {self.executor!r}", "executor")
         if self.scheduler and self.executor != "dask":
-            raise ValueError("--scheduler needs --executor dask")
+            raise OptionError("scheduler needs executor dask", "scheduler", "executor")
         if self.insecure and self.ca_bundle:
-            raise ValueError("--insecure and --ca-bundle contradict each other; give one")
+            raise OptionError("insecure and ca_bundle contradict each other; give one", "insecure", "ca_bundle")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
-            raise ValueError(f"--ca-bundle: no such file: {self.ca_bundle}")
+            raise OptionError(f"ca_bundle: no such file: {self.ca_bundle}", "ca_bundle")
         if self.proxy and not re.match(r"^(https?|socks5h?)://", self.proxy, re.IGNORECASE):
-            raise ValueError(f"--proxy must be an http://, https:// or socks5:// URL, got {self.proxy!r}")
+            raise OptionError(f"proxy must be an http://, https:// or socks5:// URL, got {self.proxy!r}", "proxy")
+        if self.proxy and self.proxy.lower().startswith("socks") and not _has_socks():
+            raise OptionError("proxy socks5://... needs PySocks: pip install 'imgfetch[socks]'", "proxy")
         self._check_headers()
         if self.initializer is not None and not callable(self.initializer):
-            raise ValueError(f"initializer must be callable, got {self.initializer!r}")
+            raise OptionError(f"initializer must be callable, got {self.initializer!r}", "initializer")
         object.__setattr__(self, "initargs", tuple(self.initargs))
         clash = set(self.keep_columns) & set(RECORD_FIELDS)
         if clash:
-            raise ValueError(f"--keep-columns: {', '.join(sorted(clash))} would clash with a manifest field")
+            raise OptionError(f"keep_columns: {', '.join(sorted(clash))} would clash with a manifest field", "keep_columns")
 
     def _check_formats(self) -> None:
         if isinstance(self.formats, str):
@@ -151,17 +156,17 @@ class Options:
         names = tuple(aliases.get(f.strip().upper(), f.strip().upper()) for f in self.formats)
         unknown = [f for f in names if f not in KNOWN_FORMATS]
         if unknown or not names:
-            raise ValueError(f"--formats: unknown format {', '.join(unknown) or '(none)'}; "
-                             f"choose from {', '.join(KNOWN_FORMATS)}")
+            raise OptionError(f"formats: unknown format {', '.join(unknown) or '(none)'}; "
+                             f"choose from {', '.join(KNOWN_FORMATS)}", "formats")
         object.__setattr__(self, "formats", names)
 
     def _check_naming(self) -> None:
         if self.naming.startswith("column:"):
             column = self.naming[len("column:"):]
             if column not in self.keep_columns:
-                raise ValueError(f"--naming column:{column} needs --keep-columns {column}")
+                raise OptionError(f"naming column:{column} needs keep_columns {column}", "naming", "keep_columns")
         elif self.naming not in NAMINGS:
-            raise ValueError(f"--naming must be url, hash, index or column:NAME, got {self.naming!r}")
+            raise OptionError(f"naming must be url, hash, index or column:NAME, got {self.naming!r}", "naming")
 
     def _check_headers(self) -> None:
         headers = []
@@ -169,11 +174,11 @@ class Options:
             if isinstance(item, str):
                 name, sep, value = item.partition(":")
                 if not sep:
-                    raise ValueError(f"--header must look like 'Name: value', got {item!r}")
+                    raise OptionError(f"headers must look like 'Name: value', got {item!r}", "headers")
                 item = (name.strip(), value.strip())
             name, value = item
             if not re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", name) or "\n" in value or "\r" in value:
-                raise ValueError(f"--header: bad header {name!r}")
+                raise OptionError(f"headers: bad header {name!r}", "headers")
             headers.append((name, value))
         object.__setattr__(self, "headers", tuple(headers))
         object.__setattr__(self, "keep_columns", tuple(self.keep_columns))
@@ -183,22 +188,47 @@ class Options:
         return dataclasses.replace(self, **changes)
 
 
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
+def _has_socks() -> bool:
+    try:
+        import socks  # noqa: F401  (PySocks, which urllib3.contrib.socks needs)
+    except ImportError:
+        return False
+    return True
+
+
+class OptionError(ValueError):
+    """A bad option, in the library's words (``workers must be ...``); ``names`` are the options it is about."""
+
+    def __init__(self, message: str, *names: str) -> None:
+        super().__init__(message)
+        self.names = names
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), *self.names))
+
+    def spelled(self, spell: Callable[[str], str]) -> str:
+        """The message with each option name written by ``spell`` (the CLI passes its flags)."""
+        text, position, parts = str(self), 0, []
+        for name in self.names:  # names come before values in every message: replace their first use
+            found = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])").search(text, position)
+            if found is not None:
+                parts.append(text[position:found.start()] + spell(name))
+                position = found.end()
+        return "".join(parts) + text[position:]
 
 
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"--{_flag(name)} must be a whole number >= 1, got {value!r}")
+        raise OptionError(f"{name} must be a whole number >= 1, got {value!r}", name)
 
 
 def _size_option(name: str, value: Any) -> int:
     try:
         size = parse_size(value)
     except ValueError as exc:
-        raise ValueError(f"--{_flag(name)}: {exc}") from None
+        raise OptionError(f"{name}: {exc}", name) from None
     if size < 1:
-        raise ValueError(f"--{_flag(name)} must be > 0, got {value!r}")
+        raise OptionError(f"{name} must be > 0, got {value!r}", name)
     return size
 
 
@@ -207,5 +237,8 @@ def make_options(**kwargs: Any) -> Options:
     names = {f.name for f in dataclasses.fields(Options)}
     unknown = sorted(set(kwargs) - names)
     if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r}")
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], sorted(names), n=1)
+        raise OptionError(f"unknown option {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
     return Options(**kwargs)

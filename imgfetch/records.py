@@ -44,6 +44,8 @@ class FetchResult:
     pid: int | None = None
     fetched_at: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
+    # The file's absolute path, filled in by the parent (download, iter_download, fetch); not in the manifest.
+    abspath: str | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -52,5 +54,28 @@ class FetchResult:
     def to_json_dict(self) -> dict[str, Any]:
         """The manifest form: kept columns flattened into the record."""
         data = asdict(self)
+        data.pop("abspath", None)
         data.update(data.pop("columns"))
         return data
+
+    def __repr__(self) -> str:
+        """Short: status, line, file and size, or the URL and the error."""
+        line = f" line {self.line}" if self.line is not None else ""
+        if self.path and self.status in (OK, SKIPPED):
+            size = f" {human_bytes(self.bytes)}" if self.bytes is not None else ""
+            image = f" {self.format} {self.width}x{self.height}" if self.format and self.width else ""
+            return f"<FetchResult {self.status}{line} {self.path!r}{size}{image}>"
+        url = self.url if len(self.url) <= 80 else self.url[:77] + "..."
+        error = f": {self.error}" if self.error else ""
+        return f"<FetchResult {self.status}{line} {url!r}{error}>"
+
+
+def human_bytes(size: int | None) -> str:
+    """15320 -> '15.3 kB' (decimal units, as file managers show them)."""
+    if size is None:
+        return ""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return ""

@@ -1,6 +1,7 @@
 """One run: source -> plan (dedupe, resume) -> pool -> manifest + progress."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -10,13 +11,15 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import Interrupted
+from .engine import Engine
+from .errors import Interrupted, OutputError
+from .guard import refuse_in_worker
 from .keys import KeySet
 from .logrelay import LogRelay
-from .manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary
+from .manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary, compact
 from .options import Options
-from .engine import Engine
-from .records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
+from .progress import ListCounter, Progress
+from .records import CANCELLED, DUPLICATE, INVALID, SKIPPED, FetchResult, Task
 from .sources import Entry, mask_url, normalized_key, open_entries
 from .storage import OutputDir, file_matches
 
@@ -35,53 +38,88 @@ class Run:
         self.label = label
         self.engine: Engine | None = None
         self._signum: int | None = None
+        self._counter: ListCounter | None = None
 
     @property
     def manifest_path(self) -> Path:
         return Path(self.opts.manifest) if self.opts.manifest else self.out.root / MANIFEST_NAME
 
+    @property
+    def lines(self) -> int | None:
+        """The list's entries, once the background count (or len) knows them; else None."""
+        return self._counter.total if self._counter is not None else None
+
     def results(self) -> Iterator[FetchResult]:
         """Yield one record per input URL as it completes; raises only for run-level failures."""
+        refuse_in_worker()
+        if self.out.root.exists() and not self.out.root.is_dir():
+            raise OutputError(f"{self.out.root}: is a file, not a folder")
+        self._counter = ListCounter(self.urls, self.opts.input_format)  # starts counting a list file at once
         entries = open_entries(self.urls, input_format=self.opts.input_format, url_column=self.opts.url_column,
                                url_key=self.opts.url_key, keep_columns=self.opts.keep_columns)
-        if self.opts.executor == "dask":
-            from .dask_executor import require_dask
+        try:
+            if self.opts.executor == "dask":
+                from .dask_executor import require_dask
 
-            require_dask()
-        if self.opts.insecure:
-            log.warning("--insecure: TLS certificates are not checked for any URL of this run")
-        started = time.monotonic()
-        with self.out:
-            done = DoneIndex(self.manifest_path)
-            errors = Path(self.opts.errors) if self.opts.errors else None
-            writer = ManifestWriter(self.manifest_path, errors)
-            sized = isinstance(self.urls, (list, tuple))
-            bar = progress_bar(self.opts.progress, self.label, total=len(self.urls) if sized else None)
-            relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
-            try:
-                self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
-                                     stop_requested=lambda: self._signum is not None)
-                full_urls: dict[str, str] = {}
-                plan = _plan(entries, done, self.out.root, full_urls if errors else None)
-                with _signals(self._on_signal):
-                    for result in self.engine.run(plan):
-                        if result.status == CANCELLED:
-                            continue  # not this URL's fault; the next run fetches it
-                        writer.write(result, full_urls.pop(result.key, None) if errors else None)
-                        self.summary.add(result)
-                        self.summary.seconds = time.monotonic() - started
-                        _tick(bar, result, self.summary)
-                        yield result
-            finally:
-                self.summary.seconds = time.monotonic() - started
-                writer.close()
-                done.close()
-                if bar is not None:
-                    _tick(bar, None, self.summary)
-                    bar.close()
-                relay.stop()
+                require_dask()
+            if self.opts.insecure:
+                log.warning("--insecure: TLS certificates are not checked for any URL of this run")
+            yield from self._run(entries)
+        finally:
+            entries.close()
+            self._counter.stop()
         if self._signum is not None:
             raise Interrupted(self._signum)
+
+    def _run(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
+        started = time.monotonic()
+        errors = Path(self.opts.errors) if self.opts.errors else None
+        new_folders = _missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
+        new_manifest = not self.manifest_path.exists()
+        try:
+            self.out.open()
+            done = DoneIndex(self.manifest_path)
+            writer = ManifestWriter(self.manifest_path, errors)
+        except BaseException:  # a run that could not start leaves nothing behind
+            self.out.close()
+            if new_manifest and _is_empty_file(self.manifest_path):
+                self.manifest_path.unlink()
+            _remove_if_empty(new_folders)
+            raise
+        root = os.path.abspath(self.out.root)
+        bar = Progress(self.summary, self._counter, self.label) if self.opts.progress else None
+        relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
+        complete = False
+        try:
+            self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
+                                 stop_requested=lambda: self._signum is not None)
+            full_urls: dict[str, str] = {}
+            plan = _plan(entries, done, self.out.root, full_urls if errors else None)
+            with _signals(self._on_signal):
+                for result in self.engine.run(plan):
+                    if result.status == CANCELLED:
+                        continue  # not this URL's fault; the next run fetches it
+                    writer.write(result, full_urls.pop(result.key, None) if errors else None)
+                    if result.path:
+                        result.abspath = os.path.join(root, result.path)
+                    self.summary.add(result)
+                    self.summary.seconds = time.monotonic() - started
+                    if bar is not None:
+                        bar.add(result)
+                    yield result
+            complete = self._signum is None
+            writer.close()
+            done.close()
+            if complete and done.lines + writer.written > 2 * max(writer.written, len(done), 1):
+                _compact(self.manifest_path)
+        finally:
+            self.summary.seconds = time.monotonic() - started
+            writer.close()
+            done.close()
+            if bar is not None:
+                bar.close(complete)
+            relay.stop()
+            self.out.close()
 
     def _on_signal(self, signum: int) -> None:
         if self._signum is None:
@@ -118,8 +156,8 @@ def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
             continue
         previous = done.get(key)
         if previous is not None and file_matches(root, previous.path, previous.bytes):
-            yield FetchResult(url=masked, key=key, line=entry.line, status=SKIPPED, path=previous.path,
-                              bytes=previous.bytes, sha256=previous.sha256, columns=entry.columns)
+            yield FetchResult(url=masked, key=key, line=entry.line, status=SKIPPED, columns=entry.columns,
+                              **dataclasses.asdict(previous))  # the facts of the record it stands for
             continue
         if full_urls is not None:
             full_urls[key] = entry.url
@@ -145,23 +183,45 @@ class _signals:
 
 
 def progress_bar(enabled: bool, label: str | None = None, total: int | None = None) -> Any:
-    """A tqdm.auto bar (a notebook widget in Jupyter), or None."""
+    """A plain tqdm bar (the notebook widget in Jupyter when ipywidgets is there), or None."""
     if not enabled:
         return None
-    from tqdm import tqdm as std_tqdm
-    from tqdm.auto import tqdm
+    from .progress import _bar_class
 
-    std_tqdm.monitor_interval = 0  # no monitor thread: forking a threaded parent invites deadlocks
-    return tqdm(desc=label, total=total, unit="img", dynamic_ncols=True, smoothing=0.1, mininterval=0.25)
+    return _bar_class()(desc=label, total=total, unit="img", mininterval=0.1, miniters=1, smoothing=0.1)
 
 
-def _tick(bar: Any, result: FetchResult | None, summary: Summary) -> None:
-    """Count one record (or, with None, refresh the totals one last time)."""
-    if bar is None:
+def _compact(path: Path) -> None:
+    """Keep the manifest one record per URL; a failure here costs nothing but disk space."""
+    try:
+        before, after = compact(path)
+    except (OSError, OutputError) as exc:
+        log.warning("could not compact %s (it stays as it is): %s", path, getattr(exc, "strerror", None) or exc)
         return
-    if result is not None:
-        bar.update(1)
-    c = summary.counts
-    if result is None or bar.n % 16 == 0 or result.status not in (OK, SKIPPED):
-        bar.set_postfix_str(f"ok={c[OK] + c[SKIPPED]} failed={c['failed'] + c[INVALID]} "
-                            f"{summary.bytes / 1e6:.1f}MB", refresh=False)
+    log.info("compacted %s: %d records -> %d (the newest per URL)", path, before, after)
+
+
+def _missing_folders(*folders: Path) -> list[Path]:
+    """The folders (and their missing parents) that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    for folder in folders:
+        for candidate in (folder, *folder.parents):
+            if candidate.exists() or candidate in missing:
+                break
+            missing.append(candidate)
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
+
+
+def _is_empty_file(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty, or not ours to remove

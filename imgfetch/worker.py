@@ -47,7 +47,10 @@ PARENT_CHECK_S = 1.0  # how often an idle worker checks that its parent is still
 def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, log_level: int,
                 capacity: int) -> None:
     """A local worker process: serve the parent's tasks on ``capacity`` threads until told to exit."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns interruption
+    # The parent owns interruption: a Ctrl-C or a SIGTERM sent to the whole process group must
+    # not kill downloads that the parent gives a grace period to finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ignore_file_size_signal()
     if log_pipe is not None:
         install_in_worker(log_pipe, log_level)

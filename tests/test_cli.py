@@ -11,7 +11,7 @@ import pytest
 from imgfetch.cli import main
 from conftest import assert_clean, read_manifest, tree
 
-FAST_ARGS = ["--timeout", "0.5", "--deadline", "2", "--retries", "0", "--start-method", "fork", "-q"]
+FAST_ARGS = ["--timeout", "0.5", "--deadline", "2", "--retries", "0", "--start-method", "fork"]
 
 
 def write_list(path, lines):

@@ -77,9 +77,9 @@ def test_dask_executor_through_the_cli(dask_cluster, server, tmp_path, capsys):
     urls = tmp_path / "urls.txt"
     urls.write_text("\n".join(server.image_urls()[:20] + [server.url("/status/404")]) + "\n")
     code = main(["get", str(urls), "-o", str(tmp_path / "o"), "--executor", "dask", "--scheduler", dask_cluster,
-                 "--per-host", "4", "-q", "--retries", "0"])
+                 "--per-host", "4", "--retries", "0"])
     assert code == 1
-    assert "ok 20, failed 1" in capsys.readouterr().err
+    assert "ok 20, failed 1" in capsys.readouterr().err  # the summary (-q would print errors only)
 
 
 def test_scheduler_needs_the_dask_executor(tmp_path, capsys):

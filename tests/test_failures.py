@@ -126,7 +126,7 @@ def test_insecure_warns_once_for_the_whole_run(server, tmp_path):
                                "--insecure", "--workers", "2", "--threads", "4", "--timeout", "2"],
                               capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if "insecure" in line.lower()]
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line and "insecure" in line.lower()]
     assert warnings == ["imgfetch: warning: --insecure: TLS certificates are not checked for any URL of this run"]
 
 
@@ -156,7 +156,7 @@ def test_a_bug_in_a_worker_shows_its_stack_only_when_asked(server, tmp_path, fla
         "if __name__ == '__main__':\n    sys.exit(main(sys.argv[1:]))\n")
     urls = tmp_path / "urls.txt"
     urls.write_text(server.image_urls()[0] + "\n")
-    proc = subprocess.run([sys.executable, str(script), "get", str(urls), "-o", str(tmp_path / "o"), "-q",
+    proc = subprocess.run([sys.executable, str(script), "get", str(urls), "-o", str(tmp_path / "o"),
                            "--start-method", "fork", "--workers", "1", *flags],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
@@ -164,3 +164,26 @@ def test_a_bug_in_a_worker_shows_its_stack_only_when_asked(server, tmp_path, fla
     assert ("Traceback (most recent call last)" in proc.stderr) == shown
     record = json.loads((tmp_path / "o" / "manifest.jsonl").read_text())
     assert record["error_kind"] == "internal"
+
+
+def test_a_socks_proxy_without_pysocks_is_refused_up_front_with_the_install_hint(monkeypatch):
+    import types
+
+    from imgfetch import Options
+
+    monkeypatch.setitem(sys.modules, "socks", None)
+    with pytest.raises(ValueError, match=r"needs PySocks: pip install 'imgfetch\[socks\]'"):
+        Options(proxy="socks5://127.0.0.1:1080")
+    monkeypatch.setitem(sys.modules, "socks", types.ModuleType("socks"))
+    assert Options(proxy="socks5h://127.0.0.1:1080").proxy == "socks5h://127.0.0.1:1080"
+
+
+def test_no_proxy_cidr_blocks_bypass_the_proxy(monkeypatch):
+    from imgfetch.fetcher import ProxyConfig
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "10.0.0.0/8,.internal.example.com")
+    config = ProxyConfig(None)
+    assert config.lookup("http", "10.1.2.3:8080") is None
+    assert config.lookup("http", "img.internal.example.com") is None
+    assert config.lookup("http", "11.1.2.3") == {"http": "http://127.0.0.1:3128"}

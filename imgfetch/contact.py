@@ -1,0 +1,140 @@
+"""Contact sheets: a grid of thumbnails of downloaded images, drawn with Pillow.
+
+Each cell is labelled with the record's line number and file name (and the image's format
+and size); a failed URL, when asked for, is a tinted blank labelled with its error.
+"""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Any, Iterable
+
+from .records import FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
+
+BACKGROUND = (255, 255, 255)
+CELL_BACKGROUND = (240, 240, 240)
+FAILED_BACKGROUND = (250, 228, 228)
+TEXT = (40, 40, 40)
+MUTED = (110, 110, 110)
+ERROR_TEXT = (150, 20, 20)
+GAP = 8
+LABEL_LINES = 2
+
+
+def contact_sheet(records: Iterable[FetchResult], out_dir: str | os.PathLike[str] | None = None, *, n: int = 24,
+                  failed: bool = False, columns: int | None = None, cell: int = 160) -> Any:
+    """A PIL image of the first ``n`` downloaded images (and failed URLs as blanks if ``failed``)."""
+    from PIL import Image, ImageDraw
+
+    if n < 1 or cell < 32:
+        raise ValueError(f"contact sheet needs n >= 1 and cell >= 32, got n={n}, cell={cell}")
+    wanted = (OK, SKIPPED, FAILED, INVALID) if failed else (OK, SKIPPED)
+    chosen = [r for r in records if r.status in wanted][:n]
+    font = _font(max(10, cell // 13))
+    line_height = font.getbbox("Ag")[3] + 3
+    columns = max(1, min(columns or 6, len(chosen) or 1))
+    rows = max(1, -(-len(chosen) // columns))
+    width, height = cell, cell + LABEL_LINES * line_height + 4
+    sheet = Image.new("RGB", (GAP + columns * (width + GAP), GAP + rows * (height + GAP)), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    if not chosen:
+        draw.text((GAP, GAP), "no images to show", fill=MUTED, font=font)
+    for index, record in enumerate(chosen):
+        x = GAP + (index % columns) * (width + GAP)
+        y = GAP + (index // columns) * (height + GAP)
+        _draw_cell(sheet, draw, record, out_dir, (x, y), cell, font, line_height)
+    return sheet
+
+
+def show(records: Iterable[FetchResult], n: int = 24, *, failed: bool = False, columns: int | None = None,
+         cell: int = 160, path: str | os.PathLike[str] | None = None) -> Any:
+    """Show a contact sheet of ``records`` (a download() result, or any records).
+
+    In Jupyter it is displayed (and None returned); elsewhere the PIL image is returned.
+    With ``path`` it is also saved there as a PNG.
+    """
+    from .progress import in_jupyter
+
+    out_dir = getattr(records, "out_dir", None)
+    image = contact_sheet(records, out_dir, n=n, failed=failed, columns=columns, cell=cell)
+    if path is not None:
+        image.save(path, "PNG", optimize=True)
+    if in_jupyter():
+        from IPython.display import display
+
+        display(image)
+        return None
+    return image
+
+
+def _draw_cell(sheet: Any, draw: Any, record: FetchResult, out_dir: Any, origin: tuple[int, int], cell: int,
+               font: Any, line_height: int) -> None:
+    x, y = origin
+    line = f"{record.line}" if record.line is not None else "-"
+    if record.status in (OK, SKIPPED):
+        thumb, problem = _thumbnail(record, out_dir, cell)
+    else:
+        thumb, problem = None, record.error or record.status
+    box = FAILED_BACKGROUND if record.status in (FAILED, INVALID) or problem else CELL_BACKGROUND
+    draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=box)
+    if thumb is not None:
+        sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
+        detail = f"{record.format} {record.width}x{record.height}, {human_bytes(record.bytes)}"
+        name = record.path.rsplit("/", 1)[-1] if record.path else ""
+    else:
+        message = f"{record.status}: {problem}" if record.status != OK else str(problem)
+        chars = max(8, int(cell / (font.getlength("n") or 6)))
+        for i, text in enumerate(textwrap.wrap(message, chars)[:cell // line_height - 1]):
+            draw.text((x + 4, y + 4 + i * line_height), text, fill=ERROR_TEXT, font=font)
+        detail = "no image" if record.status in (OK, SKIPPED) else record.status
+        name = record.url.rstrip("/").rsplit("/", 1)[-1] or record.url
+    label_y = y + cell + 3
+    number = f"{line}  "
+    draw.text((x, label_y), number, fill=MUTED, font=font)
+    offset = int(font.getlength(number))
+    draw.text((x + offset, label_y), _fit(name, font, cell - offset), fill=TEXT, font=font)
+    draw.text((x, label_y + line_height), _fit(detail, font, cell), fill=MUTED if thumb is not None else ERROR_TEXT,
+              font=font)
+
+
+def _thumbnail(record: FetchResult, out_dir: Any, cell: int) -> tuple[Any, str | None]:
+    """(an RGB thumbnail that fits the cell, None) or (None, why it cannot be shown)."""
+    from PIL import Image, ImageOps
+
+    path = record.abspath or (str(Path(out_dir) / record.path) if out_dir is not None and record.path else None)
+    if path is None:
+        return None, "no file (pass the output folder)"
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (cell, cell))  # JPEG: decode at a fraction of the size
+            image = ImageOps.exif_transpose(image)
+            image.thumbnail((cell, cell))
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                rgba = image.convert("RGBA")
+                flat = Image.new("RGB", rgba.size, CELL_BACKGROUND)
+                flat.paste(rgba, mask=rgba.getchannel("A"))
+                return flat, None
+            return image.convert("RGB"), None
+    except FileNotFoundError:
+        return None, "file missing"
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        return None, f"cannot open: {exc}"
+
+
+def _fit(text: str, font: Any, width: int) -> str:
+    """The text, cut with '...' to fit ``width`` pixels."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "...") > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # a scalable font where FreeType is available
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()

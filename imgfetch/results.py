@@ -1,0 +1,147 @@
+"""What download() returns: the records in input order, with counts, a table, pandas and thumbnails."""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from .records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
+from .summary import Summary
+
+NOTEBOOK_EXTRA = "pip install 'imgfetch[notebook]'"
+_HTML_ROWS = 10
+_HTML_REASONS = 5
+
+
+class Results(list):  # type: ignore[type-arg]
+    """A list of FetchResult, one per input URL, in input order.
+
+    >>> results = download("urls.txt", "out")                    # doctest: +SKIP
+    >>> len(results.ok), len(results.failed), results.bytes       # doctest: +SKIP
+    >>> print(results.summary())                                  # doctest: +SKIP
+    >>> df = results.to_pandas()                                  # doctest: +SKIP
+    >>> results.show(24)                                          # doctest: +SKIP
+    """
+
+    def __init__(self, records: Iterable[FetchResult] = (), out_dir: str | os.PathLike[str] | None = None,
+                 summary: Summary | None = None, manifest: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(sorted(records, key=_input_order))
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.manifest = Path(manifest) if manifest is not None else None
+        self.seconds = summary.seconds if summary is not None else 0.0
+        self._summary = _count(self, self.seconds)
+
+    def _subset(self, records: Iterable[FetchResult]) -> "Results":
+        subset = Results(records, self.out_dir, None, self.manifest)
+        subset.seconds = subset._summary.seconds = self.seconds
+        return subset
+
+    @property
+    def ok(self) -> "Results":
+        """The records whose image is on disk: ok, and skipped (done by an earlier run)."""
+        return self._subset(r for r in self if r.status in (OK, SKIPPED))
+
+    @property
+    def failed(self) -> "Results":
+        """The records that need a look: failed downloads and invalid lines."""
+        return self._subset(r for r in self if r.status in (FAILED, INVALID))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Records by status: ok, failed, invalid, duplicate, skipped."""
+        return dict(self._summary.counts)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes downloaded by this run (skipped files not counted)."""
+        return self._summary.bytes
+
+    def summary(self, reasons: int = 5) -> str:
+        """The counts, then the commonest failure reasons ('27 × HTTP 404 Not Found')."""
+        return self._summary.report(reasons)
+
+    def __repr__(self) -> str:
+        return f"<Results of {len(self)} URLs: {_counts_text(self._summary)}>"
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame, one row per record (the manifest's columns plus ``abspath``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(f"Results.to_pandas() needs pandas: {NOTEBOOK_EXTRA}") from None
+        rows = [{**r.to_json_dict(), "abspath": r.abspath} for r in self]
+        return pd.DataFrame(rows, columns=_columns(rows))
+
+    def contact_sheet(self, n: int = 24, *, failed: bool = False, columns: int | None = None,
+                      cell: int = 160) -> Any:
+        """A Pillow image: a grid of the first ``n`` thumbnails (failed URLs as labelled blanks if ``failed``)."""
+        from .contact import contact_sheet
+
+        return contact_sheet(self, self.out_dir, n=n, failed=failed, columns=columns, cell=cell)
+
+    def show(self, n: int = 24, *, failed: bool = False, columns: int | None = None, cell: int = 160,
+             path: str | os.PathLike[str] | None = None) -> Any:
+        """Show a contact sheet: displayed in a notebook; elsewhere returned (a PIL image).
+
+        With ``path``, also saved there as a PNG.
+        """
+        from .contact import show
+
+        return show(self, n=n, failed=failed, columns=columns, cell=cell, path=path)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the counts, the commonest failures and the first rows."""
+        esc = html.escape
+        parts = [f"<div><b>imgfetch results</b>: {len(self):,} URLs &mdash; {esc(_counts_text(self._summary))}"]
+        if self.out_dir is not None:
+            parts.append(f" &mdash; in <code>{esc(str(self.out_dir))}</code>")
+        parts.append("</div>")
+        top = self._summary.top_reasons(_HTML_REASONS)
+        if top:
+            rows = "".join(f"<tr><td style='text-align:right'>{count:,}</td><td style='text-align:left'>{esc(reason)}"
+                           f"</td></tr>" for count, reason in top)
+            parts.append(f"<table><thead><tr><th>URLs</th><th style='text-align:left'>failure</th></tr></thead>"
+                         f"<tbody>{rows}</tbody></table>")
+        head = "".join(f"<th style='text-align:left'>{name}</th>"
+                       for name in ("line", "status", "file", "size", "image", "error"))
+        body = "".join(_html_row(r) for r in self[:_HTML_ROWS])
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        if len(self) > _HTML_ROWS:
+            parts.append(f"<div>&hellip; {len(self) - _HTML_ROWS:,} more rows (<code>.to_pandas()</code> "
+                         f"for all, <code>.show()</code> for thumbnails)</div>")
+        return "\n".join(parts)
+
+
+def _input_order(record: FetchResult) -> tuple[bool, int]:
+    return (record.line is None, record.line or 0)
+
+
+def _count(records: Iterable[FetchResult], seconds: float) -> Summary:
+    summary = Summary(seconds=seconds)
+    for record in records:
+        summary.add(record)
+    return summary
+
+
+def _counts_text(summary: Summary) -> str:
+    c = summary.counts
+    shown = [f"{name} {c[name]:,}" for name in (OK, FAILED, INVALID, DUPLICATE, SKIPPED) if c[name] or name == OK]
+    return ", ".join(shown) + (f"; {human_bytes(summary.bytes)} downloaded" if summary.bytes else "")
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    first = ["line", "status", "path", "error", "format", "width", "height", "bytes", "url"]
+    seen = dict.fromkeys(first)
+    for row in rows[:1]:
+        seen.update(dict.fromkeys(row))
+    seen["abspath"] = None
+    return list(seen)
+
+
+def _html_row(record: FetchResult) -> str:
+    esc = html.escape
+    image = f"{esc(record.format)} {record.width}&times;{record.height}" if record.format and record.width else ""
+    cells = (esc(str(record.line if record.line is not None else "")), esc(record.status),
+             esc(record.path or record.url), esc(human_bytes(record.bytes)), image, esc(record.error or ""))
+    return "<tr>" + "".join(f"<td style='text-align:left'>{cell}</td>" for cell in cells) + "</tr>"

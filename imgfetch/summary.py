@@ -1,0 +1,92 @@
+"""The run summary: counts by status, bytes, time, and the failure reasons grouped for people."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult
+
+MAX_REASONS = 1000  # distinct reasons kept; the rest are counted as "other reasons"
+OTHER = "other reasons"
+# Parts of a message that differ from URL to URL and would split one reason into many.
+_VARYING = (
+    (re.compile(r"\b\d[\d,]*(?= (?:bytes|characters)\b)"), "N"),
+    (re.compile(r"\b\d+x\d+(?= pixels\b)"), "WxH"),
+    (re.compile(r"\(\d+ bytes not processed\)"), "(N bytes not processed)"),
+)
+
+
+def failure_reason(status: str, error: str | None) -> str:
+    """A failed or invalid record's error, with per-URL numbers taken out so that like groups with like."""
+    text = error or "no reason given"
+    for pattern, replacement in _VARYING:
+        text = pattern.sub(replacement, text)
+    return f"invalid: {text}" if status == INVALID else text
+
+
+@dataclass
+class Summary:
+    """Counts for the end of a run (and the progress bar's postfix, which shows the same numbers)."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((OK, FAILED, INVALID, DUPLICATE, SKIPPED), 0))
+    bytes: int = 0
+    seconds: float = 0.0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: FetchResult) -> None:
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        if result.status == OK and result.bytes:
+            self.bytes += result.bytes
+        if result.status in (FAILED, INVALID):
+            reason = failure_reason(result.status, result.error)
+            if reason not in self.reasons and len(self.reasons) >= MAX_REASONS:
+                reason = OTHER
+            self.reasons[reason] += 1
+
+    @property
+    def total(self) -> int:
+        """Records so far: one per input line."""
+        return sum(self.counts.values())
+
+    @property
+    def all_ok(self) -> bool:
+        return not (self.counts[FAILED] or self.counts[INVALID])
+
+    def line(self) -> str:
+        c = self.counts
+        rate = c[OK] / self.seconds if self.seconds > 0 else 0.0
+        return (f"ok {c[OK]}, failed {c[FAILED]}, invalid {c[INVALID]}, duplicate {c[DUPLICATE]}, "
+                f"skipped {c[SKIPPED]}; {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s ({rate:.1f} images/s)")
+
+    def postfix(self) -> str:
+        """The progress bar's counts: the same words as line(), zeros left out."""
+        c = self.counts
+        parts = [f"ok={c[OK]}"] + [f"{name}={c[name]}" for name in (FAILED, INVALID, DUPLICATE, SKIPPED) if c[name]]
+        return " ".join(parts) + f" {self.bytes / 1e6:.1f}MB"
+
+    def top_reasons(self, n: int = 5) -> list[tuple[int, str]]:
+        """The n commonest failure reasons, commonest first, as (count, reason)."""
+        ranked = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0] == OTHER, item[0]))
+        return [(count, reason) for reason, count in ranked[:n]]
+
+    def reason_lines(self, n: int = 5) -> list[str]:
+        """'  27 × HTTP 404 Not Found' lines, and one for the reasons left out."""
+        top = self.top_reasons(n)
+        if not top:
+            return []
+        width = len(f"{top[0][0]:,}")
+        lines = [f"  {count:>{width},} × {reason}" for count, reason in top]
+        rest = len(self.reasons) - len(top)
+        if rest > 0:
+            left = sum(self.reasons.values()) - sum(count for count, _ in top)
+            lines.append(f"  {'':>{width}}   and {rest:,} more reason{'s' if rest > 1 else ''} "
+                         f"({left:,} URL{'s' if left > 1 else ''}); the manifest has each one")
+        return lines
+
+    def report(self, n: int = 5) -> str:
+        """The counts line, then the commonest failure reasons."""
+        lines = [self.line()]
+        if self.reasons:
+            lines += ["failures:", *self.reason_lines(n)]
+        return "\n".join(lines)

@@ -1,0 +1,108 @@
+"""Help texts, examples and usage errors that guide: one line, with the nearest option suggested."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import shlex
+from typing import Any
+
+_CHOICE = re.compile(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)")
+
+
+class GuidingParser(argparse.ArgumentParser):
+    """One-line errors that suggest the nearest choice; no abbreviated options; examples kept as written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # --worker 3 is a typo, not --workers 3
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> Any:  # one line, no usage dump
+        choice = _CHOICE.search(message)
+        if choice:
+            close = difflib.get_close_matches(choice.group(1), re.findall(r"[\w-]+", choice.group(2)), n=1)
+            if close:
+                message += f"; did you mean {close[0]}?"
+        elif "required" in message or "expected" in message:
+            message += f" (see: {self.prog} --help)"
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def options(self) -> list[str]:
+        return [flag for action in self._actions for flag in action.option_strings]
+
+
+def unrecognized(parser: GuidingParser, extras: list[str], command: str) -> str:
+    """'unrecognized option --wrokers; did you mean --workers?' (or where an option belongs)."""
+    flags = [token.split("=", 1)[0] for token in extras if token.startswith("-") and token != "-"]
+    if not flags and command == "get":
+        return (f"get takes one URL list, and {shlex.quote(extras[0])} would be a second; for several, "
+                f"pipe them in: cat LIST1 LIST2 | imgfetch get - -o OUT")
+    if not flags:
+        return f"unrecognized arguments: {' '.join(extras)}"
+    flag = flags[0]
+    if flag in parser.options():  # given before the command: imgfetch -v get ...
+        return f"{flag} goes after the command: imgfetch {command} {flag} ..."
+    close = difflib.get_close_matches(flag, parser.options(), n=1, cutoff=0.6)
+    return f"unrecognized option {flag}" + (f"; did you mean {close[0]}?" if close else f" (see: {parser.prog} --help)")
+
+
+def loudness(quiet: str) -> argparse.ArgumentParser:
+    """-q, -v and --traceback for get and bench (-q and -v exclude each other)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help=quiet)
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="-v: also log '[Process ID]:<pid> Downloading <url>' as each URL starts; "
+                            "-vv: also debug lines (retries, ...) and the tracebacks of errors inside workers")
+    parent.add_argument("--traceback", action="store_true",
+                        help="show the traceback of a run-level error, and of errors inside workers")
+    return parent
+
+
+def server_diagnostics() -> argparse.ArgumentParser:
+    """What means something for serve: its log, and tracebacks (no -q: it prints one line)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-v: log when the server starts and stops; -vv: also every request and fault")
+    parent.add_argument("--traceback", action="store_true", help="show the traceback of an error")
+    return parent
+
+
+BENCH_DESCRIPTION = """\
+Benchmark a sequential baseline against pooled runs over a sweep of pool sizes.
+With no URL list it runs offline against the built-in loopback server."""
+GET_DESCRIPTION = """\
+Download every image URL in URLS into OUT, with a manifest record per URL
+(OUT/manifest.jsonl). Running the same command again skips what is done
+and retries what failed."""
+EXAMPLES = """\
+examples:
+  imgfetch get urls.txt -o out        download a list; run it again to resume or retry failures
+  imgfetch bench                      time pool sizes offline, against the built-in server
+  imgfetch get --help                 every option of get, with its default
+"""
+GET_EXAMPLES = """\
+output:
+  default  a progress bar (on a terminal), warnings, and a summary at the end: the counts,
+           the commonest failure reasons, the manifest's path and how to retry the failures
+  -q       errors only: no bar, no summary, no warnings
+  -v       also '[Process ID]:<pid> Downloading <url>' as each URL starts; -vv adds debug lines
+
+examples:
+  imgfetch get urls.txt -o out                    one URL per line; '#' comments
+  imgfetch get photos.csv.gz -o out --url-column image_url --keep-columns id --naming column:id
+  curl -s https://example.com/urls.txt | imgfetch get - -o out
+"""
+BENCH_EXAMPLES = """\
+examples:
+  imgfetch bench                                  offline, against the built-in server
+  imgfetch bench urls.txt --limit 200 --workers 1,2,4,8 --threads 1,8
+  imgfetch bench --count 400 --latency-ms 80 --chart bench.png --json bench.json
+"""
+SERVE_EXAMPLES = """\
+examples:
+  imgfetch serve --count 500 --latency-ms 50
+  imgfetch serve --count 300 --faults 404=0.05,500=0.02 --latency-ms 40 --latency-spread 1
+  curl -s http://127.0.0.1:PORT/urls.txt > urls.txt && imgfetch get urls.txt -o out
+"""

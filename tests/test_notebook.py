@@ -1,0 +1,52 @@
+"""A real Jupyter kernel runs the README's notebook flow: the widget bar, the HTML table, the
+contact sheet, and the quiet fallback to a text bar when ipywidgets is missing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def outputs_of(cell) -> tuple[str, set[str], list]:
+    """(all stream text, the MIME types shown, the outputs)."""
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    mimes = {mime for o in cell.outputs for mime in o.get("data", {})}
+    return text, mimes, cell.outputs
+
+
+def test_notebook_flow_in_a_real_kernel(server, tmp_path):
+    urls = server.image_urls()[:8] + [server.url("/status/404"), "not a url"]
+    cells = [
+        f"import sys, imgfetch\nurls = {json.dumps(urls)}\n"
+        "results = imgfetch.download(urls, 'out', workers=1, threads=4, retries=0, timeout=2)",
+        "results",
+        "results.show(n=12, failed=True)",
+        "sys.modules['ipywidgets'] = None  # as if ipywidgets were not installed\n"
+        "again = imgfetch.download(urls, 'out2', workers=1, threads=4, retries=0, timeout=2)",
+        "df = results.to_pandas()\nprint(len(df), list(df.status).count('ok'), len(again.ok))",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    client = nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    run, table, sheet, fallback, frame = (outputs_of(cell) for cell in notebook.cells)
+
+    assert WIDGET in run[1]  # the widget bar, with ipywidgets installed
+    assert "TqdmWarning" not in run[0] + fallback[0] and "TqdmExperimentalWarning" not in run[0]
+
+    html = next(o["data"]["text/html"] for o in table[2] if "text/html" in o.get("data", {}))
+    assert "imgfetch results</b>: 10 URLs" in html and "ok 8, failed 1, invalid 1" in html
+    assert "HTTP 404 Not Found" in html and html.count("<tr>") >= 10
+
+    assert "image/png" in sheet[1]  # the contact sheet is displayed...
+    assert not [o for o in sheet[2] if o.output_type == "execute_result"]  # ...once, not also returned
+
+    assert WIDGET not in fallback[1]  # no ipywidgets: a text bar, quietly
+    assert "100%" in fallback[0] and "10/10" in fallback[0] and "ok=8 failed=1 invalid=1" in fallback[0]
+    assert frame[0].strip() == "10 8 8"
