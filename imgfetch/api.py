@@ -73,7 +73,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *,
 
 
 def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *,
-                  workers: int | None = None, threads: int = 128, fixed_threads: bool = False,
+                  workers: int | None = None, threads: int = 128,
                   start_method: Literal["fork", "spawn", "forkserver"] | None = None,
                   timeout: float = 10.0, max_time: float = 30.0, deadline: float | None = None,
                   max_bytes: int | str = 50 * 1024**2, retries: int = 3, backoff: float = 0.5,
@@ -103,7 +103,7 @@ def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *,
 
 
 def download(urls: URLs, out_dir: str | os.PathLike[str], *,
-             workers: int | None = None, threads: int = 128, fixed_threads: bool = False,
+             workers: int | None = None, threads: int = 128,
              start_method: Literal["fork", "spawn", "forkserver"] | None = None,
              timeout: float = 10.0, max_time: float = 30.0, deadline: float | None = None,
              max_bytes: int | str = 50 * 1024**2, retries: int = 3, backoff: float = 0.5,

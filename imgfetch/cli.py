@@ -37,9 +37,6 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
                    help=f"worker processes (default: 2 x usable CPUs, at most 32; here {default_workers()})")
     g.add_argument("--threads", type=int, default=d["threads"].default, metavar="N",
                    help="download threads per worker process; concurrency = workers x threads (default: %(default)s)")
-    g.add_argument("--fixed-threads", action="store_true",
-                   help="keep all --threads threads downloading even while the CPUs are saturated (default: "
-                        "fewer while every CPU is busy, more while downloads wait on the network)")
     g.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), default=None,
                    help=f"how worker processes start (default: {default_start_method()})")
     g.add_argument("--per-host", type=int, metavar="N",
@@ -177,7 +174,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     from .options import Options
 
     given: dict[str, Any] = dict(
-        threads=args.threads, fixed_threads=args.fixed_threads, timeout=args.timeout, max_time=args.max_time, deadline=args.deadline, max_bytes=args.max_bytes,
+        threads=args.threads, timeout=args.timeout, max_time=args.max_time, deadline=args.deadline, max_bytes=args.max_bytes,
         retries=args.retries, backoff=args.backoff, max_retry_after=args.max_retry_after,
         max_redirects=args.max_redirects, user_agent=args.user_agent, headers=tuple(args.headers),
         proxy=args.proxy, ca_bundle=args.ca_bundle, insecure=args.insecure, max_pixels=args.max_pixels,

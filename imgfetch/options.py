@@ -59,7 +59,6 @@ class Options:
 
     workers: int = field(default_factory=default_workers)
     threads: int = 128
-    fixed_threads: bool = False   # True: all threads busy even when the CPUs are saturated (see governor.py)
     start_method: str = field(default_factory=default_start_method)
     timeout: float = 10.0
     max_time: float = 30.0

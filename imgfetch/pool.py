@@ -21,7 +21,6 @@ from multiprocessing.connection import wait
 from typing import Any, Iterable
 
 from .errors import ImgFetchError
-from .governor import STRAGGLER_S, Governor
 from .options import Options
 from .records import FAILED, FetchResult, Task
 from .sources import mask_url
@@ -58,18 +57,12 @@ class _Worker:
         self.pid: int = self.process.pid
         self.window = window
         self.held: dict[str, Task] = {}
-        self.sent: dict[str, float] = {}  # when each held task was handed over
-        self.stragglers = 0               # held tasks older than STRAGGLER_S, at the last count
         self.ready = False
         self.gone = False
 
-    def room(self, limit: int) -> int:
-        """How many more tasks it takes, under a per-worker limit that its stragglers do not count against."""
-        return 0 if self.gone else max(0, min(self.window, limit + self.stragglers) - len(self.held))
-
-    def count_stragglers(self, before: float) -> int:
-        self.stragglers = sum(1 for sent in self.sent.values() if sent < before)
-        return self.stragglers
+    @property
+    def room(self) -> int:
+        return self.window - len(self.held) if not self.gone else 0
 
     def send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -78,15 +71,9 @@ class _Worker:
             pass  # it died; its sentinel will say so
 
     def give(self, tasks: list[Task]) -> None:
-        now = time.monotonic()
         for task in tasks:
             self.held[task.key] = task
-            self.sent[task.key] = now
         self.send(("tasks", tasks))
-
-    def take_back(self, key: str) -> Task | None:
-        self.sent.pop(key, None)
-        return self.held.pop(key, None)
 
 
 class LocalPool:
@@ -101,7 +88,6 @@ class LocalPool:
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self._args = (opts, root, tmp, log_pipe, level)
         self.window = opts.threads + prefetch(opts.threads)
-        self.governor = Governor(opts.workers, opts.threads, adaptive=not opts.fixed_threads)
         self.worker_pids: set[int] = set()
         self.workers = [self._spawn() for _ in range(opts.workers)]
         self.quarantine: list[_Worker] = []
@@ -119,10 +105,7 @@ class LocalPool:
 
     def room(self) -> int:
         """How many more tasks the workers take now."""
-        if self.stopping:
-            return 0
-        limit = self.governor.per_worker(len(self.workers))
-        return sum(w.room(limit) for w in self.workers)
+        return 0 if self.stopping else sum(w.room for w in self.workers)
 
     def all_ready(self) -> bool:
         return all(w.ready for w in self.workers)
@@ -133,9 +116,8 @@ class LocalPool:
     def submit(self, tasks: list[Task]) -> None:
         """Share tasks among the workers, the emptiest first, within their windows."""
         start = 0
-        limit = self.governor.per_worker(len(self.workers))
-        for worker in sorted(self.workers, key=lambda w: -w.room(limit)):
-            take = min(worker.room(limit), len(tasks) - start)
+        for worker in sorted(self.workers, key=lambda w: -w.room):
+            take = min(worker.room, len(tasks) - start)
             if take <= 0:
                 break
             worker.give(tasks[start:start + take])
@@ -145,9 +127,6 @@ class LocalPool:
 
     def poll(self, timeout: float) -> list[Done]:
         """Wait up to ``timeout`` for records; returns (task, record) for each finished task."""
-        if self.governor.due():
-            before = time.monotonic() - STRAGGLER_S
-            self.governor.tick(sum(len(w.held) - w.count_stragglers(before) for w in self.workers))
         everyone = [*self.workers, *self.quarantine]
         by_object: dict[Any, _Worker] = {}
         for worker in everyone:
@@ -176,7 +155,7 @@ class LocalPool:
             kind = message[0]
             if kind == "results":
                 for record in message[1]:
-                    task = worker.take_back(record.key)
+                    task = worker.held.pop(record.key, None)
                     if task is not None:
                         done.append((task, record))
             elif kind == "ready":
