@@ -14,6 +14,10 @@ class OutputError(ImgFetchError):
     """The output folder (or the manifest, or the errors file) cannot be used."""
 
 
+class DiskFull(OutputError):
+    """The disk filled up: the run stopped, with every finished download recorded."""
+
+
 class Interrupted(ImgFetchError):
     """The run was stopped by a signal after cleaning up; ``signum`` says which."""
 

@@ -28,6 +28,7 @@ ERROR_KINDS = {
     "corrupt": "an image that cannot be decoded",
     "format": "an image in a format not in --formats",
     "disk": "the image could not be saved",
+    "disk_full": "the image could not be saved: no space left (the run stops; re-run it after freeing space)",
     "crashed": "the worker process died twice while fetching this URL",
     "invalid": "not a usable http(s) URL",
     "internal": "a bug in imgfetch (please report it)",

@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import hashlib
 import json
 import logging
 import os
 import stat
+import sys
 from array import array
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from .errors import OutputError
+from .errors import DiskFull, OutputError
 from .keys import KeyMap
 from .records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
 from .summary import Summary
@@ -22,6 +26,8 @@ __all__ = ["MANIFEST_NAME", "Done", "DoneIndex", "ManifestWriter", "Summary", "c
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.jsonl"
 _NO_LINE = 1 << 62  # records without a line number (from fetch()) sort last
+RESERVE_BYTES = 256 * 1024  # disk kept allocated past the manifest's end: room for ~500 records
+FALLOC_FL_KEEP_SIZE = 1
 
 
 @dataclass(frozen=True)
@@ -109,11 +115,19 @@ def _records(path: Path) -> Iterator[tuple[int, int, dict]]:
 
 
 class ManifestWriter:
-    """Appends one JSON line per record and flushes it, so a crash never loses a finished record."""
+    """Appends one JSON line per record and flushes it, so a crash never loses a finished record.
+
+    It keeps RESERVE_BYTES of disk allocated past the end of the manifest (fallocate with
+    KEEP_SIZE, where the filesystem has it), so when images fill the disk the records of the
+    downloads still in flight can be written. ``low_space`` turns true when the reserve can no
+    longer be renewed: the run should stop.
+    """
 
     def __init__(self, path: Path, errors_path: Path | None = None) -> None:
         self.path = path
         self.written = 0
+        self.low_space = False
+        self._reserved_to = 0
         self._handle: IO[str] | None = None
         self._errors: IO[str] | None = None
         try:
@@ -121,6 +135,7 @@ class ManifestWriter:
             self._handle = open(path, "a", encoding="utf-8")
             if self._handle.tell() and not _ends_with_newline(path):
                 self._handle.write("\n")  # finish a line a crash cut short
+            self._reserve()
             if errors_path is not None:
                 fd = os.open(errors_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 os.fchmod(fd, 0o600)
@@ -136,17 +151,48 @@ class ManifestWriter:
             self._handle.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
             self._handle.flush()
             self.written += 1
+            if self._handle.tell() > self._reserved_to - RESERVE_BYTES // 2:
+                self._reserve()
             if self._errors is not None and result.status == FAILED and full_url:
                 self._errors.write(full_url + "\n")
                 self._errors.flush()
         except OSError as exc:  # a full disk: the run cannot keep its promise of a record per URL
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+            error = DiskFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
+            raise error(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def _reserve(self) -> None:
+        assert self._handle is not None
+        end = self._handle.tell()
+        if reserve_space(self._handle.fileno(), end, RESERVE_BYTES):
+            self._reserved_to = end + RESERVE_BYTES
+        elif self._reserved_to:  # supported before, refused now: the disk is (nearly) full
+            self.low_space = True
+        else:
+            self._reserved_to = 1 << 62  # no fallocate here: nothing to renew
 
     def close(self) -> None:
         for handle in (self._handle, self._errors):
             if handle is not None:
                 handle.close()
         self._handle = self._errors = None
+
+
+def reserve_space(fd: int, offset: int, length: int) -> bool:
+    """Allocate disk blocks past the end of a file without changing its size; False if refused."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return libc.fallocate(fd, FALLOC_FL_KEEP_SIZE, ctypes.c_longlong(offset), ctypes.c_longlong(length)) == 0
+
+
+@functools.lru_cache(maxsize=1)
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -13,6 +13,7 @@ nothing else. A dead worker is replaced; the others never notice.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import time
@@ -188,8 +189,7 @@ class LocalPool:
                 if task.suspect >= 1:
                     done.append((task, crashed_record(task)))
                 else:
-                    self.suspects.append(Task(task.url, task.key, task.line, task.columns, task.owned_path,
-                                              task.suspect + 1))
+                    self.suspects.append(dataclasses.replace(task, suspect=task.suspect + 1))
         if quarantined:
             self.suspects.extendleft(unstarted)
         elif not self.stopping:

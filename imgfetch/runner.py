@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .engine import Engine
-from .errors import Interrupted, OutputError
+from .errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
 from .keys import KeySet
 from .logrelay import LogRelay
 from .manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary, compact
 from .options import Options
 from .progress import ListCounter, Progress
-from .records import CANCELLED, DUPLICATE, INVALID, SKIPPED, FetchResult, Task
+from .records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
 from .sources import Entry, mask_url, normalized_key, open_entries
 from .storage import OutputDir, file_matches
 
@@ -38,6 +38,7 @@ class Run:
         self.label = label
         self.engine: Engine | None = None
         self._signum: int | None = None
+        self._disk_full = False
         self._counter: ListCounter | None = None
 
     @property
@@ -68,6 +69,9 @@ class Run:
         finally:
             entries.close()
             self._counter.stop()
+        if self._disk_full:
+            raise DiskFull(f"the disk is full: {self.summary.counts[OK]} images saved in this run, each recorded in "
+                           f"{self.manifest_path}; free some space, then run the same command again to resume")
         if self._signum is not None:
             raise Interrupted(self._signum)
 
@@ -92,14 +96,21 @@ class Run:
         complete = False
         try:
             self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
-                                 stop_requested=lambda: self._signum is not None)
+                                 stop_requested=lambda: self._signum is not None or self._disk_full)
             full_urls: dict[str, str] = {}
             plan = _plan(entries, done, self.out.root, full_urls if errors else None)
             with _signals(self._on_signal):
                 for result in self.engine.run(plan):
                     if result.status == CANCELLED:
                         continue  # not this URL's fault; the next run fetches it
-                    writer.write(result, full_urls.pop(result.key, None) if errors else None)
+                    try:
+                        writer.write(result, full_urls.pop(result.key, None) if errors else None)
+                    except DiskFull:
+                        self._disk_full = True
+                        break  # not even the reserve is left: stop at once
+                    if (result.error_kind == "disk_full" or writer.low_space) and not self._disk_full:
+                        self._disk_full = True  # stop: downloads in flight finish into the manifest's reserve
+                        log.warning("the disk is full: stopping")
                     if result.path:
                         result.abspath = os.path.join(root, result.path)
                     self.summary.add(result)
@@ -107,7 +118,7 @@ class Run:
                     if bar is not None:
                         bar.add(result)
                     yield result
-            complete = self._signum is None
+            complete = self._signum is None and not self._disk_full
             writer.close()
             done.close()
             if complete and done.lines + writer.written > 2 * max(writer.written, len(done), 1):

@@ -14,6 +14,7 @@ that the parent drains.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -158,9 +159,10 @@ class _Worker:
 
 def _own_process(opts: Options) -> None:
     """Settings for a process that is ours alone (a pool worker): global state may be set."""
-    # Our own --max-pixels check decides; Pillow's fixed global limit must not pre-empt it.
-    # (An in-process fetch() leaves the global alone.)
-    Image.MAX_IMAGE_PIXELS = None
+    # Our own --max-pixels check decides; Pillow's global limit (which some decoders check on
+    # their own, e.g. WebP and TIFF) must not pre-empt a larger --max-pixels. It stays as a
+    # backstop. An in-process fetch() leaves the global alone.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, opts.max_pixels)
     if opts.insecure:  # the parent warns once for the run, not once per URL
         warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
@@ -236,7 +238,8 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
     try:
         write_atomic(root, tmp, relpath, body, replace=opts.overwrite or relpath == task.owned_path)
     except OSError as exc:
-        result.error, result.error_kind = f"cannot save {relpath}: {exc.strerror or exc}", "disk"
+        result.error = f"cannot save {relpath}: {exc.strerror or exc}"
+        result.error_kind = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "disk"
         return
     result.status, result.path, result.bytes, result.sha256 = OK, relpath, len(body), digest
     result.format, result.width, result.height = facts.format, facts.width, facts.height

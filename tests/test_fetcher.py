@@ -102,3 +102,18 @@ def test_env_proxies_resolved_once_with_no_proxy(monkeypatch):
     assert config.lookup("http", "a.internal.example") is None
     assert config.lookup("http", "localhost") is None
     assert ProxyConfig("http://p.example.com:1").lookup("https", "x.example.com") == {"https": "http://p.example.com:1"}
+
+
+def test_user_headers_are_dropped_on_a_downgrade_or_another_port_as_requests_does():
+    from urllib.parse import urlsplit
+
+    from imgfetch.fetcher import _drops_user_headers
+
+    def drops(a: str, b: str) -> bool:
+        return _drops_user_headers(urlsplit(a), urlsplit(b))
+
+    assert drops("https://img.example.com/a", "http://img.example.com/b")        # https -> http
+    assert drops("https://img.example.com/a", "https://cdn.example.com/b")       # another host
+    assert drops("http://img.example.com:8080/a", "http://img.example.com:9090/b")
+    assert not drops("http://img.example.com/a", "https://img.example.com/b")    # the usual upgrade
+    assert not drops("https://IMG.example.com/a", "https://img.example.com/b")

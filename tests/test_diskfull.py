@@ -1,0 +1,55 @@
+"""A full disk, on a real 600 KB tmpfs (the tests run as root): one line, nothing lost, a clean resume."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from imgfetch.server import ImageServer
+from conftest import read_manifest, tree
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mount)]).returncode:
+        pytest.fail("this test mounts a tmpfs and needs root (CI runs as root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
+
+
+def test_a_full_disk_stops_with_one_line_records_everything_saved_and_resumes(small_disk, tmp_path):
+    with ImageServer(count=300, seed=2) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join(server.image_urls()) + "\n")
+        out = small_disk / "out"
+        argv = [sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(out), "--workers", "2", "--threads", "4",
+                "--timeout", "3", "--start-method", "forkserver"]
+        first = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 2
+        line = first.stderr.strip().splitlines()[-1]
+        records = read_manifest(out / "manifest.jsonl")
+        ok = [r for r in records if r["status"] == "ok"]
+        assert line == (f"imgfetch: error: the disk is full: {len(ok)} images saved in this run, each recorded in "
+                        f"{out / 'manifest.jsonl'}; free some space, then run the same command again to resume")
+        assert 5 < len(ok) < 300
+        assert {r["error_kind"] for r in records if r["status"] != "ok"} <= {"disk_full"}
+        assert "Traceback" not in first.stderr
+        # every image on the disk is whole and recorded; no partial or temporary file
+        assert tree(out) == {"manifest.jsonl"} | {r["path"] for r in ok}
+        for r in ok:
+            assert hashlib.sha256((out / r["path"]).read_bytes()).hexdigest() == r["sha256"]
+
+        subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
+        server.stats.reset()
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+        assert server.stats.requests == 300 - len(ok)  # nothing complete is fetched again
+        final = {r["line"]: r for r in read_manifest(out / "manifest.jsonl")}
+        assert len(final) == 300 and all(r["status"] in ("ok", "skipped") for r in final.values())
