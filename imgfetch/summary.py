@@ -14,6 +14,8 @@ _VARYING = (
     (re.compile(r"\b\d[\d,]*(?= (?:bytes|characters)\b)"), "N"),
     (re.compile(r"\b\d+x\d+(?= pixels\b)"), "WxH"),
     (re.compile(r"\(\d+ bytes not processed\)"), "(N bytes not processed)"),
+    # whether the retries or the --max-time budget ran out first is the same failure to a person
+    (re.compile(r"; gave up after \d+ attempts?: no time left in --max-time [\d.]+ s$"), ""),
 )
 
 

@@ -187,3 +187,10 @@ def test_no_proxy_cidr_blocks_bypass_the_proxy(monkeypatch):
     assert config.lookup("http", "10.1.2.3:8080") is None
     assert config.lookup("http", "img.internal.example.com") is None
     assert config.lookup("http", "11.1.2.3") == {"http": "http://127.0.0.1:3128"}
+
+
+def test_the_summary_groups_a_failure_whether_retries_or_the_budget_ran_out_first():
+    from imgfetch.summary import failure_reason
+
+    assert failure_reason("failed", "connection reset by the server") == failure_reason(
+        "failed", "connection reset by the server; gave up after 3 attempts: no time left in --max-time 5 s")
