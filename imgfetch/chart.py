@@ -1,14 +1,29 @@
-"""Throughput against concurrency, drawn with Pillow (no plotting library needed)."""
+"""Images/s against concurrency, drawn with matplotlib (``pip install 'imgfetch[plot]'``).
+
+Only the object-oriented API is used (a Figure and its Agg canvas, no pyplot), so drawing a
+chart never changes the backend of a notebook or script that imports imgfetch.
+"""
 from __future__ import annotations
 
 import math
+import platform
 from pathlib import Path
+from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from .advice import Advice
+from .errors import ImgFetchError
+from .options import usable_cpus
+from .sweep import BenchReport, Row
 
-from .sweep import BenchReport
+COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
-COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+def require_matplotlib() -> None:
+    """A one-line error when the plot extra is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImgFetchError("--chart needs matplotlib: pip install 'imgfetch[plot]'") from None
 
 
 def parse_chart_size(text: str) -> tuple[int, int]:
@@ -21,84 +36,95 @@ def parse_chart_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _nice_ceiling(value: float) -> float:
-    """The next 'round' axis top above value: 1, 2 or 5 times a power of ten, times 5 ticks."""
-    if value <= 0:
-        return 1.0
-    step = value / 5
-    power = 10 ** math.floor(math.log10(step))
-    for factor in (1, 2, 2.5, 5, 10):
-        if factor * power >= step:
-            return factor * power * 5
-    return value
+def chart_title(report: BenchReport) -> str:
+    """Three lines: what, the latency model and image count, how it was measured and on what machine."""
+    s = report.settings
+    if s.urls is None:
+        model = (f"log-normal latency (median {s.latency_ms:g} ms, sigma {s.latency_spread:g})" if s.latency_spread
+                 else f"fixed latency ({s.latency_ms:g} ms)")
+        where = f"built-in server: {model}, {report.url_count} images"
+    else:
+        where = f"{Path(s.urls).name}: {report.url_count} URLs"
+    runs = f"{s.repeat} run{'s' if s.repeat > 1 else ''}" if s.repeat <= 2 else f"2-{s.repeat} runs"
+    return (f"imgfetch bench: images/s against concurrency\n{where}\n{runs} per point, each counting {s.seconds:g} s "
+            f"after a {s.ramp:g} s start; {usable_cpus()} CPUs, Python {platform.python_version()}, {platform.system()}")
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the small bitmap font
-        return ImageFont.load_default()
+def _errorbar(ax: Any, rows: list[Row], dodge: float = 1.0, **style: Any) -> None:
+    xs = [row.concurrency * dodge for row in rows]  # series side by side where they share a concurrency
+    ys = [row.median for row in rows]
+    spread = [[row.median - row.low for row in rows], [row.high - row.median for row in rows]]
+    ax.errorbar(xs, ys, yerr=spread, capsize=4, elinewidth=1.2, markersize=7, **style)
 
 
-def draw_chart(report: BenchReport, path: str | Path, size: tuple[int, int], title: str) -> None:
-    """Images/s (y) against concurrency (x, log2), one series per threads setting, plus the ideal line."""
+def draw_chart(report: BenchReport, advice: Advice, path: str | Path, size: tuple[int, int]) -> None:
+    """One series per threads setting, the classic pool, the sequential loop, the ideal line, the pick."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
     width, height = size
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    unit = max(10, min(width, height) // 45)
-    big, small = _font(int(unit * 1.5)), _font(unit)
-    left, right, top, bottom = unit * 7, unit * 3, unit * 5, unit * 6
-    plot_w, plot_h = width - left - right, height - top - bottom
-    concurrencies = sorted({c.concurrency for c in report.pooled} | {1})
-    x_max = max(concurrencies)
-    base = report.sequential.images_per_s
-    y_max = _nice_ceiling(max([c.images_per_s for c in report.pooled] + [base]) * 1.15)
-
-    def xy(conc: float, rate: float) -> tuple[float, float]:
-        frac = math.log2(conc) / math.log2(x_max) if x_max > 1 else 0.5
-        return left + frac * plot_w, top + plot_h - min(rate, y_max) / y_max * plot_h
-
-    draw.text((width / 2, unit * 2), title, fill="black", font=big, anchor="mm")
-    for i in range(6):  # horizontal grid with labels
-        rate = y_max * i / 5
-        _, y = xy(1, rate)
-        draw.line([(left, y), (left + plot_w, y)], fill="#dddddd", width=1)
-        draw.text((left - unit // 2, y), f"{rate:g}", fill="black", font=small, anchor="rm")
-    for conc in concurrencies:
-        x, _ = xy(conc, 0)
-        draw.line([(x, top), (x, top + plot_h)], fill="#eeeeee", width=1)
-        draw.text((x, top + plot_h + unit // 2), str(conc), fill="black", font=small, anchor="ma")
-    draw.rectangle([left, top, left + plot_w, top + plot_h], outline="black", width=2)
-    draw.text((left + plot_w / 2, height - unit * 2.5), "concurrency (workers x threads, log scale)",
-              fill="black", font=small, anchor="mm")
-    label = Image.new("RGBA", (plot_h, unit * 2), (255, 255, 255, 0))
-    ImageDraw.Draw(label).text((plot_h / 2, unit), "throughput (images/s)", fill="black", font=small, anchor="mm")
-    label = label.rotate(90, expand=True)
-    image.paste(label, (unit, top), label)
-    # Ideal: the sequential rate times the concurrency, as far as the plot reaches.
-    ideal = [xy(c, base * c) for c in concurrencies if base * c <= y_max]
-    reach = y_max / base if base else 0
-    if 1 <= reach < x_max:  # end the line where it leaves the plot instead of running along its top
-        ideal.append(xy(reach, y_max))
-    draw.line(ideal, fill="#888888", width=max(2, unit // 6), joint="curve")
-    legend = [("ideal (sequential x concurrency)", "#888888")]
-    series = sorted({(c.start_method, c.threads) for c in report.pooled})
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    engine = report.engine
+    methods = sorted({row.start_method for row in engine if row.start_method})
+    series = sorted({(row.start_method, row.threads) for row in engine})
     for index, (method, threads) in enumerate(series):
-        colour = COLOURS[index % len(COLOURS)]
-        points = sorted((c.concurrency, c.images_per_s) for c in report.pooled
-                        if (c.start_method, c.threads) == (method, threads))
-        coords = [xy(conc, rate) for conc, rate in points]
-        if len(coords) > 1:
-            draw.line(coords, fill=colour, width=max(3, unit // 4), joint="curve")
-        for x, y in coords:
-            r = max(4, unit // 3)
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
-        legend.append((f"{method}, {threads} thread{'s' if threads > 1 else ''} per worker", colour))
-    sx, sy = xy(1, base)
-    draw.rectangle([sx - unit // 3, sy - unit // 3, sx + unit // 3, sy + unit // 3], fill="black")
-    legend.append((f"sequential: {base:.1f} images/s", "black"))
-    for index, (text, colour) in enumerate(legend):
-        y = top + unit + index * unit * 1.6
-        draw.rectangle([left + unit, y - unit // 3, left + unit * 2, y + unit // 3], fill=colour)
-        draw.text((left + unit * 2.5, y), text, fill="black", font=small, anchor="lm")
-    image.save(path, format="PNG")
+        rows = sorted((r for r in engine if (r.start_method, r.threads) == (method, threads)),
+                      key=lambda r: r.concurrency)
+        name = f"imgfetch, {threads} threads per process" if threads > 1 else "imgfetch, 1 thread per process"
+        _errorbar(ax, rows, dodge=2 ** ((index - (len(series) - 1) / 2) * 0.05), marker="o", linewidth=2,
+                  color=COLOURS[index % len(COLOURS)], label=name + (f" ({method})" if len(methods) > 1 else ""))
+    classic = sorted(report.classic, key=lambda r: r.concurrency)
+    if classic:
+        name = "ProcessPoolExecutor(N).map" if len(classic) > 1 else classic[0].label
+        _errorbar(ax, classic, marker="s", linewidth=1.5, linestyle="--", color="#d62728", label=name)
+    seq = report.sequential
+    _errorbar(ax, [seq], marker="D", linestyle="none", color="black", label="sequential requests.get loop")
+    everything = [*engine, *classic, seq]
+    lows = [row.low for row in everything if row.low > 0] or [1.0]
+    highs = [row.high for row in everything] or [1.0]
+    top_x = max(row.concurrency for row in everything)
+    ax.set_xlim(0.75, top_x * 1.4)
+    ax.set_ylim(min(lows) / 1.6, max(highs) * 2.2)  # headroom for the legend
+    if seq.median > 0:  # ideal: the sequential rate times the concurrency, cut off where it leaves the plot
+        xs = [2 ** (k / 8) for k in range(0, int(8 * math.log2(top_x * 1.4)) + 2)]
+        ax.plot(xs, [seq.median * x for x in xs], color="#888888", linestyle=":", linewidth=1.5,
+                label="ideal: sequential x concurrency", scalex=False, scaley=False, clip_on=True)
+    rec = advice.recommended
+    label = f"recommended: --workers {rec.workers} --threads {rec.threads}"
+    ax.scatter([rec.concurrency], [rec.median], s=420, facecolors="none", edgecolors="#d62728", linewidths=2.5,
+               zorder=5, label=label + (" (get's defaults)" if rec.is_default else ""))
+    box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#d62728", alpha=0.95)
+    # Labels go below the points: under the plateau of the large sizes the plot is empty.
+    ax.annotate(f"recommended {rec.short}: {rec.median:.0f} images/s", (rec.concurrency, rec.median),
+                xytext=(0, -80), textcoords="offset points", ha="center", va="top", fontsize=10, color="#d62728",
+                bbox=box, arrowprops=dict(arrowstyle="->", color="#d62728"), zorder=6)
+    if advice.defaults is not None and advice.defaults is not rec:
+        d = advice.defaults
+        ax.annotate(f"get's defaults {d.short}: {d.median:.0f} images/s", (d.concurrency, d.median),
+                    xytext=(0, -130), textcoords="offset points", ha="center", va="top", fontsize=9, color="#444444",
+                    bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#888888"),
+                    arrowprops=dict(arrowstyle="->", color="#888888"), zorder=6)
+    if seq.median > 0:
+        gains = [f"{advice.best.median / seq.median:.0f}x the sequential loop"]
+        gains += [f"{advice.best.median / row.median:.1f}x {row.label}" for row in classic if row.median > 0]
+        ax.text(0.99, 0.02, f"imgfetch at its best ({advice.best.short}): " + ", ".join(gains),
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=10,
+                bbox=dict(boxstyle="round,pad=0.4", facecolor="#f4f4f4", edgecolor="#cccccc"))
+    ticks = [2 ** k for k in range(0, int(math.log2(top_x)) + 1)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(t) for t in ticks])
+    low, high = ax.get_ylim()
+    yticks = [m * 10 ** k for k in range(-1, 7) for m in (1, 2, 5) if low <= m * 10 ** k <= high]
+    ax.yaxis.set_major_locator(FixedLocator(yticks))
+    ax.set_yticklabels([f"{t:g}" for t in yticks])
+    ax.set_xlabel("concurrency: downloads in flight (workers x threads), log scale")
+    ax.set_ylabel("images/s, log scale (median; bars: min-max of the runs)")
+    ax.set_title(chart_title(report), fontsize=11)
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", axis="y", alpha=0.12)
+    ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
+    fig.savefig(path, format="png", dpi=100)

@@ -86,7 +86,9 @@ def _add_fetch_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--formats", default=",".join(KNOWN_FORMATS),
                    help="accepted formats, comma-separated (default: %(default)s; AVIF where Pillow supports it)")
     g.add_argument("--max-pixels", type=int, default=d["max_pixels"].default, metavar="N",
-                   help="images with more pixels are refused as decompression bombs (default: %(default)s)")
+                   help="images with more pixels are refused as decompression bombs. Above 178,956,970 "
+                        "(twice Pillow's own limit), WebP, TIFF and animated frames still meet Pillow's limit in "
+                        "an in-process fetch() (default: %(default)s)")
     g = p.add_argument_group("output")
     g.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     g.add_argument("--naming", default="url", metavar="SCHEME",
@@ -114,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="download a URL list", epilog=GET_EXAMPLES, description=GET_DESCRIPTION)
     get.add_argument("urls", metavar="URLS", help="URL list: .txt, .csv, .tsv, .jsonl (optionally .gz), or - for stdin")
     _add_fetch_options(get)
-    bench = sub.add_parser("bench", parents=[loudness("no progress bars and no warnings; the results are still printed")],
-                           help="time sequential against pooled downloads", epilog=BENCH_EXAMPLES,
+    bench = sub.add_parser("bench", parents=[loudness("no progress lines and no warnings; the results are still printed")],
+                           help="the classic ProcessPoolExecutor example beside imgfetch's engine, and advice for get",
+                           epilog=BENCH_EXAMPLES,
                            description=BENCH_DESCRIPTION)
     _add_bench_options(bench)
     # serve: no -q (it prints one line) and no download options; -v logs start/stop, -vv every request.
@@ -143,31 +146,61 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
-    from .sweep import default_worker_sweep
-    from .options import default_start_method
+    from .options import Options, default_start_method, default_workers
+    from .sweep import DEFAULT_THREADS, BenchSettings, default_worker_sweep
 
-    p.add_argument("urls", metavar="URLS", nargs="?", help="URL list (default: the built-in server, offline)")
-    p.add_argument("--count", type=int, default=100, help="synthetic images when offline (default: %(default)s)")
-    p.add_argument("--latency-ms", type=float, default=20.0,
-                   help="latency the built-in server adds per response (default: %(default)s)")
-    p.add_argument("--limit", type=int, metavar="N", help="use only the first N URLs of the list")
-    p.add_argument("--workers", metavar="N,N,...",
-                   help="pool sizes to sweep (default: powers of two up to 4 x usable CPUs, capped at 32; "
-                        f"here {','.join(map(str, default_worker_sweep()))})")
-    p.add_argument("--threads", default="1", metavar="N,N,...",
-                   help="download threads per worker to sweep (default: %(default)s)")
-    p.add_argument("--start-methods", metavar="M,M,...",
-                   help=f"repeat the pooled sweep per start method: fork, spawn, forkserver "
-                        f"(default: {default_start_method()})")
-    p.add_argument("--repeat", type=int, default=3, help="measured runs per configuration (default: %(default)s)")
-    p.add_argument("--log-pids", action="store_true",
-                   help="log '[Process ID]:<pid> Downloading <url>' as each worker starts a URL")
-    p.add_argument("--json", metavar="PATH", help="write settings, machine and every measurement as JSON")
-    p.add_argument("--chart", metavar="PATH.png", help="draw throughput against concurrency as a PNG")
-    p.add_argument("--chart-size", default="1200x800", help="chart size in pixels (default: %(default)s)")
-    p.add_argument("--keep", metavar="DIR", help="keep every run's downloads under DIR (default: temporary, removed)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per-request timeout (default: %(default)s)")
-    p.add_argument("--retries", type=int, default=3, metavar="N", help="retries per URL (default: %(default)s)")
+    d = BenchSettings.__dataclass_fields__
+    p.add_argument("urls", metavar="URLS", nargs="?",
+                   help="URL list (default: the built-in server on 127.0.0.1, offline). Every row fetches the "
+                        "same URLs again: keep it short with --limit and polite with --per-host and --rate")
+    p.add_argument("--limit", type=int, metavar="N", help="use only the first N URLs (or images of the server)")
+    g = p.add_argument_group("the built-in server")
+    g.add_argument("--count", type=int, default=d["count"].default,
+                   help="images it serves; a run takes as many as it can in --seconds (default: %(default)s)")
+    g.add_argument("--latency-ms", type=float, default=d["latency_ms"].default, metavar="MS",
+                   help="median latency per image (default: %(default)s)")
+    g.add_argument("--latency-spread", type=float, default=d["latency_spread"].default, metavar="SIGMA",
+                   help="sigma of the log-normal per-image latency: 1.0 puts p90 at 3.6 x and p99 at 10 x the median, "
+                        "as on the internet; 0 for a fixed latency (default: %(default)s)")
+    g = p.add_argument_group("what to compare")
+    g.add_argument("--workers", metavar="N,N,...",
+                   help="engine: worker processes to sweep (default: 1, 2, 4, ... up to 2 x usable CPUs, get's "
+                        f"default; here {','.join(map(str, default_worker_sweep()))})")
+    g.add_argument("--threads", default=",".join(map(str, DEFAULT_THREADS)), metavar="N,N,...",
+                   help="engine: download threads per worker to sweep (default: %(default)s). "
+                        f"get's defaults (here --workers {default_workers()} --threads "
+                        f"{Options.__dataclass_fields__['threads'].default}) are always a row")
+    g.add_argument("--start-methods", metavar="M,M,...",
+                   help=f"sweep the engine per start method: fork, spawn, forkserver; the first one also starts "
+                        f"the classic pool (default: {default_start_method()})")
+    g.add_argument("--classic-workers", default="3", metavar="N,N,...",
+                   help="processes of the classic ProcessPoolExecutor(N).map row(s) (default: %(default)s)")
+    g.add_argument("--chunksize", type=int, default=d["chunksize"].default, metavar="C",
+                   help="the classic row's executor.map(..., chunksize=C) (default: %(default)s)")
+    g = p.add_argument_group("how to measure")
+    g.add_argument("--seconds", type=float, default=d["seconds"].default, metavar="S",
+                   help="each run counts the images saved in S seconds, after the ramp (default: %(default)s)")
+    g.add_argument("--ramp", type=float, default=d["ramp"].default, metavar="S",
+                   help="seconds at the start of each run that are not counted, while processes, threads and "
+                        "connections start (default: %(default)s)")
+    g.add_argument("--repeat", type=int, default=d["repeat"].default, metavar="N",
+                   help="runs per row, interleaved: two, and up to N for a row whose runs differ by over 10 %%; "
+                        "the table shows their median and min-max (default: %(default)s)")
+    g.add_argument("--per-host", type=int, metavar="N",
+                   help="at most N downloads in flight per host, in every row (default: no limit)")
+    g.add_argument("--rate", type=float, metavar="R",
+                   help="at most R downloads started per second per host, in every row (default: no limit)")
+    g.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per-request timeout (default: %(default)s)")
+    g.add_argument("--retries", type=int, default=3, metavar="N", help="engine: retries per URL (default: %(default)s)")
+    g.add_argument("--log-pids", action="store_true",
+                   help="log '[Process ID]:<pid> Downloading..' (classic) and '... Downloading <url>' (engine) as "
+                        "each download starts; -v does too")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", metavar="PATH", help="write the machine, the date, the settings and every run as JSON")
+    g.add_argument("--chart", metavar="PATH.png",
+                   help="draw images/s against concurrency as a PNG (pip install 'imgfetch[plot]')")
+    g.add_argument("--chart-size", default="1200x800", help="chart size in pixels (default: %(default)s)")
+    g.add_argument("--keep", metavar="DIR", help="keep every run's downloads under DIR (default: temporary, removed)")
 
 
 def options_from_args(args: argparse.Namespace) -> Any:

@@ -1,24 +1,19 @@
-"""Benchmark measurements: a sequential baseline against pooled runs over a sweep of pool sizes."""
+"""What ``imgfetch bench`` compares: its settings, its rows (the classic example's, then imgfetch's
+engine over a sweep of sizes with get's defaults among them) and the report of their runs.
+
+``benchrun`` measures them; ``advice`` reads them; ``bench`` prints them.
+"""
 from __future__ import annotations
 
-import logging
-import os
-import platform
-import shutil
 import statistics
-import tempfile
-import time
-from collections import Counter
-from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from .errors import ImgFetchError, OutputError
+from .classic import RunStats
 from .options import Options, usable_cpus
 
-log = logging.getLogger(__name__)
-WARMUP_URLS = 8
+SEQUENTIAL, CLASSIC, ENGINE = "sequential", "classic", "engine"
+DEFAULT_THREADS = (1, 16, 128, 256)  # from one thread per worker to past get's default of 128
 
 
 @dataclass(frozen=True)
@@ -26,37 +21,57 @@ class BenchSettings:
     """What to benchmark; validated like Options (ValueError naming the option)."""
 
     urls: str | None = None          # a list file; None = the built-in server
-    count: int = 100
-    latency_ms: float = 20.0
+    count: int = 1500
+    latency_ms: float = 60.0
+    latency_spread: float = 1.0
     limit: int | None = None
-    workers: tuple[int, ...] = ()    # () = powers of two up to 4 x usable CPUs, capped at 32
-    threads: tuple[int, ...] = (1,)
+    workers: tuple[int, ...] = ()    # () = 1, 2, 4, ... up to 2 x usable CPUs (at most 32)
+    threads: tuple[int, ...] = DEFAULT_THREADS
     start_methods: tuple[str, ...] = ()
+    classic_workers: tuple[int, ...] = (3,)
+    chunksize: int = 1
     repeat: int = 3
+    seconds: float = 1.0
+    ramp: float = 0.3
     keep: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("count", "repeat"):
+        for name in ("count", "repeat", "chunksize"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
-        if self.latency_ms < 0:
-            raise ValueError(f"--latency-ms must be >= 0, got {self.latency_ms:g}")
+        if not 0 <= self.latency_ms <= 60_000:
+            raise ValueError(f"--latency-ms must be between 0 and 60000, got {self.latency_ms:g}")
+        if not 0 <= self.latency_spread <= 5:
+            raise ValueError(f"--latency-spread must be between 0 and 5, got {self.latency_spread:g}")
+        if not 0.05 <= self.seconds <= 3600:
+            raise ValueError(f"--seconds must be between 0.05 and 3600, got {self.seconds:g}")
+        if not 0 <= self.ramp <= 60:
+            raise ValueError(f"--ramp must be between 0 and 60, got {self.ramp:g}")
         if not self.workers:
             object.__setattr__(self, "workers", default_worker_sweep())
-        for name in ("workers", "threads"):
-            if any(n < 1 for n in getattr(self, name)) or not getattr(self, name):
-                raise ValueError(f"--{name} sizes must be whole numbers >= 1")
+        for name in ("workers", "threads", "classic_workers"):
+            sizes = getattr(self, name)
+            if not sizes or any(n < 1 for n in sizes):
+                raise ValueError(f"--{name.replace('_', '-')} sizes must be whole numbers >= 1")
+            object.__setattr__(self, name, tuple(sorted(set(sizes))))
 
 
 def default_worker_sweep(cpus: int | None = None) -> tuple[int, ...]:
-    top = min(32, 4 * (cpus or usable_cpus()))
+    """1, 2, 4, ... up to 2 x the CPUs (get's default), that value included; at most 32."""
+    top = min(32, 2 * (cpus or usable_cpus()))
     sizes, n = [], 1
-    while n <= top:
+    while n < top:
         sizes.append(n)
         n *= 2
-    return tuple(sizes)
+    return tuple(sizes + [top])
+
+
+def get_defaults() -> tuple[int, int, str]:
+    """(workers, threads, start method) that ``imgfetch get`` uses when given none."""
+    defaults = Options()
+    return defaults.workers, defaults.threads, defaults.start_method
 
 
 def parse_sizes(option: str, text: str) -> tuple[int, ...]:
@@ -71,229 +86,114 @@ def parse_sizes(option: str, text: str) -> tuple[int, ...]:
 
 
 @dataclass
-class ConfigResult:
-    """All runs of one configuration."""
+class Row:
+    """One row of the table: a way of downloading, and its time-boxed runs."""
 
-    mode: str
-    workers: int
-    threads: int
-    start_method: str | None
-    times: list[float] = field(default_factory=list)
-    failures: int = 0
-    bytes: int = 0
-    images: int = 0
-    pid_counts: dict[int, int] = field(default_factory=dict)
-    startup_s: float | None = None
+    kind: str
+    workers: int = 1
+    threads: int = 1
+    start_method: str | None = None
+    chunksize: int | None = None
+    is_default: bool = False  # get's defaults
+    runs: list[RunStats] = field(default_factory=list)
 
     @property
     def concurrency(self) -> int:
         return self.workers * self.threads
 
     @property
+    def rates(self) -> list[float]:
+        return [run.images_per_s for run in self.runs]
+
+    @property
     def median(self) -> float:
-        return statistics.median(self.times)
+        return statistics.median(self.rates) if self.runs else 0.0
 
     @property
-    def images_per_s(self) -> float:
-        return self.images / self.median if self.median else 0.0
+    def low(self) -> float:
+        return min(self.rates, default=0.0)
 
     @property
-    def mb_per_s(self) -> float:
-        return self.bytes / 1e6 / self.median if self.median else 0.0
+    def high(self) -> float:
+        return max(self.rates, default=0.0)
+
+    @property
+    def images(self) -> int:
+        return int(statistics.median(run.images for run in self.runs)) if self.runs else 0
+
+    @property
+    def failures(self) -> int:
+        return sum(run.failures for run in self.runs)
+
+    @property
+    def first_s(self) -> float | None:
+        firsts = [run.first_s for run in self.runs if run.first_s is not None]
+        return statistics.median(firsts) if firsts else None
+
+    @property
+    def pid_counts(self) -> dict[int, int]:
+        """URLs handled per process in the last run."""
+        return self.runs[-1].pid_counts if self.runs else {}
 
     @property
     def label(self) -> str:
-        if self.mode == "sequential":
-            return "sequential"
-        return f"pooled {self.start_method} w={self.workers} t={self.threads}"
+        if self.kind == SEQUENTIAL:
+            return "sequential requests.get loop"
+        if self.kind == CLASSIC:
+            chunks = f", chunksize={self.chunksize}" if self.chunksize != 1 else ""
+            return f"ProcessPoolExecutor({self.workers}).map{chunks}"
+        return f"imgfetch ({self.start_method})"
+
+    @property
+    def short(self) -> str:
+        """How the advice names it: '4 x 128' for the engine."""
+        return f"{self.workers} x {self.threads}" if self.kind == ENGINE else self.label
+
+    @property
+    def flags(self) -> str:
+        return f"--workers {self.workers} --threads {self.threads}"
 
 
 @dataclass
 class BenchReport:
     settings: BenchSettings
+    rows: list[Row]
     url_count: int
-    latency_ms: float | None
-    sequential: ConfigResult
-    pooled: list[ConfigResult]
+    source: str                    # where the URLs came from, for the header and the chart's title
+    date: str = ""
+    wall_s: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)  # the engine's options that matter here
+
+    @property
+    def sequential(self) -> Row:
+        return next(row for row in self.rows if row.kind == SEQUENTIAL)
+
+    @property
+    def classic(self) -> list[Row]:
+        return [row for row in self.rows if row.kind == CLASSIC]
+
+    @property
+    def engine(self) -> list[Row]:
+        return [row for row in self.rows if row.kind == ENGINE]
 
     @property
     def failures(self) -> int:
-        return self.sequential.failures + sum(c.failures for c in self.pooled)
+        return sum(row.failures for row in self.rows)
 
-    def speedup(self, config: ConfigResult) -> float:
-        return self.sequential.median / config.median if config.median else 0.0
-
-    def recommendation(self) -> ConfigResult:
-        """The smallest configuration within 10 % of the best throughput."""
-        best = max(c.images_per_s for c in self.pooled)
-        good = [c for c in self.pooled if c.images_per_s >= 0.9 * best]
-        return min(good, key=lambda c: (c.concurrency, c.workers))
+    def speedup(self, row: Row) -> float:
+        base = self.sequential.median
+        return row.median / base if base else 0.0
 
 
-def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str], Any] = log.info,
-              on_progress: Callable[[str], Any] | None = None) -> BenchReport:
-    """Run every mode on the same URLs and return the measurements."""
-    with ExitStack() as stack:
-        urls, latency = _urls(settings, stack)
-        if not urls:
-            raise ImgFetchError("no valid URLs to benchmark")
-        keep = _keep_folder(settings.keep) if settings.keep else None
-        if keep:
-            announce(f"keeping every run's downloads under {keep}")
-        methods = settings.start_methods or (opts.start_method,)
-        configs = [(m, w, t) for m in methods for t in settings.threads for w in settings.workers]
-        total = len(urls) * settings.repeat * (1 + len(configs))
-        announce(f"benchmarking {len(urls)} URLs: sequential + {len(configs)} pooled configurations, "
-                 f"{settings.repeat} runs each = {total} downloads (plus a {min(WARMUP_URLS, len(urls))}-URL warm-up)")
-        _sequential(urls[:WARMUP_URLS], opts.replace(progress=False), _scratch(keep, stack, "warmup"))
-        sequential = ConfigResult("sequential", 1, 1, None)
-        pooled = [ConfigResult("pooled", w, t, m) for m, w, t in configs]
-        for run in range(settings.repeat):  # interleaved, so drift hits every configuration alike
-            _measure(sequential, lambda out: _sequential(urls, opts, out, "sequential"), keep, stack, run,
-                     on_progress)
-            for config in pooled:
-                config_opts = opts.replace(workers=config.workers, threads=config.threads,
-                                           start_method=config.start_method)
-                _measure(config, lambda out: _pooled(urls, config_opts, out, config.label), keep, stack, run,
-                         on_progress)
-        for config in pooled:
-            config.startup_s = pool_startup_s(opts.replace(workers=config.workers, start_method=config.start_method))
-        return BenchReport(settings, len(urls), latency, sequential, pooled)
-
-
-def _urls(settings: BenchSettings, stack: ExitStack) -> tuple[list[str], float | None]:
-    if settings.urls is None:
-        from .server import ImageServer
-
-        count = min(settings.count, settings.limit or settings.count)
-        server = stack.enter_context(ImageServer(count=count, latency_ms=settings.latency_ms))
-        for i in range(count):  # render every image before timing anything
-            server.image_bytes(i)
-        return server.image_urls(), settings.latency_ms
-    from .sources import open_entries
-
-    urls: list[str] = []
-    seen: set[str] = set()
-    with open_entries(settings.urls) as entries:
-        for entry in entries:
-            if entry.url is not None and entry.url not in seen:
-                seen.add(entry.url)
-                urls.append(entry.url)
-            if settings.limit and len(urls) >= settings.limit:
-                break
-    return urls, None
-
-
-def _keep_folder(keep: str) -> Path:
-    """A new folder of our own under --keep DIR: nothing already there is touched."""
-    parent = Path(keep)
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("bench-%Y%m%d-%H%M%S")
-        for n in range(1, 1000):
-            path = parent / (stamp if n == 1 else f"{stamp}-{n}")
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-    except OSError as exc:
-        raise OutputError(f"cannot use --keep {keep}: {exc.strerror or exc}") from None
-    raise OutputError(f"cannot use --keep {keep}: too many runs started this second")
-
-
-def _scratch(keep: Path | None, stack: ExitStack, name: str) -> Path:
-    """A fresh folder for one run: under our --keep folder, or a temporary one removed at the end."""
-    if keep:
-        for n in range(1, 1000):  # "--workers 2,2" names the same run twice
-            path = keep / (name if n == 1 else f"{name}-{n}")
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-    path = Path(tempfile.mkdtemp(prefix=f"imgfetch-bench-{name}-"))
-    stack.callback(shutil.rmtree, path, True)
-    return path
-
-
-def _measure(config: ConfigResult, job: Callable[[Path], list[Any]], keep: Path | None,
-             stack: ExitStack, run: int, on_progress: Callable[[str], Any] | None) -> None:
-    name = config.label.replace(" ", "_").replace("=", "")
-    out = _scratch(keep, stack, f"{name}_run{run + 1}")
-    started = time.perf_counter()
-    records = job(out)
-    config.times.append(time.perf_counter() - started)
-    ok = [r for r in records if r.status == "ok"]
-    config.failures += len(records) - len(ok)
-    config.images, config.bytes = len(ok), sum(r.bytes for r in ok)
-    config.pid_counts = dict(Counter(r.pid for r in records if r.pid is not None))
-    if not keep:
-        shutil.rmtree(out, ignore_errors=True)  # a temporary folder of ours
-    if on_progress:
-        on_progress(f"{config.label}: run {run + 1} took {config.times[-1]:.2f} s, {len(ok)} ok")
-
-
-def _sequential(urls: list[str], opts: Options, out: Path, label: str | None = None) -> list[Any]:
-    """The baseline (and the warm-up): this process, one request at a time, one session."""
-    from .fetcher import Fetcher
-    from .records import Task
-    from .runner import progress_bar
-    from .sources import normalized_key
-    from .worker import process_task
-
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".imgfetch-tmp-", dir=out))
-    fetcher = Fetcher(opts)
-    bar = progress_bar(opts.progress, label, total=len(urls))
-    records = []
-    try:
-        for i, url in enumerate(urls):
-            records.append(process_task(Task(url, normalized_key(url), i + 1), opts, fetcher, out, tmp))
-            if bar is not None:
-                bar.update(1)
-        return records
-    finally:
-        if bar is not None:
-            bar.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _pooled(urls: list[str], opts: Options, out: Path, label: str) -> list[Any]:
-    """The real download() path: pool, manifest, progress bar."""
-    from .runner import Run
-
-    return list(Run(urls, out, opts, label=label).results())
-
-
-def pool_startup_s(opts: Options) -> float:
-    """Seconds to start the pool and have every worker import imgfetch and say it is ready."""
-    from .pool import LocalPool
-
-    started = time.perf_counter()
-    pool = LocalPool(opts, tempfile.gettempdir(), tempfile.gettempdir())
-    try:
-        while not pool.all_ready():
-            pool.poll(0.05)
-        return time.perf_counter() - started
-    finally:
-        pool.close()
-
-
-def machine_info() -> dict[str, Any]:
-    return {"usable_cpus": usable_cpus(), "python": platform.python_version(),
-            "platform": platform.platform(), "processor": platform.machine(), "pid": os.getpid()}
-
-
-def iter_rows(report: BenchReport) -> Iterator[dict[str, Any]]:
-    """One dict per configuration, as the table and the JSON show it."""
-    for config in [report.sequential, *report.pooled]:
-        speedup = report.speedup(config)
-        yield {
-            "mode": config.mode, "start_method": config.start_method, "workers": config.workers,
-            "threads": config.threads, "concurrency": config.concurrency, "times_s": config.times,
-            "median_s": config.median, "min_s": min(config.times), "max_s": max(config.times),
-            "images_per_s": config.images_per_s, "mb_per_s": config.mb_per_s, "speedup": speedup,
-            "efficiency": speedup / config.concurrency, "failures": config.failures,
-            "startup_s": config.startup_s, "pid_counts": {str(k): v for k, v in config.pid_counts.items()},
-        }
+def plan_rows(settings: BenchSettings, opts: Options) -> list[Row]:
+    """The sequential loop, the classic pool(s), then the engine sweep with get's defaults in it."""
+    methods = settings.start_methods or (opts.start_method,)
+    classic = sorted({min(n, opts.per_host or n) for n in settings.classic_workers})
+    rows = [Row(SEQUENTIAL)]
+    rows += [Row(CLASSIC, n, 1, methods[0], settings.chunksize) for n in classic]
+    configs = {(m, t, w) for m in methods for t in settings.threads for w in settings.workers}
+    workers, threads, method = get_defaults()
+    configs.add((method, threads, workers))  # always a row: the advice compares with it
+    for m, t, w in sorted(configs, key=lambda c: (methods.index(c[0]) if c[0] in methods else 99, c[1], c[2])):
+        rows.append(Row(ENGINE, w, t, m, is_default=(m, t, w) == (method, threads, workers)))
+    return rows

@@ -70,8 +70,12 @@ def server_diagnostics() -> argparse.ArgumentParser:
 
 
 BENCH_DESCRIPTION = """\
-Benchmark a sequential baseline against pooled runs over a sweep of pool sizes.
-With no URL list it runs offline against the built-in loopback server."""
+The classic example beside imgfetch's engine, then advice for `imgfetch get`. Rows: a sequential
+requests.get loop, the textbook ProcessPoolExecutor(N).map(download_image, urls), and the engine
+(processes x threads, streaming) over a sweep of sizes that includes get's defaults. Each run is
+time-boxed and repeated; the table shows the median and the min-max, a legend explains it, and the
+advice says which sizes tie within noise, whether to try larger, and what to pass to get.
+With no URL list it runs offline against the built-in server, with internet-like latencies."""
 GET_DESCRIPTION = """\
 Download every image URL in URLS into OUT, with a manifest record per URL
 (OUT/manifest.jsonl). Running the same command again skips what is done
@@ -96,9 +100,9 @@ examples:
 """
 BENCH_EXAMPLES = """\
 examples:
-  imgfetch bench                                  offline, against the built-in server
-  imgfetch bench urls.txt --limit 200 --workers 1,2,4,8 --threads 1,8
-  imgfetch bench --count 400 --latency-ms 80 --chart bench.png --json bench.json
+  imgfetch bench                                  offline, about a minute
+  imgfetch bench --chart bench.png --json bench.json --classic-workers 3,8 --chunksize 4
+  imgfetch bench urls.txt --limit 500 --per-host 8 --workers 1,2 --threads 16,64
 """
 SERVE_EXAMPLES = """\
 examples:

@@ -55,6 +55,7 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
     ignore_file_size_signal()
     if log_pipe is not None:
         install_in_worker(log_pipe, log_level)
+        pid_log.setLevel(logging.INFO)  # emitted only when options.log_pids asks for it
     _own_process(opts)
     if opts.initializer is not None:
         try:

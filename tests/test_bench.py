@@ -1,66 +1,302 @@
-"""`imgfetch bench` end to end against the built-in server."""
+"""`imgfetch bench`: the classic rows beside the engine, the table and its legend, the advice, JSON and chart.
+
+The advice is tested with made-up timings; a few small real runs check the wiring end to end.
+"""
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
 
 import pytest
 from PIL import Image
 
-from imgfetch.bench import format_table, to_json
+from imgfetch import sweep
+from imgfetch.advice import advise
+from imgfetch.bench import format_legend, format_report, format_table, to_json
+from imgfetch.chart import draw_chart
+from imgfetch.classic import Box, Outcome, RunStats, download_image, run_stats
 from imgfetch.cli import main
 from imgfetch.options import Options
-from imgfetch.sweep import BenchReport, BenchSettings, ConfigResult, default_worker_sweep
+from imgfetch.sweep import (CLASSIC, ENGINE, SEQUENTIAL, BenchReport, BenchSettings, Row, default_worker_sweep,
+                            plan_rows)
+
+HEADER = ["workers", "threads", "conc", "images", "images/s", "min-max", "speedup", "effic.", "first s", "failed",
+          "notes"]
 
 
-def test_bench_table_json_chart_and_pids(tmp_path, capsys):
+def runs(rates, pids=(101,)):
+    """One-second runs that saved `rate` images each, spread over `pids`."""
+    return [RunStats(seconds=1.0, images=rate, failures=0, bytes=rate * 10_000, first_s=0.2,
+                     pid_counts={pid: rate // len(pids) for pid in pids}) for rate in rates]
+
+
+def report_with(engine, *, seq=(7, 7, 8), classic=(20, 21, 19), defaults=(4, 128), repeat=3):
+    """A report from made-up images/s: engine maps (workers, threads) to its runs' rates."""
+    settings = BenchSettings(workers=(1, 2, 4), threads=(1, 16, 128, 256), repeat=repeat)
+    rows = [Row(SEQUENTIAL, runs=runs(seq)), Row(CLASSIC, 3, 1, "fork", 1, runs=runs(classic, pids=(201, 202, 203)))]
+    rows += [Row(ENGINE, w, t, "fork", is_default=(w, t) == defaults, runs=runs(rates, pids=tuple(range(w))))
+             for (w, t), rates in engine.items()]
+    return BenchReport(settings, rows, 2000, "the built-in server (log-normal latency, median 60 ms, sigma 1; "
+                                             "2000 images)")
+
+
+# A sweep shaped like a 2-core machine's: threads matter far more than processes.
+SWEEP = {(1, 1): [6, 6, 7], (2, 1): [13, 13, 14], (4, 1): [26, 27, 27],
+         (1, 16): [95, 100, 104], (2, 16): [190, 200, 205], (4, 16): [350, 380, 390],
+         (1, 128): [380, 400, 410], (2, 128): [560, 600, 610], (4, 128): [600, 640, 660],
+         (1, 256): [420, 450, 470], (2, 256): [590, 610, 650], (4, 256): [560, 600, 640]}
+
+
+def test_every_column_has_a_line_in_the_legend_and_the_numbers_agree():
+    report = report_with(SWEEP)
+    advice = advise(report)
+    table = format_table(report, advice).splitlines()
+    assert table[0].startswith("the built-in server") and table[1] == "each run: 0.3 s to start, then 1 s counted; 2-3 runs per row"
+    header = table[2]
+    assert [word for word in HEADER if word in header] == HEADER
+    legend = format_legend(report).splitlines()
+    for column in HEADER:
+        assert any(line.startswith(column + " ") for line in legend), column
+    rows = {line.split("  ")[0].strip(): line for line in table[4:6]}
+    assert set(rows) == {"sequential requests.get loop", "ProcessPoolExecutor(3).map"}
+    classic = rows["ProcessPoolExecutor(3).map"].split()
+    assert classic[1:6] == ["3", "1", "3", "20", "20.0"]  # workers threads conc images images/s
+    assert classic[6] == "19.0-21.0" and classic[7] == "2.9x" and classic[8] == "0.95"  # speedup 20/7, effic. /3
+    defaults = next(line for line in table if "defaults" in line).split()
+    assert defaults[2:6] == ["4", "128", "512", "640"] and defaults[7] == "600-660" and defaults[8] == "91.4x"
+
+
+def test_sizes_within_noise_are_tied_and_none_is_crowned():
+    report = report_with(SWEEP)
+    advice = advise(report)
+    text = "\n".join(advice.lines)
+    # 4 x 128 has the fastest median (640); 2 x 128, 2 x 256 and 4 x 256 overlap it.
+    assert advice.best.short == "4 x 128"
+    assert {r.short for r in advice.ties} == {"4 x 128", "2 x 128", "2 x 256", "4 x 256"}
+    assert "Within noise: 4 x 128, 2 x 128, 2 x 256 and 4 x 256 reached" in text
+    assert "this run cannot rank them, so none is crowned" in text
+    assert "get's defaults (4 x 128, 640 images/s) had the fastest median of the sweep." in text
+    assert advice.recommendation.startswith("recommendation: imgfetch get --workers 4 --threads 128 (640 images/s")
+    assert "plain `imgfetch get` does the same" in advice.recommendation
+    notes = {line.split()[2] + "x" + line.split()[3]: line for line in
+             format_table(report, advice).splitlines()[6:]}
+    assert notes["2x256"].endswith("tied") and notes["4x128"].endswith("fastest, defaults, recommended")
+
+
+def test_a_clear_winner_is_named_without_a_noise_message():
+    engine = {**SWEEP, (2, 128): [300, 310, 320], (2, 256): [320, 330, 335], (4, 256): [400, 410, 420]}
+    advice = advise(report_with(engine))
+    assert [r.short for r in advice.ties] == ["4 x 128"]
+    assert not any("Within noise" in line for line in advice.lines)
+    assert "imgfetch at its best (4 x 128, 640 images/s) is 91x the sequential loop and 32.0x " \
+           "ProcessPoolExecutor(3).map." in advice.lines
+
+
+def test_best_at_the_edge_and_still_rising_says_try_larger_and_is_recommended():
+    engine = {**SWEEP, (4, 256): [880, 900, 910]}
+    advice = advise(report_with(engine))
+    text = "\n".join(advice.lines)
+    assert advice.best.short == "4 x 256" and advice.edges == ["workers", "threads"]
+    assert "The best, 4 x 256, is the most workers tried and 2 x 256 was 32 % slower: the curve has not flattened." \
+        in text
+    assert "Try larger: imgfetch bench --workers 4,8 --threads 256,512" in text
+    # The defaults are far below: the best is recommended instead.
+    assert "get's defaults (4 x 128, 640 images/s) are 29 % below the best." in text
+    assert advice.recommendation == ("recommendation: imgfetch get --workers 4 --threads 256 (900 images/s, the "
+                                     "fastest median; get's defaults were 29 % below the best).")
+
+
+def test_best_at_the_edge_of_a_flat_curve_says_so_and_still_offers_larger():
+    engine = {**SWEEP, (1, 256): [600, 660, 680], (1, 128): [640, 650, 670]}  # 1 x 128 ties 1 x 256
+    advice = advise(report_with(engine))
+    text = "\n".join(advice.lines)
+    assert advice.best.short == "1 x 256" and advice.edges == ["threads"]
+    assert "is the most threads tried, but 1 x 128 is within noise of it: the curve has flattened" in text
+    assert "Try larger: imgfetch bench --workers 1 --threads 256,512" in text
+
+
+def test_no_try_larger_when_the_best_is_inside_the_sweep():
+    engine = {**SWEEP, (2, 128): [900, 910, 920]}
+    advice = advise(report_with(engine))
+    assert advice.best.short == "2 x 128" and advice.edges == []
+    assert not any("Try larger" in line for line in advice.lines)
+
+
+def test_a_noisy_best_and_a_single_run_are_flagged():
+    noisy = advise(report_with({**SWEEP, (4, 128): [450, 640, 700]}))
+    assert any(line.startswith("Noisy: the best's own runs ranged over 39 % of its median") for line in noisy.lines)
+    single = {key: rates[:1] for key, rates in SWEEP.items()}
+    once = advise(report_with(single, seq=(7,), classic=(20,), repeat=1))
+    assert any(line.startswith("With --repeat 1 there is no spread to judge the noise by") for line in once.lines)
+
+
+def test_json_records_machine_date_settings_every_run_and_the_advice():
+    report = report_with(SWEEP)
+    report.date, report.wall_s = "2026-11-26T11:00:00+00:00", 58.2
+    data = json.loads(json.dumps(to_json(report, advise(report))))
+    assert data["schema"] == "imgfetch-bench/2" and data["date"] == "2026-11-26T11:00:00+00:00"
+    machine = data["machine"]
+    assert machine["usable_cpus"] >= 1 and re.match(r"\d+\.\d+", machine["python"])
+    assert machine["versions"]["requests"] and machine["versions"]["pillow"] and machine["versions"]["imgfetch"]
+    settings = data["settings"]
+    assert settings["server"] == {"count": 2000, "latency_ms": 60.0, "latency_spread": 1.0}
+    assert settings["threads"] == [1, 16, 128, 256] and settings["seconds"] == 1.0 and settings["ramp"] == 0.3 and settings["repeat"] == 3
+    assert settings["classic_workers"] == [3] and settings["chunksize"] == 1
+    rows = data["rows"]
+    assert [r["kind"] for r in rows[:3]] == ["sequential", "classic", "engine"] and len(rows) == 14
+    defaults = next(r for r in rows if r["is_default"])
+    assert defaults["images_per_s"] == {"median": 640.0, "min": 600.0, "max": 660.0}
+    assert [run["images"] for run in defaults["runs"]] == [600, 640, 660]
+    assert defaults["runs"][0]["pid_counts"] == {"0": 150, "1": 150, "2": 150, "3": 150}
+    assert defaults["speedup"] == pytest.approx(640 / 7) and defaults["efficiency"] == pytest.approx(640 / 7 / 512)
+    assert data["advice"]["recommended"]["workers"] == 4 and data["advice"]["tied"][0] == "4 x 128"
+
+
+def test_the_chart_is_a_png_of_the_size_asked_for(tmp_path):
+    report = report_with(SWEEP)
+    path = tmp_path / "chart.png"
+    draw_chart(report, advise(report), path, (900, 600))
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size == (900, 600)
+        colours = im.convert("RGB").getcolors(maxcolors=100_000)
+    assert len(colours) > 50 and path.stat().st_size > 20_000
+
+
+def test_download_image_writes_the_file_and_a_run_counts_only_its_box(server, tmp_path):
+    outcome = download_image(server.image_urls()[0], str(tmp_path), timeout=5)
+    assert outcome.ok and outcome.pid == os.getpid() and outcome.bytes == len(server.image_bytes(0))
+    [saved] = tmp_path.iterdir()
+    assert saved.read_bytes() == server.image_bytes(0)
+    late = download_image(server.image_urls()[1], str(tmp_path), deadline=0.0)
+    assert late.skipped and len(list(tmp_path.iterdir())) == 1
+    done = [Outcome(1, True, 10, 100.5), Outcome(2, True, 10, 100.9), Outcome(1, False, 0, 100.95),
+            Outcome(2, True, 10, 101.4)]  # the last ends after the box
+    stats = run_stats(done + [Outcome(1, False, 0, 101.5, skipped=True)], Box(100.0, 100.0, 101.0), ran_out=False)
+    assert (stats.seconds, stats.images, stats.failures, stats.first_s) == (1.0, 2, 1, 0.5)
+    assert stats.pid_counts == {1: 2, 2: 1}
+    ramped = run_stats(done, Box(100.0, 100.6, 101.0), ran_out=False)  # the first 0.6 s are not counted
+    assert (ramped.images, ramped.failures, ramped.first_s) == (1, 1, 0.5) and ramped.seconds == pytest.approx(0.4)
+    assert ramped.pid_counts == {1: 2, 2: 1}  # but every URL a process handled shows in its spread
+    early = run_stats(done[:3], Box(100.0, 100.0, 101.0), ran_out=True)  # the list ran out inside the box
+    assert early.seconds == pytest.approx(0.95) and early.images_per_s == pytest.approx(2 / 0.95)
+    before = run_stats(done[:2], Box(100.0, 100.95, 101.0), ran_out=True)  # ... before the box even opened
+    assert before.seconds == pytest.approx(0.9) and before.images == 2
+
+
+def test_default_sweep_covers_gets_threads_and_up_to_twice_the_cpus():
+    assert default_worker_sweep(2) == (1, 2, 4)
+    assert default_worker_sweep(3) == (1, 2, 4, 6)
+    assert default_worker_sweep(32) == (1, 2, 4, 8, 16, 32)
+    settings = BenchSettings(workers=(1, 2), threads=(1, 8))
+    assert BenchSettings().threads == (1, 16, 128, 256) and BenchSettings().classic_workers == (3,)
+    rows = plan_rows(settings, Options(workers=4, start_method="fork"))
+    assert [r.kind for r in rows[:2]] == [SEQUENTIAL, CLASSIC]
+    [defaults] = [r for r in rows if r.is_default]  # get's defaults are a row even outside the sweep
+    assert (defaults.workers, defaults.threads) == sweep.get_defaults()[:2] and len(rows) == 2 + 4 + 1
+
+
+@pytest.fixture()
+def small_defaults(monkeypatch):
+    """get's defaults as a small row, whatever this machine's CPUs."""
+    monkeypatch.setattr(sweep, "get_defaults", lambda: (2, 4, "fork"))
+
+
+def test_bench_end_to_end_classic_rows_json_and_chart(tmp_path, capsys, small_defaults):
     report, chart = tmp_path / "bench.json", tmp_path / "chart.png"
-    code = main(["bench", "--count", "24", "--latency-ms", "50", "--workers", "1,2,4", "--repeat", "2",
-                 "--start-methods", "fork", "--json", str(report), "--chart", str(chart),
-                 "--chart-size", "900x600", "-q"])
+    code = main(["bench", "--count", "60", "--latency-ms", "20", "--latency-spread", "0.5", "--workers", "1,2",
+                 "--threads", "1,4", "--classic-workers", "2", "--chunksize", "2", "--repeat", "2", "--seconds",
+                 "0.3", "--ramp", "0.1", "--start-methods", "fork", "--json", str(report), "--chart", str(chart),
+                 "--chart-size", "900x600"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "benchmarking 24 URLs: sequential + 3 pooled configurations, 2 runs each = 192 downloads" in err
-    rows = [line.split() for line in out.splitlines() if line.startswith(("sequential", "pooled ("))]
-    assert [r[0] for r in rows] == ["sequential", "pooled", "pooled", "pooled"]
-    assert [int(r[2]) for r in rows[1:]] == [1, 2, 4]  # workers column
-    assert "recommendation: --workers" in out
+    assert "benchmarking the built-in server (log-normal latency, median 20 ms, sigma 0.5; 60 images): " \
+           "6 rows x 2 runs; each run lasts 0.4 s and counts the images saved in its last 0.3 s" in err
+    table = out.splitlines()
+    names = [line[:40].split("  ")[0].strip() for line in table[4:10]]
+    assert names == ["sequential requests.get loop", "ProcessPoolExecutor(2).map, chunksize=2"] + \
+        ["imgfetch (fork)"] * 4
+    assert any(line.startswith("effic.    speedup / conc") for line in table)
+    assert re.search(r"^  ProcessPoolExecutor\(2\)\.map, chunksize=2 +\d+: \d+", out, re.M)  # its PIDs
+    assert "recommendation: imgfetch get --workers" in out
 
     data = json.loads(report.read_text())
-    assert data["machine"]["usable_cpus"] >= 1 and data["settings"]["url_count"] == 24
-    configs = data["configurations"]
-    seq = configs[0]
-    assert seq["mode"] == "sequential" and len(seq["times_s"]) == 2
-    for config, row in zip(configs, rows):
-        assert config["speedup"] == pytest.approx(seq["median_s"] / config["median_s"])
-        assert float(row[-4].rstrip("x")) == pytest.approx(config["speedup"], abs=0.01)  # the table agrees
-        assert config["failures"] == 0
-    for config in configs[1:]:
-        assert sum(config["pid_counts"].values()) == 24
-        assert len(config["pid_counts"]) <= config["workers"]
-        assert config["efficiency"] == pytest.approx(config["speedup"] / config["concurrency"])
-    assert configs[3]["workers"] == 4
-
+    assert data["settings"]["url_count"] == 60 and data["settings"]["chunksize"] == 2
+    seq, classic, *engine = data["rows"]
+    assert len(seq["runs"]) == 2 and seq["images"] >= 1 and seq["failures"] == 0
+    for run in classic["runs"]:
+        pids = {int(pid) for pid in run["pid_counts"]}
+        assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+        assert sum(run["pid_counts"].values()) >= run["images"] + run["failures"]  # the ramp too
+    assert classic["images_per_s"]["median"] > seq["images_per_s"]["median"]
+    assert [(r["workers"], r["threads"]) for r in engine] == [(1, 1), (2, 1), (1, 4), (2, 4)]
+    assert [r["is_default"] for r in engine] == [False, False, False, True]
+    assert engine[-1]["images_per_s"]["median"] > 2 * seq["images_per_s"]["median"]
     with Image.open(chart) as im:
         assert im.format == "PNG" and im.size == (900, 600)
-    assert tmp_path.joinpath("chart.png").stat().st_size > 5000
 
 
-def test_bench_log_pids_prints_the_classic_line(capsys):
-    assert main(["bench", "--count", "6", "--latency-ms", "0", "--workers", "2", "--repeat", "1",
-                 "--start-methods", "fork", "--log-pids", "-q"]) == 0
+def test_log_pids_prints_the_textbook_line_from_the_classic_workers(capsys, monkeypatch):
+    monkeypatch.setattr(sweep, "get_defaults", lambda: (1, 2, "forkserver"))
+    assert main(["bench", "--count", "20", "--latency-ms", "10", "--workers", "1", "--threads", "2", "--repeat", "1",
+                 "--seconds", "0.2", "--ramp", "0.1", "--start-methods", "forkserver", "--log-pids", "-q"]) == 0
     err = capsys.readouterr().err
-    lines = [l for l in err.splitlines() if l.startswith("[Process ID]:") and " Downloading http://127.0.0.1:" in l]
-    assert len(lines) >= 12  # sequential and pooled runs both log every URL
+    textbook = {int(m) for m in re.findall(r"^\[Process ID\]:(\d+) Downloading\.\.$", err, re.M)}
+    engine = re.findall(r"^\[Process ID\]:(\d+) Downloading http://127\.0\.0\.1:\d+/img/", err, re.M)
+    assert len(textbook) >= 2 and os.getpid() in textbook  # the sequential loop here, the pool's 3 processes
+    assert engine and os.getpid() not in {int(pid) for pid in engine}
+
+
+def test_a_url_list_warns_and_keeps_to_per_host(fresh_server, tmp_path, capsys, small_defaults):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(f"{url}?latency_ms=30\n" for url in fresh_server.image_urls()))
+    fresh_server.stats.reset()
+    assert main(["bench", str(urls), "--limit", "30", "--per-host", "2", "--workers", "1,2", "--threads", "4",
+                 "--repeat", "1", "--seconds", "0.3", "--ramp", "0.1", "--start-methods", "fork"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: every row and every run fetches the same URLs from the same servers again" in err
+    assert "--per-host 2: the classic pool runs at most 2 processes" in err
+    assert f"{urls} (30 URLs)\neach run: 0.1 s to start, then 0.3 s counted; 1 run per row" in out and "ProcessPoolExecutor(2).map" in out
+    assert fresh_server.stats.snapshot()["max_in_flight"] <= 2
+
+
+def test_keep_never_touches_what_is_already_in_the_folder(server, tmp_path, capsys, small_defaults):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join(server.image_urls()[:12]) + "\n")
+    keep = tmp_path / "kept"
+    (keep / "sequential_w1_t1_run1").mkdir(parents=True)
+    (keep / "sequential_w1_t1_run1" / "mine.jpg").write_bytes(b"precious")
+    argv = ["bench", str(urls), "--workers", "2", "--threads", "4", "--repeat", "1", "--seconds", "0.2", "--ramp", "0",
+            "--classic-workers", "2", "--start-methods", "fork", "--keep", str(keep), "-q"]
+    assert main(argv) == 0
+    assert (keep / "sequential_w1_t1_run1" / "mine.jpg").read_bytes() == b"precious"
+    [run] = [p for p in keep.iterdir() if p.name.startswith("bench-")]
+    assert sorted(p.name for p in run.iterdir()) == ["classic_fork_w2_t1_run1", "engine_fork_w2_t4_run1",
+                                                      "sequential_w1_t1_run1", "warmup"]
+    assert len(list((run / "engine_fork_w2_t4_run1").glob("*.*"))) >= 2  # images and the manifest
+
+
+def test_chart_without_matplotlib_is_one_line_before_any_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["bench", "--chart", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == "imgfetch: error: --chart needs matplotlib: pip install 'imgfetch[plot]'\n"
 
 
 @pytest.mark.parametrize("argv, needle", [
     (["--workers", "1,x"], "--workers takes comma-separated whole numbers"),
     (["--workers", "0,2"], "--workers sizes must be >= 1"),
     (["--threads", "-4"], "--threads sizes must be >= 1"),
+    (["--classic-workers", "0"], "--classic-workers sizes must be >= 1"),
+    (["--chunksize", "0"], "--chunksize must be >= 1"),
+    (["--seconds", "0"], "--seconds must be between 0.05 and 3600"),
+    (["--ramp", "-1"], "--ramp must be between 0 and 60"),
     (["--repeat", "0"], "--repeat must be >= 1"),
     (["--count", "-1"], "--count must be >= 1"),
+    (["--per-host", "0"], "--per-host must be a whole number >= 1"),
     (["--start-methods", "fork,threads"], "--start-methods: unknown start method threads"),
-    (["--chart-size", "big"], "--chart-size takes WIDTHxHEIGHT"),
+    (["--chart", "c.png", "--chart-size", "big"], "--chart-size takes WIDTHxHEIGHT"),
 ])
 def test_bad_bench_options_exit_2_with_one_line(argv, needle, capsys, tmp_path):
     assert main(["bench", "-q", "--keep", str(tmp_path / "k"), *argv]) == 2
@@ -69,71 +305,24 @@ def test_bad_bench_options_exit_2_with_one_line(argv, needle, capsys, tmp_path):
     assert not (tmp_path / "k").exists()
 
 
-def test_default_sweep_is_powers_of_two_up_to_4x_cpus():
-    assert default_worker_sweep(2) == (1, 2, 4, 8)
-    assert default_worker_sweep(16) == (1, 2, 4, 8, 16, 32)
+def test_the_whole_report_fits_a_screen():
+    report = report_with(SWEEP)
+    lines = format_report(report, advise(report)).splitlines()
+    assert len(lines) <= 52 and max(map(len, lines)) <= 145
 
 
-def test_bench_on_a_url_list_with_limit(server, tmp_path, capsys):
-    urls = tmp_path / "urls.txt"
-    urls.write_text("\n".join(server.image_urls()[:30]) + "\n")
-    keep = tmp_path / "kept"
-    assert main(["bench", str(urls), "--limit", "5", "--workers", "1,2", "--repeat", "1", "--start-methods", "fork",
-                 "--keep", str(keep), "-q"]) == 0
-    out, err = capsys.readouterr()
-    assert "benchmarking 5 URLs: sequential + 2 pooled configurations, 1 runs each = 15 downloads" in err
-    assert sum(line.startswith(("sequential", "pooled (")) for line in out.splitlines()) == 3
-    [run] = keep.iterdir()  # one folder of its own per bench run
-    kept = sorted(p.name for p in run.iterdir())
-    assert "sequential_run1" in kept and len(kept) == 4  # warm-up, sequential and two pooled runs
+def test_a_third_run_only_for_rows_whose_two_runs_differ_by_over_10_percent():
+    from imgfetch.benchrun import steady
+
+    assert steady(Row(ENGINE, runs=runs([100, 109])))
+    assert not steady(Row(ENGINE, runs=runs([100, 115])))
+    assert steady(Row(SEQUENTIAL, runs=runs([8, 10])))  # 2 images apart: counting, not noise
+    assert not steady(Row(ENGINE, runs=runs([100])))
 
 
-def report_with(seq_times, pooled) -> BenchReport:
-    """A report from given timings: (workers, threads, times, images) per pooled configuration."""
-    settings = BenchSettings(workers=(1,), repeat=len(seq_times))
-    sequential = ConfigResult("sequential", 1, 1, None, times=list(seq_times), images=24, bytes=2_400_000)
-    configs = [ConfigResult("pooled", w, t, "fork", times=list(times), images=images, bytes=images * 100_000)
-               for w, t, times, images in pooled]
-    return BenchReport(settings, 24, 20.0, sequential, configs)
-
-
-def test_speedup_efficiency_and_table_from_given_timings():
-    report = report_with([4.0, 3.0, 5.0], [(1, 1, [4.4, 4.0, 4.2], 24), (2, 1, [2.0, 2.2, 1.9], 24),
-                                          (4, 1, [1.0, 1.1, 0.9], 24), (8, 1, [0.9, 0.95, 1.0], 24),
-                                          (2, 4, [1.25, 1.0, 1.5], 24)])
-    rows = {(row["workers"], row["threads"]): row
-            for row in to_json(report, Options(workers=8, threads=4))["configurations"][1:]}
-    assert rows[4, 1]["speedup"] == pytest.approx(4.0) and rows[4, 1]["efficiency"] == pytest.approx(1.0)
-    assert rows[2, 1]["speedup"] == pytest.approx(2.0) and rows[8, 1]["efficiency"] == pytest.approx(4.0 / 0.95 / 8)
-    assert rows[2, 4]["speedup"] == pytest.approx(3.2) and rows[2, 4]["efficiency"] == pytest.approx(0.4)
-    assert rows[1, 1]["images_per_s"] == pytest.approx(24 / 4.2) and rows[4, 1]["mb_per_s"] == pytest.approx(2.4)
-    table = format_table(report).splitlines()
-    assert table[2].split()[:4] == ["sequential", "1", "1", "1"] and "1.00x" in table[2]
-    assert "4.00 (3.00-5.00)" in table[2]
-    assert table[5].split()[2] == "4" and " 4.00x " in table[5] and "1.00" in table[5].split()
-    # 8 workers are 5 % faster than 4: within 10 %, so the smaller pool is recommended.
-    assert (report.recommendation().workers, report.recommendation().threads) == (4, 1)
-
-
-def test_bench_keep_never_touches_what_is_already_in_the_folder(tmp_path, capsys):
-    keep = tmp_path / "kept"
-    (keep / "sequential_run1").mkdir(parents=True)
-    (keep / "sequential_run1" / "mine.jpg").write_bytes(b"precious")
-    (keep / "notes.txt").write_text("mine")
-    argv = ["bench", "--count", "4", "--latency-ms", "0", "--workers", "1", "--repeat", "1",
-            "--start-methods", "fork", "--keep", str(keep), "-q"]
-    assert main(argv) == 0 and main(argv) == 0
-    assert (keep / "sequential_run1" / "mine.jpg").read_bytes() == b"precious"
-    assert (keep / "notes.txt").read_text() == "mine"
-    runs = sorted(p for p in keep.iterdir() if p.name.startswith("bench-"))
-    assert len(runs) == 2  # one new folder per run, the first one kept
-    for run in runs:
-        assert sorted(p.name for p in run.iterdir()) == ["pooled_fork_w1_t1_run1", "sequential_run1", "warmup"]
-        assert len(list((run / "sequential_run1").glob("*.*"))) == 4
-    assert "keeping every run's downloads under" in capsys.readouterr().err
-
-
-def test_bench_limit_applies_to_the_built_in_server(capsys):
-    assert main(["bench", "--count", "40", "--limit", "6", "--latency-ms", "0", "--workers", "1", "--repeat", "1",
-                 "--start-methods", "fork", "-q"]) == 0
-    assert "benchmarking 6 URLs: sequential + 1 pooled configurations" in capsys.readouterr().err
+def test_noisy_defaults_below_the_tie_band_are_not_recommended_but_flagged():
+    engine = {**SWEEP, (4, 128): [479, 597, 823], (2, 128): [644, 664, 684]}
+    advice = advise(report_with(engine))
+    assert advice.best.short == "2 x 128" and advice.recommended is advice.best
+    assert "get's defaults (4 x 128, 597 images/s) are 10 % below the best, but their runs (479-823) overlap the " \
+           "best's: rerun with --repeat 5 to be sure." in advice.lines

@@ -1,0 +1,115 @@
+"""The built-in image server in a process of its own, for ``imgfetch bench``.
+
+In its own process the server does not share a GIL with the benchmark's parent, just as
+``imgfetch serve`` and ``imgfetch get`` do not: the rows are timed as a user would see them.
+The process listens on 127.0.0.1 only, and stops when the benchmark ends or its parent dies.
+
+Its URLs come in a mixed order: every prefix of the list has about the latency mix of the whole
+list. A row that gets through 10 images in a run (the sequential loop) and one that gets through
+800 then see the same latencies, where the list's natural order could give the first 10 images
+a mean latency 40 % off the whole list's.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+from typing import Any, Sequence
+
+from .errors import ImgFetchError
+from .netmodel import NetModel
+
+READY_TIMEOUT_S = 300.0  # rendering thousands of images on a busy machine takes a while
+STOP_TIMEOUT_S = 5.0
+
+
+class ServerProcess:
+    """``with ServerProcess(count, latency_ms, latency_spread) as server: server.urls``."""
+
+    def __init__(self, count: int, latency_ms: float, latency_spread: float = 0.0, seed: int = 0) -> None:
+        self.count, self.latency_ms, self.latency_spread, self.seed = count, latency_ms, latency_spread, seed
+        self.urls: list[str] = []
+        self._conn: Any = None
+        self._process: Any = None
+
+    def describe(self) -> str:
+        """'log-normal latency, median 80 ms, sigma 1' (the chart's title and the table's header)."""
+        if self.latency_spread:
+            return f"log-normal latency, median {self.latency_ms:g} ms, sigma {self.latency_spread:g}"
+        return f"fixed latency {self.latency_ms:g} ms"
+
+    def __enter__(self) -> "ServerProcess":
+        # spawn: a fresh interpreter, whatever threads this process runs, and the fork server
+        # (if the pool uses one) is left to start with the pool's own preloads.
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=serve, name="imgfetch-bench-server", daemon=True,
+                                        args=(child, self.count, self.latency_ms, self.latency_spread, self.seed))
+        self._process.start()
+        child.close()
+        try:
+            if not self._conn.poll(READY_TIMEOUT_S):
+                raise ImgFetchError(f"the built-in server did not start within {READY_TIMEOUT_S:g} s")
+            kind, payload = self._conn.recv()
+        except (EOFError, OSError):
+            self._process.join(STOP_TIMEOUT_S)
+            kind, payload = "error", f"its process exited with code {self._process.exitcode}"
+        except BaseException:
+            self.__exit__()
+            raise
+        if kind != "ready":
+            self.__exit__()
+            raise ImgFetchError(f"the built-in server could not start: {payload}")
+        model = NetModel(self.latency_ms, self.latency_spread, seed=self.seed)  # the server's own model
+        self.urls = mixed_order(payload, [model.latency_s(i) for i in range(len(payload))])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._conn.send("stop")
+        except (OSError, ValueError):
+            pass
+        self._process.join(STOP_TIMEOUT_S)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(1.0)
+        self._conn.close()
+
+
+def serve(conn: Any, count: int, latency_ms: float, latency_spread: float, seed: int) -> None:
+    """The server process: render every image, say where it listens, serve until told to stop."""
+    from .server import ImageServer
+
+    try:
+        with ImageServer(count=count, latency_ms=latency_ms, latency_spread=latency_spread, seed=seed) as server:
+            for i in range(count):  # render every image before anything is timed
+                server.image_bytes(i)
+            conn.send(("ready", server.image_urls()))
+            try:
+                conn.recv()
+            except (EOFError, OSError):
+                pass  # the parent is gone
+    except Exception as exc:  # reported to the parent, which ends the benchmark with one line
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+
+
+def mixed_order(items: Sequence[str], latencies: Sequence[float]) -> list[str]:
+    """``items`` reordered so that every prefix samples the latency distribution evenly.
+
+    Ranks by latency, then visits the quantiles in a golden-ratio sequence (0.5, 0.118, 0.736,
+    ...), which spreads any number of first picks evenly over the distribution.
+    """
+    n = len(items)
+    ranked = sorted(range(n), key=lambda i: latencies[i])
+    step = (math.sqrt(5) - 1) / 2
+    taken = [False] * n
+    order = []
+    for j in range(n):
+        rank = min(int(((0.5 + j * step) % 1.0) * n), n - 1)
+        while taken[rank]:  # two quantiles fell on one rank: the next free one
+            rank = (rank + 1) % n
+        taken[rank] = True
+        order.append(items[ranked[rank]])
+    return order
