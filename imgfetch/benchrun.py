@@ -188,29 +188,32 @@ def _keep_folder(keep: str) -> Path:
     parent = Path(keep)
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("bench-%Y%m%d-%H%M%S")
-        for n in range(1, 1000):
-            path = parent / (stamp if n == 1 else f"{stamp}-{n}")
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
+        path = _fresh_folder(parent, time.strftime("bench-%Y%m%d-%H%M%S"))
     except OSError as exc:
         raise OutputError(f"cannot use --keep {keep}: {exc.strerror or exc}") from None
-    raise OutputError(f"cannot use --keep {keep}: too many runs started this second")
+    if path is None:
+        raise OutputError(f"cannot use --keep {keep}: too many runs started this second")
+    return path
+
+
+def _fresh_folder(parent: Path, name: str) -> Path | None:
+    """Create parent/name, or name-2, name-3 ... if taken; None if 999 are taken."""
+    for n in range(1, 1000):
+        path = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    return None
 
 
 def _scratch(keep: Path | None, stack: ExitStack, name: str) -> Path:
     """A fresh folder for one run: under our --keep folder, or a temporary one removed at the end."""
     if keep:
-        for n in range(1, 1000):
-            path = keep / (name if n == 1 else f"{name}-{n}")
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
+        fresh = _fresh_folder(keep, name)
+        if fresh is not None:
+            return fresh
     path = Path(tempfile.mkdtemp(prefix=f"imgfetch-bench-{name}-"))
     stack.callback(shutil.rmtree, path, True)
     return path

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import multiprocessing
 import os
 import queue
 import signal
@@ -83,11 +84,13 @@ class _Worker:
         self.sender.start()
         for thread in self.threads:
             thread.start()
-        parent = os.getppid()
+        # The process that started us, not os.getppid(): under forkserver that is the fork
+        # server, which a SIGTERM to the process group ends while the run goes on.
+        parent = multiprocessing.parent_process()
         try:
             while True:
                 if not self.conn.poll(PARENT_CHECK_S):
-                    if os.getppid() != parent:
+                    if parent is not None and not parent.is_alive():
                         break  # orphaned: the run is gone
                     continue
                 message = self.conn.recv()
