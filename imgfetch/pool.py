@@ -128,31 +128,28 @@ class LocalPool:
 
     def poll(self, timeout: float) -> list[Done]:
         """Wait up to ``timeout`` for records; returns (task, record) for each finished task."""
-        everyone = [*self.workers, *self.quarantine]
-        by_object: dict[Any, _Worker] = {}
-        for worker in everyone:
-            by_object[worker.conn] = by_object[worker.process.sentinel] = worker
+        # A worker's death is the end of its pipe, not its process sentinel: under forkserver the
+        # sentinel also fires when the fork server dies (a SIGTERM to the process group), while
+        # the worker lives on and finishes its downloads. The pipe's end also means every record
+        # it sent has been read.
+        by_conn = {worker.conn: worker for worker in (*self.workers, *self.quarantine)}
         done: list[Done] = []
-        for ready in wait(list(by_object), timeout):
-            worker = by_object[ready]
-            if worker.gone:
-                continue
-            if ready is worker.conn:
-                self._receive(worker, done)
-            else:
-                self._receive(worker, done)  # what it sent before it died still counts
+        for ready in wait(list(by_conn), timeout):
+            worker = by_conn[ready]
+            if not worker.gone and not self._receive(worker, done):
                 self._died(worker, done)
         self._feed_quarantine()
         return done
 
-    def _receive(self, worker: _Worker, done: list[Done]) -> None:
+    def _receive(self, worker: _Worker, done: list[Done]) -> bool:
+        """Read what the worker sent; False once its pipe has ended (it exited or died)."""
         while True:
             try:
                 if not worker.conn.poll():
-                    return
+                    return True
                 message = worker.conn.recv()
             except (EOFError, OSError):
-                return
+                return False
             kind = message[0]
             if kind == "results":
                 for record in message[1]:
@@ -167,7 +164,7 @@ class LocalPool:
 
     def _died(self, worker: _Worker, done: list[Done]) -> None:
         worker.gone = True
-        worker.process.join(0)
+        worker.process.join(JOIN_S)  # its pipe has ended: it is exiting, if not gone already
         worker.conn.close()
         quarantined = worker in self.quarantine
         (self.quarantine if quarantined else self.workers).remove(worker)
