@@ -243,7 +243,7 @@ def test_log_pids_prints_the_textbook_line_from_the_classic_workers(capsys, monk
                  "--seconds", "0.2", "--ramp", "0.1", "--start-methods", "forkserver", "--log-pids", "-q"]) == 0
     err = capsys.readouterr().err
     textbook = {int(m) for m in re.findall(r"^\[Process ID\]:(\d+) Downloading\.\.$", err, re.M)}
-    engine = re.findall(r"^\[Process ID\]:(\d+) Downloading http://127\.0\.0\.1:\d+/img/", err, re.M)
+    engine = re.findall(r"^\[Process ID\]:(\d+) Downloading " + re.escape("http://127.0.0.1") + r":\d+/img/", err, re.M)
     assert len(textbook) >= 2 and os.getpid() in textbook  # the sequential loop here, the pool's 3 processes
     assert engine and os.getpid() not in {int(pid) for pid in engine}
 

@@ -59,9 +59,9 @@ def test_reprs_are_short_and_records_know_their_absolute_path(mixed):
 
 
 def test_html_table_shows_counts_failures_and_rows_escaped(tmp_path):
-    evil = FetchResult(url="http://h/<script>alert(1)</script>", key="0" * 32, line=1, status="failed",
+    evil = FetchResult(url="http://h.example.com/<script>alert(1)</script>", key="0" * 32, line=1, status="failed",
                        error="HTTP 404 <b>Not</b> Found")
-    good = FetchResult(url="http://h/a.jpg", key="1" * 32, line=2, status="ok", path="a&b.jpg", bytes=2048,
+    good = FetchResult(url="http://h.example.com/a.jpg", key="1" * 32, line=2, status="ok", path="a&b.jpg", bytes=2048,
                        format="JPEG", width=4, height=3)
     html = Results([good, evil], tmp_path)._repr_html_()
     assert "<script>" not in html and "&lt;script&gt;" in html and "<b>Not</b>" not in html
