@@ -108,9 +108,6 @@ class LocalPool:
         """How many more tasks the workers take now."""
         return 0 if self.stopping else sum(w.room for w in self.workers)
 
-    def all_ready(self) -> bool:
-        return all(w.ready for w in self.workers)
-
     def outstanding(self) -> int:
         return sum(len(w.held) for w in (*self.workers, *self.quarantine)) + len(self.suspects)
 

@@ -193,15 +193,6 @@ class _signals:
             signal.signal(signum, handler)
 
 
-def progress_bar(enabled: bool, label: str | None = None, total: int | None = None) -> Any:
-    """A plain tqdm bar (the notebook widget in Jupyter when ipywidgets is there), or None."""
-    if not enabled:
-        return None
-    from .progress import _bar_class
-
-    return _bar_class()(desc=label, total=total, unit="img", mininterval=0.1, miniters=1, smoothing=0.1)
-
-
 def _compact(path: Path) -> None:
     """Keep the manifest one record per URL; a failure here costs nothing but disk space."""
     try:
