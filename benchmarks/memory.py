@@ -76,7 +76,7 @@ def run(size: int, work: Path, extra: list[str], done: float = 0.0) -> tuple[flo
 
 def pretend_done(urls: Path, out: Path, share: float) -> None:
     """A manifest saying that `share` of the URLs are done, all pointing at one real file."""
-    from imgfetch.sources import normalized_key
+    from imgfetch.urls import normalized_key
 
     out.mkdir(parents=True)
     (out / "done.jpg").write_bytes(b"x" * 100)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 from .errors import OutputError
 from .options import Options, make_options
 from .records import INVALID, FetchResult, Task
-from .results import Results
+from .report.results import Results
 
 URLs = Union[str, "os.PathLike[str]", Iterable[Union[str, Mapping[str, Any]]]]
 Headers = Union[Mapping[str, str], Sequence[Union[str, tuple[str, str]]]]
@@ -45,9 +45,9 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *,
     The keywords are download()'s that apply to one URL; ``progress`` is taken too, so that one
     set of keyword arguments serves both (one URL draws no bar).
     """
-    from .fetcher import Fetcher
-    from .sources import InvalidURL, mask_url, normalize_url, normalized_key
-    from .worker import process_task
+    from .net.fetcher import Fetcher
+    from .urls import InvalidURL, mask_url, normalize_url, normalized_key
+    from .engine.worker import process_task
 
     opts = _options(locals(), options)
     try:
@@ -94,8 +94,8 @@ def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *,
     Same arguments as :func:`download`. Options are checked now; the run starts when you
     iterate. Records go to the manifest as they arrive; breaking out of the loop stops the run.
     """
-    from .guard import check_main_guard
-    from .runner import Run
+    from .engine.guard import check_main_guard
+    from .engine.run import Run
 
     opts = _options(locals(), options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)
@@ -137,8 +137,8 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *,
     what finished; calling again resumes.
     """
     from .errors import Interrupted
-    from .guard import check_main_guard
-    from .runner import Run
+    from .engine.guard import check_main_guard
+    from .engine.run import Run
 
     opts = _options(locals(), options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)

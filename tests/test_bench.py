@@ -12,14 +12,14 @@ import sys
 import pytest
 from PIL import Image
 
-from imgfetch import sweep
-from imgfetch.advice import advise
-from imgfetch.bench import format_legend, format_report, format_table, to_json
-from imgfetch.chart import draw_chart
-from imgfetch.classic import Box, Outcome, RunStats, download_image, run_stats
+from imgfetch.bench import plan as sweep
+from imgfetch.bench.advice import advise
+from imgfetch.bench.command import format_legend, format_report, format_table, to_json
+from imgfetch.bench.chart import draw_chart
+from imgfetch.bench.classic import Box, Outcome, RunStats, download_image, run_stats
 from imgfetch.cli import main
 from imgfetch.options import Options
-from imgfetch.sweep import (CLASSIC, ENGINE, SEQUENTIAL, BenchReport, BenchSettings, Row, default_worker_sweep,
+from imgfetch.bench.plan import (CLASSIC, ENGINE, SEQUENTIAL, BenchReport, BenchSettings, Row, default_worker_sweep,
                             plan_rows)
 
 HEADER = ["workers", "threads", "conc", "images", "images/s", "min-max", "speedup", "effic.", "first s", "failed",
@@ -312,7 +312,7 @@ def test_the_whole_report_fits_a_screen():
 
 
 def test_a_third_run_only_for_rows_whose_two_runs_differ_by_over_10_percent():
-    from imgfetch.benchrun import steady
+    from imgfetch.bench.measure import steady
 
     assert steady(Row(ENGINE, runs=runs([100, 109])))
     assert not steady(Row(ENGINE, runs=runs([100, 115])))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from imgfetch import download, fetch
-from imgfetch.failures import ERROR_KINDS
+from imgfetch.net.failures import ERROR_KINDS
 from conftest import FAST, read_manifest
 
 DATA = Path(__file__).parent / "data"
@@ -149,7 +149,7 @@ def test_a_bug_in_a_worker_shows_its_stack_only_when_asked(server, tmp_path, fla
     """A bug inside a worker is one warning line; --traceback or -vv adds the worker's stack."""
     script = tmp_path / "run.py"
     script.write_text(
-        "import sys, imgfetch.worker as w\n"
+        "import sys, imgfetch.engine.worker as w\n"
         "from imgfetch.cli import main\n"
         "def boom(*a, **k):\n    raise ZeroDivisionError('a bug')\n"
         "w.inspect_image = boom\n"
@@ -179,7 +179,7 @@ def test_a_socks_proxy_without_pysocks_is_refused_up_front_with_the_install_hint
 
 
 def test_no_proxy_cidr_blocks_bypass_the_proxy(monkeypatch):
-    from imgfetch.fetcher import ProxyConfig
+    from imgfetch.net.fetcher import ProxyConfig
 
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
     monkeypatch.setenv("NO_PROXY", "10.0.0.0/8,.internal.example.com")
@@ -190,7 +190,7 @@ def test_no_proxy_cidr_blocks_bypass_the_proxy(monkeypatch):
 
 
 def test_the_summary_groups_a_failure_whether_retries_or_the_budget_ran_out_first():
-    from imgfetch.summary import failure_reason
+    from imgfetch.report.summary import failure_reason
 
     assert failure_reason("failed", "connection reset by the server") == failure_reason(
         "failed", "connection reset by the server; gave up after 3 attempts: no time left in --max-time 5 s")

@@ -6,7 +6,7 @@ import gzip
 import pytest
 import responses
 
-from imgfetch.fetcher import Fetcher, ProxyConfig
+from imgfetch.net.fetcher import Fetcher, ProxyConfig
 from imgfetch.options import Options
 
 URL = "http://img.example.com/a.jpg"
@@ -107,7 +107,7 @@ def test_env_proxies_resolved_once_with_no_proxy(monkeypatch):
 def test_user_headers_are_dropped_on_a_downgrade_or_another_port_as_requests_does():
     from urllib.parse import urlsplit
 
-    from imgfetch.fetcher import _drops_user_headers
+    from imgfetch.net.fetcher import _drops_user_headers
 
     def drops(a: str, b: str) -> bool:
         return _drops_user_headers(urlsplit(a), urlsplit(b))

@@ -99,7 +99,7 @@ def test_worker_killed_pool_is_rebuilt_and_repeat_killer_is_marked(tmp_path):
 
 def test_second_run_into_the_same_folder_is_refused(server, tmp_path):
     from imgfetch.cli import main
-    from imgfetch.storage import OutputDir
+    from imgfetch.store.files import OutputDir
 
     urls = tmp_path / "urls.txt"
     urls.write_text(server.image_urls()[0] + "\n")

@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from imgfetch.keys import KeyMap, KeySet
+from imgfetch.store.keys import KeyMap, KeySet
 
 
 def digests(n: int, salt: str = "") -> list[bytes]:

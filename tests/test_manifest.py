@@ -8,7 +8,7 @@ import pytest
 
 import imgfetch
 from imgfetch import download
-from imgfetch.manifest import compact
+from imgfetch.store.manifest import compact
 from conftest import FAST, assert_clean, read_manifest
 
 RUN = dict(workers=1, threads=4, start_method="fork", **FAST)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from imgfetch import download
-from imgfetch.storage import safe_stem, target_name
+from imgfetch.store.files import safe_stem, target_name
 from conftest import FAST, assert_clean, read_manifest
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from imgfetch import download
-from imgfetch.politeness import HostScheduler
+from imgfetch.engine.politeness import HostScheduler
 from imgfetch.records import FetchResult, Task
 from imgfetch.server import ImageServer
 
@@ -44,7 +44,7 @@ def test_hosts_are_interleaved_and_ready_records_pass_through():
 
 
 def test_a_mostly_done_list_never_buffers_more_than_a_bounded_number_of_ready_records():
-    from imgfetch.politeness import PASSTHROUGH_MAX
+    from imgfetch.engine.politeness import PASSTHROUGH_MAX
 
     ready = (FetchResult(url="x", key=f"{i:032x}", line=i, status="skipped") for i in range(200_000))
     scheduler = HostScheduler(ready, per_host=2, rate=None)

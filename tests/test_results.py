@@ -12,7 +12,7 @@ import pytest
 
 from imgfetch import Options, download, fetch, iter_download
 from imgfetch.records import FetchResult
-from imgfetch.results import Results
+from imgfetch.report.results import Results
 from conftest import FAST
 
 RUN = dict(workers=1, threads=4, start_method="fork", **FAST)
@@ -85,7 +85,7 @@ def test_show_outside_a_notebook_returns_the_sheet_and_saves_a_png(mixed, tmp_pa
     from PIL import Image
 
     from imgfetch import show
-    from imgfetch.contact import CELL_BACKGROUND, FAILED_BACKGROUND, GAP
+    from imgfetch.report.contact import CELL_BACKGROUND, FAILED_BACKGROUND, GAP
 
     results = mixed[2]
     sheet = results.show(n=4, path=tmp_path / "sheet.png")

@@ -23,7 +23,7 @@ import requests
 from PIL import Image
 
 from imgfetch.cli import main
-from imgfetch.netmodel import PRESETS, parse_faults
+from imgfetch.server.netmodel import PRESETS, parse_faults
 from imgfetch.server import FAULT_KINDS, FORMATS, MAX_LATENCY_S, ImageServer
 
 T = 2.0  # client timeout for requests that should answer at once

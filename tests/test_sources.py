@@ -14,17 +14,8 @@ import pytest
 
 from imgfetch.errors import InputError
 import imgfetch.sources as sources
-from imgfetch.sources import (
-    INPUT_FORMATS,
-    SECRET_PARAMS,
-    Entry,
-    InvalidURL,
-    iter_entries,
-    mask_url,
-    normalize_url,
-    open_entries,
-    url_key,
-)
+from imgfetch.sources import INPUT_FORMATS, Entry, iter_entries, open_entries
+from imgfetch.urls import SECRET_PARAMS, InvalidURL, mask_url, normalize_url, url_key
 
 
 def write(path: Path, data: bytes, compress: bool = False) -> Path:

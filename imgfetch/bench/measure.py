@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .classic import Box, Outcome, RunStats, classic_pool, run_stats, sequential_loop
-from .errors import ImgFetchError, OutputError
-from .options import Options, usable_cpus
-from .sweep import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, BenchSettings, Row, plan_rows
+from ..errors import ImgFetchError, OutputError
+from ..options import Options, usable_cpus
+from .plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, BenchSettings, Row, plan_rows
 
 log = logging.getLogger(__name__)
 WARMUP_URLS = 8
@@ -124,7 +124,7 @@ def _run_row(row: Row, urls: list[str], out: str, opts: Options, box: Box, relay
 
 def engine_run(urls: Sequence[str], out: str, opts: Options, box: Box) -> RunStats:
     """``imgfetch get``'s path (the public iter_download), stopped when the box closes."""
-    from .api import iter_download
+    from ..api import iter_download
 
     outcomes = []
     ran_out = True
@@ -154,7 +154,7 @@ def _pid_relay(opts: Options, stack: ExitStack) -> Any:
     """With --log-pids, a pipe that carries the classic workers' PID lines to this process."""
     if not opts.log_pids:
         return None
-    from .logrelay import LogRelay
+    from ..engine.logrelay import LogRelay
 
     relay = LogRelay(multiprocessing.get_context(opts.start_method))
     stack.callback(relay.stop)
@@ -163,13 +163,13 @@ def _pid_relay(opts: Options, stack: ExitStack) -> Any:
 
 def _urls(settings: BenchSettings, stack: ExitStack, announce: Callable[[str], Any]) -> tuple[list[str], str]:
     if settings.urls is None:
-        from .benchserver import ServerProcess
+        from .serverproc import ServerProcess
 
         count = min(settings.count, settings.limit or settings.count)
         announce(f"starting the built-in server: rendering {count} images")
         server = stack.enter_context(ServerProcess(count, settings.latency_ms, settings.latency_spread))
         return server.urls, f"the built-in server ({server.describe()}; {count} images)"
-    from .sources import open_entries
+    from ..sources import open_entries
 
     urls: list[str] = []
     seen: set[str] = set()
@@ -223,7 +223,7 @@ def machine_info() -> dict[str, Any]:
     """The machine and the versions that shape the numbers."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
+    from .. import __version__
 
     versions: dict[str, str | None] = {"imgfetch": __version__}
     for package in ("requests", "urllib3", "pillow", "matplotlib"):

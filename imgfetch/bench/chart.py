@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from .advice import Advice
-from .errors import ImgFetchError
-from .options import usable_cpus
-from .sweep import BenchReport, Row
+from ..errors import ImgFetchError
+from ..options import usable_cpus
+from .plan import BenchReport, Row
 
 COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 

@@ -12,7 +12,7 @@ from collections import OrderedDict, deque
 from typing import Iterable, Iterator
 from urllib.parse import urlsplit
 
-from .records import FetchResult, Task
+from ..records import FetchResult, Task
 
 LOOKAHEAD = 20_000       # tasks read ahead of the pool to find ones whose host is free
 PASSTHROUGH_MAX = 1_024  # ready-made records (skipped, duplicate, invalid) held before they are handed on

@@ -31,14 +31,14 @@ from typing import Any
 from PIL import Image
 from urllib3.exceptions import InsecureRequestWarning
 
-from .fetcher import CANCELLED_ERROR, Fetcher
-from .images import NotAnImage, inspect_image
+from ..net.fetcher import CANCELLED_ERROR, Fetcher
+from ..images import NotAnImage, inspect_image
 from .logrelay import install_in_worker
-from .options import Options
-from .records import CANCELLED, FAILED, OK, FetchResult, Task
-from .sources import mask_url
-from .storage import ignore_file_size_signal, target_name, write_atomic
-from .watchdog import Watchdog
+from ..options import Options
+from ..records import CANCELLED, FAILED, OK, FetchResult, Task
+from ..urls import mask_url
+from ..store.files import ignore_file_size_signal, target_name, write_atomic
+from ..net.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 pid_log = logging.getLogger("imgfetch.pids")

@@ -12,9 +12,9 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from .options import Options
+from ..options import Options
 from .politeness import HostScheduler, PlainFeeder
-from .records import CANCELLED, FetchResult, Task
+from ..records import CANCELLED, FetchResult, Task
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0   # how long downloads in flight may go on after a stop request
@@ -49,7 +49,7 @@ class Engine:
 
     def _start(self) -> Backend:
         if self.opts.executor == "dask":
-            from .dask_executor import DaskPool
+            from .dask_pool import DaskPool
 
             return DaskPool(self.opts, self.root, self.tmp)
         from .pool import LocalPool

@@ -19,8 +19,8 @@ from requests.utils import should_bypass_proxies
 
 from .failures import Failure, describe
 from .limits import idle_pools
-from .options import Options
-from .sources import mask_url
+from ..options import Options
+from ..urls import mask_url
 from .watchdog import Armed, WatchedAdapter, Watchdog
 
 log = logging.getLogger(__name__)

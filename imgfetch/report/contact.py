@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Iterable
 
-from .records import FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
+from ..records import FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
 
 BACKGROUND = (255, 255, 255)
 CELL_BACKGROUND = (240, 240, 240)

@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .errors import OutputError
+from ..errors import OutputError
 
 LOCK_NAME = ".imgfetch.lock"
 TMP_PREFIX = ".imgfetch-tmp-"

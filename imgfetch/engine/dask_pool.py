@@ -13,10 +13,10 @@ import queue
 import time
 from typing import Any
 
-from .errors import ImgFetchError
-from .options import Options
-from .records import FAILED, FetchResult, Task
-from .sources import mask_url
+from ..errors import ImgFetchError
+from ..options import Options
+from ..records import FAILED, FetchResult, Task
+from ..urls import mask_url
 from .worker import cancelled_record, dask_task
 
 log = logging.getLogger(__name__)

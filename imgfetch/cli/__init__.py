@@ -10,7 +10,7 @@ import shlex
 import sys
 from typing import Any, Sequence
 
-from . import __version__
+from .. import __version__
 from .usage import (BENCH_DESCRIPTION, BENCH_EXAMPLES, EXAMPLES, GET_DESCRIPTION, GET_EXAMPLES, SERVE_EXAMPLES, GuidingParser as _Parser,
                     loudness, server_diagnostics, unrecognized)
 
@@ -29,7 +29,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:
-    from .options import KNOWN_FORMATS, Options, default_start_method, default_workers
+    from ..options import KNOWN_FORMATS, Options, default_start_method, default_workers
 
     d = Options.__dataclass_fields__
     g = p.add_argument_group("pool")
@@ -146,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
-    from .options import Options, default_start_method, default_workers
-    from .sweep import DEFAULT_THREADS, BenchSettings, default_worker_sweep
+    from ..options import Options, default_start_method, default_workers
+    from ..bench.plan import DEFAULT_THREADS, BenchSettings, default_worker_sweep
 
     d = BenchSettings.__dataclass_fields__
     p.add_argument("urls", metavar="URLS", nargs="?",
@@ -204,7 +204,7 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
-    from .options import Options
+    from ..options import Options
 
     given: dict[str, Any] = dict(
         threads=args.threads, timeout=args.timeout, max_time=args.max_time, deadline=args.deadline, max_bytes=args.max_bytes,
@@ -226,7 +226,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    from .storage import ignore_file_size_signal
+    from ..store.files import ignore_file_size_signal
 
     ignore_file_size_signal()
     parser = build_parser()
@@ -242,18 +242,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors: argparse has already said why
         return int(exc.code or 0)
     _setup_logging(args)
-    from .errors import ImgFetchError, Interrupted
+    from ..errors import ImgFetchError, Interrupted
 
     try:
         if args.command == "serve":
             return _serve(args)
         if args.command == "bench":
-            from .bench import run_bench_command
+            from ..bench.command import run_bench_command
 
             return run_bench_command(args)
         return _get(args)
     except ValueError as exc:  # bad options, from Options validation
-        from .options import OptionError
+        from ..options import OptionError
 
         return _fail(args, f"imgfetch: error: {exc.spelled(_flag) if isinstance(exc, OptionError) else exc}")
     except Interrupted as exc:
@@ -288,8 +288,8 @@ def _flag(name: str) -> str:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from .errors import InputError, Interrupted
-    from .runner import Run
+    from ..errors import InputError, Interrupted
+    from ..engine.run import Run
 
     if _URL.match(args.urls) and not os.path.exists(args.urls):
         raise InputError(f"{args.urls} is a URL, not a list file; to use the list it points to, pipe it in: "
@@ -339,7 +339,7 @@ def _interrupted_report(run: Any) -> str:
 def _serve(args: argparse.Namespace) -> int:
     import threading
 
-    from .server import ImageServer
+    from ..server import ImageServer
 
     for name, value, low in (("--count", args.count, 1), ("--latency-ms", args.latency_ms, 0), ("--port", args.port, 0),
                              ("--latency-spread", args.latency_spread, 0), ("--hang-s", args.hang_s, 0)):
@@ -387,7 +387,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     log.setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
                  logging.ERROR if quiet else logging.WARNING)
     if args.verbose > 1 or args.traceback:
-        from .logrelay import show_tracebacks
+        from ..engine.logrelay import show_tracebacks
 
         show_tracebacks()
     if args.verbose or getattr(args, "log_pids", False):

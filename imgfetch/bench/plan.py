@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .classic import RunStats
-from .options import Options, usable_cpus
+from ..options import Options, usable_cpus
 
 SEQUENTIAL, CLASSIC, ENGINE = "sequential", "classic", "engine"
 DEFAULT_THREADS = (1, 16, 128, 256)  # from one thread per worker to past get's default of 128

@@ -20,7 +20,7 @@ import sys
 import threading
 from typing import Any, Sized
 
-from .records import SKIPPED, FetchResult
+from ..records import SKIPPED, FetchResult
 from .summary import Summary
 
 log = logging.getLogger(__name__)

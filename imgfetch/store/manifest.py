@@ -16,10 +16,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from .errors import DiskFull, OutputError
+from ..errors import DiskFull, OutputError
 from .keys import KeyMap
-from .records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
-from .summary import Summary
+from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
+from ..report.summary import Summary
 
 __all__ = ["MANIFEST_NAME", "Done", "DoneIndex", "ManifestWriter", "Summary", "compact", "read_manifest"]
 

@@ -11,17 +11,18 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .engine import Engine
-from .errors import DiskFull, Interrupted, OutputError
+from .schedule import Engine
+from ..errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
-from .keys import KeySet
+from ..store.keys import KeySet
 from .logrelay import LogRelay
-from .manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary, compact
-from .options import Options
-from .progress import ListCounter, Progress
-from .records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
-from .sources import Entry, mask_url, normalized_key, open_entries
-from .storage import OutputDir, file_matches
+from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary, compact
+from ..options import Options
+from ..report.progress import ListCounter, Progress
+from ..records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
+from ..sources import Entry, open_entries
+from ..urls import mask_url, normalized_key
+from ..store.files import OutputDir, file_matches
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Run:
                                url_key=self.opts.url_key, keep_columns=self.opts.keep_columns)
         try:
             if self.opts.executor == "dask":
-                from .dask_executor import require_dask
+                from .dask_pool import require_dask
 
                 require_dask()
             if self.opts.insecure:

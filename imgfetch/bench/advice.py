@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .sweep import BenchReport, Row
+from .plan import BenchReport, Row
 
 WITHIN = 0.05        # within 5 % of the best median: a tie, whatever the spreads
 NOISE_LIMIT = 0.10   # overlapping min-max spreads make a tie only this close to the best

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from .records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
+from ..records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
 from .summary import Summary
 
 NOTEBOOK_EXTRA = "pip install 'imgfetch[notebook]'"

@@ -5,7 +5,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult
+from ..records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult
 
 MAX_REASONS = 1000  # distinct reasons kept; the rest are counted as "other reasons"
 OTHER = "other reasons"

@@ -21,10 +21,10 @@ from collections import deque
 from multiprocessing.connection import wait
 from typing import Any, Iterable
 
-from .errors import ImgFetchError
-from .options import Options
-from .records import FAILED, FetchResult, Task
-from .sources import mask_url
+from ..errors import ImgFetchError
+from ..options import Options
+from ..records import FAILED, FetchResult, Task
+from ..urls import mask_url
 from .worker import worker_main
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class LocalPool:
         self.ctx = multiprocessing.get_context(opts.start_method)
         if opts.start_method == "forkserver":
             # The fork server imports requests and Pillow once; every worker forked from it starts warm.
-            self.ctx.set_forkserver_preload(["imgfetch.worker"])
+            self.ctx.set_forkserver_preload(["imgfetch.engine.worker"])
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self._args = (opts, root, tmp, log_pipe, level)
         self.window = opts.threads + prefetch(opts.threads)

@@ -15,8 +15,8 @@ import math
 import multiprocessing
 from typing import Any, Sequence
 
-from .errors import ImgFetchError
-from .netmodel import NetModel
+from ..errors import ImgFetchError
+from ..server.netmodel import NetModel
 
 READY_TIMEOUT_S = 300.0  # rendering thousands of images on a busy machine takes a while
 STOP_TIMEOUT_S = 5.0
@@ -77,7 +77,7 @@ class ServerProcess:
 
 def serve(conn: Any, count: int, latency_ms: float, latency_spread: float, seed: int) -> None:
     """The server process: render every image, say where it listens, serve until told to stop."""
-    from .server import ImageServer
+    from ..server import ImageServer
 
     try:
         with ImageServer(count=count, latency_ms=latency_ms, latency_spread=latency_spread, seed=seed) as server:

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import ImgFetchError
+from ..errors import ImgFetchError
 
 WORKER_PREFIX = "imgfetch-"  # the names the pool gives its processes
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from .advice import Advice, advise, ties_with
-from .benchrun import SEQUENTIAL_SPAN, machine_info, run_bench
-from .errors import OutputError
-from .options import START_METHODS, Options
-from .sweep import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, BenchSettings, Row, parse_sizes
+from .measure import SEQUENTIAL_SPAN, machine_info, run_bench
+from ..errors import OutputError
+from ..options import START_METHODS, Options
+from .plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, BenchSettings, Row, parse_sizes
 
 log = logging.getLogger(__name__)
 SCHEMA = "imgfetch-bench/2"
