@@ -140,7 +140,7 @@ def classic_pool(urls: Sequence[str], out_dir: str, *, box: Box, workers: int, c
 def _start_worker(log_pipe: Any, level: int, log_pids: bool) -> None:
     """Route a classic worker's log lines to the parent, as the engine's workers do."""
     if log_pipe is not None:
-        from ..engine.logrelay import install_in_worker
+        from ..logrelay import install_in_worker
 
         install_in_worker(log_pipe, level)
     if log_pids:

@@ -154,7 +154,7 @@ def _pid_relay(opts: Options, stack: ExitStack) -> Any:
     """With --log-pids, a pipe that carries the classic workers' PID lines to this process."""
     if not opts.log_pids:
         return None
-    from ..engine.logrelay import LogRelay
+    from ..logrelay import LogRelay
 
     relay = LogRelay(multiprocessing.get_context(opts.start_method))
     stack.callback(relay.stop)

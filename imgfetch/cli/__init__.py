@@ -387,7 +387,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     log.setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
                  logging.ERROR if quiet else logging.WARNING)
     if args.verbose > 1 or args.traceback:
-        from ..engine.logrelay import show_tracebacks
+        from ..logrelay import show_tracebacks
 
         show_tracebacks()
     if args.verbose or getattr(args, "log_pids", False):

@@ -15,7 +15,7 @@ from .schedule import Engine
 from ..errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
 from ..store.keys import KeySet
-from .logrelay import LogRelay
+from ..logrelay import LogRelay
 from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary, compact
 from ..options import Options
 from ..report.progress import ListCounter, Progress

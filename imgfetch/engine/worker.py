@@ -33,7 +33,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from ..net.fetcher import CANCELLED_ERROR, Fetcher
 from ..images import NotAnImage, inspect_image
-from .logrelay import install_in_worker
+from ..logrelay import install_in_worker
 from ..options import Options
 from ..records import CANCELLED, FAILED, OK, FetchResult, Task
 from ..urls import mask_url
