@@ -17,14 +17,14 @@ __all__ = [
 # Imported on first use, so `imgfetch --help` does not pay for requests and Pillow.
 _LAZY = {
     "fetch": "api", "download": "api", "iter_download": "api", "Options": "options",
-    "read_manifest": "store.manifest", "show": "report.contact", "Results": "report.results", "FetchResult": "records", "ImgFetchError": "errors", "InputError": "errors",
+    "read_manifest": "store.reading", "show": "report.contact", "Results": "report.results", "FetchResult": "records", "ImgFetchError": "errors", "InputError": "errors",
     "OutputError": "errors", "Interrupted": "errors",
 }
 
 if TYPE_CHECKING:
     from .api import download, fetch, iter_download
     from .report.contact import show
-    from .store.manifest import read_manifest
+    from .store.reading import read_manifest
     from .report.results import Results
     from .errors import ImgFetchError, InputError, Interrupted, OutputError
     from .options import Options

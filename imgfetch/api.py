@@ -1,39 +1,35 @@
 """The library: fetch one URL in-process, or download a list through the pool.
 
-The keyword arguments are the fields of :class:`imgfetch.Options`, spelled out so that editors
-and notebooks can complete them; ``tests/test_results.py`` checks that they match. ``None``
-for ``workers``, ``start_method`` and ``formats`` means the computed default.
+The keyword arguments are the fields of :class:`imgfetch.Options`. Each function's signature
+(``help()``, ``inspect.signature``, a notebook's completion) is derived from the declarations in
+``imgfetch/options/definitions.py``, with their types and defaults. ``None`` for an option whose
+default is computed (``workers``, ``start_method``) asks for that default.
+
+May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.net, imgfetch.engine, imgfetch.report
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
 from .errors import OutputError
-from .options import Options, make_options
+from .options import Options
+from .options.spec import declared
 from .records import INVALID, FetchResult, Task
 from .report.results import Results
 
 URLs = Union[str, "os.PathLike[str]", Iterable[Union[str, Mapping[str, Any]]]]
-Headers = Union[Mapping[str, str], Sequence[Union[str, tuple[str, str]]]]
-_FACTORY_DEFAULTS = ("workers", "start_method", "formats")  # None: the computed default
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
-def fetch(url: str, out_dir: str | os.PathLike[str], *,
-          timeout: float = 10.0, max_time: float = 30.0, deadline: float | None = None,
-          max_bytes: int | str = 50 * 1024**2, retries: int = 3, backoff: float = 0.5,
-          max_retry_after: float = 60.0, max_redirects: int = 10, user_agent: str = "imgfetch",
-          headers: Headers = (), proxy: str | None = None, ca_bundle: str | os.PathLike[str] | None = None,
-          insecure: bool = False, max_pixels: int = 89_478_485, verify: Literal["fast", "full", "none"] = "fast",
-          formats: Sequence[str] | str | None = None, naming: str = "url", subdirs: int | None = None,
-          overwrite: bool = False, progress: bool = True, log_pids: bool = False,
-          options: Options | None = None) -> FetchResult:
+def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None = None, **kwargs: Any) -> FetchResult:
     """Fetch, validate and save one URL in this process (no pool, no manifest).
 
     >>> r = fetch("http://127.0.0.1:8000/img/0.jpg", "out")   # doctest: +SKIP
@@ -49,7 +45,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *,
     from .urls import InvalidURL, mask_url, normalize_url, normalized_key
     from .engine.worker import process_task
 
-    opts = _options(locals(), options)
+    opts = _options(fetch, kwargs, options)
     try:
         normalized = normalize_url(url)
     except InvalidURL as exc:
@@ -72,23 +68,8 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *,
     return result
 
 
-def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *,
-                  workers: int | None = None, threads: int = 128,
-                  start_method: Literal["fork", "spawn", "forkserver"] | None = None,
-                  timeout: float = 10.0, max_time: float = 30.0, deadline: float | None = None,
-                  max_bytes: int | str = 50 * 1024**2, retries: int = 3, backoff: float = 0.5,
-                  max_retry_after: float = 60.0, max_redirects: int = 10, user_agent: str = "imgfetch",
-                  headers: Headers = (), proxy: str | None = None, ca_bundle: str | os.PathLike[str] | None = None,
-                  insecure: bool = False, max_pixels: int = 89_478_485,
-                  verify: Literal["fast", "full", "none"] = "fast", formats: Sequence[str] | str | None = None,
-                  naming: str = "url", subdirs: int | None = None, overwrite: bool = False,
-                  manifest: str | os.PathLike[str] | None = None, errors: str | os.PathLike[str] | None = None,
-                  input_format: Literal["txt", "csv", "tsv", "jsonl"] | None = None, url_column: str = "url",
-                  url_key: str = "url", keep_columns: Sequence[str] = (),
-                  executor: Literal["process", "dask"] = "process", scheduler: str | None = None,
-                  per_host: int | None = None, rate: float | None = None, progress: bool = True,
-                  log_pids: bool = False, initializer: Callable[..., Any] | None = None,
-                  initargs: tuple[Any, ...] = (), options: Options | None = None) -> Iterator[FetchResult]:
+def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | None = None,
+                  **kwargs: Any) -> Iterator[FetchResult]:
     """Download a list through the process pool, yielding records in the order they complete.
 
     Same arguments as :func:`download`. Options are checked now; the run starts when you
@@ -97,28 +78,13 @@ def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *,
     from .engine.guard import check_main_guard
     from .engine.run import Run
 
-    opts = _options(locals(), options)
+    opts = _options(iter_download, kwargs, options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)
     return Run(_source(urls), out_dir, opts).results()
 
 
-def download(urls: URLs, out_dir: str | os.PathLike[str], *,
-             workers: int | None = None, threads: int = 128,
-             start_method: Literal["fork", "spawn", "forkserver"] | None = None,
-             timeout: float = 10.0, max_time: float = 30.0, deadline: float | None = None,
-             max_bytes: int | str = 50 * 1024**2, retries: int = 3, backoff: float = 0.5,
-             max_retry_after: float = 60.0, max_redirects: int = 10, user_agent: str = "imgfetch",
-             headers: Headers = (), proxy: str | None = None, ca_bundle: str | os.PathLike[str] | None = None,
-             insecure: bool = False, max_pixels: int = 89_478_485,
-             verify: Literal["fast", "full", "none"] = "fast", formats: Sequence[str] | str | None = None,
-             naming: str = "url", subdirs: int | None = None, overwrite: bool = False,
-             manifest: str | os.PathLike[str] | None = None, errors: str | os.PathLike[str] | None = None,
-             input_format: Literal["txt", "csv", "tsv", "jsonl"] | None = None, url_column: str = "url",
-             url_key: str = "url", keep_columns: Sequence[str] = (),
-             executor: Literal["process", "dask"] = "process", scheduler: str | None = None,
-             per_host: int | None = None, rate: float | None = None, progress: bool = True,
-             log_pids: bool = False, initializer: Callable[..., Any] | None = None,
-             initargs: tuple[Any, ...] = (), options: Options | None = None) -> Results:
+def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | None = None,
+             **kwargs: Any) -> Results:
     """Download a list through the process pool exactly as ``imgfetch get`` does.
 
     ``urls``: a list file (txt, csv, tsv, jsonl, optionally .gz) as a path, ``"-"`` for standard
@@ -140,7 +106,7 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *,
     from .engine.guard import check_main_guard
     from .engine.run import Run
 
-    opts = _options(locals(), options)
+    opts = _options(download, kwargs, options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)
     run = Run(_source(urls), out_dir, opts)
     records: list[FetchResult] = []
@@ -159,24 +125,47 @@ def _source(urls: Any) -> Any:
     return urls
 
 
+def _options(function: Callable[..., Any], given: dict[str, Any], options: Options | None) -> Options:
+    """Options from a function's keyword arguments, over ``options`` if given."""
+    allowed = function.__signature__.parameters  # type: ignore[attr-defined]
+    for name in given:
+        if name not in allowed:
+            close = difflib.get_close_matches(name, list(allowed), n=1)
+            raise TypeError(f"{function.__name__}() got an unexpected keyword argument {name!r}"
+                            + (f"; did you mean {close[0]!r}?" if close else ""))
+    values = {name: value for name, value in given.items() if value is not None or not _computed(name)}
+    if options is None:
+        return Options(**values)
+    return options.replace(**values) if values else options
+
+
+def _computed(name: str) -> bool:
+    """Whether an option's default is computed (None then asks for it)."""
+    return _FIELDS[name].default_factory is not dataclasses.MISSING
+
+
 _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
 
 
-def _options(given: dict[str, Any], options: Options | None) -> Options:
-    """Options from a function's keyword arguments (its ``locals()``), over ``options`` if given."""
-    values = {name: value for name, value in given.items() if name in _FIELDS}
-    for name in ("manifest", "errors", "ca_bundle"):
-        if isinstance(values.get(name), os.PathLike):
-            values[name] = os.fspath(values[name])
-    if isinstance(values.get("headers"), Mapping):
-        values["headers"] = tuple(values["headers"].items())
-    if isinstance(values.get("keep_columns"), str):
-        values["keep_columns"] = tuple(c.strip() for c in values["keep_columns"].split(",") if c.strip())
-    for name in _FACTORY_DEFAULTS:
-        if values.get(name, 0) is None:
-            del values[name]
-    if options is None:
-        return make_options(**values)
-    changed = {name: value for name, value in values.items()
-               if _FIELDS[name].default is dataclasses.MISSING or value != _FIELDS[name].default}
-    return options.replace(**changed) if changed else options
+def _signature(function: Callable[..., Any], per_url: bool) -> inspect.Signature:
+    """The function's own parameters, then one keyword argument per option (per_url: only those of one URL)."""
+    own = list(inspect.signature(function).parameters.values())[:-2]  # without options and **kwargs
+    keywords = []
+    for field, spec in declared(Options):
+        if per_url and not spec.per_url:
+            continue
+        optional = " | None" if "None" in str(field.type) else ""
+        annotation = spec.accepts or (f"Literal{list(spec.choices)}{optional}" if spec.choices else str(field.type))
+        if _computed(field.name) and "None" not in annotation:
+            annotation += " | None"
+        default = None if _computed(field.name) else field.default
+        keywords.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                          annotation=annotation))
+    keywords.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                      annotation="Options | None"))
+    return inspect.Signature(own + keywords, return_annotation=inspect.signature(function).return_annotation)
+
+
+fetch.__signature__ = _signature(fetch, per_url=True)  # type: ignore[attr-defined]
+download.__signature__ = _signature(download, per_url=False)  # type: ignore[attr-defined]
+iter_download.__signature__ = _signature(iter_download, per_url=False)  # type: ignore[attr-defined]

@@ -1,4 +1,7 @@
-"""Run-level exceptions. Per-URL problems are never raised: they are records."""
+"""Run-level exceptions. Per-URL problems are never raised: they are records.
+
+May import: nothing else from imgfetch
+"""
 from __future__ import annotations
 
 

@@ -1,4 +1,7 @@
-"""The plain records that flow from workers to the parent."""
+"""The plain records that flow from workers to the parent.
+
+May import: nothing else from imgfetch
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -7,6 +10,10 @@ from typing import Any
 OK, FAILED, INVALID, DUPLICATE, SKIPPED = "ok", "failed", "invalid", "duplicate", "skipped"
 STATUSES = (OK, FAILED, INVALID, DUPLICATE, SKIPPED)
 CANCELLED = "cancelled"  # stopped by Ctrl-C/SIGTERM mid-download: never recorded, fetched again next run
+# The fields of a finished record that a skipped record repeats: the file and what fetching it found.
+FILE_FACTS = ("path", "bytes", "sha256", "format", "width", "height", "http_status", "final_url", "fetched_at")
+REPR_URL_CHARS = 80  # a longer URL is cut with '...' in a record's repr
+_KILO = 1000  # decimal units, as file managers show sizes
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class FetchResult:
     http_status: int | None = None
     final_url: str | None = None
     error: str | None = None
-    error_kind: str | None = None  # one of failures.ERROR_KINDS when status is failed or invalid
+    error_kind: str | None = None  # one of net.failures.ERROR_KINDS when status is failed or invalid
     attempts: int | None = None
     elapsed_s: float | None = None
     pid: int | None = None
@@ -65,7 +72,8 @@ class FetchResult:
             size = f" {human_bytes(self.bytes)}" if self.bytes is not None else ""
             image = f" {self.format} {self.width}x{self.height}" if self.format and self.width else ""
             return f"<FetchResult {self.status}{line} {self.path!r}{size}{image}>"
-        url = self.url if len(self.url) <= 80 else self.url[:77] + "..."
+        cut = REPR_URL_CHARS - len("...")
+        url = self.url if len(self.url) <= REPR_URL_CHARS else self.url[:cut] + "..."
         error = f": {self.error}" if self.error else ""
         return f"<FetchResult {self.status}{line} {url!r}{error}>"
 
@@ -75,7 +83,7 @@ def human_bytes(size: int | None) -> str:
     if size is None:
         return ""
     for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
+        if size < _KILO or unit == "GB":
             return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
+        size /= _KILO
     return ""

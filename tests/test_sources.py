@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from imgfetch.errors import InputError
-import imgfetch.sources as sources
+from imgfetch.sources import readers
 from imgfetch.sources import INPUT_FORMATS, Entry, iter_entries, open_entries
 from imgfetch.urls import SECRET_PARAMS, InvalidURL, mask_url, normalize_url, url_key
 
@@ -276,12 +276,12 @@ def test_directory(tmp_path: Path) -> None:
 
 def test_unreadable_file_reported_in_one_line(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import imgfetch.sources as sources
+    from imgfetch.sources import streams
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(sources, "open", refuse, raising=False)
+    monkeypatch.setattr(streams, "open", refuse, raising=False)
     path = tmp_path / "secret.txt"
     with pytest.raises(InputError) as info:
         open_entries(path)
@@ -517,7 +517,7 @@ def peak_bytes(entries_of) -> tuple[list[Entry], int]:
 @pytest.mark.parametrize("final_newline", [True, False])
 def test_an_enormous_txt_line_is_invalid_and_never_held_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             final_newline: bool) -> None:
-    monkeypatch.setattr(sources, "MAX_URL_CHARS", 1000)
+    monkeypatch.setattr(readers, "MAX_URL_CHARS", 1000)
     path = tmp_path / "l.txt"
     with path.open("wb") as f:
         f.write(b"http://example.com/1\n# " + b"c" * 3_000_000 + b"\nhttp://example.com/" + b"a" * 3_000_000)
@@ -535,7 +535,7 @@ def test_an_enormous_txt_line_is_invalid_and_never_held_whole(tmp_path: Path, mo
 
 
 def test_a_url_just_over_the_cap_is_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "MAX_URL_CHARS", 100)
+    monkeypatch.setattr(readers, "MAX_URL_CHARS", 100)
     url = "http://example.com/" + "x" * 81
     path = write(tmp_path / "l.txt", f"{url}\r\n  {url}x  \n".encode())
     assert summary(iter_entries(path)) == [(1, normalize_url(url), None),
@@ -569,7 +569,7 @@ def test_a_huge_csv_field_makes_only_its_record_invalid(tmp_path: Path) -> None:
 
 
 def test_csv_and_jsonl_memory_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "MAX_RECORD_CHARS", 10_000)
+    monkeypatch.setattr(readers, "MAX_RECORD_CHARS", 10_000)
     big = "q" * 4_000_000
     csv_path = write(tmp_path / "l.tsv", f"url\tnote\nhttp://example.com/1\t{big}\nhttp://example.com/2\tn\n".encode())
     jsonl_path = write(tmp_path / "l.jsonl", (json.dumps({"url": "http://example.com/1", "note": big}) + "\n"

@@ -12,6 +12,8 @@ from .plan import BenchReport, Row
 WITHIN = 0.05        # within 5 % of the best median: a tie, whatever the spreads
 NOISE_LIMIT = 0.10   # overlapping min-max spreads make a tie only this close to the best
 NOISY = 0.15         # the best's own runs spread wider than this: say the machine was noisy
+LEVEL = 0.005        # closer than this to the best (it rounds to 0 %): "level with the best"
+RERUN_REPEAT = 5     # the --repeat to suggest when the runs are too noisy to tell
 
 
 @dataclass
@@ -26,20 +28,21 @@ class Advice:
 
 
 def ties_with(row: Row, best: Row) -> bool:
-    """Within 5 % of the best, or within 10 % with overlapping min-max spreads."""
+    """Within WITHIN (5 %) of the best, or within NOISE_LIMIT (10 %) with overlapping min-max spreads."""
     if row is best or row.median >= (1 - WITHIN) * best.median:
         return True
     return row.median >= (1 - NOISE_LIMIT) * best.median and row.high >= best.low
 
 
 def pct(fraction: float) -> str:
+    """0.05 -> '5 %'."""
     return f"{fraction * 100:.0f} %"
 
 
 def gap_text(row: Row, best: Row) -> str:
     """'3 % below the best', or 'level with the best' when under 0.5 %."""
     gap = below(row, best)
-    return "level with the best" if gap < 0.005 else f"{pct(gap)} below the best"
+    return "level with the best" if gap < LEVEL else f"{pct(gap)} below the best"
 
 
 def below(row: Row, best: Row) -> float:
@@ -89,11 +92,11 @@ def _noise(report: BenchReport, best: Row, ties: list[Row]) -> list[str]:
         lines.append("With --repeat 1 there is no spread to judge the noise by; the ranking may not hold.")
     elif best.median and (best.high - best.low) / best.median > NOISY:
         lines.append(f"Noisy: the best's own runs ranged over {pct((best.high - best.low) / best.median)} of its "
-                     f"median; the machine may be busy. Rerun with --repeat 5 or a longer --seconds.")
+                     f"median; the machine may be busy. Rerun with --repeat {RERUN_REPEAT} or a longer --seconds.")
     if len(ties) > 1:
         names = ", ".join(r.short for r in ties[:-1]) + f" and {ties[-1].short}"
         low = min(r.median for r in ties)
-        lines.append(f"Within noise: {names} reached {low:.0f}-{best.median:.0f} images/s (within 5 % of the "
+        lines.append(f"Within noise: {names} reached {low:.0f}-{best.median:.0f} images/s (within {pct(WITHIN)} of the "
                      f"fastest, or overlapping its min-max); this run cannot rank them, so none is crowned.")
     return lines
 
@@ -128,12 +131,12 @@ def _defaults_line(defaults: Row, best: Row) -> str:
     if defaults is best:
         return f"{name} had the fastest median of the sweep."
     if below(defaults, best) <= WITHIN:
-        return f"{name} are within 5 % of the best ({gap_text(defaults, best)})."
+        return f"{name} are within {pct(WITHIN)} of the best ({gap_text(defaults, best)})."
     if ties_with(defaults, best):
         return f"{name} are within noise of the best ({gap_text(defaults, best)}; their min-max spreads overlap)."
     if defaults.high >= best.low:
         return (f"{name} are {gap_text(defaults, best)}, but their runs ({defaults.low:.0f}-{defaults.high:.0f}) "
-                f"overlap the best's: rerun with --repeat 5 to be sure.")
+                f"overlap the best's: rerun with --repeat {RERUN_REPEAT} to be sure.")
     return f"{name} are {gap_text(defaults, best)}."
 
 

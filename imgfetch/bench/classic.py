@@ -23,6 +23,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from http import HTTPStatus
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
@@ -30,6 +31,8 @@ import requests
 
 pid_log = logging.getLogger("imgfetch.pids")
 CLASSIC_LINE = "[Process ID]:%d Downloading.."
+DEFAULT_TIMEOUT_S = 10.0  # the textbook passes none; a dead host must not stall a time-boxed run
+NAME_CHARS = 20           # hex digits of the URL's SHA-1 that name its file: no clash in any real list
 _next_start: dict[str, float] = {}  # per process: host -> earliest next start (only with a rate)
 
 
@@ -75,7 +78,7 @@ class RunStats:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
-def download_image(url: str, out_dir: str, timeout: float = 10.0, deadline: float = math.inf,
+def download_image(url: str, out_dir: str, timeout: float = DEFAULT_TIMEOUT_S, deadline: float = math.inf,
                    min_interval: float = 0.0) -> Outcome:
     """The textbook's download_image: log the PID line, requests.get the URL, write the file."""
     if time.monotonic() >= deadline or not _pace(url, min_interval, deadline):
@@ -85,10 +88,10 @@ def download_image(url: str, out_dir: str, timeout: float = 10.0, deadline: floa
         response = requests.get(url, timeout=timeout)
     except requests.RequestException:
         return Outcome(os.getpid(), False, 0, time.monotonic())
-    if response.status_code != 200 or not response.content:
+    if response.status_code != HTTPStatus.OK or not response.content:
         return Outcome(os.getpid(), False, 0, time.monotonic())
     # A hash of the URL rather than its last path segment, which may be empty, '..' or repeated.
-    name = os.path.join(out_dir, hashlib.sha1(url.encode()).hexdigest()[:20])
+    name = os.path.join(out_dir, hashlib.sha1(url.encode()).hexdigest()[:NAME_CHARS])
     with open(name, "wb") as handle:
         handle.write(response.content)
     return Outcome(os.getpid(), True, len(response.content), time.monotonic())

@@ -6,30 +6,36 @@ whose list runs out first is timed to its last image). So a slow row (the sequen
 fast one (hundreds of downloads in flight) take the same time, and images/s compare fairly.
 Rows are interleaved (A B C, A B C, ...) so drift on a busy machine hits every row alike; every
 row runs twice, and a third time (up to ``repeat``) only if its two runs differ by over 10 %.
+``run_bench`` returns the rows' measurements as a ``BenchReport``.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
-import platform
 import shutil
-import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .classic import Box, Outcome, RunStats, classic_pool, run_stats, sequential_loop
-from ..errors import ImgFetchError, OutputError
-from ..options import Options, usable_cpus
-from .plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, BenchSettings, Row, plan_rows
+from ..errors import ImgFetchError
+from .folders import keep_folder, scratch_folder
+from ..options import Options
+from ..records import OK
+from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, plan_rows
+from .settings import BenchSettings
 
 log = logging.getLogger(__name__)
-WARMUP_URLS = 8
-RUN_OVERHEAD_S = 0.3  # stopping a run and its processes, for the time estimate
-STEADY = 0.10         # a row whose runs agree within 10 % (or 2 images) needs no third run
+WARMUP_URLS = 8            # URLs the unmeasured warm-up fetches with each start method's engine
+WARMUP_SEQUENTIAL_URLS = 2  # ... and with the sequential loop: enough to open a connection
+WARMUP_THREADS = 4         # the warm-up engine's threads: a few connections, not a sweep
+WARMUP_LIMIT_S = 30.0      # the warm-up's time box: generous, it only stops a hung host
+RUN_OVERHEAD_S = 0.3       # stopping a run and its processes, for the time estimate
+STEADY = 0.10              # a row whose runs agree within 10 % (or 2 images) needs no third run
+STEADY_IMAGES = 2          # runs this few images apart agree, whatever the percentage (small counts)
 # The sequential loop saves ~10 images a second, and a few slow images would sway so small a
 # sample: it counts longer. It starts no processes, so it counts from its start.
 SEQUENTIAL_SPAN = 3
@@ -44,24 +50,20 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
         urls, source = _urls(settings, stack, announce)
         if not urls:
             raise ImgFetchError("no valid URLs to benchmark")
-        keep = _keep_folder(settings.keep) if settings.keep else None
+        keep = keep_folder(settings.keep) if settings.keep else None
         if keep:
             announce(f"keeping every run's downloads under {keep}")
         rows = plan_rows(settings, opts)
         _announce_plan(settings, opts, rows, source, announce)
-        relay = _pid_relay(opts, stack)
-        _warm_up(urls, opts, rows, _scratch(keep, stack, "warmup"))
+        runner = _Runner(urls, opts, settings, keep, stack, _pid_relay(opts, stack))
+        _warm_up(urls, opts, rows, scratch_folder(keep, stack, "warmup"))
         for run in range(settings.repeat):  # interleaved, so drift hits every row alike
-            todo = [row for row in rows if run < 2 or not steady(row)]
+            todo = [row for row in rows if run < MIN_RUNS or not steady(row)]
             if not todo:
                 break
             round_started = time.monotonic()
-            for row in todo:
-                row.runs.append(_measure(row, run, urls, opts, settings, keep, stack, relay))
-                if on_progress:
-                    name = row.label + (f" {row.short}" if row.kind == ENGINE else "")
-                    on_progress(f"{name}: run {run + 1}: {row.runs[-1].images} images in {row.runs[-1].seconds:.2f} s")
-            which = "" if len(todo) == len(rows) else f", the {len(todo)} rows whose runs differed by over 10 %"
+            runner.run_round(todo, run, on_progress)
+            which = "" if len(todo) == len(rows) else f", the {len(todo)} rows whose runs differed by over {_pct()}"
             announce(f"round {run + 1} of {settings.repeat}{which}: {time.monotonic() - round_started:.0f} s")
         report = BenchReport(settings, rows, len(urls), source, date,
                              options={"timeout": opts.timeout, "retries": opts.retries, "per_host": opts.per_host,
@@ -70,56 +72,80 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
     return report
 
 
+def _pct() -> str:
+    """STEADY as the messages write it: '10 %'."""
+    return f"{STEADY * 100:.0f} %"
+
+
 def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], source: str,
                    announce: Callable[[str], Any]) -> None:
     if opts.per_host and any(n > opts.per_host for n in settings.classic_workers):
         announce(f"--per-host {opts.per_host}: the classic pool runs at most {opts.per_host} processes")
     per_round = (len(rows) - 1) * (settings.ramp + settings.seconds) + SEQUENTIAL_SPAN * settings.seconds
     per_round += len(rows) * RUN_OVERHEAD_S
-    least, most = (round(n * per_round) for n in (min(2, settings.repeat), settings.repeat))
-    announce(f"benchmarking {source}: {len(rows)} rows x {_runs(settings.repeat)}; each run lasts "
+    least, most = (round(n * per_round) for n in (min(MIN_RUNS, settings.repeat), settings.repeat))
+    announce(f"benchmarking {source}: {len(rows)} rows x {_planned_runs(settings.repeat)}; each run lasts "
              f"{settings.ramp + settings.seconds:g} s and counts the images saved in its last {settings.seconds:g} s "
              f"(about {least}{'' if least == most else f'-{most}'} s in all)")
 
 
-def _measure(row: Row, run: int, urls: list[str], opts: Options, settings: BenchSettings, keep: Path | None,
-             stack: ExitStack, relay: Any) -> RunStats:
-    """One run of one row, in a fresh folder (kept under --keep, else removed at once)."""
-    folder = f"{row.kind}_{row.start_method or ''}_w{row.workers}_t{row.threads}".replace("__", "_")
-    out = _scratch(keep, stack, f"{folder}_run{run + 1}")
-    box = (Box.from_now(0, SEQUENTIAL_SPAN * settings.seconds) if row.kind == SEQUENTIAL else
-           Box.from_now(settings.ramp, settings.seconds))
-    try:
-        return _run_row(row, urls, str(out), opts, box, relay)
-    finally:
-        if not keep:
-            shutil.rmtree(out, ignore_errors=True)  # a temporary folder of ours
+def _planned_runs(repeat: int) -> str:
+    if repeat <= MIN_RUNS:
+        return f"{repeat} run{'s' if repeat > 1 else ''}"
+    return f"{MIN_RUNS} runs, up to {repeat} for rows whose runs differ by over {_pct()}"
 
 
 def steady(row: Row) -> bool:
     """Two or more runs within 10 % (or 2 images) of each other: a third adds little."""
-    if len(row.runs) < 2:
+    if len(row.runs) < MIN_RUNS:
         return False
     images = [run.images for run in row.runs]
-    return max(images) - min(images) <= 2 or row.high - row.low <= STEADY * row.median
+    return max(images) - min(images) <= STEADY_IMAGES or row.high - row.low <= STEADY * row.median
 
 
-def _runs(repeat: int) -> str:
-    if repeat <= 2:
-        return f"{repeat} run{'s' if repeat > 1 else ''}"
-    return f"2 runs, up to {repeat} for rows whose runs differ by over 10 %"
+@dataclass
+class _Runner:
+    """What every run of every row shares: the URLs, the options, where the downloads go, the PID relay."""
 
+    urls: list[str]
+    opts: Options
+    settings: BenchSettings
+    keep: Path | None   # our folder under --keep; None: every run downloads to a temporary folder
+    stack: ExitStack
+    relay: Any          # a LogRelay for the classic workers' PID lines, or None
 
-def _run_row(row: Row, urls: list[str], out: str, opts: Options, box: Box, relay: Any) -> RunStats:
-    if row.kind == SEQUENTIAL:
-        return sequential_loop(urls, out, box=box, timeout=opts.timeout, rate=opts.rate)
-    if row.kind == CLASSIC:
-        return classic_pool(urls, out, box=box, workers=row.workers, chunksize=row.chunksize or 1,
-                            start_method=row.start_method or opts.start_method, timeout=opts.timeout,
-                            rate=opts.rate, log_pipe=relay.writer if relay else None,
-                            log_level=logging.getLogger("imgfetch").getEffectiveLevel(), log_pids=opts.log_pids)
-    row_opts = opts.replace(workers=row.workers, threads=row.threads, start_method=row.start_method)
-    return engine_run(urls, out, row_opts, box)
+    def run_round(self, rows: list[Row], run: int, on_progress: Callable[[str], Any] | None) -> None:
+        """One run of each row, in order."""
+        for row in rows:
+            row.runs.append(self.measure(row, run))
+            if on_progress:
+                name = row.label + (f" {row.short}" if row.kind == ENGINE else "")
+                on_progress(f"{name}: run {run + 1}: {row.runs[-1].images} images in {row.runs[-1].seconds:.2f} s")
+
+    def measure(self, row: Row, run: int) -> RunStats:
+        """One run of one row, in a fresh folder (kept under --keep, else removed at once)."""
+        folder = f"{row.kind}_{row.start_method or ''}_w{row.workers}_t{row.threads}".replace("__", "_")
+        out = scratch_folder(self.keep, self.stack, f"{folder}_run{run + 1}")
+        seconds = self.settings.seconds
+        box = (Box.from_now(0, SEQUENTIAL_SPAN * seconds) if row.kind == SEQUENTIAL else
+               Box.from_now(self.settings.ramp, seconds))
+        try:
+            return self._run(row, str(out), box)
+        finally:
+            if not self.keep:
+                shutil.rmtree(out, ignore_errors=True)  # a temporary folder of ours
+
+    def _run(self, row: Row, out: str, box: Box) -> RunStats:
+        opts = self.opts
+        if row.kind == SEQUENTIAL:
+            return sequential_loop(self.urls, out, box=box, timeout=opts.timeout, rate=opts.rate)
+        if row.kind == CLASSIC:
+            return classic_pool(self.urls, out, box=box, workers=row.workers, chunksize=row.chunksize or 1,
+                                start_method=row.start_method or opts.start_method, timeout=opts.timeout,
+                                rate=opts.rate, log_pipe=self.relay.writer if self.relay else None,
+                                log_level=logging.getLogger("imgfetch").getEffectiveLevel(), log_pids=opts.log_pids)
+        row_opts = opts.replace(workers=row.workers, threads=row.threads, start_method=row.start_method)
+        return engine_run(self.urls, out, row_opts, box)
 
 
 def engine_run(urls: Sequence[str], out: str, opts: Options, box: Box) -> RunStats:
@@ -135,7 +161,7 @@ def engine_run(urls: Sequence[str], out: str, opts: Options, box: Box) -> RunSta
             if now > box.closes:
                 ran_out = False
                 break  # closing the iterator stops the run: downloads still in flight are cut short
-            outcomes.append(Outcome(record.pid or 0, record.status == "ok", record.bytes or 0, now))
+            outcomes.append(Outcome(record.pid or 0, record.status == OK, record.bytes or 0, now))
     finally:
         records.close()  # type: ignore[attr-defined]  # a generator
     return run_stats(outcomes, box, ran_out=ran_out)
@@ -144,10 +170,11 @@ def engine_run(urls: Sequence[str], out: str, opts: Options, box: Box) -> RunSta
 def _warm_up(urls: list[str], opts: Options, rows: list[Row], out: Path) -> None:
     """Unmeasured: start each start method's fork server, open the first connections."""
     sample = urls[:WARMUP_URLS]
-    sequential_loop(sample[:2], str(out), box=Box.from_now(0, 30), timeout=opts.timeout, rate=opts.rate)
+    sequential_loop(sample[:WARMUP_SEQUENTIAL_URLS], str(out), box=Box.from_now(0, WARMUP_LIMIT_S),
+                    timeout=opts.timeout, rate=opts.rate)
     for method in dict.fromkeys(row.start_method for row in rows if row.kind == ENGINE):
-        engine_run(sample, str(out / (method or "engine")), opts.replace(workers=1, threads=4, start_method=method,
-                                                                        log_pids=False), Box.from_now(0, 30))
+        warm_opts = opts.replace(workers=1, threads=WARMUP_THREADS, start_method=method, log_pids=False)
+        engine_run(sample, str(out / (method or "engine")), warm_opts, Box.from_now(0, WARMUP_LIMIT_S))
 
 
 def _pid_relay(opts: Options, stack: ExitStack) -> Any:
@@ -162,6 +189,7 @@ def _pid_relay(opts: Options, stack: ExitStack) -> Any:
 
 
 def _urls(settings: BenchSettings, stack: ExitStack, announce: Callable[[str], Any]) -> tuple[list[str], str]:
+    """The URLs to fetch and where they come from: the built-in server, or the list file."""
     if settings.urls is None:
         from .serverproc import ServerProcess
 
@@ -169,68 +197,21 @@ def _urls(settings: BenchSettings, stack: ExitStack, announce: Callable[[str], A
         announce(f"starting the built-in server: rendering {count} images")
         server = stack.enter_context(ServerProcess(count, settings.latency_ms, settings.latency_spread))
         return server.urls, f"the built-in server ({server.describe()}; {count} images)"
+    urls = _listed_urls(settings.urls, settings.limit)
+    return urls, f"{settings.urls} ({len(urls)} URLs)"
+
+
+def _listed_urls(path: str, limit: int | None) -> list[str]:
+    """The list's valid URLs, each once, in order; the first ``limit`` of them."""
     from ..sources import open_entries
 
     urls: list[str] = []
     seen: set[str] = set()
-    with open_entries(settings.urls) as entries:
+    with open_entries(path) as entries:
         for entry in entries:
             if entry.url is not None and entry.url not in seen:
                 seen.add(entry.url)
                 urls.append(entry.url)
-            if settings.limit and len(urls) >= settings.limit:
+            if limit and len(urls) >= limit:
                 break
-    return urls, f"{settings.urls} ({len(urls)} URLs)"
-
-
-def _keep_folder(keep: str) -> Path:
-    """A new folder of our own under --keep DIR: nothing already there is touched."""
-    parent = Path(keep)
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        path = _fresh_folder(parent, time.strftime("bench-%Y%m%d-%H%M%S"))
-    except OSError as exc:
-        raise OutputError(f"cannot use --keep {keep}: {exc.strerror or exc}") from None
-    if path is None:
-        raise OutputError(f"cannot use --keep {keep}: too many runs started this second")
-    return path
-
-
-def _fresh_folder(parent: Path, name: str) -> Path | None:
-    """Create parent/name, or name-2, name-3 ... if taken; None if 999 are taken."""
-    for n in range(1, 1000):
-        path = parent / (name if n == 1 else f"{name}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    return None
-
-
-def _scratch(keep: Path | None, stack: ExitStack, name: str) -> Path:
-    """A fresh folder for one run: under our --keep folder, or a temporary one removed at the end."""
-    if keep:
-        fresh = _fresh_folder(keep, name)
-        if fresh is not None:
-            return fresh
-    path = Path(tempfile.mkdtemp(prefix=f"imgfetch-bench-{name}-"))
-    stack.callback(shutil.rmtree, path, True)
-    return path
-
-
-def machine_info() -> dict[str, Any]:
-    """The machine and the versions that shape the numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from .. import __version__
-
-    versions: dict[str, str | None] = {"imgfetch": __version__}
-    for package in ("requests", "urllib3", "pillow", "matplotlib"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return {"usable_cpus": usable_cpus(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "implementation": platform.python_implementation(), "platform": platform.platform(),
-            "machine": platform.machine(), "versions": versions}
+    return urls

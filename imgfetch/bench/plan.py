@@ -1,7 +1,7 @@
 """What ``imgfetch bench`` compares: its settings, its rows (the classic example's, then imgfetch's
 engine over a sweep of sizes with get's defaults among them) and the report of their runs.
 
-``benchrun`` measures them; ``advice`` reads them; ``bench`` prints them.
+``measure`` runs them; ``advice`` reads them; ``table``, ``jsondoc`` and ``chart`` show them.
 """
 from __future__ import annotations
 
@@ -10,62 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .classic import RunStats
-from ..options import Options, usable_cpus
+from ..options import Options
+from .settings import BenchSettings
 
 SEQUENTIAL, CLASSIC, ENGINE = "sequential", "classic", "engine"
-DEFAULT_THREADS = (1, 16, 128, 256)  # from one thread per worker to past get's default of 128
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    """What to benchmark; validated like Options (ValueError naming the option)."""
-
-    urls: str | None = None          # a list file; None = the built-in server
-    count: int = 1500
-    latency_ms: float = 60.0
-    latency_spread: float = 1.0
-    limit: int | None = None
-    workers: tuple[int, ...] = ()    # () = 1, 2, 4, ... up to 2 x usable CPUs (at most 32)
-    threads: tuple[int, ...] = DEFAULT_THREADS
-    start_methods: tuple[str, ...] = ()
-    classic_workers: tuple[int, ...] = (3,)
-    chunksize: int = 1
-    repeat: int = 3
-    seconds: float = 1.0
-    ramp: float = 0.3
-    keep: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("count", "repeat", "chunksize"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {self.limit}")
-        if not 0 <= self.latency_ms <= 60_000:
-            raise ValueError(f"--latency-ms must be between 0 and 60000, got {self.latency_ms:g}")
-        if not 0 <= self.latency_spread <= 5:
-            raise ValueError(f"--latency-spread must be between 0 and 5, got {self.latency_spread:g}")
-        if not 0.05 <= self.seconds <= 3600:
-            raise ValueError(f"--seconds must be between 0.05 and 3600, got {self.seconds:g}")
-        if not 0 <= self.ramp <= 60:
-            raise ValueError(f"--ramp must be between 0 and 60, got {self.ramp:g}")
-        if not self.workers:
-            object.__setattr__(self, "workers", default_worker_sweep())
-        for name in ("workers", "threads", "classic_workers"):
-            sizes = getattr(self, name)
-            if not sizes or any(n < 1 for n in sizes):
-                raise ValueError(f"--{name.replace('_', '-')} sizes must be whole numbers >= 1")
-            object.__setattr__(self, name, tuple(sorted(set(sizes))))
-
-
-def default_worker_sweep(cpus: int | None = None) -> tuple[int, ...]:
-    """1, 2, 4, ... up to 2 x the CPUs (get's default), that value included; at most 32."""
-    top = min(32, 2 * (cpus or usable_cpus()))
-    sizes, n = [], 1
-    while n < top:
-        sizes.append(n)
-        n *= 2
-    return tuple(sizes + [top])
+MIN_RUNS = 2              # every row runs this often; more (up to --repeat) only while its runs disagree
+UNLISTED_METHOD = 99      # sorts get's default start method after the ones asked for when it is not among them
 
 
 def get_defaults() -> tuple[int, int, str]:
@@ -74,15 +24,11 @@ def get_defaults() -> tuple[int, int, str]:
     return defaults.workers, defaults.threads, defaults.start_method
 
 
-def parse_sizes(option: str, text: str) -> tuple[int, ...]:
-    """'1,2,4' -> (1, 2, 4); a clear ValueError naming the option otherwise."""
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"{option} takes comma-separated whole numbers like 1,2,4, got {text!r}") from None
-    if any(n < 1 for n in sizes):
-        raise ValueError(f"{option} sizes must be >= 1, got {text!r}")
-    return sizes
+def runs_per_row(repeat: int) -> str:
+    """'1 run', '2 runs' or '2-5 runs': how often each row ran (rows stop at 2 once their runs agree)."""
+    if repeat <= MIN_RUNS:
+        return f"{repeat} run{'s' if repeat > 1 else ''}"
+    return f"{MIN_RUNS}-{repeat} runs"
 
 
 @dataclass
@@ -156,6 +102,8 @@ class Row:
 
 @dataclass
 class BenchReport:
+    """Every row with its runs, and what the header, the JSON and the chart say about the run."""
+
     settings: BenchSettings
     rows: list[Row]
     url_count: int
@@ -194,6 +142,7 @@ def plan_rows(settings: BenchSettings, opts: Options) -> list[Row]:
     configs = {(m, t, w) for m in methods for t in settings.threads for w in settings.workers}
     workers, threads, method = get_defaults()
     configs.add((method, threads, workers))  # always a row: the advice compares with it
-    for m, t, w in sorted(configs, key=lambda c: (methods.index(c[0]) if c[0] in methods else 99, c[1], c[2])):
+    for m, t, w in sorted(configs, key=lambda c: (methods.index(c[0]) if c[0] in methods else UNLISTED_METHOD,
+                                                   c[1], c[2])):
         rows.append(Row(ENGINE, w, t, m, is_default=(m, t, w) == (method, threads, workers)))
     return rows

@@ -16,10 +16,12 @@ import multiprocessing
 from typing import Any, Sequence
 
 from ..errors import ImgFetchError
-from ..server.netmodel import NetModel
+from ..server import ImageServer, NetModel
 
 READY_TIMEOUT_S = 300.0  # rendering thousands of images on a busy machine takes a while
-STOP_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 5.0     # for the server to stop when asked, before it is killed
+KILLED_TIMEOUT_S = 1.0   # for the killed process to be reaped
+FIRST_QUANTILE = 0.5     # the mixed order starts with the median latency
 
 
 class ServerProcess:
@@ -46,6 +48,13 @@ class ServerProcess:
                                         args=(child, self.count, self.latency_ms, self.latency_spread, self.seed))
         self._process.start()
         child.close()
+        urls = self._wait_ready()
+        model = NetModel(self.latency_ms, self.latency_spread, seed=self.seed)  # the server's own model
+        self.urls = mixed_order(urls, [model.latency_s(i) for i in range(len(urls))])
+        return self
+
+    def _wait_ready(self) -> list[str]:
+        """The server's image URLs once every image is rendered; else stop it and raise ImgFetchError."""
         try:
             if not self._conn.poll(READY_TIMEOUT_S):
                 raise ImgFetchError(f"the built-in server did not start within {READY_TIMEOUT_S:g} s")
@@ -59,9 +68,7 @@ class ServerProcess:
         if kind != "ready":
             self.__exit__()
             raise ImgFetchError(f"the built-in server could not start: {payload}")
-        model = NetModel(self.latency_ms, self.latency_spread, seed=self.seed)  # the server's own model
-        self.urls = mixed_order(payload, [model.latency_s(i) for i in range(len(payload))])
-        return self
+        return payload
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -71,14 +78,12 @@ class ServerProcess:
         self._process.join(STOP_TIMEOUT_S)
         if self._process.is_alive():
             self._process.kill()
-            self._process.join(1.0)
+            self._process.join(KILLED_TIMEOUT_S)
         self._conn.close()
 
 
 def serve(conn: Any, count: int, latency_ms: float, latency_spread: float, seed: int) -> None:
     """The server process: render every image, say where it listens, serve until told to stop."""
-    from ..server import ImageServer
-
     try:
         with ImageServer(count=count, latency_ms=latency_ms, latency_spread=latency_spread, seed=seed) as server:
             for i in range(count):  # render every image before anything is timed
@@ -107,7 +112,7 @@ def mixed_order(items: Sequence[str], latencies: Sequence[float]) -> list[str]:
     taken = [False] * n
     order = []
     for j in range(n):
-        rank = min(int(((0.5 + j * step) % 1.0) * n), n - 1)
+        rank = min(int(((FIRST_QUANTILE + j * step) % 1.0) * n), n - 1)
         while taken[rank]:  # two quantiles fell on one rank: the next free one
             rank = (rank + 1) % n
         taken[rank] = True

@@ -13,6 +13,8 @@ _CHOICE = re.compile(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)")
 class GuidingParser(argparse.ArgumentParser):
     """One-line errors that suggest the nearest choice; no abbreviated options; examples kept as written."""
 
+    commands: dict[str, "GuidingParser"]  # the top-level parser's commands (set by build_parser)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)  # --worker 3 is a typo, not --workers 3
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
@@ -29,6 +31,7 @@ class GuidingParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
     def options(self) -> list[str]:
+        # argparse lists a parser's arguments only in its private _actions; there is no public accessor
         return [flag for action in self._actions for flag in action.option_strings]
 
 

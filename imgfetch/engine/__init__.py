@@ -1,0 +1,7 @@
+"""Where work runs. ``run`` is one run (list -> plan -> backend -> records -> manifest and progress);
+``schedule`` the loop that keeps the backend busy; ``pool`` the local pool of worker processes and
+``worker`` what runs inside them (one URL -> one record); ``politeness`` the per-host limits;
+``dask_pool`` the Dask backend; ``guard`` the check for scripts without a ``__main__`` guard.
+
+May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.logrelay, imgfetch.sources, imgfetch.net, imgfetch.images, imgfetch.store, imgfetch.report
+"""

@@ -8,6 +8,7 @@ becomes that URL's `worker crashed` record.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import queue
 import time
@@ -23,12 +24,13 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "--executor dask needs Dask: pip install 'imgfetch[dask]'"
 IN_FLIGHT_PER_THREAD = 2   # tasks per Dask thread: one running, one ready to start
 SIZE_CHECK_S = 2.0         # how often the cluster's size is looked at again
+CONNECT_TIMEOUT_S = 30     # how long to try reaching --scheduler before giving up
 
 
 def require_dask() -> None:
     """Fail early, before any download, when the extra is missing."""
     try:
-        import distributed  # noqa: F401
+        importlib.import_module("distributed")
     except ImportError:
         raise ImgFetchError(INSTALL_HINT) from None
 
@@ -44,7 +46,7 @@ class DaskPool:
         self.cluster = None
         try:
             if opts.scheduler:
-                self.client = Client(opts.scheduler, timeout=30)
+                self.client = Client(opts.scheduler, timeout=CONNECT_TIMEOUT_S)
             else:
                 self.cluster = LocalCluster(n_workers=opts.workers, threads_per_worker=opts.threads, processes=True,
                                             host="127.0.0.1", dashboard_address="127.0.0.1:0")  # loopback only

@@ -12,6 +12,7 @@ which starts workers, which import the script... Two defences, so the user reads
 from __future__ import annotations
 
 import ast
+import inspect
 import multiprocessing
 import os
 import sys
@@ -71,7 +72,7 @@ def unguarded_call_site() -> str | None:
     filename = getattr(main, "__file__", None)
     if main is None or not filename:
         return None
-    frame: Any = sys._getframe(1)
+    frame: Any = inspect.currentframe()  # None where the interpreter keeps no frames: then unknown
     top = None
     while frame is not None:
         if frame.f_code.co_name == "<module>" and frame.f_globals is vars(main):

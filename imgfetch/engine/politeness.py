@@ -16,6 +16,9 @@ from ..records import FetchResult, Task
 
 LOOKAHEAD = 20_000       # tasks read ahead of the pool to find ones whose host is free
 PASSTHROUGH_MAX = 1_024  # ready-made records (skipped, duplicate, invalid) held before they are handed on
+WAIT_HINT_S = 0.2        # the wait hint when no rate limit is due sooner: the engine's usual poll interval
+MIN_WAIT_HINT_S = 0.005  # shortest wait hint, so a host due any moment does not make the engine spin
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class PlainFeeder:
@@ -46,12 +49,12 @@ class PlainFeeder:
         pass
 
     def wait_hint(self) -> float:
-        return 0.2
+        return WAIT_HINT_S
 
 
 def host_of(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
-    return (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    return (parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, DEFAULT_PORTS["http"]))
 
 
 class HostScheduler:
@@ -122,9 +125,9 @@ class HostScheduler:
     def wait_hint(self) -> float:
         """Seconds until a rate-limited host may start again (for the pool's wait timeout)."""
         if not self.interval or not self.next_start:
-            return 0.2
-        soonest = min(self.next_start.get(host, 0.0) for host in self.pending) if self.pending else 0.2
-        return max(0.005, min(0.2, soonest - time.monotonic()))
+            return WAIT_HINT_S
+        soonest = min(self.next_start.get(host, 0.0) for host in self.pending) if self.pending else WAIT_HINT_S
+        return max(MIN_WAIT_HINT_S, min(WAIT_HINT_S, soonest - time.monotonic()))
 
     def _fill(self, passthrough: list[FetchResult]) -> None:
         while not self.exhausted and self.buffered < LOOKAHEAD and len(passthrough) < PASSTHROUGH_MAX:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 QUARANTINE_WORKERS = 2     # processes that retry suspects, one URL each at a time
 MAX_STARTUP_DEATHS = 5     # workers in a row dying before they are ready: give up
 JOIN_S = 2.0               # how long close() waits for a worker to exit before terminating it
+KILLED_JOIN_S = 1.0        # then, how long it waits for a killed worker to be gone
+PREFETCH_MIN = 2           # URLs queued in a worker beyond its threads, at the least
+PREFETCH_SHARE = 8         # and one more per this many threads
 Done = tuple[Task, FetchResult]
 
 
@@ -44,7 +47,7 @@ class WorkerInitFailed(ImgFetchError):
 
 def prefetch(threads: int) -> int:
     """URLs queued in a worker beyond its threads, so a thread that finishes starts the next at once."""
-    return max(2, threads // 8)
+    return max(PREFETCH_MIN, threads // PREFETCH_SHARE)
 
 
 class _Worker:
@@ -167,23 +170,9 @@ class LocalPool:
         (self.quarantine if quarantined else self.workers).remove(worker)
         unstarted: list[Task] = []
         if not worker.ready:
-            self.startup_deaths += 1
-            if self.startup_deaths > MAX_STARTUP_DEATHS:
-                raise PoolKeepsDying(
-                    "worker processes keep dying as soon as they start; with spawn or forkserver, a script "
-                    "must call imgfetch under `if __name__ == '__main__':`")
-            unstarted = list(worker.held.values())  # it died before it could start them: innocent
-        elif self.stopping:
-            pass  # the run is ending: what it held is fetched again next run, like any unfinished URL
-        else:
-            log.warning("a worker process died (exit code %s) holding %d URL%s; retrying %s one by one",
-                        worker.process.exitcode, len(worker.held), "" if len(worker.held) == 1 else "s",
-                        "it" if len(worker.held) == 1 else "them")
-            for task in worker.held.values():
-                if task.suspect >= 1:
-                    done.append((task, crashed_record(task)))
-                else:
-                    self.suspects.append(dataclasses.replace(task, suspect=task.suspect + 1))
+            unstarted = self._died_starting(worker)
+        elif not self.stopping:  # when stopping, what it held is fetched again next run, like any unfinished URL
+            self._suspect_held(worker, done)
         if quarantined:
             self.suspects.extendleft(unstarted)
         elif not self.stopping:
@@ -191,6 +180,26 @@ class LocalPool:
             self.workers.append(replacement)
             if unstarted:
                 replacement.give(unstarted)
+
+    def _died_starting(self, worker: _Worker) -> list[Task]:
+        """A worker died before it was ready: the tasks it held, all innocent (it never started them)."""
+        self.startup_deaths += 1
+        if self.startup_deaths > MAX_STARTUP_DEATHS:
+            raise PoolKeepsDying(
+                "worker processes keep dying as soon as they start; with spawn or forkserver, a script "
+                "must call imgfetch under `if __name__ == '__main__':`")
+        return list(worker.held.values())
+
+    def _suspect_held(self, worker: _Worker, done: list[Done]) -> None:
+        """A worker died while downloading: each URL it held is retried alone, or convicted if it was retried."""
+        held = len(worker.held)
+        log.warning("a worker process died (exit code %s) holding %d URL%s; retrying %s one by one",
+                    worker.process.exitcode, held, "" if held == 1 else "s", "it" if held == 1 else "them")
+        for task in worker.held.values():
+            if task.suspect >= 1:
+                done.append((task, crashed_record(task)))
+            else:
+                self.suspects.append(dataclasses.replace(task, suspect=task.suspect + 1))
 
     def _feed_quarantine(self) -> None:
         if self.stopping:
@@ -229,7 +238,7 @@ class LocalPool:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():  # workers ignore SIGTERM (see worker_main)
                 worker.process.kill()
-                worker.process.join(1.0)
+                worker.process.join(KILLED_JOIN_S)
             worker.conn.close()
 
 

@@ -16,15 +16,18 @@ from ..errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
 from ..store.keys import KeySet
 from ..logrelay import LogRelay
-from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, Summary, compact
+from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact
 from ..options import Options
-from ..report.progress import ListCounter, Progress
+from ..report.progress import Progress
+from ..report.summary import Summary
 from ..records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
-from ..sources import Entry, open_entries
+from ..sources import Entry, ListCounter, open_entries
 from ..urls import mask_url, normalized_key
 from ..store.files import OutputDir, file_matches
 
 log = logging.getLogger(__name__)
+SIGNAL_EXIT_BASE = 128  # a process ended by signal N exits with 128 + N, as shells report it
+COMPACT_RATIO = 2  # compact a manifest once it holds over this many lines per URL it records
 
 
 class Run:
@@ -79,51 +82,19 @@ class Run:
     def _run(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
         started = time.monotonic()
         errors = Path(self.opts.errors) if self.opts.errors else None
-        new_folders = _missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
-        new_manifest = not self.manifest_path.exists()
-        try:
-            self.out.open()
-            done = DoneIndex(self.manifest_path)
-            writer = ManifestWriter(self.manifest_path, errors)
-        except BaseException:  # a run that could not start leaves nothing behind
-            self.out.close()
-            if new_manifest and _is_empty_file(self.manifest_path):
-                self.manifest_path.unlink()
-            _remove_if_empty(new_folders)
-            raise
-        root = os.path.abspath(self.out.root)
+        done, writer = self._open(errors)
         bar = Progress(self.summary, self._counter, self.label) if self.opts.progress else None
         relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
         complete = False
         try:
             self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
                                  stop_requested=lambda: self._signum is not None or self._disk_full)
-            full_urls: dict[str, str] = {}
-            plan = _plan(entries, done, self.out.root, full_urls if errors else None)
+            full_urls: dict[str, str] | None = {} if errors else None  # for the errors file
+            plan = _plan(entries, done, self.out.root, full_urls)
             with _signals(self._on_signal):
-                for result in self.engine.run(plan):
-                    if result.status == CANCELLED:
-                        continue  # not this URL's fault; the next run fetches it
-                    try:
-                        writer.write(result, full_urls.pop(result.key, None) if errors else None)
-                    except DiskFull:
-                        self._disk_full = True
-                        break  # not even the reserve is left: stop at once
-                    if (result.error_kind == "disk_full" or writer.low_space) and not self._disk_full:
-                        self._disk_full = True  # stop: downloads in flight finish into the manifest's reserve
-                        log.warning("the disk is full: stopping")
-                    if result.path:
-                        result.abspath = os.path.join(root, result.path)
-                    self.summary.add(result)
-                    self.summary.seconds = time.monotonic() - started
-                    if bar is not None:
-                        bar.add(result)
-                    yield result
+                yield from self._record(self.engine.run(plan), writer, full_urls, bar, started)
             complete = self._signum is None and not self._disk_full
-            writer.close()
-            done.close()
-            if complete and done.lines + writer.written > 2 * max(writer.written, len(done), 1):
-                _compact(self.manifest_path)
+            self._finish(done, writer, complete)
         finally:
             self.summary.seconds = time.monotonic() - started
             writer.close()
@@ -132,6 +103,56 @@ class Run:
                 bar.close(complete)
             relay.stop()
             self.out.close()
+
+    def _open(self, errors: Path | None) -> tuple[DoneIndex, ManifestWriter]:
+        """Open the output folder and the manifest; a run that cannot start leaves nothing behind."""
+        new_folders = _missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
+        new_manifest = not self.manifest_path.exists()
+        try:
+            self.out.open()
+            return DoneIndex(self.manifest_path), ManifestWriter(self.manifest_path, errors)
+        except BaseException:
+            self.out.close()
+            if new_manifest and _is_empty_file(self.manifest_path):
+                self.manifest_path.unlink()
+            _remove_if_empty(new_folders)
+            raise
+
+    def _record(self, records: Iterator[FetchResult], writer: ManifestWriter, full_urls: dict[str, str] | None,
+                bar: Progress | None, started: float) -> Iterator[FetchResult]:
+        """Write each record to the manifest, count it, show it, and hand it on."""
+        root = os.path.abspath(self.out.root)
+        for result in records:
+            if result.status == CANCELLED:
+                continue  # not this URL's fault; the next run fetches it
+            if not self._write(writer, result, full_urls):
+                break  # not even the reserve is left: stop at once
+            if result.path:
+                result.abspath = os.path.join(root, result.path)
+            self.summary.add(result)
+            self.summary.seconds = time.monotonic() - started
+            if bar is not None:
+                bar.add(result)
+            yield result
+
+    def _write(self, writer: ManifestWriter, result: FetchResult, full_urls: dict[str, str] | None) -> bool:
+        """Write one record; False when the disk is too full even for that."""
+        try:
+            writer.write(result, full_urls.pop(result.key, None) if full_urls is not None else None)
+        except DiskFull:
+            self._disk_full = True
+            return False
+        if (result.error_kind == "disk_full" or writer.low_space) and not self._disk_full:
+            self._disk_full = True  # stop: downloads in flight finish into the manifest's reserve
+            log.warning("the disk is full: stopping")
+        return True
+
+    def _finish(self, done: DoneIndex, writer: ManifestWriter, complete: bool) -> None:
+        """Close the manifest; after a complete run, compact it if old records make up most of it."""
+        writer.close()
+        done.close()
+        if complete and done.lines + writer.written > COMPACT_RATIO * max(writer.written, len(done), 1):
+            _compact(self.manifest_path)
 
     def _on_signal(self, signum: int) -> None:
         if self._signum is None:
@@ -148,7 +169,8 @@ class Run:
                 except OSError:
                     pass
         self.out.close()
-        os._exit(128 + self._signum)
+        # os._exit (public despite its name): end now, without running cleanup that waits on workers.
+        os._exit(SIGNAL_EXIT_BASE + self._signum)
 
 
 def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,

@@ -67,35 +67,62 @@ class Engine:
     def _loop(self, feeder: PlainFeeder | HostScheduler, backend: Backend) -> Iterator[FetchResult]:
         passthrough: list[FetchResult] = []
         exhausted = False
-        stop_at: float | None = None   # when the grace period ends
-        abort_at: float | None = None  # when we stop waiting for cut-short downloads
+        stop = _Stop(backend)
         while True:
-            if stop_at is None and self.stop_requested():
-                backend.drain()
-                stop_at = time.monotonic() + STOP_GRACE_S
+            if not stop.started and self.stop_requested():
+                stop.start()
             more = False
-            if stop_at is None and not exhausted:
+            if not stop.started and not exhausted:
                 exhausted, more = _fill(feeder, backend, passthrough)
             if passthrough:
                 yield from passthrough
                 passthrough.clear()
-            if not backend.outstanding() and (exhausted or stop_at is not None):
+            if not backend.outstanding() and (exhausted or stop.started):
                 return
-            now = time.monotonic()
-            if stop_at is not None and abort_at is None and now >= stop_at:
-                backend.abort()
-                abort_at = now + ABORT_WAIT_S
-            if abort_at is not None and now >= abort_at:
-                log.warning("%d download(s) did not end after the stop; they are not recorded",
-                            backend.outstanding())
+            if stop.given_up():
                 return
-            timeout = 0.0 if more else min(IDLE_WAIT_S, feeder.wait_hint())
-            finished = backend.poll(timeout)
-            if finished:
-                feeder.release([task for task, _ in finished])
-                for _task, record in finished:
-                    if record.status != CANCELLED:  # not this URL's fault; the next run fetches it
-                        yield record
+            yield from _collect(feeder, backend, 0.0 if more else min(IDLE_WAIT_S, feeder.wait_hint()))
+
+
+class _Stop:
+    """A stop in progress: no new tasks at once, downloads cut after STOP_GRACE_S, given up ABORT_WAIT_S later."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.stop_at: float | None = None   # when the grace period ends
+        self.abort_at: float | None = None  # when we stop waiting for cut-short downloads
+
+    @property
+    def started(self) -> bool:
+        return self.stop_at is not None
+
+    def start(self) -> None:
+        self.backend.drain()
+        self.stop_at = time.monotonic() + STOP_GRACE_S
+
+    def given_up(self) -> bool:
+        """Cut the downloads still going at the end of the grace period; True once their records are not awaited."""
+        if self.stop_at is None:
+            return False
+        now = time.monotonic()
+        if self.abort_at is None and now >= self.stop_at:
+            self.backend.abort()
+            self.abort_at = now + ABORT_WAIT_S
+        if self.abort_at is not None and now >= self.abort_at:
+            log.warning("%d download(s) did not end after the stop; they are not recorded",
+                        self.backend.outstanding())
+            return True
+        return False
+
+
+def _collect(feeder: PlainFeeder | HostScheduler, backend: Backend, timeout: float) -> Iterator[FetchResult]:
+    """Wait up to ``timeout`` for records; free their hosts' slots and hand them on."""
+    finished = backend.poll(timeout)
+    if finished:
+        feeder.release([task for task, _ in finished])
+        for _task, record in finished:
+            if record.status != CANCELLED:  # not this URL's fault; the next run fetches it
+                yield record
 
 
 def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend,

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 pid_log = logging.getLogger("imgfetch.pids")
 PID_LINE = "[Process ID]:%d Downloading %s"
 PARENT_CHECK_S = 1.0  # how often an idle worker checks that its parent is still there
+ELAPSED_DIGITS = 4    # decimals of a record's elapsed_s (a tenth of a millisecond)
+THREAD_JOIN_S = 2.0   # how long an exiting worker waits for each of its threads
 
 
 def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, log_level: int,
@@ -84,34 +86,42 @@ class _Worker:
         self.sender.start()
         for thread in self.threads:
             thread.start()
+        try:
+            self._listen()
+        except (EOFError, OSError):
+            pass  # the parent went away
+        self._shutdown()
+
+    def _listen(self) -> None:
+        """Act on the parent's messages until it says exit, or is gone."""
         # The process that started us, not os.getppid(): under forkserver that is the fork
         # server, which a SIGTERM to the process group ends while the run goes on.
         parent = multiprocessing.parent_process()
-        try:
-            while True:
-                if not self.conn.poll(PARENT_CHECK_S):
-                    if parent is not None and not parent.is_alive():
-                        break  # orphaned: the run is gone
-                    continue
-                message = self.conn.recv()
-                if message[0] == "tasks":
-                    for task in message[1]:
-                        self.inbox.put(task)
-                elif message[0] == "drain":
-                    self._drain()
-                elif message[0] == "abort":
-                    self._abort()
-                elif message[0] == "exit":
-                    break
-        except (EOFError, OSError):
-            pass  # the parent went away
+        while True:
+            if not self.conn.poll(PARENT_CHECK_S):
+                if parent is not None and not parent.is_alive():
+                    return  # orphaned: the run is gone
+                continue
+            message = self.conn.recv()
+            if message[0] == "tasks":
+                for task in message[1]:
+                    self.inbox.put(task)
+            elif message[0] == "drain":
+                self._drain()
+            elif message[0] == "abort":
+                self._abort()
+            elif message[0] == "exit":
+                return
+
+    def _shutdown(self) -> None:
+        """Cut what is in flight, let the threads send its records, and end them."""
         self._abort()
         for _ in self.threads:
             self.inbox.put(None)
         for thread in self.threads:
-            thread.join(timeout=2.0)
+            thread.join(timeout=THREAD_JOIN_S)
         self.outbox.put(None)
-        self.sender.join(timeout=2.0)
+        self.sender.join(timeout=THREAD_JOIN_S)
 
     def _drain(self) -> None:
         """Stop starting tasks: hand back every queued one at once (threads finish what they hold)."""
@@ -215,7 +225,7 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
         log.warning("internal error on %s: %s: %s", masked, type(exc).__name__, exc, exc_info=True)
         result.status, result.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
         result.error_kind = "internal"
-    result.elapsed_s = round(time.monotonic() - started, 4)
+    result.elapsed_s = round(time.monotonic() - started, ELAPSED_DIGITS)
     result.fetched_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     return result
 

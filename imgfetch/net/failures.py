@@ -8,10 +8,12 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from typing import Iterator
+from typing import Callable, Iterator
 
 import requests
 import urllib3.exceptions as u3
+
+SHORT_CHARS = 100  # longest part of an exception's text quoted in an error message
 
 ERROR_KINDS = {
     "http": "the server answered with an HTTP error status (404, 500, ...)",
@@ -60,6 +62,10 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
                      if isinstance(a, BaseException))
 
 
+Verdict = tuple[str, str, bool]  # (message, kind, transient)
+Finder = Callable[..., BaseException | None]  # the first exception in the chain of any of these types
+
+
 def describe(exc: BaseException, timeout: float, url: str, *, status: int | None = None, got: int = 0) -> Failure:
     """A requests/urllib3/socket exception -> a typed Failure with a short message."""
     chain = list(causes(exc))
@@ -67,39 +73,46 @@ def describe(exc: BaseException, timeout: float, url: str, *, status: int | None
     def has(*types: type) -> BaseException | None:
         return next((c for c in chain if isinstance(c, types)), None)
 
-    def fail(message: str, kind: str, transient: bool = True) -> Failure:
-        return Failure(message, kind, transient=transient, status=status, final_url=url)
+    message, kind, transient = _reaching_the_server(has, timeout, got) or _the_answer(has, exc, got)
+    return Failure(message, kind, transient=transient, status=status, final_url=url)
 
+
+def _reaching_the_server(has: Finder, timeout: float, got: int) -> Verdict | None:
+    """Failures to connect or to hear back: refused, reset, DNS, timeouts, TLS."""
     if has(ConnectionRefusedError):
-        return fail("connection refused", "connection")
+        return "connection refused", "connection", True
     if has(ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-        return fail("connection reset by the server" + (f" after {got:,} bytes" if got else ""), "connection")
+        return "connection reset by the server" + (f" after {got:,} bytes" if got else ""), "connection", True
     if has(u3.NameResolutionError, socket.gaierror):
-        return fail("host not found", "dns", transient=False)
+        return "host not found", "dns", False
     connect = has(requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)
     if connect is not None and not isinstance(connect, u3.NewConnectionError):  # a subclass, for history's sake
-        return fail(f"timed out connecting (no answer in {timeout:g} s)", "timeout")
+        return f"timed out connecting (no answer in {timeout:g} s)", "timeout", True
     if has(requests.exceptions.ReadTimeout, u3.ReadTimeoutError, socket.timeout, TimeoutError):
-        return fail(f"timed out: no data for {timeout:g} s", "timeout")
+        return f"timed out: no data for {timeout:g} s", "timeout", True
     tls = has(ssl.SSLError)
     if tls is not None or has(requests.exceptions.SSLError, u3.SSLError):
-        return fail(f"TLS error: {_tls_reason(tls)}", "tls", transient=False)
+        return f"TLS error: {_tls_reason(tls)}", "tls", False
+    return None
+
+
+def _the_answer(has: Finder, exc: BaseException, got: int) -> Verdict:
+    """Failures of the proxy, of the server's answer or of the URL; else a plain connection failure."""
     if has(requests.exceptions.ProxyError, u3.ProxyError):
-        return fail("proxy error: " + _short(has(OSError) or exc), "proxy")
+        return "proxy error: " + _short(has(OSError) or exc), "proxy", True
     if has(u3.InvalidChunkLength, u3.InvalidHeader, u3.HeaderParsingError, http.client.BadStatusLine,
            http.client.LineTooLong, requests.exceptions.InvalidHeader):
-        return fail(f"malformed HTTP answer: {_short(has(u3.InvalidChunkLength, u3.InvalidHeader, http.client.HTTPException) or exc)}",
-                    "protocol", transient=False)
+        detail = _short(has(u3.InvalidChunkLength, u3.InvalidHeader, http.client.HTTPException) or exc)
+        return f"malformed HTTP answer: {detail}", "protocol", False
     if has(requests.exceptions.ContentDecodingError, u3.DecodeError):
-        return fail("bad Content-Encoding: body could not be decoded", "protocol", transient=False)
+        return "bad Content-Encoding: body could not be decoded", "protocol", False
     if has(http.client.IncompleteRead, u3.IncompleteRead):
-        return fail(f"truncated body: connection closed after {got:,} bytes, before the declared length",
-                    "connection")
+        return f"truncated body: connection closed after {got:,} bytes, before the declared length", "connection", True
     if has(http.client.RemoteDisconnected):
-        return fail("connection closed by the server before it answered", "connection")
+        return "connection closed by the server before it answered", "connection", True
     if has(requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, u3.LocationParseError):
-        return fail("bad URL: " + _short(exc), "invalid", transient=False)
-    return fail("connection failed: " + _short(has(OSError) or exc), "connection")
+        return "bad URL: " + _short(exc), "invalid", False
+    return "connection failed: " + _short(has(OSError) or exc), "connection", True
 
 
 def _tls_reason(error: BaseException | None) -> str:
@@ -110,7 +123,7 @@ def _tls_reason(error: BaseException | None) -> str:
     return "handshake failed"
 
 
-def _short(exc: BaseException, limit: int = 100) -> str:
+def _short(exc: BaseException, limit: int = SHORT_CHARS) -> str:
     """The innermost readable part of an exception, cut at a word, never inside brackets."""
     text = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).strip()
     text = text.rsplit(": ", 1)[-1] if len(text) > limit else text

@@ -1,38 +1,37 @@
 """One URL -> bytes: timeouts, a per-URL time budget (--max-time), a size cap, retries, redirects."""
 from __future__ import annotations
 
-import email.utils
 import logging
-import os
-import random
 import time
-import urllib.request
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Protocol
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
-from requests.utils import should_bypass_proxies
 
+from .budget import Budget, parse_retry_after, retry_wait
 from .failures import Failure, describe
 from .limits import idle_pools
 from ..options import Options
+from .session import ProxyConfig, ca_verify, prepared_get, request_headers
+from .session import drops_user_headers as _drops_user_headers  # the name tests and older callers use
 from ..urls import mask_url
 from .watchdog import Armed, WatchedAdapter, Watchdog
 
+__all__ = ["CANCELLED_ERROR", "Download", "Fetcher", "ProxyConfig", "StopFlag", "_drops_user_headers"]
+
 log = logging.getLogger(__name__)
-CHUNK = 256 * 1024
+CHUNK = 256 * 1024    # bytes read from the socket at a time
 CANCELLED_ERROR = "cancelled"
-BACKOFF_CAP = 30.0
-MIN_ATTEMPT_S = 1.0   # a retry is started only if at least min(--timeout, this) of --max-time is left
 IDLE_POOLS = 64       # hosts whose idle keep-alive connections a process keeps
-ACCEPT = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"
-ACCEPT_ENCODING = "gzip, deflate"
+MIN_POOL_SIZE = 2     # idle connections kept per host, even with one thread
+MIN_WAIT_S = 0.01     # shortest socket timeout, when the attempt's time is all but gone
+HTTP_OK = 200         # the only status whose body is taken as the image
 _REDIRECTS = (301, 302, 303, 307, 308)
-_NO_HOOKS: dict[str, list] = {"response": []}
+_RETRYABLE = (408, 429)  # request timeout, too many requests; and every 5xx
+_SERVER_ERRORS = 500     # statuses from here on may succeed on a retry
+_RETRY_AFTER = (429, 503)  # statuses whose Retry-After header is honoured
 
 
 class StopFlag(Protocol):
@@ -53,52 +52,6 @@ class Download:
     error_kind: str | None = None
 
 
-class ProxyConfig:
-    """Proxy settings resolved once from --proxy or the environment, then looked up per host."""
-
-    def __init__(self, explicit: str | None) -> None:
-        env = urllib.request.getproxies_environment()
-        self._no_proxy = env.pop("no", "")
-        if explicit:
-            self._proxies = {"http": explicit, "https": explicit}
-        else:
-            self._proxies = {k: v for k, v in env.items() if k in ("http", "https", "all")}
-        self.lookup = lru_cache(maxsize=4096)(self._lookup)
-
-    def _lookup(self, scheme: str, netloc: str) -> dict[str, str] | None:
-        if not self._proxies:
-            return None
-        # requests' own NO_PROXY rules (suffixes, host:port, CIDR blocks for IP addresses).
-        if self._no_proxy and should_bypass_proxies(f"{scheme}://{netloc}/", self._no_proxy):
-            return None
-        proxy = self._proxies.get(scheme) or self._proxies.get("all")
-        return {scheme: proxy} if proxy else None
-
-
-def _ca_verify(opts: Options) -> bool | str:
-    if opts.insecure:
-        return False
-    return opts.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-
-
-class _Budget:
-    """The time one URL may take (--max-time), and the time the current attempt may take (--deadline)."""
-
-    __slots__ = ("end", "attempt_end")
-
-    def __init__(self, opts: Options) -> None:
-        self.end = time.monotonic() + opts.max_time
-        self.attempt_end = self.end
-
-    def start_attempt(self, deadline: float | None) -> float:
-        now = time.monotonic()
-        self.attempt_end = min(self.end, now + deadline) if deadline else self.end
-        return self.attempt_end - now
-
-    def left(self) -> float:
-        return self.end - time.monotonic()
-
-
 class Fetcher:
     """Fetches URLs through one requests adapter per process, shared by the download threads.
 
@@ -113,20 +66,17 @@ class Fetcher:
         self.opts = opts
         self.stop = stop
         self.proxies = ProxyConfig(opts.proxy)
-        self.verify = _ca_verify(opts)
+        self.verify = ca_verify(opts)
         self.adapter = WatchedAdapter(pool_connections=idle_pools(opts.threads, IDLE_POOLS),
-                                      pool_maxsize=max(2, opts.threads), max_retries=0)
-        base = {"User-Agent": opts.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING,
-                "Connection": "keep-alive"}
-        self._headers = CaseInsensitiveDict(base)
-        self._headers.update(dict(opts.headers))
-        self._bare_headers = CaseInsensitiveDict(base)  # for hops that must not see user headers
+                                      pool_maxsize=max(MIN_POOL_SIZE, opts.threads), max_retries=0)
+        # _bare_headers: for hops that must not see the user's headers
+        self._headers, self._bare_headers = request_headers(opts)
 
     def fetch(self, url: str) -> Download:
         """Fetch with retries inside the --max-time budget; never raises for a per-URL problem."""
-        budget = _Budget(self.opts)
+        budget = Budget(self.opts)
         dog = Watchdog.get()
-        attempts, final_url, status = 0, url, None
+        attempts, final_url = 0, url
         try:
             while True:
                 attempts += 1
@@ -136,37 +86,30 @@ class Fetcher:
                     return Download(body, status, final_url, ctype, None, attempts)
                 except Failure as exc:
                     failure = exc
-                    status, final_url = failure.status, failure.final_url or final_url
-                    error = str(failure)
                 finally:
                     dog.disarm()
-                if self._stopping():
-                    return Download(None, status, final_url, None, CANCELLED_ERROR, attempts)
-                if not failure.transient or attempts > self.opts.retries or budget.left() <= 0:
-                    return Download(None, status, final_url, None, error, attempts, failure.kind)
-                delay, refusal = self._next_wait(attempts, failure.retry_after, budget)
-                if refusal:
-                    return Download(None, status, final_url, None, f"{error}; {refusal}", attempts, failure.kind)
-                log.debug("retrying %s in %.2f s: %s", mask_url(url), delay, error)
-                if self._sleep(delay):
-                    return Download(None, status, final_url, None, CANCELLED_ERROR, attempts)
+                final_url = failure.final_url or final_url
+                delay, error, kind = self._after_failure(failure, attempts, budget)
+                if delay is not None:
+                    log.debug("retrying %s in %.2f s: %s", mask_url(url), delay, error)
+                    if not self._sleep(delay):
+                        continue
+                    error, kind = CANCELLED_ERROR, None
+                return Download(None, failure.status, final_url, None, error, attempts, kind)
         finally:
             dog.disarm()
 
-    def _next_wait(self, attempts: int, retry_after: float | None, budget: _Budget) -> tuple[float, str | None]:
-        """(seconds to wait before the next attempt, or a reason not to make one)."""
-        opts, left = self.opts, budget.left()
-        if retry_after is not None:
-            if retry_after > opts.max_retry_after:
-                return 0.0, f"Retry-After {retry_after:g} s is longer than --max-retry-after {opts.max_retry_after:g} s"
-            if retry_after > left:
-                return 0.0, f"Retry-After {retry_after:g} s is longer than the {max(left, 0):.1f} s left of --max-time {opts.max_time:g} s"
-            delay = retry_after
-        else:
-            delay = min(BACKOFF_CAP, opts.backoff * 2 ** (attempts - 1)) * random.uniform(0.5, 1.5)  # jitter
-        if left - delay < min(opts.timeout, MIN_ATTEMPT_S):
-            return 0.0, f"gave up after {attempts} attempt{'s' if attempts > 1 else ''}: no time left in --max-time {opts.max_time:g} s"
-        return delay, None
+    def _after_failure(self, failure: Failure, attempts: int, budget: Budget) -> tuple[float | None, str, str | None]:
+        """(seconds before the next attempt, or None to give up; the error so far; its kind)."""
+        error = str(failure)
+        if self._stopping():
+            return None, CANCELLED_ERROR, None
+        if not failure.transient or attempts > self.opts.retries or budget.left() <= 0:
+            return None, error, failure.kind
+        delay, refusal = retry_wait(self.opts, attempts, failure.retry_after, budget.left())
+        if refusal:
+            return None, f"{error}; {refusal}", failure.kind
+        return delay, error, failure.kind
 
     def _sleep(self, delay: float) -> bool:
         """Wait between attempts; True when the run is stopping."""
@@ -178,15 +121,15 @@ class Fetcher:
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
-    def _attempt(self, url: str, budget: _Budget, armed: Armed) -> tuple[bytes, int, str, str | None]:
+    def _attempt(self, url: str, budget: Budget, armed: Armed) -> tuple[bytes, int, str, str | None]:
         opts = self.opts
-        allowed = budget.start_attempt(opts.deadline)
+        budget.start_attempt()
         armed.deadline = budget.attempt_end
         seen = {url}
         current, headers = url, self._headers
         origin = urlsplit(url)
         for _hop in range(opts.max_redirects + 1):
-            resp = self._get(current, headers, budget, armed, allowed)
+            resp = self._get(current, headers, budget, armed)
             try:
                 if resp.status_code not in _REDIRECTS:
                     return self._read(resp, current, budget, armed)
@@ -214,47 +157,31 @@ class Fetcher:
             raise Failure("redirect loop", "redirect", transient=False, status=resp.status_code, final_url=target)
         return target
 
-    def _get(self, url: str, headers: CaseInsensitiveDict, budget: _Budget, armed: Armed,
-             allowed: float) -> requests.Response:
-        opts = self.opts
-        request = PreparedRequest()
-        request.method, request.body, request.hooks, request._cookies = "GET", None, _NO_HOOKS, None
-        if url.isascii() and " " not in url:
-            request.url = url  # already normalised by sources.normalize_url (or a Location we joined)
-        else:
-            request.prepare_url(url, None)
-        request.headers = headers.copy()
+    def _get(self, url: str, headers: CaseInsensitiveDict, budget: Budget, armed: Armed) -> requests.Response:
+        request = prepared_get(url, headers)
         parts = urlsplit(url)
         proxies = self.proxies.lookup(parts.scheme, parts.netloc.rpartition("@")[2])
-        wait = max(0.01, min(opts.timeout, budget.attempt_end - time.monotonic()))
+        wait = max(MIN_WAIT_S, min(self.opts.timeout, budget.attempt_end - time.monotonic()))
         try:
             return self.adapter.send(request, stream=True, timeout=(wait, wait), verify=self.verify,
                                      proxies=proxies or {})
         except requests.exceptions.RequestException as exc:
             raise self._failure(exc, budget, armed, url) from None
 
-    def _failure(self, exc: BaseException, budget: _Budget, armed: Armed, url: str, *, status: int | None = None,
+    def _failure(self, exc: BaseException, budget: Budget, armed: Armed, url: str, *, status: int | None = None,
                  got: int = 0) -> Failure:
         if self._stopping():
             return Failure(CANCELLED_ERROR, "cancelled", transient=False, status=status, final_url=url)
         if armed.fired or time.monotonic() >= budget.attempt_end:
-            return self._over_time(url, status, budget)
+            return budget.overrun(url, status)
         return describe(exc, self.opts.timeout, url, status=status, got=got)
 
-    def _over_time(self, url: str, status: int | None, budget: _Budget) -> Failure:
-        opts = self.opts
-        if budget.attempt_end < budget.end:
-            return Failure(f"timed out: download took longer than --deadline {opts.deadline:g} s", "timeout", transient=True,
-                            status=status, final_url=url)
-        return Failure(f"timed out: download took longer than --max-time {opts.max_time:g} s", "timeout", transient=True,
-                        status=status, final_url=url)
-
-    def _read(self, resp: requests.Response, url: str, budget: _Budget,
+    def _read(self, resp: requests.Response, url: str, budget: Budget,
               armed: Armed) -> tuple[bytes, int, str, str | None]:
         opts, status = self.opts, resp.status_code
-        if status != 200:
-            transient = status in (408, 429) or status >= 500
-            retry_after = _retry_after(resp.headers.get("Retry-After")) if status in (429, 503) else None
+        if status != HTTP_OK:
+            transient = status in _RETRYABLE or status >= _SERVER_ERRORS
+            retry_after = parse_retry_after(resp.headers.get("Retry-After")) if status in _RETRY_AFTER else None
             raise Failure(f"HTTP {status} {resp.reason or ''}".strip(), "http", transient=transient, status=status,
                            retry_after=retry_after, final_url=url)
         length = resp.headers.get("Content-Length")
@@ -265,50 +192,29 @@ class Fetcher:
         body = self._read_body(resp, url, budget, armed)
         return body, status, url, resp.headers.get("Content-Type")
 
-    def _read_body(self, resp: requests.Response, url: str, budget: _Budget, armed: Armed) -> bytes:
+    def _read_body(self, resp: requests.Response, url: str, budget: Budget, armed: Armed) -> bytes:
         opts, raw = self.opts, resp.raw
         parts: list[bytes] = []
         total = 0
         try:
             while True:
                 if time.monotonic() >= budget.attempt_end:
-                    raise self._over_time(url, 200, budget)
+                    raise budget.overrun(url, HTTP_OK)
                 if self._stopping():
-                    raise Failure(CANCELLED_ERROR, "cancelled", transient=False, status=200, final_url=url)
+                    raise Failure(CANCELLED_ERROR, "cancelled", transient=False, status=HTTP_OK, final_url=url)
                 chunk = raw.read1(CHUNK, decode_content=True)
                 if not chunk:
                     break
                 total += len(chunk)
                 if total > opts.max_bytes:
                     raise Failure(f"too large: body exceeds --max-bytes {opts.max_bytes:,} bytes",
-                                  "too_large", transient=False, status=200, final_url=url)
+                                  "too_large", transient=False, status=HTTP_OK, final_url=url)
                 parts.append(chunk)
         except Failure:
             raise
         except Exception as exc:  # urllib3/http.client errors while streaming the body
-            raise self._failure(exc, budget, armed, url, status=200, got=total) from None
+            raise self._failure(exc, budget, armed, url, status=HTTP_OK, got=total) from None
         if not total:
-            raise Failure("empty response (HTTP 200 with no body)", "empty", transient=False, status=200, final_url=url)
+            raise Failure("empty response (HTTP 200 with no body)", "empty", transient=False, status=HTTP_OK,
+                          final_url=url)
         return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def _drops_user_headers(origin: SplitResult, target: SplitResult) -> bool:
-    """As requests' should_strip_auth: another host or port, or https downgraded to http."""
-    if (origin.hostname or "").lower() != (target.hostname or "").lower():
-        return True
-    if (origin.scheme, target.scheme) == ("http", "https") and origin.port in (None, 80) and target.port in (None, 443):
-        return False  # the usual upgrade of the same site
-    return origin.scheme != target.scheme or origin.port != target.port
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

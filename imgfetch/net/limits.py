@@ -6,6 +6,7 @@ import logging
 log = logging.getLogger(__name__)
 RESERVED_FDS = 64   # pipes, log relay, the manifest, Python's own files
 FDS_PER_THREAD = 2  # a socket and the file being written
+UNLIMITED_TARGET = 1 << 20  # the soft limit asked for when the hard limit is unlimited
 
 
 def raise_open_files_limit() -> int | None:
@@ -16,7 +17,7 @@ def raise_open_files_limit() -> int | None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, UNLIMITED_TARGET)
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target

@@ -44,6 +44,8 @@ class Armed:
 
     def fire(self) -> None:
         self.fired = True
+        # ``sock`` is a public attribute of http.client connections (urllib3's too). Shutting the
+        # socket down is the only way to wake a thread blocked reading it from another thread.
         sock = getattr(self.conn, "sock", None)
         if sock is not None:
             try:
@@ -119,13 +121,15 @@ class _WatchedHTTPSConnection(HTTPSConnection):
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
+    ConnectionCls = _WatchedHTTPConnection  # urllib3's documented hook for a pool's connection class
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
+# Installed as a PoolManager's ``pool_classes_by_scheme``: a plain (not underscored) attribute,
+# and the only way to choose the pool classes, since requests builds its managers itself.
 _WATCHED = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 

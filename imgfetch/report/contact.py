@@ -18,24 +18,34 @@ FAILED_BACKGROUND = (250, 228, 228)
 TEXT = (40, 40, 40)
 MUTED = (110, 110, 110)
 ERROR_TEXT = (150, 20, 20)
-GAP = 8
-LABEL_LINES = 2
+GAP = 8  # pixels around and between cells
+LABEL_LINES = 2  # under each cell: line number and file name, then format and size
+COUNT = 24  # cells in a sheet by default
+CELL = 160  # pixels a side of a cell by default
+MIN_CELL = 32  # smaller than this, neither thumbnail nor label can be read
+COLUMNS = 6  # cells a row by default
+MIN_FONT = 10  # pixels: the smallest label font
+CELL_PER_FONT = 13  # the label font is a 13th of the cell
+LINE_GAP = 3  # pixels between label lines
+PADDING = 4  # pixels between a cell's edge and its text
+MIN_WRAP = 8  # characters a line of an error message, at least
+FALLBACK_CHAR_WIDTH = 6  # pixels, for a font that reports no width
 
 
-def contact_sheet(records: Iterable[FetchResult], out_dir: str | os.PathLike[str] | None = None, *, n: int = 24,
-                  failed: bool = False, columns: int | None = None, cell: int = 160) -> Any:
+def contact_sheet(records: Iterable[FetchResult], out_dir: str | os.PathLike[str] | None = None, *,
+                  n: int = COUNT, failed: bool = False, columns: int | None = None, cell: int = CELL) -> Any:
     """A PIL image of the first ``n`` downloaded images (and failed URLs as blanks if ``failed``)."""
     from PIL import Image, ImageDraw
 
-    if n < 1 or cell < 32:
-        raise ValueError(f"contact sheet needs n >= 1 and cell >= 32, got n={n}, cell={cell}")
+    if n < 1 or cell < MIN_CELL:
+        raise ValueError(f"contact sheet needs n >= 1 and cell >= {MIN_CELL}, got n={n}, cell={cell}")
     wanted = (OK, SKIPPED, FAILED, INVALID) if failed else (OK, SKIPPED)
     chosen = [r for r in records if r.status in wanted][:n]
-    font = _font(max(10, cell // 13))
-    line_height = font.getbbox("Ag")[3] + 3
-    columns = max(1, min(columns or 6, len(chosen) or 1))
+    font = _font(max(MIN_FONT, cell // CELL_PER_FONT))
+    line_height = font.getbbox("Ag")[3] + LINE_GAP  # [3]: the bottom of the tallest letters
+    columns = max(1, min(columns or COLUMNS, len(chosen) or 1))
     rows = max(1, -(-len(chosen) // columns))
-    width, height = cell, cell + LABEL_LINES * line_height + 4
+    width, height = cell, cell + LABEL_LINES * line_height + PADDING
     sheet = Image.new("RGB", (GAP + columns * (width + GAP), GAP + rows * (height + GAP)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     if not chosen:
@@ -47,8 +57,8 @@ def contact_sheet(records: Iterable[FetchResult], out_dir: str | os.PathLike[str
     return sheet
 
 
-def show(records: Iterable[FetchResult], n: int = 24, *, failed: bool = False, columns: int | None = None,
-         cell: int = 160, path: str | os.PathLike[str] | None = None) -> Any:
+def show(records: Iterable[FetchResult], n: int = COUNT, *, failed: bool = False, columns: int | None = None,
+         cell: int = CELL, path: str | os.PathLike[str] | None = None) -> Any:
     """Show a contact sheet of ``records`` (a download() result, or any records).
 
     In Jupyter it is displayed (and None returned); elsewhere the PIL image is returned.
@@ -84,12 +94,12 @@ def _draw_cell(sheet: Any, draw: Any, record: FetchResult, out_dir: Any, origin:
         name = record.path.rsplit("/", 1)[-1] if record.path else ""
     else:
         message = f"{record.status}: {problem}" if record.status != OK else str(problem)
-        chars = max(8, int(cell / (font.getlength("n") or 6)))
+        chars = max(MIN_WRAP, int(cell / (font.getlength("n") or FALLBACK_CHAR_WIDTH)))
         for i, text in enumerate(textwrap.wrap(message, chars)[:cell // line_height - 1]):
-            draw.text((x + 4, y + 4 + i * line_height), text, fill=ERROR_TEXT, font=font)
+            draw.text((x + PADDING, y + PADDING + i * line_height), text, fill=ERROR_TEXT, font=font)
         detail = "no image" if record.status in (OK, SKIPPED) else record.status
         name = record.url.rstrip("/").rsplit("/", 1)[-1] or record.url
-    label_y = y + cell + 3
+    label_y = y + cell + LINE_GAP
     number = f"{line}  "
     draw.text((x, label_y), number, fill=MUTED, font=font)
     offset = int(font.getlength(number))

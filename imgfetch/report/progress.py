@@ -12,23 +12,18 @@
 """
 from __future__ import annotations
 
-import gzip
 import logging
-import os
-import re
 import sys
 import threading
-from typing import Any, Sized
+from typing import Any
 
 from ..records import SKIPPED, FetchResult
 from .summary import Summary
 
 log = logging.getLogger(__name__)
-TICK_S = 0.5
-_CHUNK = 1 << 20
-_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}  # as sources.py
-_TXT_ENTRY = re.compile(rb"^[ \t\f\v\r]*[^\s#]", re.MULTILINE)  # a line that is neither blank nor a comment
-_ANY_ENTRY = re.compile(rb"^[ \t\f\v\r]*\S", re.MULTILINE)
+TICK_S = 0.5  # seconds between redraws while no record arrives
+REDRAW_S = 0.1  # seconds: tqdm redraws for records at most this often (its mininterval)
+RATE_SMOOTHING = 0.1  # tqdm's smoothing: the rate shown is mostly the recent one
 
 
 def in_jupyter() -> bool:
@@ -55,58 +50,18 @@ def _bar_class() -> Any:
     return tqdm
 
 
-class ListCounter:
-    """Counts a list file's entries in a background thread; ``total`` is None until it is done."""
-
-    def __init__(self, source: Any, input_format: str | None) -> None:
-        self.total: int | None = None
-        self._stop = threading.Event()
-        if isinstance(source, Sized) and not isinstance(source, (str, bytes)):
-            self.total = len(source)
-        elif isinstance(source, (str, bytes, os.PathLike)) and source not in ("-", b"-"):
-            name = os.fsdecode(source)
-            threading.Thread(target=self._count, args=(name, input_format or _format_of(name)),
-                             name="imgfetch-count", daemon=True).start()
-
-    def _count(self, name: str, fmt: str) -> None:
-        try:
-            self.total = self._entries(name, fmt)
-        except (OSError, EOFError, gzip.BadGzipFile, ValueError):
-            pass  # the run itself reports an unreadable list; the bar goes without a total
-
-    def _entries(self, name: str, fmt: str) -> int | None:
-        pattern = _TXT_ENTRY if fmt == "txt" else _ANY_ENTRY
-        with open(name, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            handle = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
-            count = 0
-            while chunk := handle.read(_CHUNK):
-                if self._stop.is_set():
-                    return None
-                chunk += handle.readline()  # end on a line boundary
-                count += len(pattern.findall(chunk))
-        return max(0, count - 1) if fmt in ("csv", "tsv") else count  # less the header
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def _format_of(name: str) -> str:
-    base = name.lower()[:-3] if name.lower().endswith(".gz") else name.lower()
-    return _EXTENSIONS.get(os.path.splitext(base)[1], "txt")
-
-
 class Progress:
     """The bar of one run. ``add`` every record; ``close(complete)`` at the end."""
 
-    def __init__(self, summary: Summary, counter: ListCounter | None, label: str | None = None) -> None:
+    def __init__(self, summary: Summary, counter: Any | None, label: str | None = None) -> None:
+        """``counter``: anything with a ``total`` (None until known) and a ``stop()``, such as a ListCounter."""
         self.summary, self.counter = summary, counter
         self.skipped = 0
         self._lock = threading.Lock()
         bar_class = _bar_class()
         self._notebook = bar_class.__module__.startswith("tqdm.notebook")
-        options: dict[str, Any] = dict(desc=label, unit="img", mininterval=0.1, miniters=1, smoothing=0.1)
+        options: dict[str, Any] = dict(desc=label, unit="img", mininterval=REDRAW_S, miniters=1,
+                                       smoothing=RATE_SMOOTHING)
         if not self._notebook:
             options["dynamic_ncols"] = True
         self.bar = bar_class(total=self._total(0), **options)

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
-from .summary import Summary
+from . import contact
+from .contact import CELL, COUNT
+from .summary import TOP_REASONS, Summary
 
 NOTEBOOK_EXTRA = "pip install 'imgfetch[notebook]'"
-_HTML_ROWS = 10
-_HTML_REASONS = 5
+_HTML_ROWS = 10  # records shown in a notebook's table; to_pandas() has them all
 
 
 class Results(list):  # type: ignore[type-arg]
@@ -57,7 +58,7 @@ class Results(list):  # type: ignore[type-arg]
         """Bytes downloaded by this run (skipped files not counted)."""
         return self._summary.bytes
 
-    def summary(self, reasons: int = 5) -> str:
+    def summary(self, reasons: int = TOP_REASONS) -> str:
         """The counts, then the commonest failure reasons ('27 × HTTP 404 Not Found')."""
         return self._summary.report(reasons)
 
@@ -73,22 +74,18 @@ class Results(list):  # type: ignore[type-arg]
         rows = [{**r.to_json_dict(), "abspath": r.abspath} for r in self]
         return pd.DataFrame(rows, columns=_columns(rows))
 
-    def contact_sheet(self, n: int = 24, *, failed: bool = False, columns: int | None = None,
-                      cell: int = 160) -> Any:
+    def contact_sheet(self, n: int = COUNT, *, failed: bool = False, columns: int | None = None,
+                      cell: int = CELL) -> Any:
         """A Pillow image: a grid of the first ``n`` thumbnails (failed URLs as labelled blanks if ``failed``)."""
-        from .contact import contact_sheet
+        return contact.contact_sheet(self, self.out_dir, n=n, failed=failed, columns=columns, cell=cell)
 
-        return contact_sheet(self, self.out_dir, n=n, failed=failed, columns=columns, cell=cell)
-
-    def show(self, n: int = 24, *, failed: bool = False, columns: int | None = None, cell: int = 160,
+    def show(self, n: int = COUNT, *, failed: bool = False, columns: int | None = None, cell: int = CELL,
              path: str | os.PathLike[str] | None = None) -> Any:
         """Show a contact sheet: displayed in a notebook; elsewhere returned (a PIL image).
 
         With ``path``, also saved there as a PNG.
         """
-        from .contact import show
-
-        return show(self, n=n, failed=failed, columns=columns, cell=cell, path=path)
+        return contact.show(self, n=n, failed=failed, columns=columns, cell=cell, path=path)
 
     def _repr_html_(self) -> str:
         """Jupyter: the counts, the commonest failures and the first rows."""
@@ -97,7 +94,7 @@ class Results(list):  # type: ignore[type-arg]
         if self.out_dir is not None:
             parts.append(f" &mdash; in <code>{esc(str(self.out_dir))}</code>")
         parts.append("</div>")
-        top = self._summary.top_reasons(_HTML_REASONS)
+        top = self._summary.top_reasons(TOP_REASONS)
         if top:
             rows = "".join(f"<tr><td style='text-align:right'>{count:,}</td><td style='text-align:left'>{esc(reason)}"
                            f"</td></tr>" for count, reason in top)

@@ -9,6 +9,8 @@ from ..records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult
 
 MAX_REASONS = 1000  # distinct reasons kept; the rest are counted as "other reasons"
 OTHER = "other reasons"
+TOP_REASONS = 5  # failure reasons shown by default, commonest first
+_MB = 1e6  # decimal megabytes, as human_bytes counts
 # Parts of a message that differ from URL to URL and would split one reason into many.
 _VARYING = (
     (re.compile(r"\b\d[\d,]*(?= (?:bytes|characters)\b)"), "N"),
@@ -59,20 +61,20 @@ class Summary:
         c = self.counts
         rate = c[OK] / self.seconds if self.seconds > 0 else 0.0
         return (f"ok {c[OK]}, failed {c[FAILED]}, invalid {c[INVALID]}, duplicate {c[DUPLICATE]}, "
-                f"skipped {c[SKIPPED]}; {self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s ({rate:.1f} images/s)")
+                f"skipped {c[SKIPPED]}; {self.bytes / _MB:.1f} MB in {self.seconds:.1f} s ({rate:.1f} images/s)")
 
     def postfix(self) -> str:
         """The progress bar's counts: the same words as line(), zeros left out."""
         c = self.counts
         parts = [f"ok={c[OK]}"] + [f"{name}={c[name]}" for name in (FAILED, INVALID, DUPLICATE, SKIPPED) if c[name]]
-        return " ".join(parts) + f" {self.bytes / 1e6:.1f}MB"
+        return " ".join(parts) + f" {self.bytes / _MB:.1f}MB"
 
-    def top_reasons(self, n: int = 5) -> list[tuple[int, str]]:
+    def top_reasons(self, n: int = TOP_REASONS) -> list[tuple[int, str]]:
         """The n commonest failure reasons, commonest first, as (count, reason)."""
         ranked = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0] == OTHER, item[0]))
         return [(count, reason) for reason, count in ranked[:n]]
 
-    def reason_lines(self, n: int = 5) -> list[str]:
+    def reason_lines(self, n: int = TOP_REASONS) -> list[str]:
         """'  27 × HTTP 404 Not Found' lines, and one for the reasons left out."""
         top = self.top_reasons(n)
         if not top:
@@ -86,7 +88,7 @@ class Summary:
                          f"({left:,} URL{'s' if left > 1 else ''}); the manifest has each one")
         return lines
 
-    def report(self, n: int = 5) -> str:
+    def report(self, n: int = TOP_REASONS) -> str:
         """The counts line, then the commonest failure reasons."""
         lines = [self.line()]
         if self.reasons:

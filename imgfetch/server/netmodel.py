@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from statistics import NormalDist
 from typing import Optional, Union
 
-MAX_LATENCY_S = 60.0
+MAX_LATENCY_S = 60.0        # cap on any latency, so a draw from the tail never stalls a test
 MAX_SPREAD = 5.0            # log-normal sigma; 5 already spans 10 orders of magnitude
-MAX_FAULT_HANG_S = 120.0
+MAX_FAULT_HANG_S = 120.0    # longest a ``hang`` fault may stay silent
 
 STATUS_FAULTS = ("403", "404", "410", "500", "503")
 # Fixed order: it decides which kind a given (seed, i) falls into.
@@ -26,7 +26,8 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 NO_FAULTS = ("", "none", "0")
 _SUM_SLACK = 1e-9            # float rounding allowed when shares sum to exactly 1
-_UNIT = 2 ** 64
+_DIGEST_BYTES = 8            # a 64-bit hash is plenty for a uniform float
+_UNIT = 2 ** (8 * _DIGEST_BYTES)
 _STD_NORMAL = NormalDist()
 
 FaultSpec = Union[None, str, Mapping[str, float]]
@@ -34,7 +35,7 @@ FaultSpec = Union[None, str, Mapping[str, float]]
 
 def _uniform(seed: int, i: int, salt: str) -> float:
     """A deterministic uniform number in (0, 1) for ``(seed, i, salt)``."""
-    digest = hashlib.blake2b(f"imgfetch:{salt}:{seed}:{i}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"imgfetch:{salt}:{seed}:{i}".encode(), digest_size=_DIGEST_BYTES).digest()
     return (int.from_bytes(digest, "big") + 0.5) / _UNIT
 
 
@@ -48,6 +49,35 @@ def _share(kind: str, value: object) -> float:
     if not 0.0 <= share <= 1.0:  # also rejects NaN
         raise ValueError(f"faults: share for {kind!r} must be between 0 and 1, got {value!r}")
     return share
+
+
+def _text_pairs(text: str) -> list[tuple[str, str]]:
+    """``(kind, share)`` pairs of ``"404=0.03,hang=1.5%"``; a lone preset name is an error here."""
+    pairs: list[tuple[str, str]] = []
+    for part in text.split(","):
+        kind, sep, value = part.partition("=")
+        if not sep:
+            if part.strip().lower() in PRESETS:
+                raise ValueError(f"faults: preset {part.strip()!r} cannot be mixed with kinds")
+            raise ValueError(f"faults: expected KIND=SHARE or a preset ({', '.join(PRESETS)}), "
+                             f"got {part.strip()!r}")
+        pairs.append((kind.strip().lower(), value))
+    return pairs
+
+
+def _mix(pairs: list[tuple[str, object]]) -> dict[str, float]:
+    """kind -> share of validated pairs (known kinds, each once, shares summing to at most 1)."""
+    mix: dict[str, float] = {}
+    for kind, value in pairs:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"faults: unknown kind {kind!r} (known: {', '.join(FAULT_KINDS)})")
+        if kind in mix:
+            raise ValueError(f"faults: kind {kind!r} given twice")
+        mix[kind] = _share(kind, value)
+    total = math.fsum(mix.values())
+    if total > 1.0 + _SUM_SLACK:
+        raise ValueError(f"faults: shares sum to {total:g}, more than 1")
+    return mix
 
 
 def parse_faults(spec: FaultSpec) -> dict[str, float]:
@@ -64,30 +94,12 @@ def parse_faults(spec: FaultSpec) -> dict[str, float]:
             return {}
         if text.lower() in PRESETS:
             return dict(PRESETS[text.lower()])
-        pairs: list[tuple[str, str]] = []
-        for part in text.split(","):
-            kind, sep, value = part.partition("=")
-            if not sep:
-                if part.strip().lower() in PRESETS:
-                    raise ValueError(f"faults: preset {part.strip()!r} cannot be mixed with kinds")
-                raise ValueError(f"faults: expected KIND=SHARE or a preset ({', '.join(PRESETS)}), "
-                                 f"got {part.strip()!r}")
-            pairs.append((kind.strip().lower(), value))
+        pairs: list[tuple[str, object]] = list(_text_pairs(text))
     elif isinstance(spec, Mapping):
         pairs = [(str(k).strip().lower(), v) for k, v in spec.items()]
     else:
         raise ValueError(f"faults: expected a mapping or a string, got {type(spec).__name__}")
-    mix: dict[str, float] = {}
-    for kind, value in pairs:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"faults: unknown kind {kind!r} (known: {', '.join(FAULT_KINDS)})")
-        if kind in mix:
-            raise ValueError(f"faults: kind {kind!r} given twice")
-        mix[kind] = _share(kind, value)
-    total = math.fsum(mix.values())
-    if total > 1.0 + _SUM_SLACK:
-        raise ValueError(f"faults: shares sum to {total:g}, more than 1")
-    return {k: v for k, v in mix.items() if v > 0}
+    return {k: v for k, v in _mix(pairs).items() if v > 0}
 
 
 class NetModel:

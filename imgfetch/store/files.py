@@ -17,9 +17,15 @@ from ..errors import OutputError
 
 LOCK_NAME = ".imgfetch.lock"
 TMP_PREFIX = ".imgfetch-tmp-"
-MAX_STEM = 80
+MAX_STEM = 80  # characters of a name taken from a URL or a column, before the key is added
+URL_KEY_CHARS = 10  # of the URL key added to a name from the URL: different URLs, different files
+COLUMN_KEY_CHARS = 8  # of the URL key added to a name from a column
+COLUMN_NAMING = "column:"  # naming="column:NAME" names files after that column's value
+LOCK_MODE = 0o644  # the lock file: the owner writes, anyone may read
+FILE_MODE = 0o666  # less the umask, as curl's and wget's files are
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TMP_SEQUENCE = itertools.count()
+# Names Windows keeps for devices, whatever the extension.
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
@@ -48,12 +54,13 @@ def target_name(naming: str, *, url: str, key: str, line: int, sha256: str, exte
         name = sha256
     elif naming == "index":
         name = f"{line:09d}"
-    elif naming.startswith("column:"):
-        name = f"{safe_stem(columns.get(naming[7:], ''), 'row')}-{key[:8]}"
+    elif naming.startswith(COLUMN_NAMING):
+        column = naming[len(COLUMN_NAMING):]
+        name = f"{safe_stem(columns.get(column, ''), 'row')}-{key[:COLUMN_KEY_CHARS]}"
     else:
         base = unquote(urlsplit(url).path.rsplit("/", 1)[-1], errors="replace")
         base = base.rsplit(".", 1)[0] if "." in base else base
-        name = f"{safe_stem(base)}-{key[:10]}"
+        name = f"{safe_stem(base)}-{key[:URL_KEY_CHARS]}"
     if subdirs:
         return f"{(max(line, 1) - 1) // subdirs:06d}/{name}{extension}"
     return f"{name}{extension}"
@@ -87,7 +94,7 @@ class OutputDir:
 
         path = self.root / LOCK_NAME
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, LOCK_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -135,29 +142,38 @@ def write_atomic(root: Path, tmp_dir: Path, relpath: str, data: bytes, *, replac
         _make_parent(Path(target).parent)
     # A name unique to this process and call: cheaper than mkstemp's random retries.
     tmp_name = os.path.join(tmp_dir, f"{os.getpid()}-{next(_TMP_SEQUENCE)}.part")
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        _write_and_close(fd, data)
         if replace and not os.path.islink(target):
             os.replace(tmp_name, target)
-            return
-        try:
-            os.link(tmp_name, target)  # atomic, fails if anything (even a dangling symlink) is there
-        except FileExistsError:
-            if os.path.islink(target):
-                raise FileExistsError(errno.EEXIST, "a symlink is already there (never followed)") from None
-            if not _same_bytes(Path(target), data):
-                raise FileExistsError(errno.EEXIST, "a different file is already there (use --overwrite)") from None
+        else:
+            _link_new(tmp_name, target, data)
     finally:
         try:
             os.unlink(tmp_name)
         except FileNotFoundError:
             pass
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _link_new(tmp_name: str, target: str, data: bytes) -> None:
+    """Link the file in at ``target`` unless something is there; fine if it holds the same bytes."""
+    try:
+        os.link(tmp_name, target)  # atomic, fails if anything (even a dangling symlink) is there
+    except FileExistsError:
+        if os.path.islink(target):
+            raise FileExistsError(errno.EEXIST, "a symlink is already there (never followed)") from None
+        if not _same_bytes(Path(target), data):
+            raise FileExistsError(errno.EEXIST, "a different file is already there (use --overwrite)") from None
 
 
 def _make_parent(parent: Path) -> None:

@@ -8,17 +8,21 @@ so the peak is 1.5 times that (up to 96 and 144 bytes a key).
 """
 from __future__ import annotations
 
-_EMPTY = bytes(16)
+DIGEST_BYTES = 16  # a url_key is 128 bits
+VALUE_BYTES = 8  # a KeyMap value: a 64-bit int beside its digest
+INITIAL_SLOTS = 1024  # a power of two: slot numbers are a hash masked by slots - 1
+_PROBE_BYTES = 8  # the digest's first 64 bits pick its first slot
+_EMPTY = bytes(DIGEST_BYTES)
 _ZERO_STANDIN = b"\x00" * 15 + b"\x01"  # where the (astronomically unlikely) all-zero digest is kept
 
 
 class KeySet:
     """An exact set of 16-byte digests (bytes.fromhex of a url_key)."""
 
-    _width = 16
+    _width = DIGEST_BYTES
 
     def __init__(self) -> None:
-        self._slots = 1024
+        self._slots = INITIAL_SLOTS
         self._table = bytearray(self._slots * self._width)
         self._count = 0
         self._zero: KeySet | None = None  # digests equal to the empty marker live here instead
@@ -29,10 +33,10 @@ class KeySet:
     def _locate(self, digest: bytes) -> tuple[int, bool]:
         """(byte offset of its slot, present?) by linear probing."""
         mask, width, table = self._slots - 1, self._width, self._table
-        slot = int.from_bytes(digest[:8], "little") & mask
+        slot = int.from_bytes(digest[:_PROBE_BYTES], "little") & mask
         while True:
             start = slot * width
-            stored = table[start:start + 16]
+            stored = table[start:start + DIGEST_BYTES]
             if stored == digest:
                 return start, True
             if stored == _EMPTY:
@@ -53,7 +57,7 @@ class KeySet:
         start, present = self._locate(digest)
         if present:
             return False
-        self._table[start:start + 16] = digest
+        self._table[start:start + DIGEST_BYTES] = digest
         self._count += 1
         if self._count * 2 > self._slots:
             self._grow()
@@ -65,11 +69,11 @@ class KeySet:
         self._table = bytearray(self._slots * width)
         mask = self._slots - 1
         for start in range(0, len(old), width):
-            digest = old[start:start + 16]
+            digest = old[start:start + DIGEST_BYTES]
             if digest == _EMPTY:
                 continue
-            slot = int.from_bytes(digest[:8], "little") & mask
-            while self._table[slot * width:slot * width + 16] != _EMPTY:
+            slot = int.from_bytes(digest[:_PROBE_BYTES], "little") & mask
+            while self._table[slot * width:slot * width + DIGEST_BYTES] != _EMPTY:
                 slot = (slot + 1) & mask
             self._table[slot * width:slot * width + width] = old[start:start + width]
 
@@ -77,7 +81,7 @@ class KeySet:
 class KeyMap(KeySet):
     """An exact map of 16-byte digests to ints in [0, 2**63 - 1) (file offsets, say)."""
 
-    _width = 24
+    _width = DIGEST_BYTES + VALUE_BYTES
     _NONE = 2**63 - 1  # the value of a key that was deleted (slots are never freed)
 
     def __setitem__(self, digest: bytes, value: int) -> None:
@@ -93,7 +97,7 @@ class KeyMap(KeySet):
             return
         self.add(digest)
         start, _ = self._locate(digest)
-        self._table[start + 16:start + 24] = value.to_bytes(8, "little")
+        self._table[start + DIGEST_BYTES:start + self._width] = value.to_bytes(VALUE_BYTES, "little")
 
     def get(self, digest: bytes) -> int | None:
         if digest == _EMPTY:
@@ -101,7 +105,7 @@ class KeyMap(KeySet):
         start, present = self._locate(digest)
         if not present:
             return None
-        value = int.from_bytes(self._table[start + 16:start + 24], "little")
+        value = int.from_bytes(self._table[start + DIGEST_BYTES:start + self._width], "little")
         return None if value == self._NONE else value
 
     def discard(self, digest: bytes) -> None:

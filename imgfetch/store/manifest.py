@@ -1,52 +1,44 @@
-"""Result records -> JSON Lines, what earlier runs finished, compaction, and reading it back."""
+"""The manifest, written: one JSON line per record, flushed at once; what earlier runs finished; compaction."""
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import errno
 import functools
-import hashlib
 import json
 import logging
 import os
 import stat
 import sys
-from array import array
-from dataclasses import dataclass, fields
+from dataclasses import fields, make_dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from ..errors import DiskFull, OutputError
+from ..records import FAILED, FILE_FACTS, OK, SKIPPED, FetchResult
 from .keys import KeyMap
-from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
-from ..report.summary import Summary
+from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest
 
-__all__ = ["MANIFEST_NAME", "Done", "DoneIndex", "ManifestWriter", "Summary", "compact", "read_manifest"]
+__all__ = ["MANIFEST_NAME", "Done", "DoneIndex", "ManifestWriter", "compact", "read_manifest"]
 
 log = logging.getLogger(__name__)
-MANIFEST_NAME = "manifest.jsonl"
-_NO_LINE = 1 << 62  # records without a line number (from fetch()) sort last
 RESERVE_BYTES = 256 * 1024  # disk kept allocated past the manifest's end: room for ~500 records
-FALLOC_FL_KEEP_SIZE = 1
+RENEW_BYTES = RESERVE_BYTES // 2  # the reserve is renewed when less than this of it is left
+_NO_RENEWAL = 1 << 62  # a reserve end no manifest reaches: where fallocate is missing there is nothing to renew
+FALLOC_FL_KEEP_SIZE = 1  # from linux/falloc.h: allocate without changing the file's size
+ERRORS_FILE_MODE = 0o600  # the errors file lists full URLs, credentials included: for the owner only
 
 
-@dataclass(frozen=True)
-class Done:
-    """What the newest manifest record says about a URL that finished: the facts a skipped record repeats."""
+def _done_from_record(cls: type, record: dict[str, Any]) -> Any:
+    return cls(**{name: record.get(name) for name in FILE_FACTS})
 
-    path: str
-    bytes: int | None
-    sha256: str | None
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    http_status: int | None = None
-    final_url: str | None = None
-    fetched_at: str | None = None
 
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Done":
-        return cls(**{f.name: record.get(f.name) for f in fields(cls)})
+# FetchResult's FILE_FACTS fields, so that their names and types are declared once (in records.py).
+Done = make_dataclass(
+    "Done", [(f.name, f.type) for f in fields(FetchResult) if f.name in FILE_FACTS], frozen=True,
+    namespace={"__doc__": "What the newest manifest record says about a URL that finished: the facts a skipped "
+                          "record repeats.",
+               "__module__": __name__, "from_record": classmethod(_done_from_record)})
 
 
 class DoneIndex:
@@ -62,14 +54,10 @@ class DoneIndex:
             self._load()
 
     def _load(self) -> None:
-        for offset, number, record in _records(self.path):
+        for offset, number, record in manifest_lines(self.path):
             self.lines = number
-            key, status = record.get("key"), record.get("status")
-            try:
-                digest = bytes.fromhex(key) if isinstance(key, str) else b""
-            except ValueError:
-                digest = b""
-            if len(digest) != 16:
+            digest, status = key_digest(record), record.get("status")
+            if digest is None:
                 log.warning("%s:%d: record without a valid key ignored", self.path, number)
             elif status in (OK, SKIPPED) and isinstance(record.get("path"), str):
                 self._offsets[digest] = offset
@@ -82,8 +70,7 @@ class DoneIndex:
             return None
         if self._handle is None:
             self._handle = open(self.path, "rb")
-        self._handle.seek(offset)
-        return Done.from_record(json.loads(self._handle.readline()))
+        return Done.from_record(json.loads(line_at(self._handle, offset)))
 
     def __len__(self) -> int:
         """URLs that some run finished (an estimate of the URL count, for compaction)."""
@@ -93,25 +80,6 @@ class DoneIndex:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def _records(path: Path) -> Iterator[tuple[int, int, dict]]:
-    """(byte offset, line number, record) for each readable manifest line."""
-    try:
-        with open(path, "rb") as handle:
-            offset = 0
-            for number, line in enumerate(handle, 1):
-                start, offset = offset, offset + len(line)
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    # A crash mid-line (power loss) leaves one broken last line; everything else stands.
-                    log.warning("%s:%d: unreadable manifest line ignored", path, number)
-                    continue
-                if isinstance(record, dict):
-                    yield start, number, record
-    except OSError as exc:
-        raise OutputError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
 
 
 class ManifestWriter:
@@ -137,8 +105,8 @@ class ManifestWriter:
                 self._handle.write("\n")  # finish a line a crash cut short
             self._reserve()
             if errors_path is not None:
-                fd = os.open(errors_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                os.fchmod(fd, 0o600)
+                fd = os.open(errors_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, ERRORS_FILE_MODE)
+                os.fchmod(fd, ERRORS_FILE_MODE)
                 self._errors = os.fdopen(fd, "w", encoding="utf-8")
         except OSError as exc:
             self.close()
@@ -151,7 +119,7 @@ class ManifestWriter:
             self._handle.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
             self._handle.flush()
             self.written += 1
-            if self._handle.tell() > self._reserved_to - RESERVE_BYTES // 2:
+            if self._handle.tell() > self._reserved_to - RENEW_BYTES:
                 self._reserve()
             if self._errors is not None and result.status == FAILED and full_url:
                 self._errors.write(full_url + "\n")
@@ -168,7 +136,7 @@ class ManifestWriter:
         elif self._reserved_to:  # supported before, refused now: the disk is (nearly) full
             self.low_space = True
         else:
-            self._reserved_to = 1 << 62  # no fallocate here: nothing to renew
+            self._reserved_to = _NO_RENEWAL
 
     def close(self) -> None:
         for handle in (self._handle, self._errors):
@@ -201,72 +169,19 @@ def _ends_with_newline(path: Path) -> bool:
         return handle.read(1) == b"\n"
 
 
-def _group(record: dict[str, Any]) -> bytes | None:
-    """What makes records 'the same URL': the key; a duplicate line is its own (key, line)."""
-    key = record.get("key")
-    try:
-        digest = bytes.fromhex(key) if isinstance(key, str) else b""
-    except ValueError:
-        return None
-    if len(digest) != 16:
-        return None
-    if record.get("status") == DUPLICATE:
-        return hashlib.blake2b(digest + str(record.get("line")).encode(), digest_size=16).digest()
-    return digest
-
-
-def _newest_offsets(path: Path) -> tuple[list[int], int]:
-    """(byte offsets of the newest record per URL, in input order; records read).
-
-    Flat arrays, 32 bytes a record, so a manifest of millions of lines compacts in little memory.
-    """
-    newest = KeyMap()
-    groups, lines, offsets = bytearray(), array("q"), array("q")
-    count = 0
-    for offset, _number, record in _records(path):
-        count += 1
-        group = _group(record)
-        if group is None:
-            continue
-        newest[group] = offset
-        line = record.get("line")
-        groups += group
-        lines.append(line if isinstance(line, int) and 0 <= line < _NO_LINE else _NO_LINE)
-        offsets.append(offset)
-    kept = [i for i in range(len(offsets)) if newest.get(bytes(groups[16 * i:16 * i + 16])) == offsets[i]]
-    kept.sort(key=lines.__getitem__)  # stable: equal lines stay in file order
-    return [offsets[i] for i in kept], count
-
-
-def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The newest record per URL, in input order, as dicts (a folder means its manifest.jsonl).
-
-    >>> import pandas as pd                                      # doctest: +SKIP
-    >>> df = pd.DataFrame(imgfetch.read_manifest("out"))         # doctest: +SKIP
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    if not path.exists():
-        raise OutputError(f"{path}: no such manifest")
-    offsets, _count = _newest_offsets(path)
-    with open(path, "rb") as handle:
-        return [json.loads(_line_at(handle, offset)) for offset in offsets]
-
-
 def compact(path: Path) -> tuple[int, int]:
     """Rewrite the manifest as the newest record per URL, in input order: (records before, after).
 
     Crash-safe: the new manifest is written to a temporary file beside it, flushed to disk,
     and renamed over the old one, so a crash leaves one or the other, whole.
     """
-    offsets, before = _newest_offsets(path)
+    offsets, before = newest_offsets(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.compact")
     try:
         with open(path, "rb") as source, open(tmp, "wb") as target:
             os.chmod(tmp, stat.S_IMODE(os.fstat(source.fileno()).st_mode))
             for offset in offsets:
-                line = _line_at(source, offset)
+                line = line_at(source, offset)
                 target.write(line if line.endswith(b"\n") else line + b"\n")
             target.flush()
             os.fsync(target.fileno())
@@ -277,11 +192,6 @@ def compact(path: Path) -> tuple[int, int]:
             os.unlink(tmp)
         raise
     return before, len(offsets)
-
-
-def _line_at(handle: IO[bytes], offset: int) -> bytes:
-    handle.seek(offset)
-    return handle.readline()
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -1,0 +1,44 @@
+"""The CLI's logging: one handler that writes above the progress bar, at the level -q/-v ask for."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger("imgfetch")
+
+
+class _BarSafeHandler(logging.Handler):
+    """Writes log lines above the progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"imgfetch: {record.levelname.lower()}: {message}"
+        return message
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    handler = _BarSafeHandler()
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.propagate = False
+    quiet = getattr(args, "quiet", False)
+    log.setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
+                 logging.ERROR if quiet else logging.WARNING)
+    if args.verbose > 1 or args.traceback:
+        from ..logrelay import show_tracebacks
+
+        show_tracebacks()
+    if args.verbose or getattr(args, "log_pids", False):
+        logging.getLogger("imgfetch.pids").setLevel(logging.INFO)

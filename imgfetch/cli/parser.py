@@ -1,0 +1,48 @@
+"""The command line's parser: get's and serve's options come from their declarations."""
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+from ..options import Options
+from ..options.arguments import add_declared
+from .serve import ServeOptions
+from .usage import (BENCH_DESCRIPTION, BENCH_EXAMPLES, EXAMPLES, GET_DESCRIPTION, GET_EXAMPLES, SERVE_EXAMPLES,
+                    GuidingParser, loudness, server_diagnostics)
+
+
+def build_parser() -> GuidingParser:
+    parser = GuidingParser(prog="imgfetch", description="Parallel image downloader: a URL list in, "
+                           "validated images on disk, a manifest record per URL.", epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"imgfetch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=GuidingParser, metavar="COMMAND")
+    get = sub.add_parser("get", parents=[loudness("print errors only: no progress bar, no summary, no warnings")],
+                         help="download a URL list", epilog=GET_EXAMPLES, description=GET_DESCRIPTION)
+    get.add_argument("urls", metavar="URLS", help="URL list: .txt, .csv, .tsv, .jsonl (optionally .gz), or - for stdin")
+    out = (("-o", "--out"), dict(required=True, metavar="DIR", help="output folder (created if missing)"))
+    add_declared(get, Options, first_in_group={"output": [out]})  # -o is the run's folder, not an Options field
+    bench = sub.add_parser("bench", parents=[loudness("no progress lines and no warnings; the results are still printed")],
+                           help="the classic ProcessPoolExecutor example beside imgfetch's engine, and advice for get",
+                           epilog=BENCH_EXAMPLES, description=BENCH_DESCRIPTION)
+    _add_bench_options(bench)
+    # serve: no -q (it prints one line) and no download options; -v logs start/stop, -vv every request.
+    serve = sub.add_parser("serve", parents=[server_diagnostics()], help="run the built-in loopback image server",
+                           epilog=SERVE_EXAMPLES,
+                           description="Serve synthetic images on 127.0.0.1 (tests, benchmarks, demos).")
+    add_declared(serve, ServeOptions)
+    parser.commands = sub.choices  # the parser of each command, for errors that name its options
+    return parser
+
+
+
+
+def _add_bench_options(bench: argparse.ArgumentParser) -> None:
+    """bench's own declarations, with get's --per-host, --rate, --max-time, --timeout and --retries."""
+    from ..bench.settings import MEASURE, SHARED_WITH_GET, BenchOutputs, BenchSettings
+
+    bench.add_argument("urls", metavar="URLS", nargs="?",
+                       help="URL list (default: the built-in server on 127.0.0.1, offline). Every row fetches the "
+                            "same URLs again: keep it short with --limit and polite with --per-host and --rate")
+    groups = add_declared(bench, BenchSettings)
+    add_declared(bench, Options, names=SHARED_WITH_GET, group=MEASURE, groups=groups)
+    add_declared(bench, BenchOutputs, groups=groups)

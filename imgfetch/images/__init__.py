@@ -1,0 +1,13 @@
+"""Bytes -> validated image facts, as cheaply as the format allows.
+
+inspection: inspect_image, ImageFacts (format checks, pixel limits, the right extension);
+png: the PNG/APNG chunk structure check; reasons: NotAnImage and how its reasons are worded.
+
+May import: nothing else from imgfetch
+"""
+from __future__ import annotations
+
+from .inspection import EXTENSIONS, ImageFacts, inspect_image
+from .reasons import MAX_ERROR_CHARS, NotAnImage
+
+__all__ = ["EXTENSIONS", "MAX_ERROR_CHARS", "ImageFacts", "NotAnImage", "inspect_image"]

@@ -1,0 +1,19 @@
+"""The one frozen options object shared by the CLI, the library and the workers.
+
+- ``definitions.py``: :class:`Options`, every option of a run declared once (type, default, check, help, flag).
+- ``spec.py``: ``option()``, the field declaration, and :class:`OptionError`.
+- ``checks.py``: the checks the declarations name, and ``parse_size``.
+- ``docs.py``: the README's option table, rendered from the declarations.
+
+May import: nothing else from imgfetch
+"""
+from .checks import parse_size
+from .definitions import (INPUT_FORMATS, KNOWN_FORMATS, NAMINGS, RECORD_FIELDS, START_METHODS, VERIFY_MODES, Options,
+                          default_start_method, default_workers, make_options, usable_cpus)
+from .spec import OptionError, OptionSpec, option
+
+__all__ = [
+    "Options", "OptionError", "OptionSpec", "option", "make_options", "parse_size", "usable_cpus", "default_workers",
+    "default_start_method", "KNOWN_FORMATS", "START_METHODS", "VERIFY_MODES", "NAMINGS", "INPUT_FORMATS",
+    "RECORD_FIELDS",
+]

@@ -1,0 +1,164 @@
+"""Checks for option values: each takes (name, value), returns the value to keep, or raises OptionError."""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .spec import Check, OptionError
+
+SIZE_UNITS = "KMGT"  # powers of 1024
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+_PROXY_SCHEMES = re.compile(r"^(https?|socks5h?)://", re.IGNORECASE)
+FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+
+
+def parse_size(text: str | int) -> int:
+    """'50M' -> 52428800; plain numbers are bytes; K/M/G/T are powers of 1024."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. 500K, 10M, 1G)")
+    power = SIZE_UNITS.find(m.group(2).upper()) + 1 if m.group(2) else 0
+    return int(float(m.group(1)) * 1024**power)
+
+
+def whole(minimum: int) -> Check:
+    """A whole number (not a bool) of at least ``minimum``."""
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise OptionError(f"{name} must be a whole number >= {minimum}, got {value!r}", name)
+        return value
+    return check
+
+
+def number(*, above: float | None = None, at_least: float | None = None, words: str | None = None) -> Check:
+    """A real number (not a bool, not NaN) above or at least a bound; ``words`` replaces every message."""
+    def check(name: str, value: Any) -> Any:
+        real = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        low = (above is not None and real and not value > above) or (at_least is not None and real and value < at_least)
+        if words and (not real or low):
+            raise OptionError(f"{name} must be {words}, got {value!r}", name)
+        if not real:
+            raise OptionError(f"{name} must be a number, got {value!r}", name)
+        if low:
+            bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
+            raise OptionError(f"{name} must be {bound}, got {value!r}", name)
+        return value
+    return check
+
+
+def optional(inner: Check) -> Check:
+    """None, or what ``inner`` accepts."""
+    return lambda name, value: None if value is None else inner(name, value)
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    def check(name: str, value: Any) -> Any:
+        if value not in choices:
+            raise OptionError(f"{name} must be one of {', '.join(choices)}, got {value!r}", name)
+        return value
+    return check
+
+
+def size(name: str, value: Any) -> int:
+    """A size in bytes, given as a number or as text such as 50M."""
+    try:
+        parsed = parse_size(value)
+    except ValueError as exc:
+        raise OptionError(f"{name}: {exc}", name) from None
+    if parsed < 1:
+        raise OptionError(f"{name} must be > 0, got {value!r}", name)
+    return parsed
+
+
+def formats(known: tuple[str, ...]) -> Check:
+    """Image format names, as a tuple or comma-separated text; JPG and TIF are aliases."""
+    def check(name: str, value: Any) -> tuple[str, ...]:
+        if value is None:  # the default: every known format
+            return known
+        items = value.split(",") if isinstance(value, str) else value
+        names = tuple(FORMAT_ALIASES.get(f.strip().upper(), f.strip().upper()) for f in items if f.strip())
+        unknown = [f for f in names if f not in known]
+        if unknown or not names:
+            raise OptionError(f"{name}: unknown format {', '.join(unknown) or '(none)'}; "
+                              f"choose from {', '.join(known)}", name)
+        return names
+    return check
+
+
+def headers(name: str, value: Any) -> tuple[tuple[str, str], ...]:
+    """Request headers: a mapping, or ``Name: value`` strings or (name, value) pairs."""
+    kept = []
+    for item in value.items() if isinstance(value, Mapping) else value:
+        if isinstance(item, str):
+            key, sep, text = item.partition(":")
+            if not sep:
+                raise OptionError(f"{name} must look like 'Name: value', got {item!r}", name)
+            item = (key.strip(), text.strip())
+        key, text = item
+        if not _HEADER_NAME.match(key) or "\n" in text or "\r" in text:
+            raise OptionError(f"{name}: bad header {key!r}", name)
+        kept.append((key, text))
+    return tuple(kept)
+
+
+def proxy(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not _PROXY_SCHEMES.match(value):
+        raise OptionError(f"{name} must be an http://, https:// or socks5:// URL, got {value!r}", name)
+    if value.lower().startswith("socks") and not _has_socks():
+        raise OptionError(f"{name} socks5://... needs PySocks: pip install 'imgfetch[socks]'", name)
+    return value
+
+
+def path(name: str, value: Any) -> Any:
+    """None, or a path as text (a pathlib.Path is taken too)."""
+    return None if value is None else os.fspath(value)
+
+
+def existing_file(name: str, value: Any) -> Any:
+    value = path(name, value)
+    if value is not None and not os.path.isfile(value):
+        raise OptionError(f"{name}: no such file: {value}", name)
+    return value
+
+
+def callable_or_none(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise OptionError(f"{name} must be callable, got {value!r}", name)
+    return value
+
+
+def columns(forbidden: tuple[str, ...]) -> Check:
+    """Column names, as a tuple or comma-separated text, none of them in ``forbidden``."""
+    def check(name: str, value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        kept = tuple(c.strip() for c in items if c.strip())
+        clash = set(kept) & set(forbidden)
+        if clash:
+            raise OptionError(f"{name}: {', '.join(sorted(clash))} would clash with a manifest field", name)
+        return kept
+    return check
+
+
+def as_tuple(name: str, value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """argparse type for A,B,C."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _has_socks() -> bool:
+    try:
+        import socks  # noqa: F401  (PySocks, which urllib3.contrib.socks needs)
+    except ImportError:
+        return False
+    return True
+

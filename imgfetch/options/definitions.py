@@ -1,0 +1,192 @@
+"""Every option of a download run, declared once: type, default, check, help text and CLI flag.
+
+The CLI's ``imgfetch get`` options, the keyword arguments of ``fetch``/``download``/``iter_download``
+and the README's option table are derived from :class:`Options`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import checks
+from .checks import comma_list, one_of, optional, whole
+from .spec import OptionError, check_fields, option
+
+KNOWN_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
+START_METHODS = ("fork", "spawn", "forkserver")
+VERIFY_MODES = ("fast", "full", "none")
+NAMINGS = ("url", "hash", "index")
+INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
+EXECUTORS = ("process", "dask")
+RECORD_FIELDS = (
+    "url", "key", "line", "status", "path", "bytes", "sha256", "format", "width", "height",
+    "http_status", "final_url", "error", "error_kind", "attempts", "elapsed_s", "pid", "fetched_at",
+)
+MAX_DEFAULT_WORKERS = 32
+WORKERS_PER_CPU = 2     # downloads wait on the network far more than they compute
+PILLOW_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
+COLUMN_NAMING = "column:"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity-aware where the OS says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers() -> int:
+    """Two worker processes per usable CPU, at most 32."""
+    return min(MAX_DEFAULT_WORKERS, WORKERS_PER_CPU * usable_cpus())
+
+
+def default_start_method() -> str:
+    """forkserver on Linux (Python 3.14's default there), spawn elsewhere."""
+    return "forkserver" if sys.platform.startswith("linux") else "spawn"
+
+
+def _naming(name: str, value: Any) -> Any:
+    if not value.startswith(COLUMN_NAMING) and value not in NAMINGS:
+        raise OptionError(f"{name} must be url, hash, index or column:NAME, got {value!r}", name)
+    return value
+
+
+_POSITIVE = whole(1)
+_SECONDS = checks.number(above=0)
+_PATH_TYPE = "str | os.PathLike[str] | None"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every knob of a run. Field names are the CLI's long options with underscores."""
+
+    # pool
+    workers: int = option(default_factory=default_workers, group="pool", check=_POSITIVE, metavar="N", parse=int,
+                          per_url=False, default_text="2 x usable CPUs, at most 32",
+                          help="worker processes")
+    threads: int = option(128, group="pool", check=_POSITIVE, metavar="N", parse=int, per_url=False,
+                          help="download threads per worker process; concurrency = workers x threads")
+    start_method: str = option(default_factory=default_start_method, group="pool", check=one_of(START_METHODS),
+                               choices=START_METHODS, per_url=False, default_text="forkserver on Linux, spawn elsewhere",
+                               help="how worker processes start")
+    per_host: int | None = option(None, group="pool", check=optional(_POSITIVE), metavar="N", parse=int, per_url=False,
+                                  default_text="no limit",
+                                  help="at most N downloads in flight per host (hostname and port), across all workers")
+    rate: float | None = option(None, group="pool", metavar="R", parse=float, per_url=False, default_text="no limit",
+                                check=optional(checks.number(above=0, words="a number of requests per second > 0")),
+                                help="at most R downloads started per second per host; hosts are interleaved")
+    executor: str = option("process", group="pool", check=one_of(EXECUTORS), choices=EXECUTORS, per_url=False,
+                           help="process: a local process pool; dask: the same worker function on a Dask cluster "
+                                "(pip install 'imgfetch[dask]'). Under Dask, OUT must be on a filesystem every Dask "
+                                "worker shares, each URL is one Dask task (in flight: twice the cluster's threads), "
+                                "and --per-host/--rate hold across the whole cluster")
+    scheduler: str | None = option(None, group="pool", metavar="tcp://HOST:PORT", per_url=False,
+                                   default_text="start a LocalCluster of --workers processes x --threads threads on "
+                                                "this machine",
+                                   help="with --executor dask, join this scheduler")
+    # network
+    max_time: float = option(30.0, group="network", check=_SECONDS, metavar="S", parse=float,
+                             help="seconds one URL may take in all: connecting, waiting for the answer, every attempt, "
+                                  "redirect hops, backoff and Retry-After waits. A retry that cannot fit in what is "
+                                  "left is not started, and a Retry-After longer than what is left fails the URL at once")
+    timeout: float = option(10.0, group="network", check=_SECONDS, metavar="S", parse=float,
+                            help="seconds to connect, and to wait for each piece of data; a timed-out attempt is "
+                                 "retried within --max-time")
+    deadline: float | None = option(None, group="network", check=optional(_SECONDS), metavar="S", parse=float,
+                                    default_text="no limit but --max-time",
+                                    help="seconds one attempt may take, however slowly bytes drip; one that takes "
+                                         "longer is retried within --max-time")
+    max_bytes: int = option(50 * 1024**2, group="network", check=checks.size, metavar="SIZE", default_text="50M",
+                            accepts="int | str",
+                            help="largest image accepted, counted after decoding while the body streams in (not only from "
+                                 "Content-Length); 500K, 10M, 1G")
+    retries: int = option(3, group="network", check=whole(0), metavar="N", parse=int,
+                          help="retries for connection errors, timeouts, 408, 429 and 5xx")
+    backoff: float = option(0.5, group="network", check=checks.number(at_least=0), metavar="S", parse=float,
+                            help="first retry waits about S seconds, doubling each time, with jitter")
+    max_retry_after: float = option(60.0, group="network", check=checks.number(at_least=0), metavar="S", parse=float,
+                                    help="longest Retry-After wait honoured for 429/503; a longer one fails the URL")
+    max_redirects: int = option(10, group="network", check=whole(0), metavar="N", parse=int,
+                                help="redirect hops followed, one by one; a hop to anything but http or https is refused")
+    user_agent: str = option("imgfetch", group="network", help="User-Agent header")
+    headers: tuple[tuple[str, str], ...] = option(
+        (), group="network", check=checks.headers, flag="--header", metavar="'K: V'", action="append",
+        accepts="Mapping[str, str] | Sequence[str | tuple[str, str]]",
+        help="extra request header, repeatable; dropped on redirects to another host")
+    proxy: str | None = option(None, group="network", check=checks.proxy, metavar="URL",
+                               default_text="HTTP(S)_PROXY/NO_PROXY", help="proxy for all requests")
+    ca_bundle: str | None = option(None, group="network", check=checks.existing_file, metavar="FILE",
+                                   accepts=_PATH_TYPE,
+                                   default_text="$REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE if set, else certifi's bundle",
+                                   help="CA certificates to trust")
+    insecure: bool = option(False, group="network", action="store_true", help="do not verify TLS certificates")
+    # images
+    verify: str = option("fast", group="images", check=one_of(VERIFY_MODES), choices=VERIFY_MODES,
+                         help="fast: decode cheaply (JPEG at 1/8 scale, PNG CRCs); full: every pixel; "
+                              "none: header only")
+    formats: tuple[str, ...] = option(KNOWN_FORMATS, group="images", check=checks.formats(KNOWN_FORMATS),
+                                      accepts="Sequence[str] | str",
+                                      help="accepted formats (an allowlist), comma-separated; AVIF where Pillow can read it")
+    max_pixels: int = option(PILLOW_MAX_PIXELS, group="images", check=_POSITIVE, metavar="N", parse=int,
+                             help="images with more pixels are refused as decompression bombs. Above 178,956,970 "
+                                  "(twice Pillow's own limit), WebP, TIFF and animated frames still meet Pillow's "
+                                  "limit in an in-process fetch()")
+    # output
+    naming: str = option("url", group="output", check=_naming, metavar="SCHEME",
+                         help="file names: url (a safe URL basename + a short URL hash), hash (content sha256), index (line number), "
+                              "column:NAME (a kept column)")
+    subdirs: int | None = option(None, group="output", check=optional(_POSITIVE), metavar="N", parse=int,
+                                 help="spread files over subfolders of at most N files, by line number")
+    overwrite: bool = option(False, group="output", action="store_true", default_text="never",
+                             help="replace existing files this folder's manifest does not own")
+    manifest: str | None = option(None, group="output", check=checks.path, metavar="FILE", per_url=False,
+                                  accepts=_PATH_TYPE, default_text="OUT/manifest.jsonl", help="manifest path")
+    errors: str | None = option(None, group="output", check=checks.path, metavar="FILE", per_url=False,
+                                accepts=_PATH_TYPE, help="write the failed URLs in full (credentials included) to FILE, mode 0600, "
+                                     "ready to feed back in")
+    # input
+    input_format: str | None = option(None, group="input", check=optional(one_of(INPUT_FORMATS)),
+                                      choices=INPUT_FORMATS, per_url=False,
+                                      default_text="from the extension; .gz accepted", help="list format")
+    url_column: str = option("url", group="input", metavar="NAME", per_url=False, help="CSV/TSV URL column")
+    url_key: str = option("url", group="input", metavar="KEY", per_url=False, help="JSON Lines URL key")
+    keep_columns: tuple[str, ...] = option((), group="input", check=checks.columns(RECORD_FIELDS), metavar="A,B",
+                                           parse=comma_list, per_url=False, accepts="Sequence[str] | str",
+                                           help="columns copied into each manifest record")
+    # library only: the CLI sets these from -q, -v and whether stderr is a terminal
+    progress: bool = option(True, help="draw a progress bar (the CLI: on a terminal, unless -q)")
+    log_pids: bool = option(False, help="log '[Process ID]:<pid> Downloading <url>' as each URL starts (the CLI: -v)")
+    initializer: Callable[..., Any] | None = option(None, check=checks.callable_or_none, per_url=False,
+                                                    help="run in every worker process as it starts, as "
+                                                         "ProcessPoolExecutor's initializer")
+    initargs: tuple[Any, ...] = option((), check=checks.as_tuple, per_url=False, help="the initializer's arguments")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.naming.startswith(COLUMN_NAMING):
+            column = self.naming[len(COLUMN_NAMING):]
+            if column not in self.keep_columns:
+                raise OptionError(f"naming column:{column} needs keep_columns {column}", "naming", "keep_columns")
+        if self.scheduler and self.executor != "dask":
+            raise OptionError("scheduler needs executor dask", "scheduler", "executor")
+        if self.insecure and self.ca_bundle:
+            raise OptionError("insecure and ca_bundle contradict each other; give one", "insecure", "ca_bundle")
+
+    def replace(self, **changes: Any) -> "Options":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def make_options(**kwargs: Any) -> Options:
+    """Options from keyword arguments; an unknown keyword is a ValueError naming it."""
+    names = {f.name for f in dataclasses.fields(Options)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(names), n=1)
+        raise OptionError(f"unknown option {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    return Options(**kwargs)

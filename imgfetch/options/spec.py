@@ -1,0 +1,112 @@
+"""How one option is declared: a dataclass field whose metadata carries everything else about it.
+
+``option(...)`` returns a ``dataclasses.field`` with an :class:`OptionSpec` in its metadata: the check
+that validates it, the help text, the CLI flag, the argparse group, metavar, parser and choices, and how
+its default reads in help and docs. The CLI's argparse, the library's keyword signatures and the README's
+option table are all derived from these fields, so an option is written down in one place.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+Check = Callable[[str, Any], Any]  # (option name, value) -> the value to keep; raises OptionError
+
+
+class OptionError(ValueError):
+    """A bad option, in the library's words (``workers must be ...``); ``names`` are the options it is about."""
+
+    def __init__(self, message: str, *names: str) -> None:
+        super().__init__(message)
+        self.names = names
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), *self.names))
+
+    def spelled(self, spell: Callable[[str], str]) -> str:
+        """The message with each option name written by ``spell`` (the CLI passes its flags)."""
+        text, position, parts = str(self), 0, []
+        for name in self.names:  # names come before values in every message: replace their first use
+            found = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])").search(text, position)
+            if found is not None:
+                parts.append(text[position:found.start()] + spell(name))
+                position = found.end()
+        return "".join(parts) + text[position:]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """Everything about one option except its name, type and default (those are the field's)."""
+
+    help: str
+    group: str = ""                 # the --help section; "" = library only, no flag
+    check: Check | None = None
+    flag: str | None = None         # default: --name-with-dashes
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None  # argparse type=; None: the text as given
+    choices: tuple[str, ...] | None = None
+    action: str | None = None       # argparse action: store_true, append
+    default_text: str | None = None  # how the default reads where the value alone would not say it
+    accepts: str | None = None      # the library's annotation where it takes more than the field's type
+    per_url: bool = True            # applies to one URL fetched in-process (fetch()); False: a run's option
+
+    @property
+    def on_cli(self) -> bool:
+        return bool(self.group)
+
+
+def option(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+           **spec: Any) -> Any:
+    """A dataclass field declared with its :class:`OptionSpec` (keyword arguments are its fields)."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"option": OptionSpec(**spec)})
+
+
+def spec_of(field: dataclasses.Field[Any]) -> OptionSpec:
+    return field.metadata["option"]
+
+
+def declared(cls: type) -> Iterator[tuple[dataclasses.Field[Any], OptionSpec]]:
+    """The fields of an options dataclass with their specs, in declaration order."""
+    for field in dataclasses.fields(cls):
+        yield field, spec_of(field)
+
+
+def flag_of(field: dataclasses.Field[Any]) -> str:
+    """The option's command-line spelling."""
+    return spec_of(field).flag or "--" + field.name.replace("_", "-")
+
+
+def computed_default(field: dataclasses.Field[Any]) -> Any:
+    """The field's default, calling its factory (a default that depends on the machine)."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def default_words(field: dataclasses.Field[Any]) -> str | None:
+    """The default as help and docs say it: the spec's words, else the value (None: nothing to say)."""
+    spec = spec_of(field)
+    if spec.default_text is not None:
+        return spec.default_text
+    value = computed_default(field)
+    if value is None or value is False or value == ():
+        return None
+    return shown(value)
+
+
+def shown(value: Any) -> str:
+    """A value as the command line would take it: 1,2,4 for a tuple, 0.5 or 30 for a float."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_fields(options: Any) -> None:
+    """Run every field's check on a frozen dataclass instance, keeping the values they return."""
+    for field, spec in declared(type(options)):
+        if spec.check is not None:
+            value = spec.check(field.name, getattr(options, field.name))
+            object.__setattr__(options, field.name, value)

@@ -1,0 +1,229 @@
+"""The ImageServer: its loopback socket, event-loop thread, start and bounded stop."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import threading
+
+from .connection import Connections
+from .netmodel import MAX_FAULT_HANG_S, FaultSpec, NetModel
+from .routes import Routes
+from .stats import ServerStats
+from .synth import ImageSet
+from .wire import MAX_STREAM_S
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 10.0  # start() gives up if the loop is not listening by then
+STOP_TIMEOUT_S = 5.0    # stop() waits this long for the loop to finish
+JOIN_GRACE_S = 0.5      # then this long for its thread to exit
+DRAIN_S = 2.0           # cancelled connection tasks get this long to end
+LISTEN_BACKLOG = 1024   # benchmarks open hundreds of connections at once
+
+
+def _loopback_host(host: str) -> str:
+    """``host`` as a loopback IP address; ValueError for anything else."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"ImageServer only binds loopback IP addresses, not {host!r}") from None
+    if not ip.is_loopback:
+        raise ValueError(f"refusing to bind non-loopback address {host!r}")
+    return str(ip)
+
+
+class ImageServer:
+    """Asyncio HTTP/1.1 image server on a loopback address (see the package doc).
+
+    ``latency_ms`` delays every answer; with ``latency_spread`` (sigma) > 0 it is
+    the median of a per-image log-normal latency for routes serving image i
+    (``latency_s(i)``; median 80 ms with sigma 1.0 gives p99 ~ 0.8 s). Other
+    routes wait ``latency_ms``; ``?latency_ms=`` overrides both per request.
+    ``faults`` (a kind -> share mapping, ``"404=0.03,hang=0.015"`` or
+    ``"realistic"``, ~10 % failures) gives each image index at most one
+    persistent fault (``fault(i)``), answered on ``/img/<i>.<ext>`` after the
+    latency: 403/404/410/500/503 status; ``hang`` answers nothing for
+    ``hang_s`` s then closes; ``drip`` sends the head, then one body byte per
+    ``drip_interval_s`` (at most MAX_STREAM_S in all); ``reset`` a TCP RST;
+    ``html`` a 200 HTML page labelled image/jpeg; ``truncated`` half the
+    body promised by Content-Length, then close. ``seed`` drives images,
+    latencies and faults alike.
+    """
+
+    def __init__(self, count: int = 100, latency_ms: float = 0.0, latency_spread: float = 0.0,
+                 faults: FaultSpec = None, hang_s: float = 60.0, drip_interval_s: float = 1.0,
+                 host: str = "127.0.0.1", port: int = 0, seed: int = 0) -> None:
+        if not 0.0 <= hang_s <= MAX_FAULT_HANG_S:
+            raise ValueError(f"hang_s must be between 0 and {MAX_FAULT_HANG_S:g}, got {hang_s:g}")
+        if not 0.0 <= drip_interval_s <= MAX_STREAM_S:
+            raise ValueError(f"drip_interval_s must be between 0 and {MAX_STREAM_S:g}, "
+                             f"got {drip_interval_s:g}")
+        self.model = NetModel(latency_ms, latency_spread, faults, seed)
+        self.count, self.latency_ms, self.seed = count, latency_ms, seed
+        self.latency_spread, self.faults = latency_spread, dict(self.model.faults)
+        self.hang_s, self.drip_interval_s = float(hang_s), float(drip_interval_s)
+        self.host, self.port = _loopback_host(host), port
+        self.stats = ServerStats()
+        self.images = ImageSet(count, seed)
+        routes = Routes(self.images, self.model, self.stats, self.url, self.hang_s, self.drip_interval_s)
+        self._conns = Connections(routes, self.stats)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_evt: asyncio.Event | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None  # set by start()
+        self._loop_thread: threading.Thread | None = None  # whichever thread runs the loop
+        self._ready, self._done = threading.Event(), threading.Event()
+        self._state_lock = threading.Lock()
+        self._started = self._stopping = self._shut = False
+        self._error: BaseException | None = None
+
+    # ----- public API -------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the listening socket (once started)."""
+        if not self.port:
+            raise RuntimeError("server not started (ephemeral port unknown)")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        """The full URL of ``path`` on this server."""
+        return self.base_url + path
+
+    def image_urls(self) -> list[str]:
+        """``/img/<i>.<ext>`` for every index, faulty ones included."""
+        base = self.base_url
+        return [base + self.images.path(i) for i in range(self.count)]
+
+    def latency_s(self, i: int) -> float:
+        """Seconds the server waits before answering for image ``i`` (deterministic)."""
+        return self.model.latency_s(i)
+
+    def fault(self, i: int) -> str | None:
+        """The persistent fault of image ``i`` (a FAULT_KINDS entry) or None."""
+        return self.model.fault(i)
+
+    def image_bytes(self, i: int) -> bytes:
+        """The exact bytes served for image ``i`` (generated once, cached)."""
+        return self.images.image_bytes(i)
+
+    def start(self) -> ImageServer:
+        """Run the event loop in a daemon thread; return once listening."""
+        self._claim()
+        self._thread = threading.Thread(target=self._run, name="imgfetch-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            self.stop()
+            raise RuntimeError(f"image server did not start within {START_TIMEOUT_S:.0f} s")
+        if self._error is not None:
+            self._thread.join(STOP_TIMEOUT_S)
+            raise self._error
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until KeyboardInterrupt or stop()."""
+        self._claim()
+        self._run(foreground=True)
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        """Close listener and connections, wait (bounded) for the loop; idempotent."""
+        with self._state_lock:
+            if not self._started or self._stopping:
+                return
+            self._stopping = True
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._request_stop)
+            except RuntimeError:  # loop already closed
+                pass
+        if threading.current_thread() is not self._loop_thread:
+            if not self._done.wait(STOP_TIMEOUT_S):
+                log.warning("image server did not stop within %.0f s", STOP_TIMEOUT_S)
+            if self._thread is not None:
+                self._thread.join(JOIN_GRACE_S)
+
+    def __enter__(self) -> ImageServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ----- event loop ---------------------------------------------------
+    def _claim(self) -> None:
+        with self._state_lock:
+            if self._started:
+                raise RuntimeError("ImageServer can only be started once")
+            self._started = True
+
+    def _request_stop(self) -> None:
+        if self._stop_evt is not None:
+            self._stop_evt.set()
+
+    def _run(self, foreground: bool = False) -> None:
+        """Run the loop until stopped; any error is kept for the starter to raise."""
+        self._loop_thread = threading.current_thread()
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            main = loop.create_task(self._main())
+            try:
+                loop.run_until_complete(main)
+            except KeyboardInterrupt:
+                if not foreground:
+                    raise
+                log.info("interrupted, shutting down")
+                self._request_stop()
+                loop.run_until_complete(main if not main.done() else self._shutdown())
+        except BaseException as exc:  # noqa: BLE001 - reported to the starter
+            self._error = self._error or exc
+        finally:
+            try:
+                self._close_loop(loop)
+            finally:
+                self._ready.set()
+                self._done.set()
+
+    @staticmethod
+    def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel what still runs (bounded), then close the loop."""
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=DRAIN_S))
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+
+    async def _main(self) -> None:
+        self._stop_evt = asyncio.Event()
+        if self._stopping:
+            return
+        try:
+            server = await asyncio.start_server(self._conns.handle, self.host, self.port,
+                                                backlog=LISTEN_BACKLOG, reuse_address=True)
+        except OSError as exc:
+            self._error = exc
+            return
+        self._server = server
+        self.port = server.sockets[0].getsockname()[1]
+        log.info("image server listening on %s (%d images; %s)", self.base_url, self.count,
+                 self.model.describe())
+        self._ready.set()
+        await self._stop_evt.wait()
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        if self._shut:
+            return
+        self._shut = True
+        if self._server is not None:
+            self._server.close()
+        tasks = self._conns.abort_all()
+        if tasks:
+            await asyncio.wait(tasks, timeout=DRAIN_S)
+        log.info("image server on port %d stopped", self.port)

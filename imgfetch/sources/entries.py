@@ -1,0 +1,95 @@
+"""Opening a URL list: choosing its reader, and the closable lazy iterator over its entries."""
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Generator, Iterable, Iterator
+from typing import Any
+
+from .readers import Entry, csv_entries, iterable_entries, jsonl_entries, txt_entries
+from .streams import open_stream
+
+INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
+_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_DELIMITERS = {"csv": ",", "tsv": "\t"}
+_GZIP_SUFFIX = ".gz"
+_STDIN = "-"  # the source that means standard input
+
+
+class Entries(Iterator[Entry]):
+    """The lazy entry iterator returned by :func:`open_entries`; closable, a context manager."""
+
+    def __init__(self, entries: Generator[Entry, None, None],
+                 stream: io.BufferedReader | None) -> None:
+        self._entries, self._stream = entries, stream
+
+    def __next__(self) -> Entry:
+        return next(self._entries)
+
+    def close(self) -> None:
+        """Stop reading and close the file (never closes standard input itself)."""
+        try:
+            self._entries.close()
+        finally:
+            if self._stream is not None:
+                self._stream.close()
+
+    def __enter__(self) -> Entries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_entries(source: Any, *, input_format: str | None = None, url_column: str = "url",
+                 url_key: str = "url", keep_columns: tuple[str, ...] = ()) -> Entries:
+    """Open and check the list now (raising InputError / ValueError); return a lazy iterator.
+
+    ``source``: a path, ``"-"`` for standard input, or an iterable of str or of mappings.
+    """
+    keep = tuple(keep_columns)
+    fmt = input_format.lower() if isinstance(input_format, str) else input_format
+    if fmt is not None and fmt not in INPUT_FORMATS:
+        raise ValueError("--input-format must be one of " + ", ".join(INPUT_FORMATS))
+    if isinstance(source, (str, bytes, os.PathLike)):
+        return _open_file(source, fmt, url_column, url_key, keep)
+    if isinstance(source, Iterable):
+        return Entries(iterable_entries(source, url_key, keep), None)
+    raise TypeError(f"cannot read URLs from {type(source).__name__}")
+
+
+def _open_file(source: str | bytes | os.PathLike[Any], fmt: str | None, url_column: str,
+               url_key: str, keep: tuple[str, ...]) -> Entries:
+    is_stdin = isinstance(source, str) and source == _STDIN
+    name = "<stdin>" if is_stdin else os.fsdecode(source)
+    if fmt is None:
+        fmt = "txt" if is_stdin else format_of(name)
+    if fmt == "txt" and keep:
+        raise ValueError("--keep-columns needs a CSV, TSV or JSON Lines list")
+    stream = open_stream(source, name, is_stdin, fmt)
+    try:
+        if fmt in _DELIMITERS:
+            entries = csv_entries(stream, name, _DELIMITERS[fmt], url_column, keep)
+        elif fmt == "jsonl":
+            entries = jsonl_entries(stream, name, url_key, keep)
+        else:
+            entries = txt_entries(stream, name)
+    except BaseException:
+        stream.close()
+        raise
+    return Entries(entries, stream)
+
+
+def format_of(name: str) -> str:
+    """The format a file name's extension (before any ``.gz``) names; text by default."""
+    base = name.lower()
+    base = base[:-len(_GZIP_SUFFIX)] if base.endswith(_GZIP_SUFFIX) else base
+    return _EXTENSIONS.get(os.path.splitext(base)[1], "txt")
+
+
+def iter_entries(source: Any, *, input_format: str | None = None, url_column: str = "url",
+                 url_key: str = "url", keep_columns: tuple[str, ...] = ()) -> Iterator[Entry]:
+    """Like :func:`open_entries`, but nothing is opened until iteration starts."""
+    with open_entries(source, input_format=input_format, url_column=url_column,
+                      url_key=url_key, keep_columns=keep_columns) as entries:
+        yield from entries
