@@ -16,6 +16,8 @@ import traceback
 from typing import Any
 
 MAX_LINE = 4000  # below PIPE_BUF (4096 on Linux), so each write is atomic
+POLL_S = 0.1  # how often the relay thread looks whether it should stop
+READ_BYTES = 1 << 16  # read at most this much of the pipe at a time
 TRACEBACK_MARK = "\x00traceback\x00"
 _show_tracebacks = False
 
@@ -52,12 +54,12 @@ class LogRelay:
     def _pump(self) -> None:
         fd, pending = self.reader.fileno(), b""
         while True:
-            ready, _, _ = select.select([fd], [], [], 0.1)
+            ready, _, _ = select.select([fd], [], [], POLL_S)
             if not ready:
                 if self._stop.is_set():
                     return
                 continue
-            chunk = os.read(fd, 65536)
+            chunk = os.read(fd, READ_BYTES)
             if not chunk:
                 return
             pending += chunk

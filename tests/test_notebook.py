@@ -50,3 +50,23 @@ def test_notebook_flow_in_a_real_kernel(server, tmp_path):
     assert WIDGET not in fallback[1]  # no ipywidgets: a text bar, quietly
     assert "100%" in fallback[0] and "10/10" in fallback[0] and "ok=8 failed=1 invalid=1" in fallback[0]
     assert frame[0].strip() == "10 8 8"
+
+
+def test_a_kernel_completes_and_shows_the_option_keywords(tmp_path):
+    """The signatures built from the declarations reach a notebook user: Tab and Shift-Tab."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        client.execute_interactive("import imgfetch", timeout=60)
+        code = "imgfetch.download('urls.txt', 'out', max_re"
+        client.complete(code, len(code))
+        matches = client.get_shell_msg(timeout=30)["content"]["matches"]
+        code = "imgfetch.fetch("
+        client.inspect(code, len(code))
+        shown = client.get_shell_msg(timeout=30)["content"]["data"]["text/plain"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert {"max_redirects=", "max_retry_after="} <= set(matches)
+    assert "timeout" in shown and "max_time" in shown and "workers" not in shown  # fetch: one URL's options

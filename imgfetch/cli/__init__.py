@@ -1,7 +1,7 @@
 """The command line: argparse (derived from the option declarations) -> a command -> an exit status.
 
 - ``parser.py``: the parser of ``get``, ``bench`` and ``serve``; ``declared.py`` turns declarations into arguments.
-- ``get.py``, ``serve.py``: the commands (``bench`` lives in ``imgfetch.bench.command``).
+- ``get.py``, ``bench.py``, ``serve.py``: the commands; what they print to the terminal is printed here.
 - ``usage.py``: help texts, examples, and usage errors that guide; ``logs.py``: log lines above the bar.
 - ``main`` here is the only place in imgfetch that turns exceptions into exit codes.
 
@@ -76,7 +76,7 @@ def _command(args: argparse.Namespace) -> int:
 
         return serve_command(args)
     if args.command == "bench":
-        from ..bench.command import run_bench_command
+        from .bench import run_bench_command
 
         return run_bench_command(args)
     from .get import get_command

@@ -7,6 +7,7 @@ import re
 import shlex
 from typing import Any
 
+SIMILAR = 0.6  # difflib ratio above which a typo is taken for an option (its default cutoff)
 _CHOICE = re.compile(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)")
 
 
@@ -46,7 +47,7 @@ def unrecognized(parser: GuidingParser, extras: list[str], command: str) -> str:
     flag = flags[0]
     if flag in parser.options():  # given before the command: imgfetch -v get ...
         return f"{flag} goes after the command: imgfetch {command} {flag} ..."
-    close = difflib.get_close_matches(flag, parser.options(), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(flag, parser.options(), n=1, cutoff=SIMILAR)
     return f"unrecognized option {flag}" + (f"; did you mean {close[0]}?" if close else f" (see: {parser.prog} --help)")
 
 

@@ -1,7 +1,6 @@
 """One run: source -> plan (dedupe, resume) -> pool -> manifest + progress."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
 import os
@@ -189,13 +188,13 @@ def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
                               error="same URL as an earlier line", columns=entry.columns)
             continue
         previous = done.get(key)
-        if previous is not None and file_matches(root, previous.path, previous.bytes):
+        if previous is not None and file_matches(root, previous["path"], previous["bytes"]):
             yield FetchResult(url=masked, key=key, line=entry.line, status=SKIPPED, columns=entry.columns,
-                              **dataclasses.asdict(previous))  # the facts of the record it stands for
+                              **previous)  # the facts of the record it stands for
             continue
         if full_urls is not None:
             full_urls[key] = entry.url
-        yield Task(entry.url, key, entry.line, entry.columns, previous.path if previous else None)
+        yield Task(entry.url, key, entry.line, entry.columns, previous["path"] if previous else None)
 
 
 class _signals:

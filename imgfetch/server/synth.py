@@ -28,7 +28,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def make_image(seed: int, i: int) -> bytes:
-    """Deterministically render image ``i`` (format FORMATS[i % 4])."""
+    """Deterministically render image ``i`` (format FORMATS[i % len(FORMATS)])."""
     rng = random.Random(seed * SEED_STRIDE + i)
     w, h = rng.randint(MIN_SIDE, MAX_SIDE), rng.randint(MIN_SIDE, MAX_SIDE)
     g = rng.randint(MIN_GRID, MAX_GRID)
@@ -37,7 +37,7 @@ def make_image(seed: int, i: int) -> bytes:
     noise = Image.frombytes("L", (nw, nh), rng.randbytes(nw * nh)).resize((w, h), Image.NEAREST)
     img = Image.blend(base, noise.convert("RGB"), NOISE_SHARE)
     # PNG level 1 and WebP method 0 are the fastest encoders: tests render many images.
-    fmt, buf = FORMATS[i % 4][0], io.BytesIO()
+    fmt, buf = FORMATS[i % len(FORMATS)][0], io.BytesIO()
     if fmt == "JPEG":
         img.save(buf, "JPEG", quality=JPEG_QUALITY)
     elif fmt == "PNG":
@@ -70,14 +70,14 @@ class ImageSet:
 
     def lookup(self, i: int, ext: str) -> Optional[tuple[bytes, str]]:
         """``(bytes, Content-Type)`` of image ``i`` if it exists with extension ``ext``."""
-        if not 0 <= i < self.count or ext != FORMATS[i % 4][1]:
+        if not 0 <= i < self.count or ext != FORMATS[i % len(FORMATS)][1]:
             return None
-        return self.image_bytes(i), FORMATS[i % 4][2]
+        return self.image_bytes(i), FORMATS[i % len(FORMATS)][2]
 
     @staticmethod
     def path(i: int) -> str:
         """The URL path that serves image ``i``."""
-        return f"/img/{i}.{FORMATS[i % 4][1]}"
+        return f"/img/{i}.{FORMATS[i % len(FORMATS)][1]}"
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

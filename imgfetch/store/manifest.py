@@ -10,7 +10,6 @@ import logging
 import os
 import stat
 import sys
-from dataclasses import fields, make_dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,7 +18,7 @@ from ..records import FAILED, FILE_FACTS, OK, SKIPPED, FetchResult
 from .keys import KeyMap
 from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest
 
-__all__ = ["MANIFEST_NAME", "Done", "DoneIndex", "ManifestWriter", "compact", "read_manifest"]
+__all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "read_manifest"]
 
 log = logging.getLogger(__name__)
 RESERVE_BYTES = 256 * 1024  # disk kept allocated past the manifest's end: room for ~500 records
@@ -27,18 +26,6 @@ RENEW_BYTES = RESERVE_BYTES // 2  # the reserve is renewed when less than this o
 _NO_RENEWAL = 1 << 62  # a reserve end no manifest reaches: where fallocate is missing there is nothing to renew
 FALLOC_FL_KEEP_SIZE = 1  # from linux/falloc.h: allocate without changing the file's size
 ERRORS_FILE_MODE = 0o600  # the errors file lists full URLs, credentials included: for the owner only
-
-
-def _done_from_record(cls: type, record: dict[str, Any]) -> Any:
-    return cls(**{name: record.get(name) for name in FILE_FACTS})
-
-
-# FetchResult's FILE_FACTS fields, so that their names and types are declared once (in records.py).
-Done = make_dataclass(
-    "Done", [(f.name, f.type) for f in fields(FetchResult) if f.name in FILE_FACTS], frozen=True,
-    namespace={"__doc__": "What the newest manifest record says about a URL that finished: the facts a skipped "
-                          "record repeats.",
-               "__module__": __name__, "from_record": classmethod(_done_from_record)})
 
 
 class DoneIndex:
@@ -64,13 +51,15 @@ class DoneIndex:
             elif status == FAILED:
                 self._offsets.discard(digest)
 
-    def get(self, key: str) -> Done | None:
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The file facts (FILE_FACTS) of the key's newest ok record, which a skipped record repeats."""
         offset = self._offsets.get(bytes.fromhex(key))
         if offset is None:
             return None
         if self._handle is None:
             self._handle = open(self.path, "rb")
-        return Done.from_record(json.loads(line_at(self._handle, offset)))
+        record = json.loads(line_at(self._handle, offset))
+        return {name: record.get(name) for name in FILE_FACTS}
 
     def __len__(self) -> int:
         """URLs that some run finished (an estimate of the URL count, for compaction)."""

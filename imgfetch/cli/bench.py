@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .advice import Advice, advise
-from .jsondoc import to_json
-from .measure import run_bench
+from ..bench.advice import Advice, advise
+from ..bench.jsondoc import to_json
+from ..bench.measure import run_bench
+from ..bench.plan import BenchReport
+from ..bench.settings import SHARED_WITH_GET, BenchOutputs, BenchSettings
+from ..bench.table import format_report
 from ..errors import OutputError
 from ..options import Options
 from ..options.arguments import given
-from .plan import BenchReport
-from .settings import SHARED_WITH_GET, BenchOutputs, BenchSettings
-from .table import format_report
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
 def _chart_size(text: str) -> tuple[int, int]:
     """--chart-size parsed, and matplotlib there to draw it."""
-    from .chart import parse_chart_size, require_matplotlib
+    from ..bench.chart import parse_chart_size, require_matplotlib
 
     size = parse_chart_size(text)
     require_matplotlib()
@@ -82,7 +82,7 @@ def _save(outputs: BenchOutputs, report: BenchReport, advice: Advice, chart_size
     if outputs.json:
         _write(outputs.json, lambda p: Path(p).write_text(json.dumps(to_json(report, advice), indent=2) + "\n"))
     if outputs.chart and chart_size is not None:
-        from .chart import draw_chart
+        from ..bench.chart import draw_chart
 
         _write(outputs.chart, lambda p: draw_chart(report, advice, p, chart_size))
 
