@@ -62,7 +62,7 @@ def prepared_get(url: str, headers: CaseInsensitiveDict) -> PreparedRequest:
     request = PreparedRequest()
     request.method = "GET"
     if url.isascii() and " " not in url:
-        request.url = url  # already normalised by sources.normalize_url (or a Location we joined)
+        request.url = url  # already normalised by urls.normalize_url (or a Location we joined)
     else:
         request.prepare_url(url, None)
     request.headers = headers.copy()

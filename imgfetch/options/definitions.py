@@ -6,7 +6,6 @@ and the README's option table are derived from :class:`Options`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import sys
 from dataclasses import dataclass
@@ -181,12 +180,3 @@ class Options:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-
-def make_options(**kwargs: Any) -> Options:
-    """Options from keyword arguments; an unknown keyword is a ValueError naming it."""
-    names = {f.name for f in dataclasses.fields(Options)}
-    unknown = sorted(set(kwargs) - names)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(names), n=1)
-        raise OptionError(f"unknown option {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
-    return Options(**kwargs)
