@@ -58,3 +58,17 @@ def test_a_mostly_done_list_never_buffers_more_than_a_bounded_number_of_ready_re
         if took is None:
             break
     assert handed == 200_000
+
+
+def test_the_pool_waits_for_a_rate_limited_host_only_while_one_waits():
+    """The wait hint is how long the parent sleeps between polls: short only when a start is due soon."""
+    from imgfetch.engine.politeness import WAIT_HINT_S
+
+    tasks = [Task(f"http://a.example.com/{i}", f"{i:032x}", i) for i in range(2)]
+    scheduler = HostScheduler(iter(tasks), per_host=None, rate=10)  # one start per 0.1 s
+    passthrough: list[FetchResult] = []
+    assert len(scheduler.take(10, passthrough)) == 1
+    assert scheduler.wait_hint() <= 0.1  # the second URL may start within 0.1 s: wake up for it
+    time.sleep(0.12)
+    assert len(scheduler.take(10, passthrough)) == 1
+    assert scheduler.wait_hint() == WAIT_HINT_S  # nothing left to start: no busy polling while downloads finish

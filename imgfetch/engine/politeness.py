@@ -124,10 +124,10 @@ class HostScheduler:
 
     def wait_hint(self) -> float:
         """Seconds until a rate-limited host may start again (for the pool's wait timeout)."""
-        if not self.interval or not self.next_start:
+        waits = [self.next_start[host] for host in self.pending if host in self.next_start] if self.interval else []
+        if not waits:  # nothing waits on --rate: a freed --per-host slot comes with a record, which wakes the pool
             return WAIT_HINT_S
-        soonest = min(self.next_start.get(host, 0.0) for host in self.pending) if self.pending else WAIT_HINT_S
-        return max(MIN_WAIT_HINT_S, min(WAIT_HINT_S, soonest - time.monotonic()))
+        return max(MIN_WAIT_HINT_S, min(WAIT_HINT_S, min(waits) - time.monotonic()))
 
     def _fill(self, passthrough: list[FetchResult]) -> None:
         while not self.exhausted and self.buffered < LOOKAHEAD and len(passthrough) < PASSTHROUGH_MAX:
