@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from treecpu import all_pids, stat_fields  # noqa: E402  (the /proc readers, shared)
+
 
 def closed_port() -> int:
     with socket.socket() as s:
@@ -32,18 +35,15 @@ def closed_port() -> int:
 def session_peaks(sid: int) -> dict[int, int]:
     """pid -> VmHWM in KiB for every process in the session."""
     peaks = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid in all_pids():
+        fields = stat_fields(pid)
+        if fields is None or int(fields[3]) != sid:  # field 6 of stat: the session id
             continue
         try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            if int(fields[3]) != sid:  # field 6 of stat: the session id
-                continue
-            with open(f"/proc/{entry}/status") as handle:
+            with open(f"/proc/{pid}/status") as handle:
                 for line in handle:
                     if line.startswith("VmHWM:"):
-                        peaks[int(entry)] = int(line.split()[1])
+                        peaks[pid] = int(line.split()[1])
         except (OSError, ValueError, IndexError):
             continue
     return peaks

@@ -42,17 +42,24 @@ def my_children() -> list[int]:
             return [int(p) for p in handle.read().split()]
     except OSError:
         pass
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:  # field 4 of stat: the parent PID
-            found.append(int(entry))
+    for pid in all_pids():
+        fields = stat_fields(pid)
+        if fields is not None and int(fields[1]) == me:  # field 4 of stat: the parent PID
+            found.append(pid)
     return found
+
+
+def all_pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat from field 3 on (after the command name, which may hold spaces); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 def reap_nohang() -> tuple[list[tuple[int, int]], bool]:
