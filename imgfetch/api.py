@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import inspect
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,9 +23,9 @@ from .options import Options
 from .options.spec import declared
 from .records import INVALID, FetchResult, Task
 from .report.results import Results
+from .urls import looks_like_url
 
 URLs = Union[str, "os.PathLike[str]", Iterable[Union[str, Mapping[str, Any]]]]
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None = None, **kwargs: Any) -> FetchResult:
@@ -120,7 +119,7 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | 
 
 def _source(urls: Any) -> Any:
     """One URL given as a string is a list of one, unless a file of that name exists."""
-    if isinstance(urls, str) and _URL.match(urls) and not os.path.exists(urls):
+    if isinstance(urls, str) and looks_like_url(urls) and not os.path.exists(urls):
         return [urls]
     return urls
 

@@ -22,10 +22,16 @@ _SECRET_NAMES = frozenset(name.lower() for name in SECRET_PARAMS)
 _PARAM_RE = re.compile(r"([?&;#])([^=&;#]*)=([^&;#]*)")
 
 
+def looks_like_url(text: str) -> bool:
+    """Whether text starts like an absolute URL (``scheme://``): what a list file's name never does."""
+    return _SCHEME_SLASHES_RE.match(text) is not None
+
+
 class InvalidURL(ValueError):
     """A URL that cannot be downloaded; the message is the human-readable reason."""
 
 
+_SCHEME_SLASHES_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _AUTHORITY_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#\\]*)")  # what mask_url() looks in
 _STRIP = "".join(map(chr, range(ord(" ") + 1)))  # C0 controls and space, like browsers

@@ -34,22 +34,16 @@ def default_worker_sweep(cpus: int | None = None) -> tuple[int, ...]:
     return tuple(sizes + [top])
 
 
-def parse_sizes(option: str, text: str) -> tuple[int, ...]:
-    """'1,2,4' -> (1, 2, 4); an OptionError naming the option otherwise."""
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise OptionError(f"{option} takes comma-separated whole numbers like 1,2,4, got {text!r}", option) from None
-    if any(n < 1 for n in sizes):
-        raise OptionError(f"{option} sizes must be >= 1, got {text!r}", option)
-    return sizes
-
-
 def _sizes(name: str, value: Any) -> tuple[int, ...]:
-    """Pool sizes, as 1,2,4 or a tuple: sorted, each once."""
-    sizes = parse_sizes(name, value) if isinstance(value, str) else tuple(value)
+    """Pool sizes, as 1,2,4 or a tuple: sorted, each once; an OptionError naming the option otherwise."""
+    if isinstance(value, str):
+        try:
+            value = tuple(int(part) for part in value.split(","))
+        except ValueError:
+            raise OptionError(f"{name} takes comma-separated whole numbers like 1,2,4, got {value!r}", name) from None
+    sizes = tuple(value)
     if not sizes or any(n < 1 for n in sizes):
-        raise OptionError(f"{name} sizes must be whole numbers >= 1", name)
+        raise OptionError(f"{name} sizes must be >= 1, got {','.join(map(str, sizes))!r}", name)
     return tuple(sorted(set(sizes)))
 
 

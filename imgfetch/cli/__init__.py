@@ -5,7 +5,7 @@
 - ``usage.py``: help texts, examples, and usage errors that guide; ``logs.py``: log lines above the bar.
 - ``main`` here is the only place in imgfetch that turns exceptions into exit codes.
 
-May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.engine, imgfetch.store, imgfetch.bench, imgfetch.server, imgfetch.logrelay
+May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.engine, imgfetch.store, imgfetch.bench, imgfetch.server, imgfetch.logrelay
 """
 from __future__ import annotations
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import sys
 from typing import Any
@@ -11,8 +10,8 @@ from typing import Any
 from ..errors import InputError, Interrupted
 from ..options import Options
 from ..options.arguments import given
+from ..urls import looks_like_url
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 TOP_REASONS = 5  # failure reasons listed in the summary
 
 
@@ -27,7 +26,7 @@ def get_command(args: argparse.Namespace) -> int:
     """Run the download; 0 if every URL ended ok, 1 if some failed."""
     from ..engine.run import Run
 
-    if _URL.match(args.urls) and not os.path.exists(args.urls):
+    if looks_like_url(args.urls) and not os.path.exists(args.urls):
         raise InputError(f"{args.urls} is a URL, not a list file; to use the list it points to, pipe it in: "
                          f"curl -s {shlex.quote(args.urls)} | imgfetch get - -o {shlex.quote(args.out)}")
     run = Run(args.urls, args.out, options_from_args(args), hard_exit_on_second_signal=True)

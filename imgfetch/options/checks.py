@@ -80,7 +80,7 @@ def formats(known: tuple[str, ...]) -> Check:
     def check(name: str, value: Any) -> tuple[str, ...]:
         if value is None:  # the default: every known format
             return known
-        items = value.split(",") if isinstance(value, str) else value
+        items = comma_list(value) if isinstance(value, str) else value
         names = tuple(FORMAT_ALIASES.get(f.strip().upper(), f.strip().upper()) for f in items if f.strip())
         unknown = [f for f in names if f not in known]
         if unknown or not names:
@@ -137,7 +137,7 @@ def callable_or_none(name: str, value: Any) -> Any:
 def columns(forbidden: tuple[str, ...]) -> Check:
     """Column names, as a tuple or comma-separated text, none of them in ``forbidden``."""
     def check(name: str, value: Any) -> tuple[str, ...]:
-        items = value.split(",") if isinstance(value, str) else value
+        items = comma_list(value) if isinstance(value, str) else value
         kept = tuple(c.strip() for c in items if c.strip())
         clash = set(kept) & set(forbidden)
         if clash:
