@@ -15,11 +15,15 @@ from ..errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
 from ..store.keys import KeySet
 from ..logrelay import LogRelay
-from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact
+from ..store.errorlist import ErrorsList
+from ..store.journal import recover_unrecorded
+from ..store.locking import FileLock
+from ..store.outputs import is_empty_file, missing_folders, refuse_overwriting_the_list, remove_if_empty
+from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, lock_manifest
 from ..options import Options
 from ..report.progress import Progress
 from ..report.summary import Summary
-from ..records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
+from ..records import CANCELLED, DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult, Task
 from ..sources import Entry, ListCounter, open_entries
 from ..urls import mask_url, normalized_key
 from ..store.files import OutputDir, file_matches
@@ -43,6 +47,7 @@ class Run:
         self._signum: int | None = None
         self._disk_full = False
         self._counter: ListCounter | None = None
+        self._manifest_lock: FileLock | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -58,6 +63,7 @@ class Run:
         refuse_in_worker()
         if self.out.root.exists() and not self.out.root.is_dir():
             raise OutputError(f"{self.out.root}: is a file, not a folder")
+        refuse_overwriting_the_list(self.urls, self.manifest_path, Path(self.opts.errors) if self.opts.errors else None)
         self._counter = ListCounter(self.urls, self.opts.input_format)  # starts counting a list file at once
         entries = open_entries(self.urls, input_format=self.opts.input_format, url_column=self.opts.url_column,
                                url_key=self.opts.url_key, keep_columns=self.opts.keep_columns)
@@ -80,8 +86,7 @@ class Run:
 
     def _run(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
         started = time.monotonic()
-        errors = Path(self.opts.errors) if self.opts.errors else None
-        done, writer = self._open(errors)
+        done, writer, errors = self._open()
         bar = Progress(self.summary, self._counter, self.label) if self.opts.progress else None
         relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
         complete = False
@@ -91,40 +96,67 @@ class Run:
             full_urls: dict[str, str] | None = {} if errors else None  # for the errors file
             plan = _plan(entries, done, self.out.root, full_urls)
             with _signals(self._on_signal):
-                yield from self._record(self.engine.run(plan), writer, full_urls, bar, started)
+                yield from self._record(self.engine.run(plan), writer, errors, full_urls, bar, started)
             complete = self._signum is None and not self._disk_full
-            self._finish(done, writer, complete)
+            self._finish(done, writer, errors, complete)
         finally:
             self.summary.seconds = time.monotonic() - started
-            writer.close()
-            done.close()
+            self._close(done, writer, errors)
             if bar is not None:
                 bar.close(complete)
             relay.stop()
-            self.out.close()
+            self._release()
 
-    def _open(self, errors: Path | None) -> tuple[DoneIndex, ManifestWriter]:
-        """Open the output folder and the manifest; a run that cannot start leaves nothing behind."""
-        new_folders = _missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
+    def _open(self) -> tuple[DoneIndex, ManifestWriter, ErrorsList | None]:
+        """Open the output folder, the manifest and the errors list; a run that cannot start leaves nothing behind."""
+        errors = Path(self.opts.errors) if self.opts.errors else None
+        new_folders = missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
         new_manifest = not self.manifest_path.exists()
         try:
             self.out.open()
-            return DoneIndex(self.manifest_path), ManifestWriter(self.manifest_path, errors)
+            self._manifest_lock = lock_manifest(self.manifest_path)
+            done = DoneIndex(self.manifest_path)
+            recover_unrecorded(self.out.root, self.out.tmp, lambda key: (done.get(key) or {}).get("path"),
+                               self.manifest_path)
+            writer = ManifestWriter(self.manifest_path, in_flight=self._in_flight)
+            return done, writer, ErrorsList(errors, self.manifest_path) if errors else None
         except BaseException:
-            self.out.close()
-            if new_manifest and _is_empty_file(self.manifest_path):
+            self._release()
+            if new_manifest and is_empty_file(self.manifest_path):
                 self.manifest_path.unlink()
-            _remove_if_empty(new_folders)
+            remove_if_empty(new_folders)
             raise
 
-    def _record(self, records: Iterator[FetchResult], writer: ManifestWriter, full_urls: dict[str, str] | None,
-                bar: Progress | None, started: float) -> Iterator[FetchResult]:
+    def _in_flight(self) -> int:
+        return self.engine.capacity if self.engine is not None else 0
+
+    def _release(self) -> None:
+        """Unlock the manifest and the output folder, and remove the run's temporary folder."""
+        if self._manifest_lock is not None:
+            self._manifest_lock.release()
+        self.out.close()
+
+    def _close(self, done: DoneIndex, writer: ManifestWriter, errors: ErrorsList | None) -> None:
+        """Put the errors list in place and close the manifest; a full disk here is the run's full disk."""
+        try:
+            if errors is not None:
+                errors.commit()
+            writer.close()
+        except DiskFull:
+            self._disk_full = True
+        finally:
+            if errors is not None:
+                errors.discard()
+            done.close()
+
+    def _record(self, records: Iterator[FetchResult], writer: ManifestWriter, errors: ErrorsList | None,
+                full_urls: dict[str, str] | None, bar: Progress | None, started: float) -> Iterator[FetchResult]:
         """Write each record to the manifest, count it, show it, and hand it on."""
         root = os.path.abspath(self.out.root)
         for result in records:
             if result.status == CANCELLED:
                 continue  # not this URL's fault; the next run fetches it
-            if not self._write(writer, result, full_urls):
+            if not self._write(writer, errors, result, full_urls):
                 break  # not even the reserve is left: stop at once
             if result.path:
                 result.abspath = os.path.join(root, result.path)
@@ -134,10 +166,14 @@ class Run:
                 bar.add(result)
             yield result
 
-    def _write(self, writer: ManifestWriter, result: FetchResult, full_urls: dict[str, str] | None) -> bool:
+    def _write(self, writer: ManifestWriter, errors: ErrorsList | None, result: FetchResult,
+               full_urls: dict[str, str] | None) -> bool:
         """Write one record; False when the disk is too full even for that."""
         try:
-            writer.write(result, full_urls.pop(result.key, None) if full_urls is not None else None)
+            writer.write(result)
+            full_url = full_urls.pop(result.key, None) if full_urls is not None else None
+            if errors is not None and result.status == FAILED and full_url:
+                errors.add(full_url)
         except DiskFull:
             self._disk_full = True
             return False
@@ -146,9 +182,15 @@ class Run:
             log.warning("the disk is full: stopping")
         return True
 
-    def _finish(self, done: DoneIndex, writer: ManifestWriter, complete: bool) -> None:
+    def _finish(self, done: DoneIndex, writer: ManifestWriter, errors: ErrorsList | None, complete: bool) -> None:
         """Close the manifest; after a complete run, compact it if old records make up most of it."""
-        writer.close()
+        try:
+            if errors is not None:
+                errors.commit()
+            writer.close()
+        except DiskFull:
+            self._disk_full = True
+            return
         done.close()
         if complete and done.lines + writer.written > COMPACT_RATIO * max(writer.written, len(done), 1):
             _compact(self.manifest_path)
@@ -167,7 +209,7 @@ class Run:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        self.out.close()
+        self._release()
         # os._exit (public despite its name): end now, without running cleanup that waits on workers.
         os._exit(SIGNAL_EXIT_BASE + self._signum)
 
@@ -223,29 +265,3 @@ def _compact(path: Path) -> None:
         log.warning("could not compact %s (it stays as it is): %s", path, getattr(exc, "strerror", None) or exc)
         return
     log.info("compacted %s: %d records -> %d (the newest per URL)", path, before, after)
-
-
-def _missing_folders(*folders: Path) -> list[Path]:
-    """The folders (and their missing parents) that do not exist yet, deepest first."""
-    missing: list[Path] = []
-    for folder in folders:
-        for candidate in (folder, *folder.parents):
-            if candidate.exists() or candidate in missing:
-                break
-            missing.append(candidate)
-    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
-
-
-def _is_empty_file(path: Path) -> bool:
-    try:
-        return path.is_file() and path.stat().st_size == 0
-    except OSError:
-        return False
-
-
-def _remove_if_empty(folders: list[Path]) -> None:
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            pass  # not empty, or not ours to remove

@@ -47,6 +47,12 @@ class Engine:
     def worker_pids(self) -> set[int]:
         return self.backend.worker_pids if self.backend is not None else set()
 
+    @property
+    def capacity(self) -> int:
+        """How many records may still come from downloads handed out now or soon (0 before the start)."""
+        backend = self.backend
+        return backend.room() + backend.outstanding() if backend is not None else 0
+
     def _start(self) -> Backend:
         if self.opts.executor == "dask":
             from .dask_pool import DaskPool

@@ -38,6 +38,7 @@ from ..options import Options
 from ..records import CANCELLED, FAILED, OK, FetchResult, Task
 from ..urls import mask_url
 from ..store.files import ignore_file_size_signal, target_name, write_atomic
+from ..store.journal import save_notes
 from ..net.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,7 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
     relpath = target_name(opts.naming, url=task.url, key=task.key, line=task.line, sha256=digest,
                           extension=facts.extension, columns=task.columns, subdirs=opts.subdirs)
     try:
+        save_notes(tmp).note(task.key, digest, len(body), relpath)  # see store/journal.py: a kill before the record
         write_atomic(root, tmp, relpath, body, replace=opts.overwrite or relpath == task.owned_path)
     except OSError as exc:
         result.error = f"cannot save {relpath}: {exc.strerror or exc}"

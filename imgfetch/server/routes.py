@@ -41,7 +41,8 @@ _ROUTES = [(re.compile(p), name) for p, name in (
     (r"/gzip/" + _IMG, "gzip"), (r"/gzip-bomb", "gzip_bomb"), (r"/html-as-jpeg", "html"),
     (r"/corrupt\.jpg", "corrupt"), (r"/truncated/" + _IMG, "truncated"),
     (r"/bomb\.png", "bomb_png"), (r"/as-text/" + _IMG, "as_text"),
-    (r"/disposition/" + _IMG, "disposition"), (r"/names/.*", "names"))]
+    (r"/disposition/" + _IMG, "disposition"), (r"/names/.*", "names"),
+    (r"/varying/(?P<i>\d{1,9})\.(?P<ext>jpg)", "varying"))]
 
 Match = re.Match
 Writer = asyncio.StreamWriter
@@ -75,6 +76,7 @@ class Routes:
         self.hang_s, self.drip_interval_s = hang_s, drip_interval_s
         self._flaky: Counter[str] = Counter()
         self._bomb: bytes | None = None
+        self._varying = 0
 
     async def answer(self, req: Request, w: Writer) -> Answer:
         """The answer to ``req`` after its latency (None: the connection was ended)."""
@@ -225,6 +227,17 @@ class Routes:
     async def _r_disposition(self, req: Request, m: Match, w: Writer) -> Answer:
         name = req.query.get("name", "../../evil.sh")
         return self._img_resp(m, ("Content-Disposition", f'attachment; filename="{name}"'))
+
+    async def _r_varying(self, req: Request, m: Match, w: Writer) -> Answer:
+        """A JPEG image whose bytes differ on every request (a comment segment counts them), like
+        random placeholder services and on-the-fly re-encoders."""
+        found = self._image(m)
+        if found is None:
+            return text(404)
+        self._varying += 1
+        comment = f"request {self._varying}".encode()
+        segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+        return resp(200, found[0][:2] + segment + found[0][2:], found[1])
 
     async def _r_names(self, req: Request, m: Match, w: Writer) -> Answer:
         return resp(200, self.images.image_bytes(0), FORMATS[0][2]) if self.images.count else text(404)

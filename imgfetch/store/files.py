@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import OutputError
+from .locking import FileLock
 
 LOCK_NAME = ".imgfetch.lock"
 TMP_PREFIX = ".imgfetch-tmp-"
@@ -21,7 +22,6 @@ MAX_STEM = 80  # characters of a name taken from a URL or a column, before the k
 URL_KEY_CHARS = 10  # of the URL key added to a name from the URL: different URLs, different files
 COLUMN_KEY_CHARS = 8  # of the URL key added to a name from a column
 COLUMN_NAMING = "column:"  # naming="column:NAME" names files after that column's value
-LOCK_MODE = 0o644  # the lock file: the owner writes, anyone may read
 FILE_MODE = 0o666  # less the umask, as curl's and wget's files are
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TMP_SEQUENCE = itertools.count()
@@ -71,7 +71,7 @@ class OutputDir:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self._lock_fd: int | None = None
+        self._lock = FileLock(self.root / LOCK_NAME, f"{self.root}: another imgfetch run is using this folder")
         self.tmp: Path | None = None
 
     def open(self) -> "OutputDir":
@@ -79,7 +79,7 @@ class OutputDir:
             self.root.mkdir(parents=True, exist_ok=True)
             if not self.root.is_dir():
                 raise OutputError(f"{self.root}: not a folder")
-            self._lock()
+            self._lock.acquire()
             self.tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.root))
         except OutputError:
             self.close()
@@ -89,39 +89,12 @@ class OutputDir:
             raise OutputError(f"cannot use output folder {self.root}: {exc.strerror or exc}") from None
         return self
 
-    def _lock(self) -> None:
-        import fcntl
-
-        path = self.root / LOCK_NAME
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, LOCK_MODE)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise OutputError(f"{self.root}: another imgfetch run is using this folder") from None
-            # The holder before us may have unlinked the file after we opened it: lock the live one.
-            try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                self._lock_fd = fd
-                return
-            os.close(fd)
-
     def close(self) -> None:
         """Remove the temporary folder and release the lock (safe to call twice)."""
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
-        if self._lock_fd is not None:
-            try:
-                os.unlink(self.root / LOCK_NAME)
-            except OSError:
-                pass
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._lock.release()
 
     def __enter__(self) -> "OutputDir":
         return self.open()

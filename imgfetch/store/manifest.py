@@ -5,27 +5,28 @@ import contextlib
 import ctypes
 import errno
 import functools
+import glob
 import json
 import logging
 import os
 import stat
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from ..errors import DiskFull, OutputError
 from ..records import FAILED, FILE_FACTS, OK, SKIPPED, FetchResult
 from .keys import KeyMap
+from .locking import FileLock
 from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest
 
-__all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "read_manifest"]
+__all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "lock_manifest", "read_manifest"]
 
 log = logging.getLogger(__name__)
-RESERVE_BYTES = 256 * 1024  # disk kept allocated past the manifest's end: room for ~500 records
-RENEW_BYTES = RESERVE_BYTES // 2  # the reserve is renewed when less than this of it is left
+RESERVE_BYTES = 256 * 1024  # disk kept allocated past the manifest's end, at the least: room for ~500 records
+RECORD_BYTES = 1024  # a record line, before longer ones are seen (a typical one is about 500 bytes)
 _NO_RENEWAL = 1 << 62  # a reserve end no manifest reaches: where fallocate is missing there is nothing to renew
 FALLOC_FL_KEEP_SIZE = 1  # from linux/falloc.h: allocate without changing the file's size
-ERRORS_FILE_MODE = 0o600  # the errors file lists full URLs, credentials included: for the owner only
 
 
 class DoneIndex:
@@ -74,64 +75,88 @@ class DoneIndex:
 class ManifestWriter:
     """Appends one JSON line per record and flushes it, so a crash never loses a finished record.
 
-    It keeps RESERVE_BYTES of disk allocated past the end of the manifest (fallocate with
-    KEEP_SIZE, where the filesystem has it), so when images fill the disk the records of the
-    downloads still in flight can be written. ``low_space`` turns true when the reserve can no
+    It keeps disk allocated past the end of the manifest (fallocate with KEEP_SIZE, where the
+    filesystem has it), enough for the records of every download in flight, so when images
+    fill the disk those records can still be written. ``low_space`` turns true when the reserve can no
     longer be renewed: the run should stop.
     """
 
-    def __init__(self, path: Path, errors_path: Path | None = None) -> None:
+    def __init__(self, path: Path, in_flight: Callable[[], int] = lambda: 0) -> None:
+        """``in_flight``: how many downloads may be going on; the reserve must hold all their records."""
         self.path = path
         self.written = 0
         self.low_space = False
+        self._in_flight = in_flight
+        self._longest = RECORD_BYTES  # the longest record line so far (at least a typical one)
         self._reserved_to = 0
         self._handle: IO[str] | None = None
-        self._errors: IO[str] | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(path, "a", encoding="utf-8")
             if self._handle.tell() and not _ends_with_newline(path):
                 self._handle.write("\n")  # finish a line a crash cut short
             self._reserve()
-            if errors_path is not None:
-                fd = os.open(errors_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, ERRORS_FILE_MODE)
-                os.fchmod(fd, ERRORS_FILE_MODE)
-                self._errors = os.fdopen(fd, "w", encoding="utf-8")
         except OSError as exc:
             self.close()
             name = exc.filename or path
             raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from None
 
-    def write(self, result: FetchResult, full_url: str | None = None) -> None:
+    def write(self, result: FetchResult) -> None:
         assert self._handle is not None
+        line = json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n"
         try:
-            self._handle.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
+            self._handle.write(line)
             self._handle.flush()
             self.written += 1
-            if self._handle.tell() > self._reserved_to - RENEW_BYTES:
+            self._longest = max(self._longest, len(line.encode()))
+            if self._handle.tell() > self._reserved_to - self._reserve_bytes() // 2:
                 self._reserve()
-            if self._errors is not None and result.status == FAILED and full_url:
-                self._errors.write(full_url + "\n")
-                self._errors.flush()
         except OSError as exc:  # a full disk: the run cannot keep its promise of a record per URL
-            error = DiskFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
-            raise error(f"cannot write {self.path}: {exc.strerror or exc}") from None
+            raise _write_error(self.path, exc) from None
+
+    def _reserve_bytes(self) -> int:
+        """Room for the records of every download in flight, twice over: the reserve is renewed
+        at half, so when renewing fails, at least half of it (all those records) is left."""
+        return max(RESERVE_BYTES, 2 * self._in_flight() * self._longest)
 
     def _reserve(self) -> None:
         assert self._handle is not None
-        end = self._handle.tell()
-        if reserve_space(self._handle.fileno(), end, RESERVE_BYTES):
-            self._reserved_to = end + RESERVE_BYTES
+        end, size = self._handle.tell(), self._reserve_bytes()
+        if reserve_space(self._handle.fileno(), end, size):
+            self._reserved_to = end + size
         elif self._reserved_to:  # supported before, refused now: the disk is (nearly) full
             self.low_space = True
         else:
             self._reserved_to = _NO_RENEWAL
 
     def close(self) -> None:
-        for handle in (self._handle, self._errors):
-            if handle is not None:
+        """Close the manifest; a failure to flush is the run's failure (DiskFull when the disk is full)."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
                 handle.close()
-        self._handle = self._errors = None
+            except OSError as exc:
+                raise _write_error(self.path, exc) from None
+
+
+def _write_error(path: Path, exc: OSError) -> OutputError:
+    error = DiskFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
+    return error(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def lock_manifest(path: Path) -> FileLock:
+    """Hold the manifest for this run (two runs into different folders may share one --manifest),
+    and remove what a compaction killed midway left beside it."""
+    lock = FileLock(path.with_name(f".{path.name}.lock"), f"{path}: another imgfetch run is using this manifest")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.compact"):
+            leftover.unlink(missing_ok=True)
+    except OSError as exc:
+        lock.release()
+        raise OutputError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
+    return lock
 
 
 def reserve_space(fd: int, offset: int, length: int) -> bool:

@@ -1,0 +1,120 @@
+"""Images saved but not yet recorded: a note per image, written just before it is put in place.
+
+A worker notes (URL key, sha256, size, path) in a file of its own in the run's temporary
+folder just before it links an image into the output folder; the manifest record follows
+moments later, from the parent. A run that ends normally removes the folder with its notes.
+A run killed hard (SIGKILL, the OOM killer, a container stop) leaves them, and may leave
+images whose record was never written. The next run into the folder, holding its lock, reads
+those notes and removes every noted image that no manifest record owns, provided it still
+holds the noted bytes (so a file that is not imgfetch's is never touched). Its URL, having no
+record, is fetched again like any other, and nothing blocks it: one re-run converges.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import stat
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .files import TMP_PREFIX
+from .reading import manifest_lines
+
+log = logging.getLogger(__name__)
+NOTES_PREFIX = "saved-"  # a notes file in a run's temporary folder, one per process
+NOTE_MODE = 0o600
+TMP_GLOB = TMP_PREFIX + "*"  # the temporary folders of runs and of fetch()
+
+
+class SaveNotes:
+    """One process's notes file in one run's temporary folder (opened on the first note)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.path = tmp / f"{NOTES_PREFIX}{socket.gethostname()}-{os.getpid()}"
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def note(self, key: str, sha256: str, size: int, relpath: str) -> None:
+        """Record the intent to save; one short append, atomic among threads (O_APPEND, one write)."""
+        if self._fd is None:
+            with self._lock:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, NOTE_MODE)
+        os.write(self._fd, f"{key}\t{sha256}\t{size}\t{relpath}\n".encode())
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+@functools.lru_cache(maxsize=8)
+def _notes(tmp: str, pid: int) -> SaveNotes:
+    return SaveNotes(Path(tmp))
+
+
+def save_notes(tmp: Path) -> SaveNotes:
+    """This process's notes for the run whose temporary folder is ``tmp``."""
+    return _notes(str(tmp), os.getpid())
+
+
+def recover_unrecorded(root: Path, current_tmp: Path | None, recorded: Callable[[str], str | None],
+                       manifest: Path) -> int:
+    """Remove the images killed runs saved without a record, and those runs' temporary folders.
+
+    ``recorded(key)``: the path of the key's newest ok record, or None. Returns how many images
+    were removed. Call only while holding the output folder's lock.
+    """
+    stale = [folder for folder in root.glob(TMP_GLOB)
+             if folder != current_tmp and folder.is_dir() and not folder.is_symlink()]
+    if not stale:
+        return 0
+    orphans = {relpath: (sha, size) for key, sha, size, relpath in _read_notes(stale) if recorded(key) != relpath}
+    if orphans:
+        for _offset, _number, record in manifest_lines(manifest) if manifest.exists() else ():
+            orphans.pop(record.get("path"), None)  # another URL's record owns it (naming=hash)
+            if not orphans:
+                break
+    removed = sum(_remove_if_unchanged(root, relpath, sha, size) for relpath, (sha, size) in orphans.items())
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    if removed:
+        log.info("removed %d image%s that an interrupted run saved without recording; they are fetched again",
+                 removed, "" if removed == 1 else "s")
+    return removed
+
+
+def _read_notes(folders: list[Path]) -> Iterator[tuple[str, str, int, str]]:
+    for folder in folders:
+        for path in folder.glob(NOTES_PREFIX + "*"):
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                parts = line.split("\t")
+                if len(parts) == 4 and parts[2].isdigit() and _inside(parts[3]):
+                    yield parts[0], parts[1], int(parts[2]), parts[3]
+
+
+def _inside(relpath: str) -> bool:
+    """A path our naming could have made: relative, '/'-separated, never climbing out."""
+    return bool(relpath) and not os.path.isabs(relpath) and ".." not in relpath.split("/")
+
+
+def _remove_if_unchanged(root: Path, relpath: str, sha256: str, size: int) -> bool:
+    path = root / relpath
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return False
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+            return False
+        path.unlink()
+    except OSError:
+        return False
+    return True
