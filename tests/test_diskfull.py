@@ -53,3 +53,24 @@ def test_a_full_disk_stops_with_one_line_records_everything_saved_and_resumes(sm
         assert server.stats.requests == 300 - len(ok)  # nothing complete is fetched again
         final = {r["line"]: r for r in read_manifest(out / "manifest.jsonl")}
         assert len(final) == 300 and all(r["status"] in ("ok", "skipped") for r in final.values())
+
+
+def test_a_full_disk_at_high_concurrency_still_records_every_download_in_flight(small_disk, tmp_path):
+    """Two processes x 64 threads and long records (a kept caption): when the disk fills, the records of
+    the ~150 downloads in flight must still fit, so the manifest's reserve follows the number in flight."""
+    subprocess.run(["mount", "-o", "remount,size=3m", str(small_disk)], check=True)
+    caption = "a long caption " * 150  # about 2 KB a record
+    with ImageServer(count=600, latency_ms=150, latency_spread=0.5, seed=4) as server:
+        urls = tmp_path / "urls.csv"
+        urls.write_text("url,caption\n" + "".join(f"{u},{caption}\n" for u in server.image_urls()))
+        out = small_disk / "out"
+        argv = [sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(out), "--workers", "2",
+                "--threads", "64", "--keep-columns", "caption", "--retries", "0", "--timeout", "5",
+                "--start-method", "forkserver"]
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.strip().splitlines()[-1].startswith("imgfetch: error: the disk is full:")
+        records = read_manifest(out / "manifest.jsonl")
+        assert len(records) == server.stats.requests  # every download that started has its record
+        ok = [r for r in records if r["status"] == "ok"]
+        assert tree(out) == {"manifest.jsonl"} | {r["path"] for r in ok}
