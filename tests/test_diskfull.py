@@ -74,3 +74,26 @@ def test_a_full_disk_at_high_concurrency_still_records_every_download_in_flight(
         assert len(records) == server.stats.requests  # every download that started has its record
         ok = [r for r in records if r["status"] == "ok"]
         assert tree(out) == {"manifest.jsonl"} | {r["path"] for r in ok}
+
+
+def test_an_errors_list_that_cannot_be_flushed_is_a_full_disk_and_leaves_the_old_file(small_disk):
+    from imgfetch.errors import DiskFull
+    from imgfetch.store.errorlist import ErrorsList
+
+    errors = small_disk / "failed.txt"
+    errors.write_text("the previous list\n")
+    with open(small_disk / "filler", "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+    listed = ErrorsList(errors, small_disk / "manifest.jsonl")
+    with pytest.raises(DiskFull, match="No space left"):
+        for n in range(2000):
+            listed.add(f"http://127.0.0.1:9/{n}.jpg")
+        listed.commit()
+    listed.discard()
+    assert errors.read_text() == "the previous list\n"
+    assert tree(small_disk) == {"failed.txt", "filler"}
