@@ -147,7 +147,8 @@ class Options:
                                   accepts=_PATH_TYPE, default_text="OUT/manifest.jsonl", help="manifest path")
     errors: str | None = option(None, group="output", check=checks.path, metavar="FILE", per_url=False,
                                 accepts=_PATH_TYPE, help="write the failed URLs in full (credentials included) to FILE, mode 0600, "
-                                     "ready to feed back in")
+                                     "ready to feed back in; FILE is replaced when the run ends, and may not be "
+                                     "the URL list itself")
     # input
     input_format: str | None = option(None, group="input", check=optional(one_of(INPUT_FORMATS)),
                                       choices=INPUT_FORMATS, per_url=False,
