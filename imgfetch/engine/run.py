@@ -19,7 +19,8 @@ from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact
 from ..options import Options
 from ..report.progress import Progress
 from ..report.summary import Summary
-from ..records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
+from ..net.failures import permanent_failure
+from ..records import CANCELLED, DUPLICATE, FAILED, FAILURE_FACTS, FILE_FACTS, INVALID, OK, FetchResult, Task
 from ..sources import Entry, ListCounter, open_entries
 from ..urls import mask_url, normalized_key
 from ..store.files import OutputDir, file_matches
@@ -43,6 +44,7 @@ class Run:
         self._signum: int | None = None
         self._disk_full = False
         self._counter: ListCounter | None = None
+        self._unchanged: set[str] = set()  # keys of failures not retried whose manifest record says it all already
 
     @property
     def manifest_path(self) -> Path:
@@ -52,6 +54,11 @@ class Run:
     def lines(self) -> int | None:
         """The list's entries, once the background count (or len) knows them; else None."""
         return self._counter.total if self._counter is not None else None
+
+    def failure_split(self) -> tuple[int, int]:
+        """This run's failed URLs as (transient, permanent): what --retry-failed transient fetches again, and not."""
+        permanent = sum(n for (kind, status), n in self.summary.failures.items() if permanent_failure(kind, status))
+        return self.summary.counts[FAILED] - permanent, permanent
 
     def results(self) -> Iterator[FetchResult]:
         """Yield one record per input URL as it completes; raises only for run-level failures."""
@@ -73,7 +80,8 @@ class Run:
             entries.close()
             self._counter.stop()
         if self._disk_full:
-            raise DiskFull(f"the disk is full: {self.summary.counts[OK]} images saved in this run, each recorded in "
+            saved = self.summary.counts[OK] - self.summary.skipped[OK]
+            raise DiskFull(f"the disk is full: {saved} images saved in this run, each recorded in "
                            f"{self.manifest_path}; free some space, then run the same command again to resume")
         if self._signum is not None:
             raise Interrupted(self._signum)
@@ -89,7 +97,7 @@ class Run:
             self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
                                  stop_requested=lambda: self._signum is not None or self._disk_full)
             full_urls: dict[str, str] | None = {} if errors else None  # for the errors file
-            plan = _plan(entries, done, self.out.root, full_urls)
+            plan = _plan(entries, done, self.out.root, full_urls, self.opts.retry_failed, self._unchanged)
             with _signals(self._on_signal):
                 yield from self._record(self.engine.run(plan), writer, full_urls, bar, started)
             complete = self._signum is None and not self._disk_full
@@ -136,8 +144,11 @@ class Run:
 
     def _write(self, writer: ManifestWriter, result: FetchResult, full_urls: dict[str, str] | None) -> bool:
         """Write one record; False when the disk is too full even for that."""
+        unchanged = result.skipped and result.status == FAILED and result.key in self._unchanged
+        self._unchanged.discard(result.key)
+        full_url = full_urls.pop(result.key, None) if full_urls is not None else None
         try:
-            writer.write(result, full_urls.pop(result.key, None) if full_urls is not None else None)
+            writer.write(result, full_url, append=not unchanged)  # a failure not retried may say nothing new
         except DiskFull:
             self._disk_full = True
             return False
@@ -150,7 +161,7 @@ class Run:
         """Close the manifest; after a complete run, compact it if old records make up most of it."""
         writer.close()
         done.close()
-        if complete and done.lines + writer.written > COMPACT_RATIO * max(writer.written, len(done), 1):
+        if complete and done.lines + writer.written > COMPACT_RATIO * max(writer.records, len(done), 1):
             _compact(self.manifest_path)
 
     def _on_signal(self, signum: int) -> None:
@@ -172,9 +183,11 @@ class Run:
         os._exit(SIGNAL_EXIT_BASE + self._signum)
 
 
-def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
-          full_urls: dict[str, str] | None) -> Iterator[Task | FetchResult]:
-    """Turn entries into tasks, or into ready records: invalid, duplicate, skipped."""
+def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path, full_urls: dict[str, str] | None,
+          retry_failed: str, unchanged: set[str]) -> Iterator[Task | FetchResult]:
+    """Turn entries into tasks, or into ready records: invalid, duplicate, and skipped (done by an earlier
+    run, or failed in one and not retried). ``unchanged`` gets the keys of skipped failures whose earlier
+    record has this run's line and columns: the manifest needs no new line for them."""
     seen = KeySet()
     for entry in entries:
         if entry.url is None:
@@ -188,13 +201,34 @@ def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
                               error="same URL as an earlier line", columns=entry.columns)
             continue
         previous = done.get(key)
-        if previous is not None and file_matches(root, previous["path"], previous["bytes"]):
-            yield FetchResult(url=masked, key=key, line=entry.line, status=SKIPPED, columns=entry.columns,
-                              **previous)  # the facts of the record it stands for
+        facts = _standing_facts(previous, root, retry_failed)
+        if previous is not None and facts:
+            if full_urls is not None and previous["status"] == FAILED:
+                full_urls[key] = entry.url  # the errors file lists every URL that ends this run failed
+            if previous["status"] == FAILED and _same_entry(previous, entry):
+                unchanged.add(key)
+            yield FetchResult(url=masked, key=key, line=entry.line, status=previous["status"], skipped=True,
+                              columns=entry.columns, **{name: previous.get(name) for name in facts})
             continue
         if full_urls is not None:
             full_urls[key] = entry.url
-        yield Task(entry.url, key, entry.line, entry.columns, previous["path"] if previous else None)
+        yield Task(entry.url, key, entry.line, entry.columns, previous.get("path") if previous else None)
+
+
+def _standing_facts(previous: dict[str, Any] | None, root: Path, retry_failed: str) -> tuple[str, ...]:
+    """The facts this run repeats from the earlier record, if it stands: an ok one whose file is still
+    there, or a failure --retry-failed does not retry; () if the URL is to be fetched."""
+    if previous is None:
+        return ()
+    if previous["status"] == OK:
+        return FILE_FACTS if file_matches(root, previous["path"], previous["bytes"]) else ()
+    permanent = permanent_failure(previous.get("error_kind"), previous.get("http_status"))
+    return FAILURE_FACTS if retry_failed == "none" or (retry_failed == "transient" and permanent) else ()
+
+
+def _same_entry(previous: dict[str, Any], entry: Entry) -> bool:
+    """Whether the earlier record has this entry's line number and kept columns."""
+    return previous.get("line") == entry.line and all(previous.get(k) == v for k, v in entry.columns.items())
 
 
 class _signals:

@@ -1,4 +1,4 @@
-"""The manifest, written: one JSON line per record, flushed at once; what earlier runs finished; compaction."""
+"""The manifest, written: one JSON line per record, flushed at once; what earlier runs finished or failed; compaction."""
 from __future__ import annotations
 
 import contextlib
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import DiskFull, OutputError
-from ..records import FAILED, FILE_FACTS, OK, SKIPPED, FetchResult
+from ..records import FAILED, OK, SKIPPED, FetchResult
 from .keys import KeyMap
-from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest
+from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
 
 __all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "read_manifest"]
 
@@ -29,8 +29,8 @@ ERRORS_FILE_MODE = 0o600  # the errors file lists full URLs, credentials include
 
 
 class DoneIndex:
-    """What earlier runs finished: for each URL key whose newest record is ok or skipped, the
-    byte offset of that record in the manifest (24 bytes a URL; the record is re-read on demand)."""
+    """What earlier runs did: for each URL key whose newest record is ok or failed, the byte offset
+    of that record in the manifest (24 bytes a URL; the record is re-read on demand)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -46,23 +46,20 @@ class DoneIndex:
             digest, status = key_digest(record), record.get("status")
             if digest is None:
                 log.warning("%s:%d: record without a valid key ignored", self.path, number)
-            elif status in (OK, SKIPPED) and isinstance(record.get("path"), str):
+            elif status in (OK, SKIPPED) and isinstance(record.get("path"), str) or status == FAILED:
                 self._offsets[digest] = offset
-            elif status == FAILED:
-                self._offsets.discard(digest)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The file facts (FILE_FACTS) of the key's newest ok record, which a skipped record repeats."""
+        """The key's newest ok or failed record (an older manifest's "skipped" read as ok), or None."""
         offset = self._offsets.get(bytes.fromhex(key))
         if offset is None:
             return None
         if self._handle is None:
             self._handle = open(self.path, "rb")
-        record = json.loads(line_at(self._handle, offset))
-        return {name: record.get(name) for name in FILE_FACTS}
+        return record_at(self._handle, offset)
 
     def __len__(self) -> int:
-        """URLs that some run finished (an estimate of the URL count, for compaction)."""
+        """URLs that some run finished or failed (an estimate of the URL count, for compaction)."""
         return len(self._offsets)
 
     def close(self) -> None:
@@ -82,7 +79,8 @@ class ManifestWriter:
 
     def __init__(self, path: Path, errors_path: Path | None = None) -> None:
         self.path = path
-        self.written = 0
+        self.written = 0  # lines appended
+        self.records = 0  # records of this run, appended or not
         self.low_space = False
         self._reserved_to = 0
         self._handle: IO[str] | None = None
@@ -102,12 +100,15 @@ class ManifestWriter:
             name = exc.filename or path
             raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from None
 
-    def write(self, result: FetchResult, full_url: str | None = None) -> None:
+    def write(self, result: FetchResult, full_url: str | None = None, *, append: bool = True) -> None:
+        """Append the record (unless ``append`` is False: the manifest says it already) and list a failure."""
         assert self._handle is not None
+        self.records += 1
         try:
-            self._handle.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
-            self._handle.flush()
-            self.written += 1
+            if append:
+                self._handle.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
+                self._handle.flush()
+                self.written += 1
             if self._handle.tell() > self._reserved_to - RENEW_BYTES:
                 self._reserve()
             if self._errors is not None and result.status == FAILED and full_url:
