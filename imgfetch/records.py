@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-OK, FAILED, INVALID, DUPLICATE, SKIPPED = "ok", "failed", "invalid", "duplicate", "skipped"
-STATUSES = (OK, FAILED, INVALID, DUPLICATE, SKIPPED)
+OK, FAILED, INVALID, DUPLICATE = "ok", "failed", "invalid", "duplicate"
+STATUSES = (OK, FAILED, INVALID, DUPLICATE)
+SKIPPED = "skipped"  # what older manifests say of a URL done earlier; read back as ok with skipped=True
 CANCELLED = "cancelled"  # stopped by Ctrl-C/SIGTERM mid-download: never recorded, fetched again next run
 # The fields of a finished record that a skipped record repeats: the file and what fetching it found.
 FILE_FACTS = ("path", "bytes", "sha256", "format", "width", "height", "http_status", "final_url", "fetched_at")
+# The fields of a failed record that a skipped one (a failure not retried) repeats.
+FAILURE_FACTS = ("http_status", "final_url", "error", "error_kind", "fetched_at")
 REPR_URL_CHARS = 80  # a longer URL is cut with '...' in a record's repr
 _KILO = 1000  # decimal units, as file managers show sizes
 
@@ -36,6 +39,9 @@ class FetchResult:
     key: str
     line: int | None
     status: str
+    # True when this run did not fetch the URL: the record repeats an earlier run's outcome (ok: the file is
+    # still there; failed: a failure --retry-failed did not retry).
+    skipped: bool = False
     path: str | None = None        # relative to the output folder, with '/' separators
     bytes: int | None = None
     sha256: str | None = None
@@ -56,7 +62,7 @@ class FetchResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in (OK, SKIPPED)
+        return self.status == OK
 
     def to_json_dict(self) -> dict[str, Any]:
         """The manifest form: kept columns flattened into the record."""
@@ -67,8 +73,8 @@ class FetchResult:
 
     def __repr__(self) -> str:
         """Short: status, line, file and size, or the URL and the error."""
-        line = f" line {self.line}" if self.line is not None else ""
-        if self.path and self.status in (OK, SKIPPED):
+        line = (" (skipped)" if self.skipped else "") + (f" line {self.line}" if self.line is not None else "")
+        if self.path and self.status == OK:
             size = f" {human_bytes(self.bytes)}" if self.bytes is not None else ""
             image = f" {self.format} {self.width}x{self.height}" if self.format and self.width else ""
             return f"<FetchResult {self.status}{line} {self.path!r}{size}{image}>"

@@ -24,7 +24,7 @@ def test_get_all_ok_exits_0_with_summary(server, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["get", str(urls), "-o", str(out), "--workers", "2", "--threads", "2", *FAST_ARGS]) == 0
     err = capsys.readouterr().err
-    assert "ok 10, failed 0, invalid 0, duplicate 0, skipped 0" in err
+    assert "ok 10, failed 0, invalid 0, duplicate 0;" in err
     records = read_manifest(out / "manifest.jsonl")
     assert [r["line"] for r in sorted(records, key=lambda r: r["line"])] == list(range(3, 13))
     assert_clean(out, records)

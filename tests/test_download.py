@@ -72,10 +72,10 @@ def test_rerun_skips_what_is_done_and_refetches_what_is_missing(fresh_server, tm
     (out / first[0].path).unlink()
     fresh_server.stats.reset()
     second = download(urls, out, workers=1, threads=4, start_method="fork", **FAST)
-    statuses = sorted(r.status for r in second)
-    assert statuses == ["ok"] + ["skipped"] * 19
+    assert [r.status for r in second] == ["ok"] * 20
+    assert [r.skipped for r in second] == [False] + [True] * 19
     assert fresh_server.stats.requests == 1  # only the missing file went over the wire
-    skipped = [r for r in second if r.status == "skipped"]
+    skipped = [r for r in second if r.skipped]
     assert all(r.sha256 and (out / r.path).exists() for r in skipped)
     records = read_manifest(out / "manifest.jsonl")
     assert len(records) == 40  # one record per line per run, appended

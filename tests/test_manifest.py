@@ -23,26 +23,28 @@ def test_reruns_compact_to_one_record_per_url_in_input_order(fresh_server, tmp_p
     urls = fresh_server.image_urls()[:12] + [fresh_server.url("/status/404"), "not a url", fresh_server.image_urls()[0]]
     for _ in range(2):
         download(urls, out, **RUN)
-    assert len(lines_of(out / "manifest.jsonl")) == 30  # appended while it is at most twice the URLs
+    # appended while it is at most twice the URLs; the 404, not retried, is not written again
+    assert len(lines_of(out / "manifest.jsonl")) == 29
     download(urls, out, **RUN)
     records = read_manifest(out / "manifest.jsonl")
     assert [r["line"] for r in records] == list(range(1, 16))  # compacted: one per line, in input order
-    assert [r["status"] for r in records] == ["skipped"] * 12 + ["failed", "invalid", "duplicate"]
+    assert [r["status"] for r in records] == ["ok"] * 12 + ["failed", "invalid", "duplicate"]
+    assert [r["skipped"] for r in records] == [True] * 12 + [False] * 3
     assert_clean(out, records)  # no temporary file left beside it
     for _ in range(5):  # it never grows past about twice the URL count
         download(urls, out, **RUN)
         assert len(lines_of(out / "manifest.jsonl")) <= 2 * len(urls)
     fresh_server.stats.reset()
     again = download(urls, out, **RUN)  # and resuming from a compacted manifest still works
-    assert [r.status for r in again][:12] == ["skipped"] * 12
-    assert fresh_server.stats.requests == 1  # only the 404 is asked again
+    assert [(r.status, r.skipped) for r in again][:13] == [("ok", True)] * 12 + [("failed", True)]
+    assert fresh_server.stats.requests == 0  # not even the 404: it is permanent
 
 
 def test_a_skipped_record_carries_the_facts_of_the_ok_record(fresh_server, tmp_path):
     out = tmp_path / "out"
     [ok] = download(fresh_server.image_urls()[:1], out, **RUN)
     [skipped] = download(fresh_server.image_urls()[:1], out, **RUN)
-    assert skipped.status == "skipped"
+    assert (skipped.status, skipped.skipped, ok.skipped) == ("ok", True, False)
     for name in ("path", "bytes", "sha256", "format", "width", "height", "http_status", "final_url", "fetched_at"):
         assert getattr(skipped, name) == getattr(ok, name) is not None, name
     assert read_manifest(out / "manifest.jsonl")[-1]["format"] == ok.format
@@ -54,8 +56,7 @@ def test_read_manifest_gives_the_newest_record_per_url_in_input_order(fresh_serv
     download([*good, bad], out, **RUN)
     download([bad, *good], out, **RUN)  # the same URLs, another order: newest wins, in the newest order
     records = imgfetch.read_manifest(out)  # a folder means its manifest.jsonl
-    assert [(r["line"], r["status"]) for r in records] == [(1, "failed"), (2, "skipped"), (3, "skipped"),
-                                                           (4, "skipped")]
+    assert [(r["line"], r["status"]) for r in records] == [(1, "failed"), (2, "ok"), (3, "ok"), (4, "ok")]
     assert imgfetch.read_manifest(out / "manifest.jsonl") == records
     with pytest.raises(imgfetch.OutputError, match="no such manifest"):
         imgfetch.read_manifest(tmp_path / "nowhere")

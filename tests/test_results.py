@@ -34,14 +34,14 @@ def test_records_come_back_in_input_order_with_ok_and_failed(mixed):
     assert [r.line for r in results] == list(range(1, len(urls) + 1))
     assert [r.line for r in results.ok] == [1, 3, 4, 5, 9, 11]
     assert [r.line for r in results.failed] == [2, 6, 7, 8]  # failed and invalid: what needs a look
-    assert results.counts == {"ok": 6, "failed": 3, "invalid": 1, "duplicate": 1, "skipped": 0}
+    assert results.counts == {"ok": 6, "failed": 3, "invalid": 1, "duplicate": 1}
     assert results.bytes == sum(r.bytes for r in results.ok) > 0
     assert results[9].status == "duplicate"
 
 
 def test_summary_groups_the_failure_reasons(mixed):
     text = mixed[2].summary()
-    assert text.splitlines()[0].startswith("ok 6, failed 3, invalid 1, duplicate 1, skipped 0;")
+    assert text.splitlines()[0].startswith("ok 6, failed 3, invalid 1, duplicate 1;")
     assert "  2 × HTTP 404 Not Found" in text
     assert "  1 × HTTP 500 Internal Server Error" in text
     assert "invalid: " in text

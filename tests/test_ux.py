@@ -75,7 +75,7 @@ def test_bar_has_a_total_percentage_and_agrees_with_the_summary(tmp_path):
     bar = final_bar(screen)
     assert "100%" in bar and "40/40" in bar  # the comment is not counted
     assert "ok=37 failed=2 invalid=1" in bar
-    assert "ok 37, failed 2, invalid 1, duplicate 0, skipped 0" in screen  # the summary says the same
+    assert "ok 37, failed 2, invalid 1, duplicate 0;" in screen  # the summary says the same
     midway = [f for f in re.split(r"[\r\n]", screen) if re.search(r"\b[1-9]\d?%\|.*\| *\d+/40 \[00:0\d<00:0\d", f)]
     assert midway, screen  # while it runs: a percentage, the total and an ETA
 
@@ -87,7 +87,7 @@ def test_a_resume_counts_skipped_apart_and_the_bar_covers_the_downloads(server, 
     for path in sorted(p for p in out.iterdir() if p.suffix != ".jsonl")[:6]:
         path.unlink()
     bar = final_bar(in_terminal(imgfetch("get", str(urls), "-o", str(out), *BAR_ARGS)))
-    assert "6/6" in bar and "100%" in bar and "skipped=24" in bar and "ok=6" in bar
+    assert "6/6" in bar and "100%" in bar and "ok=30 (24 earlier)" in bar
 
 
 def test_gzip_and_stdin_lists_get_a_bar_too(server, tmp_path):
@@ -114,15 +114,16 @@ def test_no_bar_into_a_file_but_a_summary_with_reasons_manifest_and_retry(server
     assert main(["get", str(urls), "-o", str(out), *FAST_ARGS]) == 1
     err = capsys.readouterr().err
     assert "it/s" not in err and "img/s" not in err and "\r" not in err  # stderr is not a terminal here
-    assert "ok 3, failed 3, invalid 1, duplicate 0, skipped 0" in err
+    assert "ok 3, failed 3, invalid 1, duplicate 0;" in err
     assert "\n  2 × HTTP 404 Not Found\n  1 × HTTP 500 Internal Server Error\n" in err
     assert "1 × invalid: " in err
     assert f"manifest: {out / 'manifest.jsonl'}" in err
-    assert "to retry the 3 failed URLs, run the same command again: done URLs are skipped" in err
+    assert "run the same command again to retry the 1 transient failure; 2 are permanent: " \
+           "--retry-failed all retries them too" in err
     assert main(["get", str(urls), "-o", str(out), "--errors", str(tmp_path / "f.txt"), *FAST_ARGS]) == 1
     err = capsys.readouterr().err
     assert f"imgfetch get {tmp_path / 'f.txt'} -o {out}" in err
-    assert "ok 0, failed 3, invalid 1, duplicate 0, skipped 3" in err
+    assert "ok 3 (3 from earlier runs), failed 3 (2 not retried), invalid 1, duplicate 0;" in err
 
 
 def test_quiet_prints_only_errors(server, tmp_path, capsys):

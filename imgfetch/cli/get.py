@@ -51,20 +51,42 @@ def report(run: Any, args: argparse.Namespace) -> str:
     lines.append(f"manifest: {run.manifest_path}")
     failed = summary.counts["failed"]
     if failed:
-        urls = f"{failed} failed URL{'s' if failed > 1 else ''}"
-        lines.append(f"to retry the {urls}, run the same command again: done URLs are skipped")
+        lines += retry_lines(*run.failure_split(), run.opts.retry_failed)
         if args.errors:
+            also = "" if run.opts.retry_failed == "transient" else " --retry-failed all"
             lines.append(f"  or retry just those, listed in {args.errors}: "
-                         f"imgfetch get {shlex.quote(args.errors)} -o {shlex.quote(args.out)}")
+                         f"imgfetch get {shlex.quote(args.errors)} -o {shlex.quote(args.out)}{also}")
         else:
             lines.append("  (add --errors FILE to also get them as a list: imgfetch get FILE -o OUT retries them)")
     return "\n".join(lines)
 
 
+def retry_lines(transient: int, permanent: int, retry_failed: str) -> list[str]:
+    """What running the same command again does with this run's failures, under its --retry-failed."""
+    failed = transient + permanent
+    if retry_failed == "all":
+        return [f"run the same command again to retry the {_count(failed, 'failed URL')}: done URLs are skipped"]
+    if retry_failed == "none":
+        return [f"--retry-failed none: no failure is retried; transient retries {transient} of the {failed}, "
+                f"all retries every one"]
+    if not permanent:
+        return [f"run the same command again to retry the {_count(transient, 'transient failure')}: "
+                f"done URLs are skipped"]
+    if not transient:
+        return [f"{'the failure is' if failed == 1 else f'all {failed} failures are'} permanent (such as HTTP 404 "
+                f"or not an image): running again does not retry them; --retry-failed all does"]
+    return [f"run the same command again to retry the {_count(transient, 'transient failure')}; "
+            f"{permanent} {'is' if permanent == 1 else 'are'} permanent: --retry-failed all retries them too"]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def interrupted_report(run: Any) -> str:
     summary = run.summary
     of = f" of {run.lines:,}" if run.lines else ""
-    counts = ", ".join(f"{name} {n:,}" for name, n in summary.counts.items() if n or name == "ok")
+    counts = ", ".join(summary.count_text(name) for name, n in summary.counts.items() if n or name == "ok")
     return (f"interrupted: {summary.total:,}{of} URLs done ({counts}) in {summary.seconds:.1f} s\n"
             f"manifest: {run.manifest_path}\n"
             f"run the same command again to resume: finished URLs are skipped")

@@ -13,7 +13,6 @@ from typing import Any, Iterator
 from .schedule import Engine
 from ..errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
-from ..store.keys import KeySet
 from ..logrelay import LogRelay
 from ..store.errorlist import ErrorsList
 from ..store.journal import recover_unrecorded
@@ -23,10 +22,11 @@ from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, 
 from ..options import Options
 from ..report.progress import Progress
 from ..report.summary import Summary
-from ..records import CANCELLED, DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult, Task
+from ..records import CANCELLED, FAILED, OK, FetchResult
 from ..sources import Entry, ListCounter, open_entries
-from ..urls import mask_url, normalized_key
-from ..store.files import OutputDir, file_matches
+from .plan import plan_tasks
+from ..net.failures import permanent_failure
+from ..store.files import OutputDir
 
 log = logging.getLogger(__name__)
 SIGNAL_EXIT_BASE = 128  # a process ended by signal N exits with 128 + N, as shells report it
@@ -48,6 +48,7 @@ class Run:
         self._disk_full = False
         self._counter: ListCounter | None = None
         self._manifest_lock: FileLock | None = None
+        self._unchanged: set[str] = set()  # keys of failures not retried whose manifest record says it all already
 
     @property
     def manifest_path(self) -> Path:
@@ -57,6 +58,11 @@ class Run:
     def lines(self) -> int | None:
         """The list's entries, once the background count (or len) knows them; else None."""
         return self._counter.total if self._counter is not None else None
+
+    def failure_split(self) -> tuple[int, int]:
+        """This run's failed URLs as (transient, permanent): what --retry-failed transient fetches again, and not."""
+        permanent = sum(n for (kind, status), n in self.summary.failures.items() if permanent_failure(kind, status))
+        return self.summary.counts[FAILED] - permanent, permanent
 
     def results(self) -> Iterator[FetchResult]:
         """Yield one record per input URL as it completes; raises only for run-level failures."""
@@ -79,7 +85,8 @@ class Run:
             entries.close()
             self._counter.stop()
         if self._disk_full:
-            raise DiskFull(f"the disk is full: {self.summary.counts[OK]} images saved in this run, each recorded in "
+            saved = self.summary.counts[OK] - self.summary.skipped[OK]
+            raise DiskFull(f"the disk is full: {saved} images saved in this run, each recorded in "
                            f"{self.manifest_path}; free some space, then run the same command again to resume")
         if self._signum is not None:
             raise Interrupted(self._signum)
@@ -94,7 +101,7 @@ class Run:
             self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
                                  stop_requested=lambda: self._signum is not None or self._disk_full)
             full_urls: dict[str, str] | None = {} if errors else None  # for the errors file
-            plan = _plan(entries, done, self.out.root, full_urls)
+            plan = plan_tasks(entries, done, self.out.root, full_urls, self.opts.retry_failed, self._unchanged)
             with _signals(self._on_signal):
                 yield from self._record(self.engine.run(plan), writer, errors, full_urls, bar, started)
             complete = self._signum is None and not self._disk_full
@@ -169,9 +176,11 @@ class Run:
     def _write(self, writer: ManifestWriter, errors: ErrorsList | None, result: FetchResult,
                full_urls: dict[str, str] | None) -> bool:
         """Write one record; False when the disk is too full even for that."""
+        unchanged = result.skipped and result.status == FAILED and result.key in self._unchanged
+        self._unchanged.discard(result.key)
+        full_url = full_urls.pop(result.key, None) if full_urls is not None else None
         try:
-            writer.write(result)
-            full_url = full_urls.pop(result.key, None) if full_urls is not None else None
+            writer.write(result, append=not unchanged)  # a failure not retried may say nothing new
             if errors is not None and result.status == FAILED and full_url:
                 errors.add(full_url)
         except DiskFull:
@@ -192,7 +201,7 @@ class Run:
             self._disk_full = True
             return
         done.close()
-        if complete and done.lines + writer.written > COMPACT_RATIO * max(writer.written, len(done), 1):
+        if complete and done.lines + writer.written > COMPACT_RATIO * max(writer.records, len(done), 1):
             _compact(self.manifest_path)
 
     def _on_signal(self, signum: int) -> None:
@@ -212,31 +221,6 @@ class Run:
         self._release()
         # os._exit (public despite its name): end now, without running cleanup that waits on workers.
         os._exit(SIGNAL_EXIT_BASE + self._signum)
-
-
-def _plan(entries: Iterator[Entry], done: DoneIndex, root: Path,
-          full_urls: dict[str, str] | None) -> Iterator[Task | FetchResult]:
-    """Turn entries into tasks, or into ready records: invalid, duplicate, skipped."""
-    seen = KeySet()
-    for entry in entries:
-        if entry.url is None:
-            yield FetchResult(url=mask_url(entry.raw), key=normalized_key(entry.raw), line=entry.line, status=INVALID,
-                              error=entry.error, error_kind="invalid", columns=entry.columns)
-            continue
-        key = normalized_key(entry.url)
-        masked = mask_url(entry.url)
-        if not seen.add(bytes.fromhex(key)):
-            yield FetchResult(url=masked, key=key, line=entry.line, status=DUPLICATE,
-                              error="same URL as an earlier line", columns=entry.columns)
-            continue
-        previous = done.get(key)
-        if previous is not None and file_matches(root, previous["path"], previous["bytes"]):
-            yield FetchResult(url=masked, key=key, line=entry.line, status=SKIPPED, columns=entry.columns,
-                              **previous)  # the facts of the record it stands for
-            continue
-        if full_urls is not None:
-            full_urls[key] = entry.url
-        yield Task(entry.url, key, entry.line, entry.columns, previous["path"] if previous else None)
 
 
 class _signals:

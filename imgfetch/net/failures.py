@@ -37,6 +37,26 @@ ERROR_KINDS = {
 }
 
 
+# What a re-run does not retry by default (--retry-failed transient): what the URL's answer was, which asking
+# again later does not change. Every other kind can change (the network, the server, the disk, imgfetch).
+PERMANENT_KINDS = frozenset({"redirect", "too_large", "not_image", "corrupt", "format", "invalid"})
+RETRYABLE_STATUSES = (408, 429)  # request timeout, too many requests; and every 5xx
+SERVER_ERRORS = 500  # statuses from here on may succeed on a retry
+
+
+def transient_status(status: int) -> bool:
+    """Whether an HTTP error status may go away on a retry: 408, 429 and 5xx."""
+    return status in RETRYABLE_STATUSES or status >= SERVER_ERRORS
+
+
+def permanent_failure(error_kind: str | None, http_status: int | None) -> bool:
+    """Whether a failed record's cause stays the same when asked again: an HTTP error but 408, 429 and 5xx
+    (404, 410, 403, ...), or an answer that is no usable image. Unknown kinds count as transient."""
+    if error_kind == "http":
+        return http_status is not None and not transient_status(http_status)
+    return error_kind in PERMANENT_KINDS
+
+
 class Failure(Exception):
     """One attempt failed: ``kind`` from ERROR_KINDS; ``transient`` says whether a retry may help."""
 

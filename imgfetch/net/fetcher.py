@@ -11,7 +11,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from .budget import Budget, parse_retry_after, retry_wait
-from .failures import Failure, describe
+from .failures import Failure, describe, transient_status
 from .limits import idle_pools
 from ..options import Options
 from .session import ProxyConfig, ca_verify, prepared_get, request_headers
@@ -29,8 +29,6 @@ MIN_POOL_SIZE = 2     # idle connections kept per host, even with one thread
 MIN_WAIT_S = 0.01     # shortest socket timeout, when the attempt's time is all but gone
 HTTP_OK = 200         # the only status whose body is taken as the image
 _REDIRECTS = (301, 302, 303, 307, 308)
-_RETRYABLE = (408, 429)  # request timeout, too many requests; and every 5xx
-_SERVER_ERRORS = 500     # statuses from here on may succeed on a retry
 _RETRY_AFTER = (429, 503)  # statuses whose Retry-After header is honoured
 
 
@@ -180,7 +178,7 @@ class Fetcher:
               armed: Armed) -> tuple[bytes, int, str, str | None]:
         opts, status = self.opts, resp.status_code
         if status != HTTP_OK:
-            transient = status in _RETRYABLE or status >= _SERVER_ERRORS
+            transient = transient_status(status)
             retry_after = parse_retry_after(resp.headers.get("Retry-After")) if status in _RETRY_AFTER else None
             raise Failure(f"HTTP {status} {resp.reason or ''}".strip(), "http", transient=transient, status=status,
                            retry_after=retry_after, final_url=url)

@@ -21,8 +21,9 @@ VERIFY_MODES = ("fast", "full", "none")
 NAMINGS = ("url", "hash", "index")
 INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
 EXECUTORS = ("process", "dask")
+RETRY_FAILED = ("all", "transient", "none")
 RECORD_FIELDS = (
-    "url", "key", "line", "status", "path", "bytes", "sha256", "format", "width", "height",
+    "url", "key", "line", "status", "skipped", "path", "bytes", "sha256", "format", "width", "height",
     "http_status", "final_url", "error", "error_kind", "attempts", "elapsed_s", "pid", "fetched_at",
 )
 MAX_DEFAULT_WORKERS = 32
@@ -106,6 +107,13 @@ class Options:
                                  "Content-Length); 500K, 10M, 1G")
     retries: int = option(3, group="network", check=whole(0), metavar="N", parse=int,
                           help="retries for connection errors, timeouts, 408, 429 and 5xx")
+    retry_failed: str = option("transient", group="network", check=one_of(RETRY_FAILED), choices=RETRY_FAILED,
+                               per_url=False,
+                               help="URLs that failed in an earlier run (says the manifest) to fetch again: the "
+                                    "transient failures (timeouts; connection, DNS, TLS, proxy and protocol errors; "
+                                    "408, 429, 5xx; an empty body; disk errors; a crashed worker), all, or none. "
+                                    "Permanent, so not transient: other 4xx (404, 410, ...), redirect loops, too large, "
+                                    "not an image, corrupt, a refused format")
     backoff: float = option(0.5, group="network", check=checks.number(at_least=0), metavar="S", parse=float,
                             help="first retry waits about S seconds, doubling each time, with jitter")
     max_retry_after: float = option(60.0, group="network", check=checks.number(at_least=0), metavar="S", parse=float,

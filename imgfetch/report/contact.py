@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..records import FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
+from ..records import FAILED, INVALID, OK, FetchResult, human_bytes
 
 BACKGROUND = (255, 255, 255)
 CELL_BACKGROUND = (240, 240, 240)
@@ -39,7 +39,7 @@ def contact_sheet(records: Iterable[FetchResult], out_dir: str | os.PathLike[str
 
     if n < 1 or cell < MIN_CELL:
         raise ValueError(f"contact sheet needs n >= 1 and cell >= {MIN_CELL}, got n={n}, cell={cell}")
-    wanted = (OK, SKIPPED, FAILED, INVALID) if failed else (OK, SKIPPED)
+    wanted = (OK, FAILED, INVALID) if failed else (OK,)
     chosen = [r for r in records if r.status in wanted][:n]
     font = _font(max(MIN_FONT, cell // CELL_PER_FONT))
     line_height = font.getbbox("Ag")[3] + LINE_GAP  # [3]: the bottom of the tallest letters
@@ -82,7 +82,7 @@ def _draw_cell(sheet: Any, draw: Any, record: FetchResult, out_dir: Any, origin:
                font: Any, line_height: int) -> None:
     x, y = origin
     line = f"{record.line}" if record.line is not None else "-"
-    if record.status in (OK, SKIPPED):
+    if record.status == OK:
         thumb, problem = _thumbnail(record, out_dir, cell)
     else:
         thumb, problem = None, record.error or record.status
@@ -97,7 +97,7 @@ def _draw_cell(sheet: Any, draw: Any, record: FetchResult, out_dir: Any, origin:
         chars = max(MIN_WRAP, int(cell / (font.getlength("n") or FALLBACK_CHAR_WIDTH)))
         for i, text in enumerate(textwrap.wrap(message, chars)[:cell // line_height - 1]):
             draw.text((x + PADDING, y + PADDING + i * line_height), text, fill=ERROR_TEXT, font=font)
-        detail = "no image" if record.status in (OK, SKIPPED) else record.status
+        detail = "no image" if record.status == OK else record.status
         name = record.url.rstrip("/").rsplit("/", 1)[-1] or record.url
     label_y = y + cell + LINE_GAP
     number = f"{line}  "

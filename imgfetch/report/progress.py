@@ -1,7 +1,7 @@
 """The progress bar: one per run, in the parent, fed one record at a time.
 
-- The bar counts URLs. Skipped records (done by an earlier run) are not counted as progress:
-  they come off the bar's total instead, so the rate and the ETA are about real downloads.
+- The bar counts URLs. Skipped records (done by an earlier run, or failed in one and not retried) are
+  not counted as progress: they come off the bar's total instead, so the rate and the ETA are about real downloads.
 - Its postfix shows the run summary's own counts, updated with every record.
 - For a list file, a background thread counts the list's entries, so the bar gets a total
   (and so a percentage and an ETA) soon after the start; gzip files too. For standard input
@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Any
 
-from ..records import SKIPPED, FetchResult
+from ..records import FetchResult
 from .summary import Summary
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Progress:
         """Count one record: skipped ones come off the total; the counts are the summary's."""
         with self._lock:
             self.bar.set_postfix_str(self.summary.postfix(), refresh=False)
-            if record.status == SKIPPED:
+            if record.skipped:
                 self.skipped += 1
                 self._set_total(self._total(self.bar.n))
             else:

@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult, human_bytes
+from ..records import FAILED, INVALID, OK, STATUSES, FetchResult, human_bytes
 from . import contact
 from .contact import CELL, COUNT
 from .summary import TOP_REASONS, Summary
 
 NOTEBOOK_EXTRA = "pip install 'imgfetch[notebook]'"
 _HTML_ROWS = 10  # records shown in a notebook's table; to_pandas() has them all
+_INTEGER_COLUMNS = ("line", "bytes", "width", "height", "http_status", "attempts", "pid")  # nullable Int64 in pandas
 
 
 class Results(list):  # type: ignore[type-arg]
@@ -40,8 +41,8 @@ class Results(list):  # type: ignore[type-arg]
 
     @property
     def ok(self) -> "Results":
-        """The records whose image is on disk: ok, and skipped (done by an earlier run)."""
-        return self._subset(r for r in self if r.status in (OK, SKIPPED))
+        """The records whose image is on disk, whichever run fetched it (``.skipped``: an earlier one)."""
+        return self._subset(r for r in self if r.status == OK)
 
     @property
     def failed(self) -> "Results":
@@ -49,13 +50,18 @@ class Results(list):  # type: ignore[type-arg]
         return self._subset(r for r in self if r.status in (FAILED, INVALID))
 
     @property
+    def skipped(self) -> "Results":
+        """The records this run did not fetch: ok ones done by an earlier run, failures not retried."""
+        return self._subset(r for r in self if r.skipped)
+
+    @property
     def counts(self) -> dict[str, int]:
-        """Records by status: ok, failed, invalid, duplicate, skipped."""
+        """Records by status: ok, failed, invalid, duplicate (ok and failed include the skipped ones)."""
         return dict(self._summary.counts)
 
     @property
     def bytes(self) -> int:
-        """Bytes downloaded by this run (skipped files not counted)."""
+        """Bytes downloaded by this run (files from earlier runs not counted)."""
         return self._summary.bytes
 
     def summary(self, reasons: int = TOP_REASONS) -> str:
@@ -66,13 +72,17 @@ class Results(list):  # type: ignore[type-arg]
         return f"<Results of {len(self)} URLs: {_counts_text(self._summary)}>"
 
     def to_pandas(self) -> Any:
-        """A pandas DataFrame, one row per record (the manifest's columns plus ``abspath``)."""
+        """A pandas DataFrame, one row per record (the manifest's columns plus ``abspath``); whole numbers
+        are nullable Int64, so a missing width is <NA> and the others stay 138, not 138.0."""
         try:
             import pandas as pd
         except ImportError:
             raise ImportError(f"Results.to_pandas() needs pandas: {NOTEBOOK_EXTRA}") from None
         rows = [{**r.to_json_dict(), "abspath": r.abspath} for r in self]
-        return pd.DataFrame(rows, columns=_columns(rows))
+        frame = pd.DataFrame(rows, columns=_columns(rows))
+        for name in _INTEGER_COLUMNS:
+            frame[name] = pd.array([row[name] for row in rows], dtype="Int64")
+        return frame
 
     def contact_sheet(self, n: int = COUNT, *, failed: bool = False, columns: int | None = None,
                       cell: int = CELL) -> Any:
@@ -122,13 +132,12 @@ def _count(records: Iterable[FetchResult], seconds: float) -> Summary:
 
 
 def _counts_text(summary: Summary) -> str:
-    c = summary.counts
-    shown = [f"{name} {c[name]:,}" for name in (OK, FAILED, INVALID, DUPLICATE, SKIPPED) if c[name] or name == OK]
+    shown = [summary.count_text(name) for name in STATUSES if summary.counts[name] or name == OK]
     return ", ".join(shown) + (f"; {human_bytes(summary.bytes)} downloaded" if summary.bytes else "")
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    first = ["line", "status", "path", "error", "format", "width", "height", "bytes", "url"]
+    first = ["line", "status", "path", "error", "skipped", "format", "width", "height", "bytes", "url"]
     seen = dict.fromkeys(first)
     for row in rows[:1]:
         seen.update(dict.fromkeys(row))

@@ -5,7 +5,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..records import DUPLICATE, FAILED, INVALID, OK, SKIPPED, FetchResult
+from ..records import FAILED, INVALID, OK, STATUSES, FetchResult
 
 MAX_REASONS = 1000  # distinct reasons kept; the rest are counted as "other reasons"
 OTHER = "other reasons"
@@ -31,17 +31,28 @@ def failure_reason(status: str, error: str | None) -> str:
 
 @dataclass
 class Summary:
-    """Counts for the end of a run (and the progress bar's postfix, which shows the same numbers)."""
+    """Counts for the end of a run (and the progress bar's postfix, which shows the same numbers).
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((OK, FAILED, INVALID, DUPLICATE, SKIPPED), 0))
+    ``counts`` has every record by status; ``skipped`` counts, by status, those this run did not fetch
+    (ok: done by an earlier run; failed: a failure not retried); ``failures`` counts failed records by
+    (error_kind, http_status), which is what says whether a re-run retries them.
+    """
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    skipped: Counter[str] = field(default_factory=Counter)
+    failures: Counter[tuple[str | None, int | None]] = field(default_factory=Counter)
     bytes: int = 0
     seconds: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: FetchResult) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
-        if result.status == OK and result.bytes:
+        if result.skipped:
+            self.skipped[result.status] += 1
+        elif result.status == OK and result.bytes:
             self.bytes += result.bytes
+        if result.status == FAILED:
+            self.failures[result.error_kind, result.http_status] += 1
         if result.status in (FAILED, INVALID):
             reason = failure_reason(result.status, result.error)
             if reason not in self.reasons and len(self.reasons) >= MAX_REASONS:
@@ -57,16 +68,27 @@ class Summary:
     def all_ok(self) -> bool:
         return not (self.counts[FAILED] or self.counts[INVALID])
 
+    def count_text(self, status: str, *, short: bool = False) -> str:
+        """'ok 300 (275 from earlier runs)', 'failed 25 (21 not retried)': a status's count, and how many of
+        those records this run did not fetch; short, for the bar: 'ok=300 (275 earlier)'."""
+        text = f"{status}{'=' if short else ' '}{self.counts[status]}"
+        skipped = self.skipped[status]
+        if skipped:
+            apart = ("earlier" if short else "from earlier runs") if status == OK else "not retried"
+            text += f" ({skipped} {apart})"
+        return text
+
     def line(self) -> str:
-        c = self.counts
-        rate = c[OK] / self.seconds if self.seconds > 0 else 0.0
-        return (f"ok {c[OK]}, failed {c[FAILED]}, invalid {c[INVALID]}, duplicate {c[DUPLICATE]}, "
-                f"skipped {c[SKIPPED]}; {self.bytes / _MB:.1f} MB in {self.seconds:.1f} s ({rate:.1f} images/s)")
+        """'ok 300 (275 from earlier runs), failed 25 (21 not retried), invalid 0, duplicate 0; 0.3 MB in ...'."""
+        fetched = self.counts[OK] - self.skipped[OK]
+        rate = fetched / self.seconds if self.seconds > 0 else 0.0
+        counts = ", ".join(self.count_text(status) for status in STATUSES)
+        return f"{counts}; {self.bytes / _MB:.1f} MB in {self.seconds:.1f} s ({rate:.1f} images/s)"
 
     def postfix(self) -> str:
         """The progress bar's counts: the same words as line(), zeros left out."""
-        c = self.counts
-        parts = [f"ok={c[OK]}"] + [f"{name}={c[name]}" for name in (FAILED, INVALID, DUPLICATE, SKIPPED) if c[name]]
+        shown = [status for status in STATUSES if self.counts[status] or status == OK]
+        parts = [self.count_text(status, short=True) for status in shown]
         return " ".join(parts) + f" {self.bytes / _MB:.1f}MB"
 
     def top_reasons(self, n: int = TOP_REASONS) -> list[tuple[int, str]]:

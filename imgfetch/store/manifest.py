@@ -1,4 +1,4 @@
-"""The manifest, written: one JSON line per record, flushed at once; what earlier runs finished; compaction."""
+"""The manifest, written: one JSON line per record, flushed at once; what earlier runs finished or failed; compaction."""
 from __future__ import annotations
 
 import contextlib
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from ..errors import DiskFull, OutputError
-from ..records import FAILED, FILE_FACTS, OK, SKIPPED, FetchResult
+from ..records import FAILED, OK, SKIPPED, FetchResult
 from .keys import KeyMap
 from .locking import FileLock
-from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest
+from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
 
 __all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "lock_manifest", "read_manifest"]
 
@@ -30,8 +30,8 @@ FALLOC_FL_KEEP_SIZE = 1  # from linux/falloc.h: allocate without changing the fi
 
 
 class DoneIndex:
-    """What earlier runs finished: for each URL key whose newest record is ok or skipped, the
-    byte offset of that record in the manifest (24 bytes a URL; the record is re-read on demand)."""
+    """What earlier runs did: for each URL key whose newest record is ok or failed, the byte offset
+    of that record in the manifest (24 bytes a URL; the record is re-read on demand)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -47,23 +47,20 @@ class DoneIndex:
             digest, status = key_digest(record), record.get("status")
             if digest is None:
                 log.warning("%s:%d: record without a valid key ignored", self.path, number)
-            elif status in (OK, SKIPPED) and isinstance(record.get("path"), str):
+            elif status in (OK, SKIPPED) and isinstance(record.get("path"), str) or status == FAILED:
                 self._offsets[digest] = offset
-            elif status == FAILED:
-                self._offsets.discard(digest)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The file facts (FILE_FACTS) of the key's newest ok record, which a skipped record repeats."""
+        """The key's newest ok or failed record (an older manifest's "skipped" read as ok), or None."""
         offset = self._offsets.get(bytes.fromhex(key))
         if offset is None:
             return None
         if self._handle is None:
             self._handle = open(self.path, "rb")
-        record = json.loads(line_at(self._handle, offset))
-        return {name: record.get(name) for name in FILE_FACTS}
+        return record_at(self._handle, offset)
 
     def __len__(self) -> int:
-        """URLs that some run finished (an estimate of the URL count, for compaction)."""
+        """URLs that some run finished or failed (an estimate of the URL count, for compaction)."""
         return len(self._offsets)
 
     def close(self) -> None:
@@ -84,7 +81,8 @@ class ManifestWriter:
     def __init__(self, path: Path, in_flight: Callable[[], int] = lambda: 0) -> None:
         """``in_flight``: how many downloads may be going on; the reserve must hold all their records."""
         self.path = path
-        self.written = 0
+        self.written = 0  # lines appended
+        self.records = 0  # records of this run, appended or not
         self.low_space = False
         self._in_flight = in_flight
         self._longest = RECORD_BYTES  # the longest record line so far (at least a typical one)
@@ -101,14 +99,17 @@ class ManifestWriter:
             name = exc.filename or path
             raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from None
 
-    def write(self, result: FetchResult) -> None:
+    def write(self, result: FetchResult, *, append: bool = True) -> None:
+        """Append the record (unless ``append`` is False: the manifest says it already)."""
         assert self._handle is not None
-        line = json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n"
+        self.records += 1
         try:
-            self._handle.write(line)
-            self._handle.flush()
-            self.written += 1
-            self._longest = max(self._longest, len(line.encode()))
+            if append:
+                line = json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n"
+                self._handle.write(line)
+                self._handle.flush()
+                self.written += 1
+                self._longest = max(self._longest, len(line.encode()))
             if self._handle.tell() > self._reserved_to - self._reserve_bytes() // 2:
                 self._reserve()
         except OSError as exc:  # a full disk: the run cannot keep its promise of a record per URL

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from ..errors import OutputError
-from ..records import DUPLICATE
+from ..records import DUPLICATE, OK, SKIPPED
 from .keys import DIGEST_BYTES, KeyMap
 
-__all__ = ["MANIFEST_NAME", "key_digest", "line_at", "manifest_lines", "newest_offsets", "read_manifest"]
+__all__ = ["MANIFEST_NAME", "key_digest", "line_at", "manifest_lines", "newest_offsets", "read_manifest",
+           "record_at"]
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.jsonl"
@@ -54,6 +55,15 @@ def line_at(handle: IO[bytes], offset: int) -> bytes:
     return handle.readline()
 
 
+def record_at(handle: IO[bytes], offset: int) -> dict[str, Any]:
+    """The record at ``offset``, in today's form: an older manifest's status "skipped" is ok with skipped=True."""
+    record = json.loads(line_at(handle, offset))
+    if record.get("status") == SKIPPED:
+        record.update(status=OK, skipped=True)
+    record.setdefault("skipped", False)
+    return record
+
+
 def _group(record: dict[str, Any]) -> bytes | None:
     """What makes records 'the same URL': the key; a duplicate line is its own (key, line)."""
     digest = key_digest(record)
@@ -89,6 +99,9 @@ def newest_offsets(path: Path) -> tuple[list[int], int]:
 def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The newest record per URL, in input order, as dicts (a folder means its manifest.jsonl).
 
+    A URL that some run saved is ``ok``, whichever run did it; ``skipped`` is True when the record's own
+    run found it done (or, failed, did not retry it) and repeated the earlier record's facts.
+
     >>> import pandas as pd                                      # doctest: +SKIP
     >>> df = pd.DataFrame(imgfetch.read_manifest("out"))         # doctest: +SKIP
     """
@@ -99,4 +112,4 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raise OutputError(f"{path}: no such manifest")
     offsets, _count = newest_offsets(path)
     with open(path, "rb") as handle:
-        return [json.loads(line_at(handle, offset)) for offset in offsets]
+        return [record_at(handle, offset) for offset in offsets]
