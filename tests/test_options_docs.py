@@ -49,7 +49,7 @@ def test_help_shows_every_declared_option_with_its_help_and_default(capsys, monk
               if spec.on_cli and (names is None or field.name in names)]
     for field in fields:
         assert squeeze(help_line(field)) in squeeze(text), field.name
-    options_part = text.split("\nexamples:")[0].split("\noutput:\n  default")[0]
+    options_part = text.split("\nexamples:")[0].split("\nwhat it prints:\n  default")[0]
     shown = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", options_part))
     assert shown - NOT_DECLARED - {flag_of(field) for field in fields} == set()
 

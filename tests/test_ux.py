@@ -188,7 +188,7 @@ def test_bare_imgfetch_prints_help(capsys):
     (["get", "u.txt", "-o", "o", "--time-out=3"], "unrecognized option --time-out; did you mean --timeout?"),
     (["gte", "u.txt"], "invalid choice: 'gte' (choose from 'get', 'bench', 'serve'); did you mean get?"),
     (["-v", "get", "u.txt", "-o", "o"], "-v goes after the command: imgfetch get -v ..."),
-    (["get"], "the following arguments are required: URLS, -o/--out (see: imgfetch get --help)"),
+    (["get"], "the following arguments are required: URL, -o/--out (see: imgfetch get --help)"),
     (["get", "u.txt", "-o", "o", "-q", "-v"], "not allowed with argument -q/--quiet"),
 ])
 def test_usage_errors_are_one_line_that_guides(tmp_path, capsys, monkeypatch, argv, message):
@@ -220,8 +220,8 @@ def test_a_url_where_the_list_goes_says_how_to_pipe_it(tmp_path, capsys, monkeyp
     monkeypatch.chdir(tmp_path)
     assert main(["get", "https://example.com/list.txt", "-o", "out dir"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("imgfetch: error: https://example.com/list.txt is a URL, not a list file; to use the list it "
-                   "points to, pipe it in: curl -s https://example.com/list.txt | imgfetch get - -o 'out dir'")
+    assert err == ("imgfetch: error: https://example.com/list.txt names a URL list, not an image; to download the "
+                   "images it lists, pipe it in: curl -fsSL https://example.com/list.txt | imgfetch get - -o 'out dir'")
     assert tree(tmp_path) == set()
 
 

@@ -5,17 +5,16 @@
 - ``usage.py``: help texts, examples, and usage errors that guide; ``logs.py``: log lines above the bar.
 - ``main`` here is the only place in imgfetch that turns exceptions into exit codes.
 
-May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.engine, imgfetch.store, imgfetch.bench, imgfetch.server, imgfetch.logrelay
+May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.sources, imgfetch.engine, imgfetch.store, imgfetch.bench, imgfetch.server, imgfetch.logrelay
 """
 from __future__ import annotations
 
 import argparse
 import enum
+import re
 import signal
 import sys
 from typing import Any, Sequence
-
-from .usage import unrecognized
 
 
 class ExitStatus(enum.IntEnum):
@@ -26,10 +25,13 @@ class ExitStatus(enum.IntEnum):
     TERMINATED = 128 + signal.SIGTERM
 
 
+_SAID_ERROR = re.compile(r"^(imgfetch: )?error: ", re.IGNORECASE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     from ..store.files import ignore_file_size_signal
-    from .parser import build_parser
+    from .parser import build_parser, parse_command_line
 
     ignore_file_size_signal()
     parser = build_parser()
@@ -38,10 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return ExitStatus.OK
     try:
-        args, extras = parser.parse_known_args(argv)
-        if extras:
-            command = parser.commands[args.command]
-            command.error(unrecognized(command, extras, args.command))
+        args = parse_command_line(parser, argv)
     except SystemExit as exc:  # --help, --version, usage errors: argparse has already said why
         return int(exc.code or 0)
     from .logs import setup_logging
@@ -57,17 +56,17 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _command(args)
     except OptionError as exc:  # bad options, from their declared checks
-        return _fail(args, f"imgfetch: error: {exc.spelled(_flag_for(args.command))}")
+        return _fail(args, exc.spelled(_flag_for(args.command)))
     except ValueError as exc:
-        return _fail(args, f"imgfetch: error: {exc}")
+        return _fail(args, str(exc))
     except Interrupted as exc:
         return ExitStatus.TERMINATED if exc.signum == signal.SIGTERM else ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except ImgFetchError as exc:
-        return _fail(args, f"imgfetch: error: {exc}")
+        return _fail(args, str(exc))
     except OSError as exc:
-        return _fail(args, f"imgfetch: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        return _fail(args, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -95,11 +94,13 @@ def _flag_for(command: str) -> Any:
     return lambda name: "-v" if name == "log_pids" and command == "get" else flag_for(classes, name)
 
 
-def _fail(args: argparse.Namespace, line: str) -> int:
+def _fail(args: argparse.Namespace, message: str) -> int:
     if getattr(args, "traceback", False):
         import traceback
 
         traceback.print_exc()
-    print(line, file=sys.stderr)
+    # A message may carry its own "imgfetch: error:" (MissingMainGuard, a SystemExit that speaks for itself)
+    # or a library's "error: ": say it once.
+    print(f"imgfetch: error: {_SAID_ERROR.sub('', message)}", file=sys.stderr)
     return ExitStatus.ERROR
 

@@ -6,10 +6,12 @@ import os
 import shlex
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import InputError, Interrupted
 from ..options import Options
 from ..options.arguments import given
+from ..sources import list_format
 from ..urls import looks_like_url
 
 TOP_REASONS = 5  # failure reasons listed in the summary
@@ -26,10 +28,8 @@ def get_command(args: argparse.Namespace) -> int:
     """Run the download; 0 if every URL ended ok, 1 if some failed."""
     from ..engine.run import Run
 
-    if looks_like_url(args.urls) and not os.path.exists(args.urls):
-        raise InputError(f"{args.urls} is a URL, not a list file; to use the list it points to, pipe it in: "
-                         f"curl -s {shlex.quote(args.urls)} | imgfetch get - -o {shlex.quote(args.out)}")
-    run = Run(args.urls, args.out, options_from_args(args), hard_exit_on_second_signal=True)
+    source = source_of(args.urls, args.out)
+    run = Run(source, args.out, options_from_args(args), hard_exit_on_second_signal=True)
     try:
         for _result in run.results():
             pass
@@ -39,7 +39,54 @@ def get_command(args: argparse.Namespace) -> int:
         raise
     if not args.quiet:
         print(report(run, args), file=sys.stderr)
+        if not run.summary.total:  # exit 0 still: an incremental feed is often empty, and that is no failure
+            print(no_urls(source, args.input_format), file=sys.stderr)
     return 0 if run.summary.all_ok else 1
+
+
+def source_of(arguments: list[str], out: str) -> str | list[str]:
+    """What get's arguments name: one list file (or - for standard input), or the image URLs themselves.
+
+    An argument that looks like a URL is one, unless a file of that name exists.
+    """
+    urls = [arg for arg in arguments if _is_url(arg)]
+    lists = [arg for arg in arguments if not _is_url(arg)]
+    for url in urls:
+        fmt = list_format(urlsplit(url).path)
+        if fmt:  # a list on the web: its bytes are not an image, so it cannot be fetched as one
+            raise InputError(f"{url} names a URL list, not an image; to download the images it lists, pipe it in: "
+                             f"{pipe_command(url, fmt, out)}")
+    if lists and urls:
+        raise InputError(f"give one URL list or image URLs, not both: {lists[0]} is a list and {urls[0]} a URL; "
+                         "put the URLs in the list")
+    if len(lists) > 1:
+        raise InputError(f"get takes one URL list, and {lists[1]} would be a second; for several, pipe them in: "
+                         f"cat LIST1 LIST2 | imgfetch get - -o {shlex.quote(out)}")
+    return lists[0] if lists else urls
+
+
+def _is_url(argument: str) -> bool:
+    return looks_like_url(argument) and not os.path.exists(argument)
+
+
+def pipe_command(url: str, fmt: str, out: str) -> str:
+    """A shell line that downloads the list at url and feeds it to get.
+
+    -f: an HTTP error prints nothing rather than an HTML page of "URLs"; -L: follow redirects;
+    -S: say why on stderr. Standard input is read as text unless told otherwise (gzip is detected).
+    """
+    input_format = "" if fmt == "txt" else f" --input-format {fmt}"
+    return f"curl -fsSL {shlex.quote(url)} | imgfetch get -{input_format} -o {shlex.quote(out)}"
+
+
+_NOTHING_BUT = {"txt": "blank lines and '#' comments", "csv": "a header", "tsv": "a header", "jsonl": "blank lines"}
+
+
+def no_urls(source: str | list[str], input_format: str | None) -> str:
+    """Why a run did nothing: the list had no URLs (only a list can be empty; URL arguments never are)."""
+    name = "standard input" if source == "-" else str(source)
+    fmt = input_format or ("txt" if source == "-" else list_format(name) or "txt")
+    return f"the list had no URLs: {name} is empty or has only {_NOTHING_BUT[fmt]}"
 
 
 def report(run: Any, args: argparse.Namespace) -> str:

@@ -8,7 +8,7 @@ from ..options import Options
 from ..options.arguments import add_declared
 from .serve import ServeOptions
 from .usage import (BENCH_DESCRIPTION, BENCH_EXAMPLES, EXAMPLES, GET_DESCRIPTION, GET_EXAMPLES, SERVE_EXAMPLES,
-                    GuidingParser, loudness, server_diagnostics)
+                    GuidingParser, is_flag, loudness, server_diagnostics, unrecognized)
 
 
 def build_parser() -> GuidingParser:
@@ -17,8 +17,10 @@ def build_parser() -> GuidingParser:
     parser.add_argument("--version", action="version", version=f"imgfetch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=GuidingParser, metavar="COMMAND")
     get = sub.add_parser("get", parents=[loudness("print errors only: no progress bar, no summary, no warnings")],
-                         help="download a URL list", epilog=GET_EXAMPLES, description=GET_DESCRIPTION)
-    get.add_argument("urls", metavar="URLS", help="URL list: .txt, .csv, .tsv, .jsonl (optionally .gz), or - for stdin")
+                         help="download image URLs, or every URL in a list", epilog=GET_EXAMPLES, description=GET_DESCRIPTION)
+    get.add_argument("urls", metavar="URL", nargs="+",
+                     help="one or more image URLs, or one URL list: a .txt, .csv, .tsv or .jsonl file (optionally "
+                          ".gz), or - for standard input; not both")
     out = (("-o", "--out"), dict(required=True, metavar="DIR", help="output folder (created if missing)"))
     add_declared(get, Options, first_in_group={"output": [out]})  # -o is the run's folder, not an Options field
     bench = sub.add_parser("bench", parents=[loudness("no progress lines and no warnings; the results are still printed")],
@@ -34,6 +36,15 @@ def build_parser() -> GuidingParser:
     return parser
 
 
+def parse_command_line(parser: GuidingParser, argv: list[str]) -> argparse.Namespace:
+    """The command and its arguments; a usage error prints one line that guides and raises SystemExit."""
+    args, extras = parser.parse_known_args(argv)
+    if args.command == "get" and not any(map(is_flag, extras)):
+        args.urls, extras = args.urls + extras, []  # get URL -o out URL: argparse leaves the last URL over
+    if extras:
+        command = parser.commands[args.command]
+        command.error(unrecognized(command, extras, args.command))
+    return args
 
 
 def _add_bench_options(bench: argparse.ArgumentParser) -> None:

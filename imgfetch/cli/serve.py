@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import threading
 from dataclasses import asdict, dataclass
 
+from ..errors import ImgFetchError
 from ..options.checks import number, whole
 from ..options.spec import check_fields, option
 
@@ -41,15 +43,23 @@ def serve(options: ServeOptions) -> int:
     """Serve until Ctrl-C; every image is rendered first, so no client pays for it mid-benchmark."""
     from ..server import ImageServer
 
-    with ImageServer(**asdict(options)) as server:
+    server = ImageServer(**asdict(options))
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise ImgFetchError(f"{exc.strerror}; give another --port, or --port 0 for a free one") from None
+    try:
         for i in range(options.count):
             server.image_bytes(i)
         print(f"serving {options.count} images on {server.base_url} (list: {server.url('/urls.txt')}); "
               "Ctrl-C stops", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
     return 0
 
 

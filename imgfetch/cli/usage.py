@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import shlex
+import sys
 from typing import Any
+
+from ..sources import list_format
+from ..urls import looks_like_url
 
 SIMILAR = 0.6  # difflib ratio above which a typo is taken for an option (its default cutoff)
 _CHOICE = re.compile(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)")
@@ -15,11 +20,16 @@ class GuidingParser(argparse.ArgumentParser):
     """One-line errors that suggest the nearest choice; no abbreviated options; examples kept as written."""
 
     commands: dict[str, "GuidingParser"]  # the top-level parser's commands (set by build_parser)
+    _argv: list[str] = []  # the arguments being parsed (set by parse_known_args)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)  # --worker 3 is a typo, not --workers 3
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._argv = list(sys.argv[1:] if args is None else args)  # for an error that suggests a whole command
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> Any:  # one line, no usage dump
         choice = _CHOICE.search(message)
@@ -27,6 +37,8 @@ class GuidingParser(argparse.ArgumentParser):
             close = difflib.get_close_matches(choice.group(1), re.findall(r"[\w-]+", choice.group(2)), n=1)
             if close:
                 message += f"; did you mean {close[0]}?"
+            elif _names_urls(choice.group(1)):  # imgfetch urls.txt -o out: the command was left out
+                message += f"; did you mean: {self.prog} get {shlex.join(self._argv)}"
         elif "required" in message or "expected" in message:
             message += f" (see: {self.prog} --help)"
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -36,12 +48,14 @@ class GuidingParser(argparse.ArgumentParser):
         return [flag for action in self._actions for flag in action.option_strings]
 
 
+def _names_urls(token: str) -> bool:
+    """Whether a token is a URL list or a URL rather than a misspelt command."""
+    return token == "-" or looks_like_url(token) or list_format(token) is not None or os.path.exists(token)
+
+
 def unrecognized(parser: GuidingParser, extras: list[str], command: str) -> str:
     """'unrecognized option --wrokers; did you mean --workers?' (or where an option belongs)."""
-    flags = [token.split("=", 1)[0] for token in extras if token.startswith("-") and token != "-"]
-    if not flags and command == "get":
-        return (f"get takes one URL list, and {shlex.quote(extras[0])} would be a second; for several, "
-                f"pipe them in: cat LIST1 LIST2 | imgfetch get - -o OUT")
+    flags = [token.split("=", 1)[0] for token in extras if is_flag(token)]
     if not flags:
         return f"unrecognized arguments: {' '.join(extras)}"
     flag = flags[0]
@@ -49,6 +63,11 @@ def unrecognized(parser: GuidingParser, extras: list[str], command: str) -> str:
         return f"{flag} goes after the command: imgfetch {command} {flag} ..."
     close = difflib.get_close_matches(flag, parser.options(), n=1, cutoff=SIMILAR)
     return f"unrecognized option {flag}" + (f"; did you mean {close[0]}?" if close else f" (see: {parser.prog} --help)")
+
+
+def is_flag(token: str) -> bool:
+    """Whether a command-line token is an option (``-`` alone is standard input)."""
+    return token.startswith("-") and token != "-"
 
 
 def loudness(quiet: str) -> argparse.ArgumentParser:
@@ -81,9 +100,9 @@ time-boxed and repeated; the table shows the median and the min-max, a legend ex
 advice says which sizes tie within noise, whether to try larger, and what to pass to get.
 With no URL list it runs offline against the built-in server, with internet-like latencies."""
 GET_DESCRIPTION = """\
-Download every image URL in URLS into OUT, with a manifest record per URL
-(OUT/manifest.jsonl). Running the same command again skips what is done
-and retries what failed."""
+Download the image URLs given, or every URL in one list (a file, or - for
+standard input), into DIR, with a manifest record per URL (DIR/manifest.jsonl).
+Running the same command again skips what is done and retries what failed."""
 EXAMPLES = """\
 examples:
   imgfetch get urls.txt -o out        download a list; run it again to resume or retry failures
@@ -91,7 +110,7 @@ examples:
   imgfetch get --help                 every option of get, with its default
 """
 GET_EXAMPLES = """\
-output:
+what it prints:
   default  a progress bar (on a terminal), warnings, and a summary at the end: the counts,
            the commonest failure reasons, the manifest's path and how to retry the failures
   -q       errors only: no bar, no summary, no warnings
@@ -99,8 +118,8 @@ output:
 
 examples:
   imgfetch get urls.txt -o out                    one URL per line; '#' comments
+  imgfetch get https://example.com/a.jpg https://example.com/b.png -o out
   imgfetch get photos.csv.gz -o out --url-column image_url --keep-columns id --naming column:id
-  curl -s https://example.com/urls.txt | imgfetch get - -o out
 """
 BENCH_EXAMPLES = """\
 examples:

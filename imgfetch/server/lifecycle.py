@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import threading
 
 from .connection import Connections
@@ -206,8 +207,9 @@ class ImageServer:
         try:
             server = await asyncio.start_server(self._conns.handle, self.host, self.port,
                                                 backlog=LISTEN_BACKLOG, reuse_address=True)
-        except OSError as exc:
-            self._error = exc
+        except OSError as exc:  # asyncio's words ("error while attempting to bind ...") would say "error" twice
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            self._error = OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: {reason}")
             return
         self._server = server
         self.port = server.sockets[0].getsockname()[1]

@@ -10,9 +10,9 @@ May import: imgfetch.errors, imgfetch.urls
 from __future__ import annotations
 
 from .counting import ListCounter
-from .entries import INPUT_FORMATS, Entries, iter_entries, open_entries
+from .entries import INPUT_FORMATS, Entries, iter_entries, list_format, open_entries
 from .readers import MAX_RECORD_CHARS, MAX_URL_CHARS, Entry
 from .streams import RAW_PREFIX_CHARS
 
 __all__ = ["INPUT_FORMATS", "MAX_RECORD_CHARS", "MAX_URL_CHARS", "RAW_PREFIX_CHARS", "Entries", "Entry", "ListCounter",
-           "iter_entries", "open_entries"]
+           "iter_entries", "list_format", "open_entries"]

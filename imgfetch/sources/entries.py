@@ -82,9 +82,15 @@ def _open_file(source: str | bytes | os.PathLike[Any], fmt: str | None, url_colu
 
 def format_of(name: str) -> str:
     """The format a file name's extension (before any ``.gz``) names; text by default."""
+    return list_format(name) or "txt"
+
+
+def list_format(name: str) -> str | None:
+    """The list format a name's extension names (``.csv``, ``.txt.gz``, any ``.gz``), or None if it names none."""
     base = name.lower()
-    base = base[:-len(_GZIP_SUFFIX)] if base.endswith(_GZIP_SUFFIX) else base
-    return _EXTENSIONS.get(os.path.splitext(base)[1], "txt")
+    gzipped = base.endswith(_GZIP_SUFFIX)
+    base = base[:-len(_GZIP_SUFFIX)] if gzipped else base
+    return _EXTENSIONS.get(os.path.splitext(base)[1], "txt" if gzipped else None)
 
 
 def iter_entries(source: Any, *, input_format: str | None = None, url_column: str = "url",
