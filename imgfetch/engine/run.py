@@ -17,7 +17,7 @@ from ..store.keys import KeySet
 from ..logrelay import LogRelay
 from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact
 from ..options import Options
-from ..report.progress import Progress
+from ..report.progress import Progress, wanted
 from ..report.summary import Summary
 from ..records import CANCELLED, DUPLICATE, INVALID, OK, SKIPPED, FetchResult, Task
 from ..sources import Entry, ListCounter, open_entries
@@ -82,12 +82,13 @@ class Run:
         started = time.monotonic()
         errors = Path(self.opts.errors) if self.opts.errors else None
         done, writer = self._open(errors)
-        bar = Progress(self.summary, self._counter, self.label) if self.opts.progress else None
         relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
+        self.engine = engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
+                                      stop_requested=lambda: self._signum is not None or self._disk_full)
+        bar = Progress(self.summary, self._counter, self.label, in_flight=engine.in_flight,
+                       budget_s=self.opts.max_time) if wanted(self.opts.progress) else None
         complete = False
         try:
-            self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
-                                 stop_requested=lambda: self._signum is not None or self._disk_full)
             full_urls: dict[str, str] | None = {} if errors else None  # for the errors file
             plan = _plan(entries, done, self.out.root, full_urls)
             with _signals(self._on_signal):
