@@ -11,13 +11,14 @@
 - When the URLs left are slow (nothing has come back for STALL_S, or every URL left is in flight),
   the postfix says what the bar waits on, ``14 waiting, longest 22 s``; once every URL left is in
   flight, the ETA is the latest their --max-time budgets allow, never a stale 00:00.
-- A terminal that reports zero columns gets an 80-column bar.
+- A terminal that reports a size of zero (tqdm would draw nothing) gets an 80-column bar.
 - In Jupyter the bar is a widget when ipywidgets is installed (``pip install 'imgfetch[notebook]'``),
   and otherwise, quietly, a text bar. A saved notebook's text of the widget is its final state.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -32,7 +33,7 @@ TICK_S = 0.5  # seconds between redraws while no record arrives
 REDRAW_S = 0.1  # seconds: tqdm redraws for records at most this often (its mininterval)
 RATE_SMOOTHING = 0  # tqdm's smoothing: 0 is the rate over the run, which cannot freeze at a burst's value
 STALL_S = 2.0  # the oldest URL in flight has waited this long, with nothing back for as long: say so
-FALLBACK_COLUMNS = 80  # for a terminal that reports zero columns (script, some CI runners, docker exec -t)
+FALLBACK_SIZE = (80, 24)  # columns, rows: for a terminal that reports none (script, some CI runners, docker exec -t)
 # (URLs in flight, when the oldest was handed out, when the newest was), times from time.monotonic()
 InFlightProbe = Callable[[], "tuple[int, float | None, float | None]"]
 
@@ -59,12 +60,13 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
-def terminal_columns(stream: IO[str]) -> int:
-    """The width of the terminal ``stream`` is on; FALLBACK_COLUMNS when it reports none or is not one."""
+def terminal_size(stream: IO[str]) -> tuple[int, int]:
+    """(columns, rows) of the terminal ``stream`` is on, each FALLBACK_SIZE's where it reports 0 or is no terminal."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns or FALLBACK_COLUMNS
+        columns, rows = os.get_terminal_size(stream.fileno())
     except (AttributeError, ValueError, OSError):
-        return FALLBACK_COLUMNS
+        return FALLBACK_SIZE
+    return columns or FALLBACK_SIZE[0], rows or FALLBACK_SIZE[1]
 
 
 def _bar_class() -> Any:
@@ -106,7 +108,7 @@ class Progress:
         if self._notebook:
             options["display"] = False  # displayed here, with a handle to store its final text at the end
         else:
-            options["ncols"] = terminal_columns(sys.stderr)  # the ticker follows resizes
+            options["ncols"], options["nrows"] = terminal_size(sys.stderr)  # the ticker follows resizes
         self.bar = bar_class(total=self._total(0), **options)
         self._shown = _display(self.bar.container) if self._notebook else None
         self._ticking = threading.Event()
@@ -145,7 +147,7 @@ class Progress:
             with self._lock:
                 self._set_total(self._total(self.bar.n))
                 if not self._notebook:
-                    self.bar.ncols = terminal_columns(self.bar.fp)
+                    self.bar.ncols, self.bar.nrows = terminal_size(self.bar.fp)
                 self._say_what_it_waits_on(time.monotonic())
                 self.bar.refresh()
 
@@ -158,15 +160,17 @@ class Progress:
         if oldest is not None and now - oldest >= STALL_S and (tail or now - self._last_record >= STALL_S):
             self._last_waiting = now
         if oldest is None or newest is None or now - self._last_waiting >= STALL_S:
-            self._waiting, self.bar.bar_format = "", None
+            waiting, self.bar.bar_format = "", None
         else:
-            self._waiting = f", {count:,} waiting, longest {now - oldest:.0f} s"
+            waiting = f", {count:,} waiting, longest {now - oldest:.0f} s"
             self.bar.bar_format = self._eta_format(newest + self._budget_s - now) if tail and self._budget_s else None
-        self.bar.set_postfix_str(self.summary.postfix() + self._waiting, refresh=False)
+        if waiting != self._waiting:  # records set the postfix themselves as they come
+            self._waiting = waiting
+            self.bar.set_postfix_str(self.summary.postfix() + waiting, refresh=False)
 
     def _eta_format(self, seconds: float) -> str:
         """tqdm's own layout with the ETA given ('?' once past the budgets: a worker may be slow to report)."""
-        eta = self.bar.format_interval(seconds) if seconds > 0 else "?"
+        eta = self.bar.format_interval(math.ceil(seconds)) if seconds > 0 else "?"  # never 00:00 while waiting
         return "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<" + eta + ", {rate_fmt}{postfix}]"
 
     def close(self, complete: bool) -> None:
