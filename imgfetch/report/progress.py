@@ -62,6 +62,8 @@ def _is_terminal(stream: Any) -> bool:
 
 def terminal_size(stream: IO[str]) -> tuple[int, int]:
     """(columns, rows) of the terminal ``stream`` is on, each FALLBACK_SIZE's where it reports 0 or is no terminal."""
+    if not _is_terminal(stream):  # a file, or a notebook's stream (whose fileno may be the server's terminal)
+        return FALLBACK_SIZE
     try:
         columns, rows = os.get_terminal_size(stream.fileno())
     except (AttributeError, ValueError, OSError):
