@@ -90,7 +90,8 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | 
     input, one URL as a string, or any iterable of URL strings (or of dicts with a ``url`` key).
     A string that looks like a URL is one URL unless a file of that name exists.
 
-    Keyword arguments are ``imgfetch get``'s long options with underscores, plus ``progress``,
+    Keyword arguments are ``imgfetch get``'s long options with underscores, plus ``progress``
+    (None: a bar on a terminal or in Jupyter, none into a log file; True or False: always or never),
     ``initializer`` and ``initargs`` (run in each worker process as it starts); or pass a whole
     :class:`Options` as ``options`` (other keywords then override its fields).
 

@@ -11,6 +11,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
+SAVED_NOTEBOOK_BYTES = 200_000  # the contact sheet stored once (as PNG and JPEG both: 454 KB)
 
 
 def outputs_of(cell) -> tuple[str, set[str], list]:
@@ -35,17 +36,21 @@ def test_notebook_flow_in_a_real_kernel(server, tmp_path):
     client = nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
-    run, table, sheet, fallback, frame = (outputs_of(cell) for cell in notebook.cells)
+    saved = nbformat.writes(notebook)
+    run, table, sheet, fallback, frame = (outputs_of(cell) for cell in nbformat.reads(saved, as_version=4).cells)
 
     assert WIDGET in run[1]  # the widget bar, with ipywidgets installed
     assert "TqdmWarning" not in run[0] + fallback[0] and "TqdmExperimentalWarning" not in run[0]
+    [bar_text] = [o["data"]["text/plain"] for o in run[2] if WIDGET in o.get("data", {})]
+    assert "100%" in bar_text and "10/10" in bar_text and "ok=8 failed=1 invalid=1" in bar_text  # not 0%
 
     html = next(o["data"]["text/html"] for o in table[2] if "text/html" in o.get("data", {}))
     assert "imgfetch results</b>: 10 URLs" in html and "ok 8, failed 1, invalid 1" in html
     assert "HTTP 404 Not Found" in html and html.count("<tr>") >= 10
 
-    assert "image/png" in sheet[1]  # the contact sheet is displayed...
+    [image] = [mime for mime in sheet[1] if mime.startswith("image/")]  # the contact sheet is displayed...
     assert not [o for o in sheet[2] if o.output_type == "execute_result"]  # ...once, not also returned
+    assert len(saved) < SAVED_NOTEBOOK_BYTES, f"{len(saved):,} bytes saved, {image} sheet"
 
     assert WIDGET not in fallback[1]  # no ipywidgets: a text bar, quietly
     assert "100%" in fallback[0] and "10/10" in fallback[0] and "ok=8 failed=1 invalid=1" in fallback[0]

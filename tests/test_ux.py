@@ -30,10 +30,11 @@ def write_list(path, lines):
     return path
 
 
-def in_terminal(argv: list[str], stdin: bytes | None = None, seconds: float = 60) -> str:
-    """Run argv with stdout and stderr on a 120-column pseudo-terminal; everything it drew."""
+def in_terminal(argv: list[str], stdin: bytes | None = None, seconds: float = 60,
+                size: tuple[int, int] = (30, 120)) -> str:
+    """Run argv with stdout and stderr on a pseudo-terminal of ``size`` (rows, columns); everything it drew."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                             stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)

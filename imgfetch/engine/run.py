@@ -20,7 +20,7 @@ from ..store.locking import FileLock
 from ..store.outputs import is_empty_file, missing_folders, refuse_overwriting_the_list, remove_if_empty
 from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, lock_manifest
 from ..options import Options
-from ..report.progress import Progress
+from ..report.progress import Progress, wanted
 from ..report.summary import Summary
 from ..records import CANCELLED, FAILED, OK, FetchResult
 from ..sources import Entry, ListCounter, open_entries
@@ -94,12 +94,13 @@ class Run:
     def _run(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
         started = time.monotonic()
         done, writer, errors = self._open()
-        bar = Progress(self.summary, self._counter, self.label) if self.opts.progress else None
         relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
+        self.engine = engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
+                                      stop_requested=lambda: self._signum is not None or self._disk_full)
+        bar = Progress(self.summary, self._counter, self.label, in_flight=engine.in_flight,
+                       budget_s=self.opts.max_time) if wanted(self.opts.progress) else None
         complete = False
         try:
-            self.engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
-                                 stop_requested=lambda: self._signum is not None or self._disk_full)
             full_urls: dict[str, str] | None = {} if errors else None  # for the errors file
             plan = plan_tasks(entries, done, self.out.root, full_urls, self.opts.retry_failed, self._unchanged)
             with _signals(self._on_signal):

@@ -9,8 +9,9 @@ and still records whatever finished.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 from ..options import Options
 from .politeness import HostScheduler, PlainFeeder
@@ -34,6 +35,43 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class InFlight(NamedTuple):
+    """The URLs handed to the backend and not back yet; times are ``time.monotonic()``, None when there are none."""
+
+    count: int
+    oldest: float | None  # when the longest-waiting one was handed out
+    newest: float | None  # when the latest one was
+
+
+class _HandedOut:
+    """When each URL in flight was handed to the backend: the parent's view of how long it has waited.
+
+    The engine's loop writes it and the progress bar's ticker thread reads it, hence the lock.
+    Keys are in the order they were handed out, so the oldest and the newest are the ends.
+    """
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, tasks: list[Task]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for task in tasks:
+                self._since[task.key] = now
+
+    def remove(self, tasks: list[Task]) -> None:
+        with self._lock:
+            for task in tasks:
+                self._since.pop(task.key, None)
+
+    def now(self) -> InFlight:
+        with self._lock:
+            if not self._since:
+                return InFlight(0, None, None)
+            return InFlight(len(self._since), next(iter(self._since.values())), next(reversed(self._since.values())))
+
+
 class Engine:
     """Runs a plan on a backend; ``run`` yields one record per input item, as each completes."""
 
@@ -42,6 +80,7 @@ class Engine:
         self.opts, self.root, self.tmp, self.log_pipe = opts, root, tmp, log_pipe
         self.stop_requested = stop_requested
         self.backend: Backend | None = None
+        self._handed = _HandedOut()
 
     @property
     def worker_pids(self) -> set[int]:
@@ -52,6 +91,10 @@ class Engine:
         """How many records may still come from downloads handed out now or soon (0 before the start)."""
         backend = self.backend
         return backend.room() + backend.outstanding() if backend is not None else 0
+
+    def in_flight(self) -> InFlight:
+        """How many URLs are out with the workers, and since when; safe to call from any thread."""
+        return self._handed.now()
 
     def _start(self) -> Backend:
         if self.opts.executor == "dask":
@@ -79,7 +122,7 @@ class Engine:
                 stop.start()
             more = False
             if not stop.started and not exhausted:
-                exhausted, more = _fill(feeder, backend, passthrough)
+                exhausted, more = _fill(feeder, backend, passthrough, self._handed)
             if passthrough:
                 yield from passthrough
                 passthrough.clear()
@@ -87,7 +130,7 @@ class Engine:
                 return
             if stop.given_up():
                 return
-            yield from _collect(feeder, backend, 0.0 if more else min(IDLE_WAIT_S, feeder.wait_hint()))
+            yield from _collect(feeder, backend, 0.0 if more else min(IDLE_WAIT_S, feeder.wait_hint()), self._handed)
 
 
 class _Stop:
@@ -121,18 +164,21 @@ class _Stop:
         return False
 
 
-def _collect(feeder: PlainFeeder | HostScheduler, backend: Backend, timeout: float) -> Iterator[FetchResult]:
+def _collect(feeder: PlainFeeder | HostScheduler, backend: Backend, timeout: float,
+             handed: _HandedOut) -> Iterator[FetchResult]:
     """Wait up to ``timeout`` for records; free their hosts' slots and hand them on."""
     finished = backend.poll(timeout)
     if finished:
-        feeder.release([task for task, _ in finished])
+        tasks = [task for task, _ in finished]
+        handed.remove(tasks)
+        feeder.release(tasks)
         for _task, record in finished:
             if record.status != CANCELLED:  # not this URL's fault; the next run fetches it
                 yield record
 
 
-def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend,
-          passthrough: list[FetchResult]) -> tuple[bool, bool]:
+def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend, passthrough: list[FetchResult],
+          handed: _HandedOut) -> tuple[bool, bool]:
     """Hand the backend as many tasks as it has room for: (plan exhausted, more ready to hand out)."""
     room = backend.room()
     while room > 0:
@@ -142,6 +188,7 @@ def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend,
         if not tasks:
             return False, feeder.has_backlog(passthrough)
         backend.submit(tasks)
+        handed.add(tasks)
         room -= len(tasks)
     return False, False
 

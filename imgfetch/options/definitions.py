@@ -167,7 +167,10 @@ class Options:
                                            parse=comma_list, per_url=False, accepts="Sequence[str] | str",
                                            help="columns copied into each manifest record")
     # library only: the CLI sets these from -q, -v and whether stderr is a terminal
-    progress: bool = option(True, help="draw a progress bar (the CLI: on a terminal, unless -q)")
+    progress: bool | None = option(None,
+                                   help="draw a progress bar: True always, False never, None (the default) on a "
+                                        "terminal or in Jupyter, never into a log file (the CLI: on a terminal, "
+                                        "unless -q)")
     log_pids: bool = option(False, help="log '[Process ID]:<pid> Downloading <url>' as each URL starts (the CLI: -v)")
     initializer: Callable[..., Any] | None = option(None, check=checks.callable_or_none, per_url=False,
                                                     help="run in every worker process as it starts, as "

@@ -7,15 +7,23 @@
   (and so a percentage and an ETA) soon after the start; gzip files too. For standard input
   and generators the bar goes without a total.
 - A ticker thread redraws the bar every TICK_S, so the elapsed time moves while URLs are slow.
+- The rate is over the whole run, so it sinks while URLs hang instead of freezing at its last value.
+- When the URLs left are slow (nothing has come back for STALL_S, or every URL left is in flight),
+  the postfix says what the bar waits on, ``14 waiting, longest 22 s``; once every URL left is in
+  flight, the ETA is the latest their --max-time budgets allow, never a stale 00:00.
+- A terminal that reports a size of zero (tqdm would draw nothing) gets an 80-column bar.
 - In Jupyter the bar is a widget when ipywidgets is installed (``pip install 'imgfetch[notebook]'``),
-  and otherwise, quietly, a text bar.
+  and otherwise, quietly, a text bar. A saved notebook's text of the widget is its final state.
 """
 from __future__ import annotations
 
 import logging
+import math
+import os
 import sys
 import threading
-from typing import Any
+import time
+from typing import IO, Any, Callable
 
 from ..records import FetchResult
 from .summary import Summary
@@ -23,7 +31,11 @@ from .summary import Summary
 log = logging.getLogger(__name__)
 TICK_S = 0.5  # seconds between redraws while no record arrives
 REDRAW_S = 0.1  # seconds: tqdm redraws for records at most this often (its mininterval)
-RATE_SMOOTHING = 0.1  # tqdm's smoothing: the rate shown is mostly the recent one
+RATE_SMOOTHING = 0  # tqdm's smoothing: 0 is the rate over the run, which cannot freeze at a burst's value
+STALL_S = 2.0  # the oldest URL in flight has waited this long, with nothing back for as long: say so
+FALLBACK_SIZE = (80, 24)  # columns, rows: for a terminal that reports none (script, some CI runners, docker exec -t)
+# (URLs in flight, when the oldest was handed out, when the newest was), times from time.monotonic()
+InFlightProbe = Callable[[], "tuple[int, float | None, float | None]"]
 
 
 def in_jupyter() -> bool:
@@ -32,6 +44,31 @@ def in_jupyter() -> bool:
         return False
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
     return shell is not None and "qt" not in type(shell).__name__.lower()
+
+
+def wanted(progress: bool | None) -> bool:
+    """Whether to draw a bar: as asked, or (None) on a terminal or in Jupyter, never into a log file."""
+    if progress is not None:
+        return progress
+    return in_jupyter() or _is_terminal(sys.stderr)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        return False
+
+
+def terminal_size(stream: IO[str]) -> tuple[int, int]:
+    """(columns, rows) of the terminal ``stream`` is on, each FALLBACK_SIZE's where it reports 0 or is no terminal."""
+    if not _is_terminal(stream):  # a file, or a notebook's stream (whose fileno may be the server's terminal)
+        return FALLBACK_SIZE
+    try:
+        columns, rows = os.get_terminal_size(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return FALLBACK_SIZE
+    return columns or FALLBACK_SIZE[0], rows or FALLBACK_SIZE[1]
 
 
 def _bar_class() -> Any:
@@ -53,18 +90,29 @@ def _bar_class() -> Any:
 class Progress:
     """The bar of one run. ``add`` every record; ``close(complete)`` at the end."""
 
-    def __init__(self, summary: Summary, counter: Any | None, label: str | None = None) -> None:
-        """``counter``: anything with a ``total`` (None until known) and a ``stop()``, such as a ListCounter."""
+    def __init__(self, summary: Summary, counter: Any | None, label: str | None = None, *,
+                 in_flight: InFlightProbe | None = None, budget_s: float | None = None) -> None:
+        """``counter``: anything with a ``total`` (None until known) and a ``stop()``, such as a ListCounter.
+
+        ``in_flight`` says what the workers hold (see InFlightProbe); ``budget_s`` is one URL's --max-time.
+        """
         self.summary, self.counter = summary, counter
         self.skipped = 0
         self._lock = threading.Lock()
+        self._in_flight, self._budget_s = in_flight, budget_s
+        self._last_record = time.monotonic()
+        self._last_waiting = float("-inf")  # when the bar last had slow URLs to wait on
+        self._waiting = ""  # ", 14 waiting, longest 22 s" while the bar waits on slow URLs
         bar_class = _bar_class()
         self._notebook = bar_class.__module__.startswith("tqdm.notebook")
         options: dict[str, Any] = dict(desc=label, unit="img", mininterval=REDRAW_S, miniters=1,
                                        smoothing=RATE_SMOOTHING)
-        if not self._notebook:
-            options["dynamic_ncols"] = True
+        if self._notebook:
+            options["display"] = False  # displayed here, with a handle to store its final text at the end
+        else:
+            options["ncols"], options["nrows"] = terminal_size(sys.stderr)  # the ticker follows resizes
         self.bar = bar_class(total=self._total(0), **options)
+        self._shown = _display(self.bar.container) if self._notebook else None
         self._ticking = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="imgfetch-progress", daemon=True)
         self._ticker.start()
@@ -87,7 +135,8 @@ class Progress:
     def add(self, record: FetchResult) -> None:
         """Count one record: skipped ones come off the total; the counts are the summary's."""
         with self._lock:
-            self.bar.set_postfix_str(self.summary.postfix(), refresh=False)
+            self._last_record = time.monotonic()
+            self.bar.set_postfix_str(self.summary.postfix() + self._waiting, refresh=False)
             if record.skipped:
                 self.skipped += 1
                 self._set_total(self._total(self.bar.n))
@@ -99,7 +148,32 @@ class Progress:
         while not self._ticking.wait(TICK_S):
             with self._lock:
                 self._set_total(self._total(self.bar.n))
+                if not self._notebook:
+                    self.bar.ncols, self.bar.nrows = terminal_size(self.bar.fp)
+                self._say_what_it_waits_on(time.monotonic())
                 self.bar.refresh()
+
+    def _say_what_it_waits_on(self, now: float) -> None:
+        """While slow URLs hold the bar up: their count and the longest wait in the postfix, and an ETA
+        bounded by their budgets. Shown STALL_S after it applies and kept STALL_S after, so it does not flicker."""
+        count, oldest, newest = self._in_flight() if self._in_flight is not None else (0, None, None)
+        left = self.bar.total - self.bar.n if self.bar.total else None
+        tail = left is not None and left <= count  # every URL left is in flight
+        if oldest is not None and now - oldest >= STALL_S and (tail or now - self._last_record >= STALL_S):
+            self._last_waiting = now
+        if oldest is None or newest is None or now - self._last_waiting >= STALL_S:
+            waiting, self.bar.bar_format = "", None
+        else:
+            waiting = f", {count:,} waiting, longest {now - oldest:.0f} s"
+            self.bar.bar_format = self._eta_format(newest + self._budget_s - now) if tail and self._budget_s else None
+        if waiting != self._waiting:  # records set the postfix themselves as they come
+            self._waiting = waiting
+            self.bar.set_postfix_str(self.summary.postfix() + waiting, refresh=False)
+
+    def _eta_format(self, seconds: float) -> str:
+        """tqdm's own layout with the ETA given ('?' once past the budgets: a worker may be slow to report)."""
+        eta = self.bar.format_interval(math.ceil(seconds)) if seconds > 0 else "?"  # never 00:00 while waiting
+        return "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<" + eta + ", {rate_fmt}{postfix}]"
 
     def close(self, complete: bool) -> None:
         """Stop the ticker and draw the final counts; a complete run ends at 100%."""
@@ -110,6 +184,16 @@ class Progress:
         with self._lock:
             if complete:
                 self._set_total(self.bar.n)
+            self.bar.bar_format = None
             self.bar.set_postfix_str(self.summary.postfix(), refresh=False)
             self.bar.refresh()
             self.bar.close()
+            if self._shown is not None:
+                self._shown.update(self.bar.container)  # a saved notebook's text/plain: the final bar, not 0%
+
+
+def _display(widget: Any) -> Any:
+    """Show the widget in the cell's output; the handle updates that same output later."""
+    from IPython.display import display
+
+    return display(widget, display_id=True)
