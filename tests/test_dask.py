@@ -204,3 +204,30 @@ def test_records_done_but_not_yet_reported_when_a_stop_gives_up_are_kept(dask_cl
         saved = tree(out.root) - {out.tmp.name} - {p for p in tree(out.root) if p.startswith(out.tmp.name + "/")}
     assert sorted(r.line for r in records) == [1, 2, 3, 4] and all(r.status == "ok" for r in records)
     assert saved - {".imgfetch.lock"} == {r.path for r in records}
+
+
+def test_ctrl_c_does_not_kill_the_local_clusters_workers_mid_save(tmp_path):
+    """Without --scheduler the LocalCluster's worker processes are in the terminal's process group:
+    a Ctrl-C must not kill the one holding a slow image, which would save it with no record."""
+    from imgfetch.server import ImageServer
+
+    with ImageServer(count=20, latency_ms=50) as srv:
+        slow = srv.url(srv.images.path(19) + "?latency_ms=2000")
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join([*srv.image_urls()[:6], slow, *srv.image_urls()[6:19]]) + "\n")
+        out = tmp_path / "out"
+        proc = subprocess.Popen([sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(out), "-q",
+                                 "--executor", "dask", "--workers", "1", "--threads", "2", "--timeout", "5"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            wait_for(lambda: "/img/" + slow.rsplit("/img/", 1)[1].split("?")[0] in srv.stats.by_path, 60)
+            os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal's Ctrl-C does
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    records = read_manifest(out / "manifest.jsonl")
+    assert 7 in {r["line"] for r in records}  # in flight at the stop, finished in the grace period
+    assert all(r["status"] == "ok" for r in records)
+    assert_clean(out, records)  # every image has its record

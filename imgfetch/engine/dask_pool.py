@@ -32,6 +32,7 @@ INSTALL_HINT = "--executor dask needs Dask: pip install 'imgfetch[dask]'"
 IN_FLIGHT_PER_THREAD = 2   # tasks per Dask thread: one running, one ready to start
 SIZE_CHECK_S = 2.0         # how often the cluster's size is looked at again
 CONNECT_TIMEOUT_S = 30     # how long to try reaching --scheduler before giving up
+STOP_RESULT_WAIT_S = 1.0   # during a stop, how long to wait for a finished task's result to arrive
 CLOSE_WAIT_S = 2.0         # at a close without a stop (the caller left early): wait this long for tasks to end
 
 
@@ -48,7 +49,7 @@ class DaskPool:
 
     def __init__(self, opts: Options, root: str, tmp: str) -> None:
         require_dask()
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         self.opts, self.root, self.tmp = opts, root, tmp
         self.markers = RunMarkers(tmp)
@@ -61,9 +62,11 @@ class DaskPool:
             if opts.scheduler:
                 self.client = Client(opts.scheduler, timeout=CONNECT_TIMEOUT_S)
             else:
-                self.cluster = LocalCluster(n_workers=opts.workers, threads_per_worker=opts.threads, processes=True,
-                                            host="127.0.0.1", dashboard_address="127.0.0.1:0")  # loopback only
+                from .dask_local import IgnoreStopSignals, start_local_cluster
+
+                self.cluster = start_local_cluster(opts)
                 self.client = Client(self.cluster)
+                self.client.register_plugin(IgnoreStopSignals())
         except OSError as exc:
             if self.cluster is not None:
                 self.cluster.close()
@@ -71,10 +74,20 @@ class DaskPool:
         log.info("running on Dask: %s", self.client)
         self.held: dict[Any, Task] = {}
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.worker_pids: set[int] = set()  # never filled: Dask's processes are Dask's to stop
+        self.lost: set[Any] = set()  # held futures reported done whose results were lost since
         self.stopping = False
         self.aborted = False
         self._capacity, self._sized_at = 0, 0.0
+
+    @property
+    def worker_pids(self) -> set[int]:
+        """Our own LocalCluster's worker processes (a second Ctrl-C kills them); none of a
+        --scheduler's, which are its owner's to stop."""
+        if self.cluster is None:
+            return set()
+        from .dask_local import local_worker_pids
+
+        return local_worker_pids(self.cluster)
 
     def _cluster_threads(self) -> int:
         now = time.monotonic()
@@ -99,16 +112,21 @@ class DaskPool:
     def poll(self, timeout: float) -> list[tuple[Task, FetchResult]]:
         done: list[tuple[Task, FetchResult]] = []
         for future in self._done_futures(timeout):
-            task = self.held.pop(future, None)
-            if task is not None:  # a future swept up early is reported again by its callback
-                done.append((task, self._record(future, task)))
+            if future not in self.held:
+                continue  # swept up early, then reported again by its callback
+            if not future.done():  # it finished, then the worker holding its result was lost: Dask runs it again
+                self.lost.add(future)  # no callback: one fires at once while the future reads 'lost'
+                continue
+            task = self.held.pop(future)
+            done.append((task, self._record(future, task)))
         return done
 
     def _done_futures(self, timeout: float) -> list[Any]:
-        """Futures reported done by their callbacks. During a stop, also any done future whose
-        callback has not run yet (they run one at a time, on a thread of their own), so that
-        the engine never gives up on a record that exists."""
-        found = [future for future in self.held if future.done()] if self.stopping else []
+        """Futures reported done by their callbacks, and lost ones done again. During a stop, any
+        done future whose callback has not run yet (they run one at a time, on a thread of their
+        own), so that the engine never gives up on a record that exists."""
+        found = [future for future in (self.held if self.stopping else self.lost) if future.done()]
+        self.lost.difference_update(found)
         try:
             found.append(self.finished.get(timeout=timeout) if timeout > 0 and not found
                          else self.finished.get_nowait())
@@ -121,8 +139,9 @@ class DaskPool:
         if future.cancelled():
             return cancelled_record(task)
         try:
-            record = future.result()
-        except Exception as exc:  # KilledWorker, or a transport error
+            # During a stop, a result whose worker is lost may never come back: do not wait on it.
+            record = future.result(timeout=STOP_RESULT_WAIT_S if self.stopping else None)
+        except Exception as exc:  # KilledWorker, a transport error, or that timeout
             if self.stopping:
                 return cancelled_record(task)
             log.warning("a Dask task was lost (%s)", type(exc).__name__)
