@@ -1,6 +1,7 @@
 """--executor dask against a real `dask scheduler` and two `dask worker` processes on loopback."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -118,3 +119,115 @@ def test_dask_work_in_flight_follows_the_cluster_and_a_slow_url_holds_nothing(tm
     assert seen[-1][1].line == 1  # the hang ended last ...
     assert all(r.status == "ok" for _, r in seen[:-1])
     assert seen[-2][0] < seen[-1][0] - 0.3  # ... and the 40 beside it did not wait for it
+
+
+def wait_for(predicate, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_a_stop_under_dask_records_everything_saved_and_leaves_nothing_running(dask_cluster, tmp_path):
+    """Ctrl-C while the cluster's two threads hold a slow image and an endless drip, with two more
+    URLs queued behind them: the slow one finishes in the grace period and is recorded, the queued
+    ones never start, the drip is cut at the end of the grace period, and once imgfetch has exited
+    nothing more reaches the server or the output folder."""
+    from conftest import tree
+    from imgfetch.server import ImageServer
+
+    with ImageServer(count=40, latency_ms=50) as srv:
+        images = srv.image_urls()
+        slow = srv.url(srv.images.path(30) + "?latency_ms=2500")
+        drip = srv.url(srv.images.path(31).replace("/img/", "/drip/", 1) + "?interval=0.2")
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join([*images[:8], slow, drip, *images[32:40], *images[8:20]]) + "\n")
+        out = tmp_path / "out"
+        proc = subprocess.Popen([sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(out), "-q",
+                                 "--executor", "dask", "--scheduler", dask_cluster, "--timeout", "5", "--retries", "0"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            started = {"/img/" + slow.rsplit("/img/", 1)[1].split("?")[0], "/drip/" + drip.rsplit("/drip/", 1)[1].split("?")[0]}
+            wait_for(lambda: started <= set(srv.stats.by_path))  # the cluster's 2 threads hold both
+            requests_at_stop = srv.stats.requests
+            os.killpg(proc.pid, signal.SIGINT)
+            sent = time.monotonic()
+            _, err = proc.communicate(timeout=30)
+            stopped_in = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.returncode == 130, err
+        assert srv.stats.requests == requests_at_stop  # nothing queued on the cluster started after Ctrl-C
+        wait_for(lambda: srv.stats.in_flight == 0, 1.0)  # the drip was cut: no task still downloads
+        left = tree(out)
+        time.sleep(1.0)
+        assert tree(out) == left  # no task saves anything after imgfetch has exited
+        assert srv.stats.requests == requests_at_stop
+    records = read_manifest(out / "manifest.jsonl")
+    assert sorted(r["line"] for r in records) == list(range(1, 10))  # the slow one was recorded, not the drip
+    for record in records:
+        assert record["status"] == "ok", record
+        assert hashlib.sha256((out / record["path"]).read_bytes()).hexdigest() == record["sha256"]
+    assert_clean(out, records)  # every image has its record; no temporary folder, no lock
+    assert 4.5 < stopped_in < 9  # the grace period (5 s), then a prompt end
+
+
+def test_records_done_but_not_yet_reported_when_a_stop_gives_up_are_kept(dask_cluster, monkeypatch, tmp_path):
+    """The engine gives up on a stop the moment it starts (no grace, no wait), after every task has
+    finished but before any record was collected: each saved image still gets its record."""
+    from distributed import wait
+
+    from conftest import tree
+    from imgfetch.engine import schedule
+    from imgfetch.options import Options
+    from imgfetch.records import Task
+    from imgfetch.server import ImageServer
+    from imgfetch.store.files import OutputDir
+    from imgfetch.urls import normalized_key
+
+    monkeypatch.setattr(schedule, "STOP_GRACE_S", 0.0)
+    monkeypatch.setattr(schedule, "ABORT_WAIT_S", 0.0)
+    opts = Options(executor="dask", scheduler=dask_cluster, timeout=2, retries=0, progress=False)
+
+    def all_finished() -> bool:
+        held = list(engine.backend.held) if engine.backend is not None else []
+        if not held:
+            return False  # nothing handed out yet
+        wait(held)  # every task has saved its image; their records wait to be collected
+        return True
+
+    with ImageServer(count=4, latency_ms=300) as srv, OutputDir(tmp_path / "out") as out:
+        engine = schedule.Engine(opts, str(out.root), str(out.tmp), stop_requested=all_finished)
+        tasks = [Task(url, normalized_key(url), n) for n, url in enumerate(srv.image_urls(), 1)]
+        records = list(engine.run(tasks))
+        saved = tree(out.root) - {out.tmp.name} - {p for p in tree(out.root) if p.startswith(out.tmp.name + "/")}
+    assert sorted(r.line for r in records) == [1, 2, 3, 4] and all(r.status == "ok" for r in records)
+    assert saved - {".imgfetch.lock"} == {r.path for r in records}
+
+
+def test_ctrl_c_does_not_kill_the_local_clusters_workers_mid_save(tmp_path):
+    """Without --scheduler the LocalCluster's worker processes are in the terminal's process group:
+    a Ctrl-C must not kill the one holding a slow image, which would save it with no record."""
+    from imgfetch.server import ImageServer
+
+    with ImageServer(count=20, latency_ms=50) as srv:
+        slow = srv.url(srv.images.path(19) + "?latency_ms=2000")
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join([*srv.image_urls()[:6], slow, *srv.image_urls()[6:19]]) + "\n")
+        out = tmp_path / "out"
+        proc = subprocess.Popen([sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(out), "-q",
+                                 "--executor", "dask", "--workers", "1", "--threads", "2", "--timeout", "5"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            wait_for(lambda: "/img/" + slow.rsplit("/img/", 1)[1].split("?")[0] in srv.stats.by_path, 60)
+            os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal's Ctrl-C does
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    records = read_manifest(out / "manifest.jsonl")
+    assert 7 in {r["line"] for r in records}  # in flight at the stop, finished in the grace period
+    assert all(r["status"] == "ok" for r in records)
+    assert_clean(out, records)  # every image has its record

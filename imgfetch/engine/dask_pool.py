@@ -5,6 +5,12 @@ work in flight follows the cluster's size: twice its total threads (workers x th
 looked at again as workers join or leave. If a Dask worker dies, Dask itself retries its
 tasks elsewhere and gives up on a URL that keeps killing workers (KilledWorker), which
 becomes that URL's `worker crashed` record.
+
+A stop meets the local pool's promise: everything that finished is recorded, and no task
+saves anything once the run has returned. Cancelling a Dask future does not stop its task, so
+a stop never cancels what may be running: marker files in the run's temporary folder
+(markers.py) make queued tasks return at once and cut downloads in flight, and the engine
+waits for the futures themselves, within the stop's time limits.
 """
 from __future__ import annotations
 
@@ -14,10 +20,11 @@ import queue
 import time
 from typing import Any
 
-from ..errors import ImgFetchError
+from ..errors import ImgFetchError, OutputError
 from ..options import Options
 from ..records import FAILED, FetchResult, Task
 from ..urls import mask_url
+from .markers import RunMarkers
 from .worker import cancelled_record, dask_task
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,8 @@ INSTALL_HINT = "--executor dask needs Dask: pip install 'imgfetch[dask]'"
 IN_FLIGHT_PER_THREAD = 2   # tasks per Dask thread: one running, one ready to start
 SIZE_CHECK_S = 2.0         # how often the cluster's size is looked at again
 CONNECT_TIMEOUT_S = 30     # how long to try reaching --scheduler before giving up
+STOP_RESULT_WAIT_S = 1.0   # during a stop, how long to wait for a finished task's result to arrive
+CLOSE_WAIT_S = 2.0         # at a close without a stop (the caller left early): wait this long for tasks to end
 
 
 def require_dask() -> None:
@@ -40,17 +49,24 @@ class DaskPool:
 
     def __init__(self, opts: Options, root: str, tmp: str) -> None:
         require_dask()
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         self.opts, self.root, self.tmp = opts, root, tmp
+        self.markers = RunMarkers(tmp)
+        try:
+            self.markers.create()
+        except OSError as exc:
+            raise OutputError(f"cannot write in {tmp}: {exc.strerror or exc}") from None
         self.cluster = None
         try:
             if opts.scheduler:
                 self.client = Client(opts.scheduler, timeout=CONNECT_TIMEOUT_S)
             else:
-                self.cluster = LocalCluster(n_workers=opts.workers, threads_per_worker=opts.threads, processes=True,
-                                            host="127.0.0.1", dashboard_address="127.0.0.1:0")  # loopback only
+                from .dask_local import IgnoreStopSignals, start_local_cluster
+
+                self.cluster = start_local_cluster(opts)
                 self.client = Client(self.cluster)
+                self.client.register_plugin(IgnoreStopSignals())
         except OSError as exc:
             if self.cluster is not None:
                 self.cluster.close()
@@ -58,9 +74,20 @@ class DaskPool:
         log.info("running on Dask: %s", self.client)
         self.held: dict[Any, Task] = {}
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.worker_pids: set[int] = set()  # never filled: Dask's processes are Dask's to stop
+        self.lost: set[Any] = set()  # held futures reported done whose results were lost since
         self.stopping = False
+        self.aborted = False
         self._capacity, self._sized_at = 0, 0.0
+
+    @property
+    def worker_pids(self) -> set[int]:
+        """Our own LocalCluster's worker processes (a second Ctrl-C kills them); none of a
+        --scheduler's, which are its owner's to stop."""
+        if self.cluster is None:
+            return set()
+        from .dask_local import local_worker_pids
+
+        return local_worker_pids(self.cluster)
 
     def _cluster_threads(self) -> int:
         now = time.monotonic()
@@ -80,29 +107,41 @@ class DaskPool:
                                   [self.tmp] * len(tasks), tasks, pure=False)
         for task, future in zip(tasks, futures):
             self.held[future] = task
-            future.add_done_callback(self.finished.put)  # runs on the client's thread
+            future.add_done_callback(self.finished.put)  # runs on Dask's callback thread
 
     def poll(self, timeout: float) -> list[tuple[Task, FetchResult]]:
         done: list[tuple[Task, FetchResult]] = []
+        for future in self._done_futures(timeout):
+            if future not in self.held:
+                continue  # swept up early, then reported again by its callback
+            if not future.done():  # it finished, then the worker holding its result was lost: Dask runs it again
+                self.lost.add(future)  # no callback: one fires at once while the future reads 'lost'
+                continue
+            task = self.held.pop(future)
+            done.append((task, self._record(future, task)))
+        return done
+
+    def _done_futures(self, timeout: float) -> list[Any]:
+        """Futures reported done by their callbacks, and lost ones done again. During a stop, any
+        done future whose callback has not run yet (they run one at a time, on a thread of their
+        own), so that the engine never gives up on a record that exists."""
+        found = [future for future in (self.held if self.stopping else self.lost) if future.done()]
+        self.lost.difference_update(found)
         try:
-            future = self.finished.get(timeout=timeout) if timeout > 0 else self.finished.get_nowait()
+            found.append(self.finished.get(timeout=timeout) if timeout > 0 and not found
+                         else self.finished.get_nowait())
+            while True:
+                found.append(self.finished.get_nowait())
         except queue.Empty:
-            return done
-        while True:
-            task = self.held.pop(future, None)
-            if task is not None:
-                done.append((task, self._record(future, task)))
-            try:
-                future = self.finished.get_nowait()
-            except queue.Empty:
-                return done
+            return found
 
     def _record(self, future: Any, task: Task) -> FetchResult:
         if future.cancelled():
             return cancelled_record(task)
         try:
-            record = future.result()
-        except Exception as exc:  # KilledWorker, or a transport error
+            # During a stop, a result whose worker is lost may never come back: do not wait on it.
+            record = future.result(timeout=STOP_RESULT_WAIT_S if self.stopping else None)
+        except Exception as exc:  # KilledWorker, a transport error, or that timeout
             if self.stopping:
                 return cancelled_record(task)
             log.warning("a Dask task was lost (%s)", type(exc).__name__)
@@ -112,18 +151,37 @@ class DaskPool:
         return record
 
     def drain(self) -> None:
-        """Stop handing out tasks. The client cannot tell queued from running tasks, so all in
-        flight (at most IN_FLIGHT_PER_THREAD per Dask thread) get the grace period."""
+        """Stop handing out tasks; those already queued on the cluster return cancelled as they start."""
         self.stopping = True
+        self.markers.drain()
 
     def abort(self) -> None:
-        self.client.cancel(list(self.held))
+        """Cut the downloads in flight. Their futures are not cancelled: a cancelled future stops
+        nothing on the worker, so the engine waits for each task to end and records what it saved."""
+        self.aborted = True
+        self.markers.abort()
 
     def close(self) -> None:
+        """Leave the cluster. No held task saves anything from now on; if no stop came first (the
+        caller left early), wait a little for them to end, so that none saves after we return."""
         try:
+            self.markers.abort()
+            if self.held and not self.aborted:
+                self._wait_for_held(CLOSE_WAIT_S)
             if self.held:
-                self.client.cancel(list(self.held))
+                self.client.cancel(list(self.held))  # frees the cluster of tasks not yet started
             self.client.close()
         finally:
             if self.cluster is not None:
                 self.cluster.close()
+
+    def _wait_for_held(self, seconds: float) -> None:
+        from distributed import wait
+
+        try:
+            wait(list(self.held), timeout=seconds)
+        except Exception:  # timed out, or some were cancelled or lost: nothing more to wait for
+            pass
+        running = sum(not future.done() for future in self.held)
+        if running:
+            log.warning("%d Dask task(s) still running as the run ends; they save nothing", running)

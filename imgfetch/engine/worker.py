@@ -26,7 +26,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 from urllib3.exceptions import InsecureRequestWarning
@@ -34,6 +34,7 @@ from urllib3.exceptions import InsecureRequestWarning
 from ..net.fetcher import CANCELLED_ERROR, Fetcher
 from ..images import NotAnImage, inspect_image
 from ..logrelay import install_in_worker
+from .markers import MarkerFlag, may_start
 from ..options import Options
 from ..records import CANCELLED, FAILED, OK, FetchResult, Task
 from ..urls import mask_url
@@ -188,31 +189,50 @@ def cancelled_record(task: Task) -> FetchResult:
                        error=CANCELLED_ERROR, columns=task.columns)
 
 
-class _ProcessState:
-    """Per Dask worker process: one fetcher for its threads."""
+class _RunState:
+    """Per Dask worker process and run: one fetcher for its threads, cut when the run aborts."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: Options, tmp: str) -> None:
         self.opts, self.pid = opts, os.getpid()
-        self.fetcher = Fetcher(opts)
+        self.stop = MarkerFlag(tmp)
+        self.fetcher = Fetcher(opts, self.stop)
         _own_process(opts)
 
 
-_state: _ProcessState | None = None
+RUNS_KEPT = 4  # runs a Dask worker process keeps a fetcher for (runs may share a cluster)
+_states: dict[str, _RunState] = {}  # by the run's temporary folder, unique to the run
 _state_lock = threading.Lock()
 
 
-def dask_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
-    """One URL as one Dask task, on whichever Dask worker thread runs it."""
-    global _state
+def _run_state(opts: Options, tmp: str) -> _RunState:
     with _state_lock:
-        if _state is None or _state.opts != opts or _state.pid != os.getpid():
-            _state = _ProcessState(opts)
-        state = _state
-    return process_task(task, opts, state.fetcher, Path(root), Path(tmp))
+        state = _states.get(tmp)
+        if state is None or state.opts != opts or state.pid != os.getpid():
+            state = _states[tmp] = _RunState(opts, tmp)
+            while len(_states) > RUNS_KEPT:
+                del _states[next(iter(_states))]
+        return state
 
 
-def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path) -> FetchResult:
-    """Fetch, validate and store one URL. Every problem becomes a failed record."""
+def dask_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
+    """One URL as one Dask task, on whichever Dask worker thread runs it.
+
+    The run's marker files (engine/markers.py) stand in for the local pool's drain and abort
+    messages: a task queued when the run stopped returns at once without downloading, and one
+    in flight when it aborted is cut and saves nothing.
+    """
+    if not may_start(tmp):
+        return cancelled_record(task)
+    state = _run_state(opts, tmp)
+    return process_task(task, opts, state.fetcher, Path(root), Path(tmp), cancel_save=state.stop.check)
+
+
+def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path, *,
+                 cancel_save: Callable[[], bool] | None = None) -> FetchResult:
+    """Fetch, validate and store one URL. Every problem becomes a failed record.
+
+    ``cancel_save`` is asked just before the image is saved: True makes the URL cancelled
+    (nothing saved, nothing recorded, fetched again next run)."""
     started = time.monotonic()
     pid = os.getpid()
     masked = mask_url(task.url)
@@ -221,7 +241,7 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
     result = FetchResult(url=masked, key=task.key, line=task.line, status=FAILED, pid=pid,
                          columns=task.columns)
     try:
-        _fill(result, task, opts, fetcher, root, tmp)
+        _fill(result, task, opts, fetcher, root, tmp, cancel_save)
     except Exception as exc:  # a bug must not take the worker or the run down with it
         log.warning("internal error on %s: %s: %s", masked, type(exc).__name__, exc, exc_info=True)
         result.status, result.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
@@ -231,7 +251,8 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
     return result
 
 
-def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path) -> None:
+def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path,
+          cancel_save: Callable[[], bool] | None) -> None:
     download = fetcher.fetch(task.url)
     result.attempts, result.http_status = download.attempts, download.http_status
     result.final_url = mask_url(download.final_url) if download.final_url else None
@@ -250,6 +271,9 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
     digest = hashlib.sha256(body).hexdigest()
     relpath = target_name(opts.naming, url=task.url, key=task.key, line=task.line, sha256=digest,
                           extension=facts.extension, columns=task.columns, subdirs=opts.subdirs)
+    if cancel_save is not None and cancel_save():
+        result.status, result.error = CANCELLED, CANCELLED_ERROR
+        return
     try:
         save_notes(tmp).note(task.key, digest, len(body), relpath)  # see store/journal.py: a kill before the record
         write_atomic(root, tmp, relpath, body, replace=opts.overwrite or relpath == task.owned_path)

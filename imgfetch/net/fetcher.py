@@ -78,7 +78,7 @@ class Fetcher:
         try:
             while True:
                 attempts += 1
-                armed = dog.arm(budget.attempt_end)
+                armed = dog.arm(budget.attempt_end, self.stop)
                 try:
                     body, status, final_url, ctype = self._attempt(url, budget, armed)
                     return Download(body, status, final_url, ctype, None, attempts)

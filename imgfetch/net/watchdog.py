@@ -5,7 +5,9 @@ every few seconds never trips them. So each download thread arms the watchdog wi
 deadline, the HTTP connection it uses attaches itself when it starts waiting for the
 response, and one thread per process shuts down the socket of any download past its
 deadline. The blocked read then returns at once and the fetch fails as timed out. The same
-mechanism aborts every download at once when a run is stopped.
+mechanism aborts every download at once when a run is stopped: all of a process's
+(``abort_all``), or those armed with a stop flag that is now set (a Dask worker process
+serves many runs, and only one of them is stopping).
 """
 from __future__ import annotations
 
@@ -35,12 +37,16 @@ if hasattr(os, "register_at_fork"):
 class Armed:
     """One download's deadline and the connection it is waiting on."""
 
-    __slots__ = ("deadline", "conn", "fired")
+    __slots__ = ("deadline", "conn", "fired", "stop")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, stop: Any = None) -> None:
         self.deadline = deadline
         self.conn: Any = None
         self.fired = False
+        self.stop = stop  # anything with is_set(): set means cut this download now
+
+    def due(self, now: float) -> bool:
+        return not self.fired and (self.deadline <= now or (self.stop is not None and self.stop.is_set()))
 
     def fire(self) -> None:
         self.fired = True
@@ -76,9 +82,9 @@ class Watchdog:
                     dog = cls._instance = cls()
         return dog
 
-    def arm(self, deadline: float) -> Armed:
-        entry = Armed(deadline)
-        if self._aborted:
+    def arm(self, deadline: float, stop: Any = None) -> Armed:
+        entry = Armed(deadline, stop)
+        if self._aborted or (stop is not None and stop.is_set()):
             entry.fired = True
         self._armed[threading.get_ident()] = entry
         return entry
@@ -104,7 +110,7 @@ class Watchdog:
             time.sleep(TICK_S)
             now = time.monotonic()
             for entry in list(self._armed.values()):
-                if not entry.fired and entry.deadline <= now:
+                if entry.due(now):
                     entry.fire()
 
 

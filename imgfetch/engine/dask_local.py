@@ -1,0 +1,46 @@
+"""The LocalCluster that --executor dask starts when no --scheduler is given (imports distributed).
+
+Its worker processes are this run's, as the local pool's are, so the parent owns interruption
+for them too: a Ctrl-C (or a SIGTERM) sent to the whole process group must not kill a task
+that has saved an image before its record reaches the parent. They ignore both signals; the
+run stops them through the markers (markers.py), closes them with the cluster, and kills them
+on a second Ctrl-C. Were the parent killed, they end on their own once the scheduler, which
+lives in the parent, is gone.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from distributed import LocalCluster
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from ..options import Options
+
+
+class IgnoreStopSignals(WorkerPlugin):
+    """Makes each worker process (and any Dask starts later) ignore SIGINT and SIGTERM."""
+
+    name = "imgfetch-ignore-stop-signals"
+
+    def setup(self, worker: Any) -> None:
+        if threading.current_thread() is threading.main_thread():  # where Dask runs setup; signals need it
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def start_local_cluster(opts: Options) -> LocalCluster:
+    """--workers processes x --threads threads, on loopback only."""
+    return LocalCluster(n_workers=opts.workers, threads_per_worker=opts.threads, processes=True,
+                        host="127.0.0.1", dashboard_address="127.0.0.1:0")
+
+
+def local_worker_pids(cluster: Any) -> set[int]:
+    """The PIDs of the cluster's worker processes now (each Nanny holds one)."""
+    pids = set()
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        pid = getattr(getattr(nanny, "process", None), "pid", None)
+        if pid:
+            pids.add(pid)
+    return pids
