@@ -129,7 +129,7 @@ class Engine:
             if not backend.outstanding() and (exhausted or stop.started):
                 return
             if stop.given_up():
-                yield from _collect(feeder, backend, 0.0)  # records that came in as we gave up still count
+                yield from _collect(feeder, backend, 0.0, self._handed)  # records that came in as we gave up still count
                 return
             yield from _collect(feeder, backend, 0.0 if more else min(IDLE_WAIT_S, feeder.wait_hint()), self._handed)
 
