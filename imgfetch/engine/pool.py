@@ -8,8 +8,15 @@ broken, with no way to tell which URLs the dead process held. Here each worker p
 duplex pipe. The parent keeps each worker's window of URLs full (its threads plus a small
 queue), records come back one by one as they finish, and the parent knows exactly which
 URLs every worker holds. When a worker dies, only the URLs it held become suspects. Each
-suspect is retried alone in a quarantine process, so a second death convicts that URL and
-nothing else. A dead worker is replaced; the others never notice.
+suspect is retried alone in a fresh quarantine process that then exits, so a second death
+convicts that URL and nothing else (a process a suspect may have left broken never sees
+another URL). A dead worker is replaced; the others never notice.
+
+A run-level failure found while polling (an initializer that raises, workers that keep dying as
+they start) is raised by ``poll``; the records read before it are handed out by the next
+``poll``, and the engine stops the run as on Ctrl-C before raising it, so nothing that finished
+goes unrecorded. ``worker_pids`` holds the PIDs of live processes only: a dead worker's PID may
+soon be another program's.
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from ..urls import mask_url
 from .worker import worker_main
 
 log = logging.getLogger(__name__)
-QUARANTINE_WORKERS = 2     # processes that retry suspects, one URL each at a time
+QUARANTINE_WORKERS = 2     # processes at once that retry suspects, one suspect per process
 MAX_STARTUP_DEATHS = 5     # workers in a row dying before they are ready: give up
 JOIN_S = 2.0               # how long close() waits for a worker to exit before terminating it
 KILLED_JOIN_S = 1.0        # then, how long it waits for a killed worker to be gone
@@ -53,20 +60,23 @@ def prefetch(threads: int) -> int:
 class _Worker:
     """The parent's handle on one worker process and the tasks it holds."""
 
-    def __init__(self, ctx: Any, args: tuple[Any, ...], capacity: int, window: int, name: str) -> None:
+    def __init__(self, ctx: Any, args: tuple[Any, ...], capacity: int, window: int, quarantine: bool) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
+        name = "imgfetch-quarantine" if quarantine else "imgfetch-worker"
         self.process = ctx.Process(target=worker_main, args=(child, *args, capacity), name=name, daemon=True)
         self.process.start()
         child.close()
         self.pid: int = self.process.pid
         self.window = window
+        self.quarantine = quarantine
         self.held: dict[str, Task] = {}
         self.ready = False
+        self.retiring = False  # told to exit: a quarantine process whose one suspect is done
         self.gone = False
 
     @property
     def room(self) -> int:
-        return self.window - len(self.held) if not self.gone else 0
+        return 0 if self.gone or self.retiring else self.window - len(self.held)
 
     def send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -92,18 +102,20 @@ class LocalPool:
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self._args = (opts, root, tmp, log_pipe, level)
         self.window = opts.threads + prefetch(opts.threads)
-        self.worker_pids: set[int] = set()
+        self.worker_pids: set[int] = set()  # live processes only: see the module docstring
         self.workers = [self._spawn() for _ in range(opts.workers)]
         self.quarantine: list[_Worker] = []
         self.suspects: deque[Task] = deque()
         self.startup_deaths = 0
+        self.start_failure: str | None = None  # why the last worker could not start, if it said
+        self.kept: list[Done] = []  # records read in a poll that raised: the next poll hands them out
         self.stopping = False
 
     def _spawn(self, quarantine: bool = False) -> _Worker:
         if quarantine:
-            worker = _Worker(self.ctx, self._args, 1, 1, "imgfetch-quarantine")
+            worker = _Worker(self.ctx, self._args, 1, 1, quarantine=True)
         else:
-            worker = _Worker(self.ctx, self._args, self.opts.threads, self.window, "imgfetch-worker")
+            worker = _Worker(self.ctx, self._args, self.opts.threads, self.window, quarantine=False)
         self.worker_pids.add(worker.pid)
         return worker
 
@@ -112,7 +124,7 @@ class LocalPool:
         return 0 if self.stopping else sum(w.room for w in self.workers)
 
     def outstanding(self) -> int:
-        return sum(len(w.held) for w in (*self.workers, *self.quarantine)) + len(self.suspects)
+        return sum(len(w.held) for w in (*self.workers, *self.quarantine)) + len(self.suspects) + len(self.kept)
 
     def submit(self, tasks: list[Task]) -> None:
         """Share tasks among the workers, the emptiest first, within their windows."""
@@ -133,12 +145,16 @@ class LocalPool:
         # the worker lives on and finishes its downloads. The pipe's end also means every record
         # it sent has been read.
         by_conn = {worker.conn: worker for worker in (*self.workers, *self.quarantine)}
-        done: list[Done] = []
-        for ready in wait(list(by_conn), timeout):
-            worker = by_conn[ready]
-            if not worker.gone and not self._receive(worker, done):
-                self._died(worker, done)
-        self._feed_quarantine()
+        done, self.kept = self.kept, []
+        try:
+            for ready in wait(list(by_conn), 0.0 if done else timeout):
+                worker = by_conn[ready]
+                if not worker.gone and not self._receive(worker, done):
+                    self._died(worker, done)
+            self._feed_quarantine()
+        except ImgFetchError:
+            self.kept = done  # their images are saved: they must reach the manifest
+            raise
         return done
 
     def _receive(self, worker: _Worker, done: list[Done]) -> bool:
@@ -156,26 +172,31 @@ class LocalPool:
                     task = worker.held.pop(record.key, None)
                     if task is not None:
                         done.append((task, record))
-            elif kind == "ready":
+                if worker.quarantine and not worker.held:
+                    worker.retiring = True  # one suspect per process: whatever it broke dies with it
+                    worker.send(("exit",))
+            elif kind == "ready":  # its threads are running: it has truly started
                 worker.ready = True
-                self.startup_deaths = 0
+                self.startup_deaths, self.start_failure = 0, None
+            elif kind == "start-failed":
+                self.start_failure = message[1]
             elif kind == "init-failed":
                 raise WorkerInitFailed(f"the worker initializer failed: {message[1]}")
 
     def _died(self, worker: _Worker, done: list[Done]) -> None:
-        worker.gone = True
-        worker.process.join(JOIN_S)  # its pipe has ended: it is exiting, if not gone already
-        worker.conn.close()
-        quarantined = worker in self.quarantine
-        (self.quarantine if quarantined else self.workers).remove(worker)
+        """A worker's pipe has ended: it exited or died. Replace it, and retry or convict what it held."""
+        (self.quarantine if worker.quarantine else self.workers).remove(worker)
+        self._reap([worker])  # it is exiting, if not gone already
+        if self.stopping or worker.retiring:
+            return  # it held nothing, or what the stop leaves unfinished: fetched again next run
         unstarted: list[Task] = []
         if not worker.ready:
             unstarted = self._died_starting(worker)
-        elif not self.stopping:  # when stopping, what it held is fetched again next run, like any unfinished URL
+        else:
             self._suspect_held(worker, done)
-        if quarantined:
+        if worker.quarantine:
             self.suspects.extendleft(unstarted)
-        elif not self.stopping:
+        else:
             replacement = self._spawn()
             self.workers.append(replacement)
             if unstarted:
@@ -185,16 +206,20 @@ class LocalPool:
         """A worker died before it was ready: the tasks it held, all innocent (it never started them)."""
         self.startup_deaths += 1
         if self.startup_deaths > MAX_STARTUP_DEATHS:
-            raise PoolKeepsDying(
-                "worker processes keep dying as soon as they start; with spawn or forkserver, a script "
-                "must call imgfetch under `if __name__ == '__main__':`")
+            why = self.start_failure or ("with spawn or forkserver, a script must call imgfetch under "
+                                         "`if __name__ == '__main__':`")
+            raise PoolKeepsDying(f"worker processes keep dying as soon as they start: {why}")
         return list(worker.held.values())
 
     def _suspect_held(self, worker: _Worker, done: list[Done]) -> None:
         """A worker died while downloading: each URL it held is retried alone, or convicted if it was retried."""
         held = len(worker.held)
-        log.warning("a worker process died (exit code %s) holding %d URL%s; retrying %s one by one",
-                    worker.process.exitcode, held, "" if held == 1 else "s", "it" if held == 1 else "them")
+        if worker.quarantine:
+            log.warning("a URL killed its process a second time (exit code %s): recorded as worker crashed",
+                        worker.process.exitcode)
+        else:
+            log.warning("a worker process died (exit code %s) holding %d URL%s; retrying %s one by one",
+                        worker.process.exitcode, held, "" if held == 1 else "s", "it" if held == 1 else "them")
         for task in worker.held.values():
             if task.suspect >= 1:
                 done.append((task, crashed_record(task)))
@@ -202,13 +227,11 @@ class LocalPool:
                 self.suspects.append(dataclasses.replace(task, suspect=task.suspect + 1))
 
     def _feed_quarantine(self) -> None:
+        """A fresh process for each suspect: one that a suspect left broken could kill the next one."""
         if self.stopping:
             return
-        for worker in self.quarantine:
-            if self.suspects and not worker.held:
-                worker.give([self.suspects.popleft()])
         while self.suspects and len(self.quarantine) < QUARANTINE_WORKERS:
-            worker = self._spawn(quarantine=True)  # started on first need, kept until the run ends
+            worker = self._spawn(quarantine=True)
             self.quarantine.append(worker)
             worker.give([self.suspects.popleft()])
 
@@ -231,15 +254,17 @@ class LocalPool:
         self._reap(everyone)
         self.workers, self.quarantine = [], []
 
-    @staticmethod
-    def _reap(workers: Iterable[_Worker]) -> None:
+    def _reap(self, workers: Iterable[_Worker]) -> None:
+        """Wait for workers to exit (killing any that do not); their PIDs leave ``worker_pids``."""
         deadline = time.monotonic() + JOIN_S
         for worker in workers:
+            worker.gone = True
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():  # workers ignore SIGTERM (see worker_main)
                 worker.process.kill()
                 worker.process.join(KILLED_JOIN_S)
             worker.conn.close()
+            self.worker_pids.discard(worker.pid)
 
 
 def crashed_record(task: Task) -> FetchResult:

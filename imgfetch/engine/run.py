@@ -214,7 +214,7 @@ class Run:
             raise KeyboardInterrupt
         # Second signal from a terminal: kill the workers, drop temporary files, go.
         if self.engine is not None:
-            for pid in self.engine.worker_pids:
+            for pid in self.engine.worker_pids & _live_children():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
@@ -222,6 +222,16 @@ class Run:
         self._release()
         # os._exit (public despite its name): end now, without running cleanup that waits on workers.
         os._exit(SIGNAL_EXIT_BASE + self._signum)
+
+
+def _live_children() -> set[int]:
+    """PIDs of the processes this one started that are still running.
+
+    A PID outlives its process only as a number: once the process is gone, another program may
+    get it. Under forkserver a worker whose fork server has died counts as gone here; it exits by
+    itself when our end of its pipe closes.
+    """
+    return {child.pid for child in multiprocessing.active_children() if child.pid is not None}
 
 
 class _signals:

@@ -4,7 +4,8 @@ The engine reads the plan (tasks, and records that need no download), hands task
 backend as fast as it has room (the local pool, or Dask), frees each URL's per-host slot as
 its record arrives, and passes ready-made records straight through. On a stop it hands out
 nothing more, lets downloads in flight finish for STOP_GRACE_S, then cuts the rest short
-and still records whatever finished.
+and still records whatever finished. A run-level failure the backend raises while polling
+(ImgFetchError) stops the run the same way, and is raised once the records are in.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
+from ..errors import ImgFetchError
 from ..options import Options
 from .politeness import HostScheduler, PlainFeeder
 from ..records import CANCELLED, FetchResult, Task
@@ -81,6 +83,7 @@ class Engine:
         self.stop_requested = stop_requested
         self.backend: Backend | None = None
         self._handed = _HandedOut()
+        self.failure: ImgFetchError | None = None  # raised by the backend; the run stops, then raises it
 
     @property
     def worker_pids(self) -> set[int]:
@@ -110,6 +113,8 @@ class Engine:
         self.backend = backend = self._start()
         try:
             yield from self._loop(feeder, backend)
+            if self.failure is not None:
+                raise self.failure
         finally:
             backend.close()
 
@@ -118,7 +123,7 @@ class Engine:
         exhausted = False
         stop = _Stop(backend)
         while True:
-            if not stop.started and self.stop_requested():
+            if not stop.started and (self.failure is not None or self.stop_requested()):
                 stop.start()
             more = False
             if not stop.started and not exhausted:
@@ -131,7 +136,11 @@ class Engine:
             if stop.given_up():
                 yield from _collect(feeder, backend, 0.0, self._handed)  # records that came in as we gave up still count
                 return
-            yield from _collect(feeder, backend, 0.0 if more else min(IDLE_WAIT_S, feeder.wait_hint()), self._handed)
+            try:
+                yield from _collect(feeder, backend, 0.0 if more else min(IDLE_WAIT_S, feeder.wait_hint()), self._handed)
+            except ImgFetchError as exc:  # from poll: the backend cannot go on. Stop as on Ctrl-C, then raise
+                log.debug("stopping: %s", exc)
+                self.failure = self.failure or exc
 
 
 class _Stop:

@@ -6,8 +6,9 @@ local queue; a sender thread sends each finished record back at once (records th
 together travel in one message). So no thread ever waits for another URL to finish.
 
 Messages, parent -> worker: ("tasks", [Task, ...]), ("drain",) stop starting queued tasks,
-("abort",) cut downloads in flight too, ("exit",). Worker -> parent: ("ready", pid),
-("init-failed", message), ("results", [FetchResult, ...]).
+("abort",) cut downloads in flight too, ("exit",). Worker -> parent: ("ready", pid) once all
+its threads run, ("init-failed", message), ("start-failed", message) before it exits unready,
+("results", [FetchResult, ...]).
 
 Workers never raise across the process boundary and never print; they log through a pipe
 that the parent drains.
@@ -68,8 +69,16 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
         except BaseException as exc:  # reported to the parent, which ends the run with one line
             conn.send(("init-failed", f"{type(exc).__name__}: {exc}"))
             return
-    conn.send(("ready", os.getpid()))
-    _Worker(conn, opts, Path(root), Path(tmp), capacity).serve()
+    worker = _Worker(conn, opts, Path(root), Path(tmp), capacity)
+    try:
+        worker.start()
+    except RuntimeError as exc:  # "can't start new thread": exit unready, so its tasks count as innocent
+        threads = f"{capacity} download thread{'' if capacity == 1 else 's'}"
+        why = f"a worker process cannot start its {threads} ({type(exc).__name__}: {exc}); try fewer --threads"
+        conn.send(("start-failed", why))
+        return
+    conn.send(("ready", os.getpid()))  # only now: a worker that is ready can work
+    worker.serve()
 
 
 class _Worker:
@@ -84,10 +93,12 @@ class _Worker:
                         for n in range(capacity)]
         self.sender = threading.Thread(target=self._send_loop, name="imgfetch-send", daemon=True)
 
-    def serve(self) -> None:
+    def start(self) -> None:
         self.sender.start()
         for thread in self.threads:
             thread.start()
+
+    def serve(self) -> None:
         try:
             self._listen()
         except (EOFError, OSError):
