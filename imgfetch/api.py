@@ -58,7 +58,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
         raise OutputError(f"cannot use output folder {root}: {exc.strerror or exc}") from None
     try:
         task = Task(normalized, normalized_key(normalized), 1)
-        result = process_task(task, opts, Fetcher(opts), root, tmp)
+        result = process_task(task, opts, Fetcher(opts), root, tmp, notes=False)  # no manifest, nothing to recover
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result.line = None

@@ -239,11 +239,12 @@ def dask_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
 
 
 def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path, *,
-                 cancel_save: Callable[[], bool] | None = None) -> FetchResult:
+                 cancel_save: Callable[[], bool] | None = None, notes: bool = True) -> FetchResult:
     """Fetch, validate and store one URL. Every problem becomes a failed record.
 
     ``cancel_save`` is asked just before the image is saved: True makes the URL cancelled
-    (nothing saved, nothing recorded, fetched again next run)."""
+    (nothing saved, nothing recorded, fetched again next run). ``notes``: note each save in
+    the run's temporary folder first (store/journal.py); a run's workers do, fetch() need not."""
     started = time.monotonic()
     pid = os.getpid()
     masked = mask_url(task.url)
@@ -252,7 +253,7 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
     result = FetchResult(url=masked, key=task.key, line=task.line, status=FAILED, pid=pid,
                          columns=task.columns)
     try:
-        _fill(result, task, opts, fetcher, root, tmp, cancel_save)
+        _fill(result, task, opts, fetcher, root, tmp, cancel_save, notes)
     except Exception as exc:  # a bug must not take the worker or the run down with it
         log.warning("internal error on %s: %s: %s", masked, type(exc).__name__, exc, exc_info=True)
         result.status, result.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
@@ -263,7 +264,7 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
 
 
 def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path,
-          cancel_save: Callable[[], bool] | None) -> None:
+          cancel_save: Callable[[], bool] | None, notes: bool) -> None:
     download = fetcher.fetch(task.url)
     result.attempts, result.http_status = download.attempts, download.http_status
     result.final_url = mask_url(download.final_url) if download.final_url else None
@@ -286,7 +287,8 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
         result.status, result.error = CANCELLED, CANCELLED_ERROR
         return
     try:
-        save_notes(tmp).note(task.key, digest, len(body), relpath)  # see store/journal.py: a kill before the record
+        if notes:  # see store/journal.py: a kill between this save and its record
+            save_notes(tmp).note(task.key, digest, len(body), relpath)
         write_atomic(root, tmp, relpath, body, replace=opts.overwrite or relpath == task.owned_path)
     except OSError as exc:
         result.error = f"cannot save {relpath}: {exc.strerror or exc}"

@@ -1,7 +1,8 @@
 """Bytes -> validated image facts, as cheaply as the format allows.
 
 inspection: inspect_image, ImageFacts (format checks, pixel limits, the right extension);
-png: the PNG/APNG chunk structure check; reasons: NotAnImage and how its reasons are worded.
+png: the PNG/APNG chunk structure check; gif: the GIF block walk (every frame, to the trailer);
+reasons: NotAnImage and how its reasons are worded.
 
 May import: nothing else from imgfetch
 """

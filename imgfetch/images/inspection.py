@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile
 
+from .gif import gif_structure
 from .png import png_structure
 from .reasons import NotAnImage, corrupt, short, too_many_for_pillow
 
@@ -110,11 +111,14 @@ def _verify(im: ImageFile.ImageFile, data: bytes, fmt: str, *, full: bool) -> No
 
 
 def _check_pixels(im: ImageFile.ImageFile, data: bytes, fmt: str, *, full: bool) -> None:
-    """Decode enough to catch every file that a full load() would refuse."""
+    """Decode enough to catch every file that a full load() would refuse, and a cut animation."""
     if fmt == "PNG" and png_structure(im, data):
         if full:
             im.load()
-    elif fmt == "JPEG" and not full:
+        return
+    if fmt == "GIF":
+        gif_structure(data)  # every frame's blocks: load() below decodes only the first frame
+    if fmt == "JPEG" and not full:
         # Decoding at 1/8 scale reads every entropy-coded byte but does little IDCT work.
         im.draft(im.mode, (max(1, im.width // _JPEG_DRAFT_SCALE), max(1, im.height // _JPEG_DRAFT_SCALE)))
         im.load()

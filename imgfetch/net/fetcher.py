@@ -5,11 +5,12 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from .auth import hop_authorization
 from .budget import Budget, parse_retry_after, retry_wait
 from .failures import Failure, describe, transient_status
 from .limits import idle_pools
@@ -55,7 +56,8 @@ class Fetcher:
 
     requests is used leanly: a prepared request goes straight to the adapter, so cookies,
     environment settings and redirect resolution are not redone on every call (redirects are
-    followed by hand, proxies resolved once per host). The adapter keeps at most
+    followed by hand, proxies resolved once per host, credentials from the URL or netrc added
+    per hop by ``auth``). The adapter keeps at most
     ``opts.threads`` idle connections per host and IDLE_POOLS hosts, so a list spread over
     thousands of hosts does not run out of file descriptors (fewer hosts where the limit is low).
     """
@@ -69,6 +71,7 @@ class Fetcher:
                                       pool_maxsize=max(MIN_POOL_SIZE, opts.threads), max_retries=0)
         # _bare_headers: for hops that must not see the user's headers
         self._headers, self._bare_headers = request_headers(opts)
+        self._user_auth = "authorization" in CaseInsensitiveDict(dict(opts.headers))
 
     def fetch(self, url: str) -> Download:
         """Fetch with retries inside the --max-time budget; never raises for a per-URL problem."""
@@ -125,9 +128,15 @@ class Fetcher:
         armed.deadline = budget.attempt_end
         seen = {url}
         current, headers = url, self._headers
-        origin = urlsplit(url)
+        origin = previous = urlsplit(url)
+        auth: str | None = None  # the Authorization value derived for the previous hop
         for _hop in range(opts.max_redirects + 1):
-            resp = self._get(current, headers, budget, armed)
+            parts = urlsplit(current)
+            if auth is not None and _drops_user_headers(previous, parts):
+                auth = None  # as requests' rebuild_auth: credentials never follow to another host or to plain http
+            # A user's own Authorization --header stands where it is sent; netrc fills in elsewhere.
+            auth = hop_authorization(parts, auth, netrc=not (self._user_auth and headers is self._headers))
+            resp = self._get(current, parts, headers, auth, budget, armed)
             try:
                 if resp.status_code not in _REDIRECTS:
                     return self._read(resp, current, budget, armed)
@@ -137,7 +146,7 @@ class Fetcher:
             if opts.headers and headers is self._headers and _drops_user_headers(origin, urlsplit(target)):
                 headers = self._bare_headers  # never leak Authorization or cookies to another host or to plain http
             seen.add(target)
-            current = target
+            current, previous = target, parts
         raise Failure(f"too many redirects (more than --max-redirects {opts.max_redirects})", "redirect",
                       transient=False, final_url=current)
 
@@ -155,9 +164,9 @@ class Fetcher:
             raise Failure("redirect loop", "redirect", transient=False, status=resp.status_code, final_url=target)
         return target
 
-    def _get(self, url: str, headers: CaseInsensitiveDict, budget: Budget, armed: Armed) -> requests.Response:
-        request = prepared_get(url, headers)
-        parts = urlsplit(url)
+    def _get(self, url: str, parts: SplitResult, headers: CaseInsensitiveDict, auth: str | None, budget: Budget,
+             armed: Armed) -> requests.Response:
+        request = prepared_get(url, headers, auth)
         proxies = self.proxies.lookup(parts.scheme, parts.netloc.rpartition("@")[2])
         wait = max(MIN_WAIT_S, min(self.opts.timeout, budget.attempt_end - time.monotonic()))
         try:

@@ -57,8 +57,9 @@ def request_headers(opts: Options) -> tuple[CaseInsensitiveDict, CaseInsensitive
     return headers, CaseInsensitiveDict(base)
 
 
-def prepared_get(url: str, headers: CaseInsensitiveDict) -> PreparedRequest:
-    """A GET ready for the adapter, without a Session's cookie, environment and hook handling."""
+def prepared_get(url: str, headers: CaseInsensitiveDict, authorization: str | None = None) -> PreparedRequest:
+    """A GET ready for the adapter, without a Session's cookie, environment and hook handling;
+    ``authorization`` (from net.auth) replaces any Authorization header."""
     request = PreparedRequest()
     request.method = "GET"
     if url.isascii() and " " not in url:
@@ -66,6 +67,8 @@ def prepared_get(url: str, headers: CaseInsensitiveDict) -> PreparedRequest:
     else:
         request.prepare_url(url, None)
     request.headers = headers.copy()
+    if authorization is not None:
+        request.headers["Authorization"] = authorization
     return request
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import gzip
 import json
 import logging
@@ -10,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Optional
+from urllib.parse import unquote_to_bytes
 
 from . import faults
 from .netmodel import MAX_LATENCY_S, NetModel
@@ -35,6 +38,7 @@ _ROUTES = [(re.compile(p), name) for p, name in (
     (r"/redirect/(?P<n>\d{1,4})/" + _IMG, "redirect"),
     (r"/redirect-loop", "loop_a"), (r"/redirect-loop-b", "loop_b"),
     (r"/redirect-to", "redirect_to"), (r"/hang", "hang"), (r"/drip/" + _IMG, "drip"),
+    (r"/basic-auth/(?P<user>[^/]*)/(?P<password>[^/]*)/" + _IMG, "basic_auth"),
     (r"/slow-head/" + _IMG, "slow_head"),
     (r"/reset", "reset"), (r"/reset-mid/" + _IMG, "reset_mid"), (r"/short/" + _IMG, "short"),
     (r"/empty", "empty"), (r"/huge", "huge"), (r"/endless", "endless"),
@@ -55,6 +59,17 @@ def _route(path: str) -> tuple[str, Optional[re.Match[str]]]:
         if m:
             return name, m
     return "", None
+
+
+def _credentials(req: Request) -> bytes | None:
+    """The ``user:password`` bytes of a Basic Authorization header, None without one."""
+    scheme, _, token = req.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(token.strip(), validate=True)
+    except binascii.Error:
+        return None
 
 
 def _retry_after(req: Request) -> list[tuple[str, str]]:
@@ -152,6 +167,16 @@ class Routes:
         if not target or CTL.search(target):
             return text(400)
         return text(302, ("Location", target))
+
+    async def _r_basic_auth(self, req: Request, m: Match, w: Writer) -> Answer:
+        """The image for Basic credentials USER:PASSWORD (percent-decoded from the path), else 401."""
+        given = _credentials(req)
+        wanted = unquote_to_bytes(m["user"]) + b":" + unquote_to_bytes(m["password"])
+        outcome = "none" if given is None else "right" if given == wanted else "wrong"
+        self.stats.authorized(outcome)
+        if outcome != "right":
+            return text(401, ("WWW-Authenticate", 'Basic realm="imgfetch"'))
+        return self._img_resp(m)
 
     async def _r_hang(self, req: Request, m: Match, w: Writer) -> Answer:
         return await faults.hang(query_num(req.query, "seconds", faults.MAX_HANG_S, 0.0, faults.MAX_HANG_S))

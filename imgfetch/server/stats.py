@@ -10,7 +10,8 @@ class ServerStats:
     """Thread-safe request counters.
 
     ``by_path`` excludes the query string; ``by_fault`` counts answers of the
-    fault mix by kind (a request for a faulty image = one count).
+    fault mix by kind (a request for a faulty image = one count); ``by_auth`` counts
+    the credentials ``/basic-auth/`` received: ``right``, ``wrong`` or ``none``.
     """
 
     def __init__(self) -> None:
@@ -25,6 +26,7 @@ class ServerStats:
             self.connections = 0
             self.by_path: Counter[str] = Counter()
             self.by_fault: Counter[str] = Counter()
+            self.by_auth: Counter[str] = Counter()
             self.max_in_flight = self.in_flight
 
     def snapshot(self) -> dict[str, Any]:
@@ -32,7 +34,8 @@ class ServerStats:
         with self._lock:
             return {"requests": self.requests, "connections": self.connections,
                     "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
-                    "by_path": dict(self.by_path), "by_fault": dict(self.by_fault)}
+                    "by_path": dict(self.by_path), "by_fault": dict(self.by_fault),
+                    "by_auth": dict(self.by_auth)}
 
     def connected(self) -> None:
         """Count a new connection."""
@@ -51,6 +54,11 @@ class ServerStats:
         """Count an answer of the fault mix."""
         with self._lock:
             self.by_fault[kind] += 1
+
+    def authorized(self, outcome: str) -> None:
+        """Count the credentials one ``/basic-auth/`` request carried: right, wrong or none."""
+        with self._lock:
+            self.by_auth[outcome] += 1
 
     def end(self) -> None:
         """A request begun with ``begin`` has been answered."""

@@ -1,6 +1,8 @@
 """Where results land on disk: files.py makes safe file names, writes images atomically and
-locks the output folder; manifest.py appends records to the manifest, keeps the resume index
-(what earlier runs finished or failed) and compacts the manifest; reading.py reads the manifest back
+locks the output folder (noreplace.py puts a file at a free name, with or without hard links;
+locking.py holds a lock file); manifest.py appends records to the manifest, keeps the resume index
+(what earlier runs finished or failed) and compacts the manifest; errorlist.py writes --errors;
+journal.py notes images before they are recorded; outputs.py checks output paths; reading.py reads the manifest back
 (read_manifest); keys.py holds compact sets and maps of URL keys.
 
 May import: imgfetch.errors, imgfetch.records

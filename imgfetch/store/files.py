@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import OutputError
 from .locking import FileLock
+from .noreplace import place_new
 
 LOCK_NAME = ".imgfetch.lock"
 TMP_PREFIX = ".imgfetch-tmp-"
@@ -107,8 +108,10 @@ def write_atomic(root: Path, tmp_dir: Path, relpath: str, data: bytes, *, replac
     """Write data to root/relpath via a temporary file and a link or rename; never a partial file.
 
     Without ``replace`` an existing file (or symlink) at the target is never touched, unless it
-    already holds exactly these bytes. The file gets the usual mode (0666 less the umask), as
-    curl's and wget's do. Raises OSError with a readable strerror otherwise.
+    already holds exactly these bytes or is empty (imgfetch never saves an empty image; an empty
+    file there is what a crash on a drive without hard links leaves, see noreplace). The file
+    gets the usual mode (0666 less the umask), as curl's and wget's do. Raises OSError with a
+    readable strerror otherwise.
     """
     target = os.path.join(root, relpath)
     if "/" in relpath:
@@ -139,14 +142,24 @@ def _write_and_close(fd: int, data: bytes) -> None:
 
 
 def _link_new(tmp_name: str, target: str, data: bytes) -> None:
-    """Link the file in at ``target`` unless something is there; fine if it holds the same bytes."""
+    """Put the file in at ``target`` unless something is there; fine if it holds the same bytes."""
     try:
-        os.link(tmp_name, target)  # atomic, fails if anything (even a dangling symlink) is there
+        place_new(tmp_name, target)  # fails if anything (even a dangling symlink) is there
     except FileExistsError:
         if os.path.islink(target):
             raise FileExistsError(errno.EEXIST, "a symlink is already there (never followed)") from None
-        if not _same_bytes(Path(target), data):
+        if _is_empty_file(target):
+            os.replace(tmp_name, target)  # a placeholder a crash left (see noreplace): nothing to lose
+        elif not _same_bytes(Path(target), data):
             raise FileExistsError(errno.EEXIST, "a different file is already there (use --overwrite)") from None
+
+
+def _is_empty_file(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def _make_parent(parent: Path) -> None:

@@ -32,24 +32,40 @@ TMP_GLOB = TMP_PREFIX + "*"  # the temporary folders of runs and of fetch()
 
 
 class SaveNotes:
-    """One process's notes file in one run's temporary folder (opened on the first note)."""
+    """One process's notes file in one run's temporary folder, opened on the first note and kept
+    open (some FUSE drives refuse to open an existing file for writing again)."""
 
     def __init__(self, tmp: Path) -> None:
         self.path = tmp / f"{NOTES_PREFIX}{socket.gethostname()}-{os.getpid()}"
         self._fd: int | None = None
+        self._failed = False
         self._lock = threading.Lock()
 
     def note(self, key: str, sha256: str, size: int, relpath: str) -> None:
-        """Record the intent to save; one short append, atomic among threads (O_APPEND, one write)."""
+        """Note that an image is about to be put in place: one write of one line, so notes of
+        several threads never interleave (O_APPEND). A failure costs only the recovery after a kill."""
         if self._fd is None:
             with self._lock:
-                if self._fd is None:
-                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, NOTE_MODE)
-        os.write(self._fd, f"{key}\t{sha256}\t{size}\t{relpath}\n".encode())
+                if self._fd is None and not self._failed:
+                    try:
+                        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, NOTE_MODE)
+                    except OSError as exc:
+                        self._failed = True
+                        log.warning("cannot note saved images in %s (%s): after a hard kill, an image saved "
+                                    "without its record may need --overwrite", self.path, exc.strerror or exc)
+            if self._fd is None:
+                return
+        try:
+            os.write(self._fd, f"{key}\t{sha256}\t{size}\t{relpath}\n".encode())
+        except OSError as exc:  # a full disk: the save itself will say so
+            log.debug("cannot note %s in %s: %s", relpath, self.path, exc)
 
     def __del__(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass  # the drive is gone already
 
 
 @functools.lru_cache(maxsize=8)
@@ -58,7 +74,8 @@ def _notes(tmp: str, pid: int) -> SaveNotes:
 
 
 def save_notes(tmp: Path) -> SaveNotes:
-    """This process's notes for the run whose temporary folder is ``tmp``."""
+    """This process's notes for the run whose temporary folder is ``tmp`` (a pool worker or a Dask
+    worker process; an in-process fetch() keeps no notes, having no manifest to recover)."""
     return _notes(str(tmp), os.getpid())
 
 
