@@ -270,6 +270,7 @@ def test_json_records_machine_date_settings_every_run_and_the_advice():
     assert defaults["runs"][0]["pid_counts"] == {"0": 150, "1": 150, "2": 150, "3": 150}
     assert defaults["speedup"] == pytest.approx(640 / 7) and defaults["efficiency"] == pytest.approx(640 / 7 / 512)
     assert data["advice"]["recommended"]["workers"] == 4 and data["advice"]["tied"][0] == "4 x 128"
+    assert data["advice"]["crowned"] is False and data["advice"]["still_rising"] == []
 
 
 def test_the_chart_is_a_png_of_the_size_asked_for(tmp_path):

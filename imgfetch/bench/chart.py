@@ -157,12 +157,12 @@ def _mark_picks(ax: Any, advice: Advice) -> None:
     verdict = advice.verdict
     rec = verdict.pick
     # As the table marks it: "recommended" only when one row is fastest beyond noise.
-    name = "recommended" if verdict.crowned else f"picked of {len(verdict.ties)} tied"
+    name = "recommended" if verdict.crowned else f"pick of the {len(verdict.ties)} tied"
     label = f"{name}: --workers {rec.workers} --threads {rec.threads}"
     ax.scatter([rec.concurrency], [rec.median], s=RING_AREA, facecolors="none", edgecolors=PICK_COLOUR,
                linewidths=RING_WIDTH, zorder=RING_ZORDER, label=label + (" (get's defaults)" if rec.is_default else ""))
     box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=PICK_COLOUR, alpha=PICK_BOX_ALPHA)
-    _label_point(ax, rec, f"{name} {rec.short}: {rec.median:.0f} images/s", PICK_OFFSET, PICK_FONT,
+    _label_point(ax, rec, f"{name}: {rec.short}, {rec.median:.0f} images/s", PICK_OFFSET, PICK_FONT,
                  PICK_COLOUR, PICK_COLOUR, box)
     d = advice.defaults
     if d is not None and d is not rec:
