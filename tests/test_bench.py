@@ -5,9 +5,12 @@ The advice is tested with made-up timings; a few small real runs check the wirin
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import re
 import sys
+import time
 
 import pytest
 from PIL import Image
@@ -20,7 +23,8 @@ from imgfetch.bench.chart import draw_chart
 from imgfetch.bench.classic import Box, Outcome, RunStats, download_image, run_stats
 from imgfetch.cli import main
 from imgfetch.options import Options
-from imgfetch.bench.plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, Row, plan_rows
+from imgfetch.bench.plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows
+from imgfetch.bench.measure import run_bench
 from imgfetch.bench.settings import BenchSettings, default_worker_sweep
 
 HEADER = ["workers", "threads", "conc", "images", "images/s", "min-max", "speedup", "effic.", "first s", "failed",
@@ -33,14 +37,29 @@ def runs(rates, pids=(101,)):
                      pid_counts={pid: rate // len(pids) for pid in pids}) for rate in rates]
 
 
-def report_with(engine, *, seq=(7, 7, 8), classic=(20, 21, 19), defaults=(4, 128), repeat=3):
+def report_with(engine, *, seq=(7, 7, 8), classic=(20, 21, 19), defaults=(4, 128), repeat=3, per_host=None,
+                hosts=1):
     """A report from made-up images/s: engine maps (workers, threads) to its runs' rates."""
     settings = BenchSettings(workers=(1, 2, 4), threads=(1, 16, 128, 256), repeat=repeat)
-    rows = [Row(SEQUENTIAL, runs=runs(seq)), Row(CLASSIC, 3, 1, "fork", 1, runs=runs(classic, pids=(201, 202, 203)))]
-    rows += [Row(ENGINE, w, t, "fork", is_default=(w, t) == defaults, runs=runs(rates, pids=tuple(range(w))))
+    cap = per_host * hosts if per_host else None
+    rows = [Row(SEQUENTIAL, cap=cap, runs=runs(seq)),
+            Row(CLASSIC, 3, 1, "fork", 1, cap=cap, runs=runs(classic, pids=(201, 202, 203)))]
+    rows += [Row(ENGINE, w, t, "fork", is_default=(w, t) == defaults, cap=cap, runs=runs(rates, pids=tuple(range(w))))
              for (w, t), rates in engine.items()]
     return BenchReport(settings, rows, 2000, "the built-in server (log-normal latency, median 60 ms, sigma 1; "
-                                             "2000 images)")
+                                             "2000 images)", hosts=hosts, options={"per_host": per_host, "rate": None})
+
+
+def marked(report, advice):
+    """The notes column of every engine row that has notes: {'4 x 128': 'tied, defaults', ...}."""
+    table = format_table(report, advice).splitlines()
+    at = table[2].index("notes")
+    return {f"{row.workers} x {row.threads}": line[at:] for row, line in zip(report.rows, table[4:])
+            if row.kind == ENGINE and line[at:]}
+
+
+WHY = ("Why: the loop has 1 download in flight and the classic pool 3 (one per process, each idle while it waits on "
+       "the network); imgfetch keeps {conc} in flight ({how}) and streams each image back as it is saved.")
 
 
 # A sweep shaped like a 2-core machine's: threads matter far more than processes.
@@ -72,57 +91,155 @@ def test_every_column_has_a_line_in_the_legend_and_the_numbers_agree():
 def test_sizes_within_noise_are_tied_and_none_is_crowned():
     report = report_with(SWEEP)
     advice = advise(report)
-    text = "\n".join(advice.lines)
-    # 4 x 128 has the fastest median (640); 2 x 128, 2 x 256 and 4 x 256 overlap it.
-    assert advice.best.short == "4 x 128"
-    assert {r.short for r in advice.ties} == {"4 x 128", "2 x 128", "2 x 256", "4 x 256"}
-    assert "Within noise: 4 x 128, 2 x 128, 2 x 256 and 4 x 256 reached" in text
-    assert "this run cannot rank them, so none is crowned" in text
-    assert "get's defaults (4 x 128, 640 images/s) had the fastest median of the sweep." in text
-    assert advice.recommendation.startswith("recommendation: imgfetch get --workers 4 --threads 128 (640 images/s")
-    assert "plain `imgfetch get` does the same" in advice.recommendation
-    notes = {line.split()[2] + "x" + line.split()[3]: line for line in
-             format_table(report, advice).splitlines()[6:]}
-    assert notes["2x256"].endswith("tied") and notes["4x128"].endswith("fastest, defaults, recommended")
+    # 4 x 128 has the highest median (640); 2 x 128, 2 x 256 and 4 x 256 overlap it.
+    assert advice.best.short == "4 x 128" and not advice.verdict.crowned
+    assert advice.lines[2:] == [
+        "Within noise: 4 x 128, 2 x 128, 2 x 256 and 4 x 256 reached 600-640 images/s (within 5 % of the highest "
+        "median, or within 10 % with overlapping min-max); this run cannot rank them, so none is crowned.",
+        "The best, 4 x 128, is the most workers tried, but 2 x 128 is within noise of it: the curve has flattened, so "
+        "larger sizes are unlikely to help.",
+        "get's defaults (4 x 128, 640 images/s) are among the sizes this run cannot rank (the highest median).",
+    ]
+    assert advice.recommendation == ("recommendation: imgfetch get --workers 4 --threads 128 (640 images/s, the "
+                                     "highest median of the 4 tied sizes). These are get's defaults: plain `imgfetch "
+                                     "get` does the same.")
+    # None is crowned, so no row is marked fastest or recommended.
+    assert marked(report, advice) == {"2 x 128": "tied", "4 x 128": "tied, defaults", "2 x 256": "tied",
+                                      "4 x 256": "tied"}
 
 
 def test_a_clear_winner_is_named_without_a_noise_message():
     engine = {**SWEEP, (2, 128): [300, 310, 320], (2, 256): [320, 330, 335], (4, 256): [400, 410, 420]}
-    advice = advise(report_with(engine))
-    assert [r.short for r in advice.ties] == ["4 x 128"]
+    report = report_with(engine)
+    advice = advise(report)
+    assert [r.short for r in advice.verdict.ties] == ["4 x 128"] and advice.verdict.crowned
     assert not any("Within noise" in line for line in advice.lines)
-    assert "imgfetch at its best (4 x 128, 640 images/s) is 91x the sequential loop and 32.0x " \
-           "ProcessPoolExecutor(3).map." in advice.lines
+    assert advice.lines[0] == ("imgfetch at its best (4 x 128, 640 images/s) is 91x the sequential loop and 32.0x "
+                               "ProcessPoolExecutor(3).map.")
+    assert "get's defaults (4 x 128, 640 images/s) were the fastest, beyond noise of every other size." in advice.lines
+    assert marked(report, advice) == {"4 x 128": "fastest, defaults, recommended"}
 
 
-def test_best_at_the_edge_and_still_rising_says_try_larger_and_is_recommended():
-    engine = {**SWEEP, (4, 256): [880, 900, 910]}
-    advice = advise(report_with(engine))
-    text = "\n".join(advice.lines)
-    assert advice.best.short == "4 x 256" and advice.edges == ["workers", "threads"]
-    assert "The best, 4 x 256, is the most workers tried and 2 x 256 was 32 % slower: the curve has not flattened." \
-        in text
-    assert "Try larger: imgfetch bench --workers 4,8 --threads 256,512" in text
-    # The defaults are far below: the best is recommended instead.
-    assert "get's defaults (4 x 128, 640 images/s) are 29 % below the best." in text
+# The four shapes a sweep takes, as recorded runs; each test reads the advice and the notes a user sees.
+RISING = {**SWEEP, (4, 256): [880, 900, 910]}
+FLAT = {**SWEEP, (1, 128): [630, 640, 655], (2, 128): [635, 645, 660], (4, 128): [620, 640, 650],
+        (1, 256): [630, 645, 650], (2, 256): [640, 650, 665], (4, 256): [645, 655, 670]}
+FALLING = {**SWEEP, (2, 128): [900, 910, 920], (4, 128): [600, 640, 660], (2, 256): [700, 720, 730],
+           (4, 256): [500, 520, 540]}
+# The issue's run: 1 x 128, 2 x 128 and 4 x 128 at 786, 893 and 795 images/s, and a noisy 4 x 256 on top.
+NOISY = {**SWEEP, (1, 128): [770, 786, 800], (2, 128): [880, 893, 900], (4, 128): [760, 795, 820],
+         (1, 256): [780, 800, 810], (2, 256): [800, 840, 850], (4, 256): [780, 950, 990]}
+
+
+def test_rising_best_at_the_edge_says_try_larger_and_is_recommended():
+    report = report_with(RISING)
+    advice = advise(report)
+    assert advice.lines == [
+        "imgfetch at its best (4 x 256, 900 images/s) is 129x the sequential loop and 45.0x ProcessPoolExecutor(3).map.",
+        WHY.format(conc=1024, how="4 processes x 256 threads"),
+        "The best, 4 x 256, is the most workers and threads tried and the curve is still rising: 2 x 256 was 32 % "
+        "slower and 4 x 128 was 29 % slower.",
+        "Try larger: imgfetch bench --workers 4,8 --threads 256,512",
+        "get's defaults (4 x 128, 640 images/s) are 29 % below the best.",
+    ]
     assert advice.recommendation == ("recommendation: imgfetch get --workers 4 --threads 256 (900 images/s, the "
-                                     "fastest median; get's defaults were 29 % below the best).")
+                                     "fastest; get's defaults were 29 % below the best).")
+    assert marked(report, advice) == {"4 x 128": "defaults", "4 x 256": "fastest, recommended"}
 
 
-def test_best_at_the_edge_of_a_flat_curve_says_so_and_still_offers_larger():
-    engine = {**SWEEP, (1, 256): [600, 660, 680], (1, 128): [640, 650, 670]}  # 1 x 128 ties 1 x 256
-    advice = advise(report_with(engine))
-    text = "\n".join(advice.lines)
-    assert advice.best.short == "1 x 256" and advice.edges == ["threads"]
-    assert "is the most threads tried, but 1 x 128 is within noise of it: the curve has flattened" in text
-    assert "Try larger: imgfetch bench --workers 1 --threads 256,512" in text
+def test_flat_best_at_the_edge_says_flattened_and_offers_nothing_larger():
+    report = report_with(FLAT)
+    advice = advise(report)
+    assert advice.lines[2:] == [
+        "Within noise: 4 x 256, 1 x 128, 2 x 128, 4 x 128, 1 x 256 and 2 x 256 reached 640-655 images/s (within 5 % of "
+        "the highest median, or within 10 % with overlapping min-max); this run cannot rank them, so none is crowned.",
+        "The best, 4 x 256, is the most workers and threads tried, but 2 x 256 and 4 x 128 are within noise of it: the "
+        "curve has flattened, so larger sizes are unlikely to help.",
+        "get's defaults (4 x 128, 640 images/s) are among the sizes this run cannot rank (2 % below the best).",
+    ]
+    assert advice.recommendation == ("recommendation: imgfetch get --workers 4 --threads 128 (640 images/s, one of "
+                                     "the 6 tied sizes). These are get's defaults: plain `imgfetch get` does the same.")
+    assert marked(report, advice) == {"1 x 128": "tied", "2 x 128": "tied", "4 x 128": "tied, defaults",
+                                      "1 x 256": "tied", "2 x 256": "tied", "4 x 256": "tied"}
 
 
-def test_no_try_larger_when_the_best_is_inside_the_sweep():
-    engine = {**SWEEP, (2, 128): [900, 910, 920]}
-    advice = advise(report_with(engine))
-    assert advice.best.short == "2 x 128" and advice.edges == []
-    assert not any("Try larger" in line for line in advice.lines)
+def test_falling_best_inside_the_sweep_has_no_edge_advice():
+    report = report_with(FALLING)
+    advice = advise(report)
+    assert advice.lines == [
+        "imgfetch at its best (2 x 128, 910 images/s) is 130x the sequential loop and 45.5x ProcessPoolExecutor(3).map.",
+        WHY.format(conc=256, how="2 processes x 128 threads"),
+        "get's defaults (4 x 128, 640 images/s) are 30 % below the best.",
+    ]
+    assert advice.recommendation == ("recommendation: imgfetch get --workers 2 --threads 128 (910 images/s, the "
+                                     "fastest; get's defaults were 30 % below the best).")
+    assert marked(report, advice) == {"2 x 128": "fastest, recommended", "4 x 128": "defaults"}
+
+
+def test_noisy_best_at_the_edge_is_not_still_rising_when_a_smaller_size_ties_it():
+    # Before, this run read "the curve has not flattened. Try larger" beside "none is crowned".
+    report = report_with(NOISY)
+    advice = advise(report)
+    assert advice.lines[2:] == [
+        "Noisy: the best's own runs ranged over 22 % of its median; the machine may be busy. Rerun with --repeat 5 or "
+        "a longer --seconds.",
+        "Within noise: 4 x 256 and 2 x 128 reached 893-950 images/s (within 5 % of the highest median, or within "
+        "10 % with overlapping min-max); this run cannot rank them, so none is crowned.",
+        "The best, 4 x 256, is the most workers and threads tried, but 2 x 128 is within noise of it: the curve has "
+        "flattened, so larger sizes are unlikely to help.",
+        "get's defaults (4 x 128, 795 images/s) are 16 % below the best, but their runs (760-820) overlap the best's: "
+        "rerun with --repeat 5 to be sure.",
+    ]
+    assert advice.recommendation == ("recommendation: imgfetch get --workers 4 --threads 256 (950 images/s, the "
+                                     "highest median of the 2 tied sizes; get's defaults were 16 % below the best).")
+    assert marked(report, advice) == {"2 x 128": "tied", "4 x 128": "defaults", "4 x 256": "tied"}
+
+
+def test_rising_along_one_axis_and_flat_along_the_other():
+    report = report_with({**RISING, (4, 128): [860, 870, 900]})
+    advice = advise(report)
+    assert advice.lines[3:6] == [
+        "The best, 4 x 256, is the most workers tried and the curve is still rising: 2 x 256 was 32 % slower.",
+        "More threads than 128 did not help: 4 x 128 is within noise of the best.",
+        "Try larger: imgfetch bench --workers 4,8 --threads 256",
+    ]
+
+
+def _random_sweep(rng):
+    """Made-up rates of some shape (rising, flat, falling or none), with noise and 1-3 runs."""
+    shape = rng.choice(["rising", "flat", "falling", "noise"])
+    repeat = rng.choice([1, 2, 3])
+    engine = {}
+    for w in (1, 2, 4):
+        for t in (1, 16, 128, 256):
+            size = math.log2(w * t) + 1
+            level = {"rising": 50 * size, "flat": 600 * min(size, 8) / 8, "falling": 600 - 30 * abs(size - 6),
+                     "noise": 500}[shape]
+            spread = rng.choice([0.01, 0.05, 0.15, 0.3])
+            engine[(w, t)] = sorted(max(1, round(level * rng.uniform(1 - spread, 1 + spread)))
+                                    for _ in range(repeat))
+    return report_with(engine, seq=(7,) * repeat, classic=(20,) * repeat, repeat=repeat,
+                       defaults=rng.choice([(4, 128), (2, 16), (1, 256)]))
+
+
+def test_no_output_contradicts_itself():
+    rng = random.Random(17)
+    seen = set()
+    for _ in range(600):
+        report = _random_sweep(rng)
+        advice = advise(report)
+        text = "\n".join([*advice.lines, advice.recommendation])
+        notes = " ".join(marked(report, advice).values())
+        crowned = "none is crowned" not in text
+        seen.add((crowned, "Try larger" in text, "unlikely to help" in text))
+        assert crowned or not re.search(r"fastest|recommended", notes), text + "\n" + notes
+        assert not ("unlikely to help" in text and "Try larger" in text), text
+        # one fastest row when crowned, and it is the one the recommendation names when get's defaults are not
+        assert notes.count("fastest") == (1 if crowned else 0)
+        if "recommended" in notes:
+            [row] = [r for r in report.engine if "recommended" in advice.verdict.marks(r)]
+            assert f"imgfetch get --workers {row.workers} --threads {row.threads} " in advice.recommendation
+    assert len(seen) >= 4  # crowned or not, rising or flattened: the sweeps reached each kind of message
 
 
 def test_a_noisy_best_and_a_single_run_are_flagged():
@@ -153,6 +270,7 @@ def test_json_records_machine_date_settings_every_run_and_the_advice():
     assert defaults["runs"][0]["pid_counts"] == {"0": 150, "1": 150, "2": 150, "3": 150}
     assert defaults["speedup"] == pytest.approx(640 / 7) and defaults["efficiency"] == pytest.approx(640 / 7 / 512)
     assert data["advice"]["recommended"]["workers"] == 4 and data["advice"]["tied"][0] == "4 x 128"
+    assert data["advice"]["crowned"] is False and data["advice"]["still_rising"] == []
 
 
 def test_the_chart_is_a_png_of_the_size_asked_for(tmp_path):
@@ -198,10 +316,72 @@ def test_default_sweep_covers_gets_threads_and_up_to_twice_the_cpus():
     assert (defaults.workers, defaults.threads) == sweep.get_defaults()[:2] and len(rows) == 2 + 4 + 1
 
 
+def test_per_host_caps_conc_and_the_numbers_and_words_built_on_it():
+    report = report_with(SWEEP, per_host=8)
+    advice = advise(report)
+    table = format_table(report, advice).splitlines()
+    defaults = next(line for line in table if "defaults" in line).split()
+    # 4 x 128 has 512 download slots, but --per-host 8 on one host lets only 8 downloads be in flight.
+    assert defaults[2:5] == ["4", "128", "8"] and defaults[8] == "91.4x" and defaults[9] == "11.43"  # 91.4 / 8
+    assert advice.lines[1] == WHY.format(conc=8, how="--per-host 8 caps its 4 processes x 128 threads on 1 host")
+    assert any(line.startswith("conc      downloads in flight at once: workers x threads, at most --per-host 8 x "
+                               "1 host = 8") for line in format_legend(report).splitlines())
+    data = to_json(report, advice)["rows"]
+    row = next(r for r in data if r["is_default"])
+    assert (row["slots"], row["concurrency"]) == (512, 8) and row["efficiency"] == pytest.approx(640 / 7 / 8)
+    small = next(line for line in table if line.split()[2:4] == ["1", "1"]).split()
+    assert small[4] == "1"  # fewer slots than the cap: the slots
+    assert not any("Try larger" in line for line in advise(report_with(RISING, per_host=8)).lines)  # adds nothing
+    report.options["rate"] = 5.0
+    assert advise(report).lines[1] == WHY.format(conc=8, how="--per-host 8 caps its 4 processes x 128 threads on 1 "
+                                                         "host; --rate 5 starts at most 5 a second per host")
+
+
+def test_the_cap_is_per_host_times_the_hosts_in_the_list():
+    urls = ["http://127.0.0.1:8000/a.jpg", "http://127.0.0.1:8000/b.jpg", "http://127.0.0.1:8001/c.jpg",
+            "https://example.com/d.jpg", "https://EXAMPLE.com:443/e.jpg", "http://example.com/f.jpg"]
+    assert count_hosts(urls) == 4
+    rows = plan_rows(BenchSettings(workers=(1, 4), threads=(1, 128), classic_workers=(3,)),
+                     Options(per_host=2, start_method="fork"), hosts=4)
+    assert {(r.workers, r.threads): r.concurrency for r in rows if r.kind == ENGINE} == \
+        {(1, 1): 1, (4, 1): 4, (1, 128): 8, (4, 128): 8, sweep.get_defaults()[:2]: 8}
+    assert [r.workers for r in rows if r.kind == CLASSIC] == [2]
+
+
 @pytest.fixture()
 def small_defaults(monkeypatch):
     """get's defaults as a small row, whatever this machine's CPUs."""
     monkeypatch.setattr(sweep, "get_defaults", lambda: (2, 4, "fork"))
+
+
+# What a run may take beyond its box: stopping its processes, and a download that started just before
+# the box closed and hangs (the bench gives no download longer than the box: the engine's --max-time).
+SLACK_S = 2.0
+
+
+def test_a_hanging_url_cannot_hold_a_run(fresh_server, tmp_path, small_defaults):
+    images = [f"{url}?latency_ms=20" for url in fresh_server.image_urls()[:24]]
+    lines = images[:8]  # the warm-up's, then one URL in three hangs for 8 s or trickles a byte each 0.5 s
+    for n, url in enumerate(images[8:]):
+        lines.append(url)
+        lines.append(fresh_server.url(f"/hang?seconds=8&n={n}") if n % 2 else
+                     url.replace("/img/", "/drip/").replace("latency_ms=20", "interval=0.5"))
+    listed = tmp_path / "urls.txt"
+    listed.write_text("\n".join(lines) + "\n")
+    settings = BenchSettings(urls=str(listed), workers=(1, 2), threads=(1, 4), classic_workers=(2,), repeat=2,
+                             seconds=0.3, ramp=0.1, start_methods=("fork",))
+    ticks = []
+    started = time.monotonic()
+    report = run_bench(settings, Options(progress=False, start_method="fork"), announce=lambda text: None,
+                       on_progress=lambda text: ticks.append((time.monotonic(), text)))
+    assert len(ticks) == 12  # 6 rows x 2 runs
+    for (before, _), (after, text) in zip(ticks, ticks[1:]):  # each run, but the first (after the warm-up)
+        box = 3 * 0.3 if text.startswith("sequential") else 0.1 + 0.3
+        assert after - before <= box + SLACK_S, text
+    assert time.monotonic() - started <= 12 * (0.4 + SLACK_S) + 3  # the warm-up's box is 3 s
+    hung = fresh_server.stats.snapshot()["by_path"]
+    assert hung.get("/hang", 0) >= 6 and sum(n for path, n in hung.items() if path.startswith("/drip/")) >= 6
+    assert all(row.images >= 1 for row in report.rows)
 
 
 def test_bench_end_to_end_classic_rows_json_and_chart(tmp_path, capsys, small_defaults):
@@ -259,6 +439,9 @@ def test_a_url_list_warns_and_keeps_to_per_host(fresh_server, tmp_path, capsys, 
     assert "warning: every row and every run fetches the same URLs from the same servers again" in err
     assert "--per-host 2: the classic pool runs at most 2 processes" in err
     assert f"{urls} (30 URLs)\neach run: 0.1 s to start, then 0.3 s counted; 1 run per row" in out and "ProcessPoolExecutor(2).map" in out
+    assert "--per-host 2: at most 2 downloads in flight (1 host in the list), whatever the workers x threads" in err
+    engine = [line.split() for line in out.splitlines() if line.startswith("imgfetch (fork)")]
+    assert [row[2:5] for row in engine] == [["1", "4", "2"], ["2", "4", "2"]]  # workers threads conc
     assert fresh_server.stats.snapshot()["max_in_flight"] <= 2
 
 

@@ -153,13 +153,16 @@ def _draw_ideal(ax: Any, seq: Row, top_x: int) -> None:
 
 
 def _mark_picks(ax: Any, advice: Advice) -> None:
-    """Ring and label the recommended point; label get's defaults when they differ."""
-    rec = advice.recommended
-    label = f"recommended: --workers {rec.workers} --threads {rec.threads}"
+    """Ring and label the recommendation's point; label get's defaults when they differ."""
+    verdict = advice.verdict
+    rec = verdict.pick
+    # As the table marks it: "recommended" only when one row is fastest beyond noise.
+    name = "recommended" if verdict.crowned else f"pick of the {len(verdict.ties)} tied"
+    label = f"{name}: --workers {rec.workers} --threads {rec.threads}"
     ax.scatter([rec.concurrency], [rec.median], s=RING_AREA, facecolors="none", edgecolors=PICK_COLOUR,
                linewidths=RING_WIDTH, zorder=RING_ZORDER, label=label + (" (get's defaults)" if rec.is_default else ""))
     box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=PICK_COLOUR, alpha=PICK_BOX_ALPHA)
-    _label_point(ax, rec, f"recommended {rec.short}: {rec.median:.0f} images/s", PICK_OFFSET, PICK_FONT,
+    _label_point(ax, rec, f"{name}: {rec.short}, {rec.median:.0f} images/s", PICK_OFFSET, PICK_FONT,
                  PICK_COLOUR, PICK_COLOUR, box)
     d = advice.defaults
     if d is not None and d is not rec:
@@ -203,7 +206,9 @@ def _set_ticks(ax: Any, top_x: int) -> None:
 
 def _label(ax: Any, report: BenchReport) -> None:
     """Axis names, the title, the grid and the legend."""
-    ax.set_xlabel("concurrency: downloads in flight (workers x threads), log scale")
+    capped = any(row.capped for row in report.rows)
+    ax.set_xlabel("concurrency: downloads in flight (workers x threads" + (", capped by --per-host" if capped else "")
+                  + "), log scale")
     ax.set_ylabel("images/s, log scale (median; bars: min-max of the runs)")
     ax.set_title(chart_title(report), fontsize=TITLE_FONT)
     ax.grid(True, which="major", alpha=GRID_ALPHA)

@@ -34,7 +34,7 @@ def row_json(report: BenchReport, row: Row) -> dict[str, Any]:
     """One row: its size, its summary numbers and each of its runs."""
     speedup = report.speedup(row)
     return {
-        "kind": row.kind, "label": row.label, "workers": row.workers, "threads": row.threads,
+        "kind": row.kind, "label": row.label, "workers": row.workers, "threads": row.threads, "slots": row.slots,
         "concurrency": row.concurrency, "start_method": row.start_method, "chunksize": row.chunksize,
         "is_default": row.is_default,
         "images_per_s": {"median": row.median, "min": row.low, "max": row.high},
@@ -58,11 +58,13 @@ def _settings_json(report: BenchReport) -> dict[str, Any]:
 
 
 def _advice_json(advice: Advice) -> dict[str, Any]:
-    rec = advice.recommended
+    verdict = advice.verdict
+    rec = verdict.pick
     pick = {"workers": rec.workers, "threads": rec.threads, "start_method": rec.start_method,
             "images_per_s": rec.median}
-    return {"best": advice.best.label + " " + advice.best.short, "recommended": pick,
-            "tied": [row.short for row in advice.ties], "edges": advice.edges,
+    return {"best": advice.best.label + " " + advice.best.short, "crowned": verdict.crowned, "recommended": pick,
+            "tied": [row.short for row in verdict.ties], "edges": [edge.axis for edge in verdict.edges],
+            "still_rising": [edge.axis for edge in verdict.rising],
             "defaults_below_best": (1 - advice.defaults.median / advice.best.median
                                     if advice.defaults is not None and advice.best.median else None),
             "lines": advice.lines, "recommendation": advice.recommendation}

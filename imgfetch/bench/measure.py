@@ -4,6 +4,8 @@ Every run of every row is time-boxed: it downloads for ``ramp + seconds`` and co
 saved in the last ``seconds`` (the ramp lets processes, threads and connections start; a run
 whose list runs out first is timed to its last image). So a slow row (the sequential loop) and a
 fast one (hundreds of downloads in flight) take the same time, and images/s compare fairly.
+A download may take no longer than its run's box (the engine's --max-time is the box's length;
+the classic code waits at most the time left), so a hanging URL cannot hold a run for longer.
 Rows are interleaved (A B C, A B C, ...) so drift on a busy machine hits every row alike; every
 row runs twice, and a third time (up to ``repeat``) only if its two runs differ by over 10 %.
 ``run_bench`` returns the rows' measurements as a ``BenchReport``.
@@ -25,15 +27,16 @@ from ..errors import ImgFetchError
 from .folders import keep_folder, scratch_folder
 from ..options import Options
 from ..records import OK
-from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, plan_rows
+from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows
 from .settings import BenchSettings
 
 log = logging.getLogger(__name__)
 WARMUP_URLS = 8            # URLs the unmeasured warm-up fetches with each start method's engine
 WARMUP_SEQUENTIAL_URLS = 2  # ... and with the sequential loop: enough to open a connection
 WARMUP_THREADS = 4         # the warm-up engine's threads: a few connections, not a sweep
-WARMUP_LIMIT_S = 30.0      # the warm-up's time box: generous, it only stops a hung host
-RUN_OVERHEAD_S = 0.3       # stopping a run and its processes, for the time estimate
+WARMUP_LIMIT_S = 3.0       # the warm-up's time box: starting a fork server and a few downloads take less
+RUN_OVERHEAD_S = 0.4       # stopping a run and its processes, for the time estimate (measured: 0.3-0.4 s)
+WARMUP_ESTIMATE_S = 1.0    # the warm-up, for the time estimate (measured: 0.8-1.4 s)
 STEADY = 0.10              # a row whose runs agree within 10 % (or 2 images) needs no third run
 STEADY_IMAGES = 2          # runs this few images apart agree, whatever the percentage (small counts)
 # The sequential loop saves ~10 images a second, and a few slow images would sway so small a
@@ -53,8 +56,9 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
         keep = keep_folder(settings.keep) if settings.keep else None
         if keep:
             announce(f"keeping every run's downloads under {keep}")
-        rows = plan_rows(settings, opts)
-        _announce_plan(settings, opts, rows, source, announce)
+        hosts = count_hosts(urls)
+        rows = plan_rows(settings, opts, hosts)
+        _announce_plan(settings, opts, rows, source, hosts, announce)
         runner = _Runner(urls, opts, settings, keep, stack, _pid_relay(opts, stack))
         _warm_up(urls, opts, rows, scratch_folder(keep, stack, "warmup"))
         for run in range(settings.repeat):  # interleaved, so drift hits every row alike
@@ -65,7 +69,7 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
             runner.run_round(todo, run, on_progress)
             which = "" if len(todo) == len(rows) else f", the {len(todo)} rows whose runs differed by over {_pct()}"
             announce(f"round {run + 1} of {settings.repeat}{which}: {time.monotonic() - round_started:.0f} s")
-        report = BenchReport(settings, rows, len(urls), source, date,
+        report = BenchReport(settings, rows, len(urls), source, date, hosts=hosts,
                              options={"timeout": opts.timeout, "retries": opts.retries, "per_host": opts.per_host,
                                       "rate": opts.rate})
     report.wall_s = time.monotonic() - started
@@ -77,16 +81,24 @@ def _pct() -> str:
     return f"{STEADY * 100:.0f} %"
 
 
-def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], source: str,
+def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], source: str, hosts: int,
                    announce: Callable[[str], Any]) -> None:
     if opts.per_host and any(n > opts.per_host for n in settings.classic_workers):
         announce(f"--per-host {opts.per_host}: the classic pool runs at most {opts.per_host} processes")
-    per_round = (len(rows) - 1) * (settings.ramp + settings.seconds) + SEQUENTIAL_SPAN * settings.seconds
-    per_round += len(rows) * RUN_OVERHEAD_S
-    least, most = (round(n * per_round) for n in (min(MIN_RUNS, settings.repeat), settings.repeat))
+    capped = [row for row in rows if row.kind == ENGINE and row.capped]
+    if capped:
+        announce(f"--per-host {opts.per_host}: at most {capped[0].concurrency} downloads in flight "
+                 f"({_plural(hosts, 'host')} in the list), whatever the workers x threads")
+    box = settings.ramp + settings.seconds
+    per_round = (len(rows) - 1) * box + SEQUENTIAL_SPAN * settings.seconds + len(rows) * RUN_OVERHEAD_S
+    least, most = (round(WARMUP_ESTIMATE_S + n * per_round) for n in (min(MIN_RUNS, settings.repeat), settings.repeat))
     announce(f"benchmarking {source}: {len(rows)} rows x {_planned_runs(settings.repeat)}; each run lasts "
-             f"{settings.ramp + settings.seconds:g} s and counts the images saved in its last {settings.seconds:g} s "
+             f"{box:g} s and counts the images saved in its last {settings.seconds:g} s "
              f"(about {least}{'' if least == most else f'-{most}'} s in all)")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _planned_runs(repeat: int) -> str:
@@ -149,11 +161,16 @@ class _Runner:
 
 
 def engine_run(urls: Sequence[str], out: str, opts: Options, box: Box) -> RunStats:
-    """``imgfetch get``'s path (the public iter_download), stopped when the box closes."""
+    """``imgfetch get``'s path (the public iter_download), stopped when the box closes.
+
+    No download may take longer than the box (--max-time): the run stops at the first record after
+    the box closes, and a download that hangs would otherwise hold that record back.
+    """
     from ..api import iter_download
 
     outcomes = []
     ran_out = True
+    opts = opts.replace(max_time=min(opts.max_time, box.closes - box.start))
     records = iter_download(list(urls), out, options=opts)
     try:
         for record in records:

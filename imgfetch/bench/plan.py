@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 from .classic import RunStats
 from ..options import Options
@@ -16,6 +17,7 @@ from .settings import BenchSettings
 SEQUENTIAL, CLASSIC, ENGINE = "sequential", "classic", "engine"
 MIN_RUNS = 2              # every row runs this often; more (up to --repeat) only while its runs disagree
 UNLISTED_METHOD = 99      # sorts get's default start method after the ones asked for when it is not among them
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def get_defaults() -> tuple[int, int, str]:
@@ -41,11 +43,22 @@ class Row:
     start_method: str | None = None
     chunksize: int | None = None
     is_default: bool = False  # get's defaults
+    cap: int | None = None    # downloads --per-host lets be in flight: per_host x the list's hosts; None: no cap
     runs: list[RunStats] = field(default_factory=list)
 
     @property
-    def concurrency(self) -> int:
+    def slots(self) -> int:
+        """Download slots: workers x threads."""
         return self.workers * self.threads
+
+    @property
+    def concurrency(self) -> int:
+        """Downloads in flight at once: the slots, or fewer when --per-host caps them."""
+        return min(self.slots, self.cap) if self.cap else self.slots
+
+    @property
+    def capped(self) -> bool:
+        return self.concurrency < self.slots
 
     @property
     def rates(self) -> list[float]:
@@ -109,6 +122,7 @@ class BenchReport:
     url_count: int
     source: str                    # where the URLs came from, for the header and the chart's title
     date: str = ""
+    hosts: int = 1                 # distinct hosts in the list (--per-host holds per host)
     wall_s: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)  # the engine's options that matter here
 
@@ -133,16 +147,29 @@ class BenchReport:
         return row.median / base if base else 0.0
 
 
-def plan_rows(settings: BenchSettings, opts: Options) -> list[Row]:
-    """The sequential loop, the classic pool(s), then the engine sweep with get's defaults in it."""
+def count_hosts(urls: Iterable[str]) -> int:
+    """Distinct (host, port) pairs, as --per-host counts them."""
+    hosts = set()
+    for url in urls:
+        parts = urlsplit(url)
+        hosts.add((parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, DEFAULT_PORTS["http"])))
+    return len(hosts)
+
+
+def plan_rows(settings: BenchSettings, opts: Options, hosts: int = 1) -> list[Row]:
+    """The sequential loop, the classic pool(s), then the engine sweep with get's defaults in it.
+
+    With --per-host, no row can have more than per_host x ``hosts`` downloads in flight: that is its ``cap``.
+    """
     methods = settings.start_methods or (opts.start_method,)
     classic = sorted({min(n, opts.per_host or n) for n in settings.classic_workers})
-    rows = [Row(SEQUENTIAL)]
-    rows += [Row(CLASSIC, n, 1, methods[0], settings.chunksize) for n in classic]
+    cap = opts.per_host * hosts if opts.per_host else None
+    rows = [Row(SEQUENTIAL, cap=cap)]
+    rows += [Row(CLASSIC, n, 1, methods[0], settings.chunksize, cap=cap) for n in classic]
     configs = {(m, t, w) for m in methods for t in settings.threads for w in settings.workers}
     workers, threads, method = get_defaults()
     configs.add((method, threads, workers))  # always a row: the advice compares with it
     for m, t, w in sorted(configs, key=lambda c: (methods.index(c[0]) if c[0] in methods else UNLISTED_METHOD,
                                                    c[1], c[2])):
-        rows.append(Row(ENGINE, w, t, m, is_default=(m, t, w) == (method, threads, workers)))
+        rows.append(Row(ENGINE, w, t, m, is_default=(m, t, w) == (method, threads, workers), cap=cap))
     return rows

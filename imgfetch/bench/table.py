@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .advice import Advice, ties_with
+from .advice import Advice
 from .measure import SEQUENTIAL_SPAN
 from .plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, Row, runs_per_row
 
@@ -25,19 +25,8 @@ def _rate(value: float, like: float | None = None) -> str:
 
 
 def notes(row: Row, advice: Advice) -> str:
-    """The notes column: fastest / tied, defaults, recommended."""
-    if row.kind != ENGINE:
-        return ""
-    words = []
-    if row is advice.best:
-        words.append("fastest")
-    elif ties_with(row, advice.best):
-        words.append("tied")
-    if row.is_default:
-        words.append("defaults")
-    if row is advice.recommended:
-        words.append("recommended")
-    return ", ".join(words)
+    """The notes column, as the verdict marks the row: fastest / tied, defaults, recommended."""
+    return ", ".join(advice.verdict.marks(row)) if row.kind == ENGINE else ""
 
 
 def format_table(report: BenchReport, advice: Advice) -> str:
@@ -65,7 +54,7 @@ def format_legend(report: BenchReport, width: int = WIDTH) -> str:
     lines = [
         "workers   processes (the sequential loop: this process alone)",
         "threads   download threads per process; each classic pool process downloads one URL at a time",
-        "conc      downloads in flight at once: workers x threads",
+        "conc      downloads in flight at once: workers x threads" + _cap_text(report),
         f"images    images saved per run (median) in the {s.seconds:g} s counted, after {s.ramp:g} s for processes "
         f"and connections to start (the sequential loop: {SEQUENTIAL_SPAN * s.seconds:g} s from its start, to see "
         "enough latencies)",
@@ -76,10 +65,20 @@ def format_legend(report: BenchReport, width: int = WIDTH) -> str:
         "waiting on the CPUs",
         "first s   from the start of a run to its first saved image: starting the processes, then one download",
         "failed    downloads that failed, over all runs (not counted in images)",
-        "notes     fastest = best median; tied = this run cannot tell it from the fastest; defaults = what "
-        "`imgfetch get` uses unless told; recommended = what to pass to `imgfetch get`",
+        "notes     fastest = the best median, beyond noise of every other row; tied = this run cannot tell it "
+        "from the best median (then no row is fastest); defaults = what `imgfetch get` uses unless told; "
+        "recommended = what to pass to `imgfetch get`, when one row is fastest",
     ]
     return "\n".join(textwrap.fill(line, width, subsequent_indent=" " * LEGEND_INDENT) for line in lines)
+
+
+def _cap_text(report: BenchReport) -> str:
+    """', at most --per-host 8 x 1 host = 8' when --per-host caps the rows."""
+    cap = next((row.cap for row in report.rows if row.cap), None)
+    if cap is None:
+        return ""
+    hosts = f"{report.hosts} host{'s' if report.hosts > 1 else ''}"
+    return f", at most --per-host {report.options.get('per_host')} x {hosts} = {cap}"
 
 
 def format_pids(report: BenchReport, advice: Advice, every_pid: bool = False) -> str:
