@@ -1,8 +1,11 @@
 """The manifest stays one record per URL: compaction, skipped records with their facts, read_manifest."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
+import tracemalloc
 
 import pytest
 
@@ -88,3 +91,59 @@ def test_a_crash_while_compacting_leaves_the_old_manifest_whole(tmp_path, monkey
     with pytest.raises(OSError):
         compact(path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["manifest.jsonl"]
+
+
+def test_compaction_keeps_the_newest_record_per_url_in_input_order_across_sorted_runs(tmp_path, monkeypatch):
+    """Compaction sorts in chunks and merges them: with chunks of 7 records the output is still
+    the newest record per URL (per line for duplicates), by line, file order among equal lines."""
+    from imgfetch.store import reading
+
+    monkeypatch.setattr(reading, "SORT_CHUNK", 7, raising=False)
+    rng = random.Random(5)
+    keys = [f"{i:032x}" for i in range(60)]
+    rows = []
+    for run in range(4):
+        lines = rng.sample(range(1, 61), 45)  # a run finishes a subset, out of order
+        rows += [dict(key=keys[line - 1], line=line, status=rng.choice(["ok", "failed"]), run=run) for line in lines]
+        rows += [dict(key=keys[line - 61], line=line, status="duplicate", run=run) for line in (61, 62, 63)]
+        rows += [dict(key=f"{900 + run:032x}", line=None, status="ok", run=run),  # from fetch(): no line, last
+                 dict(key=f"{800 + run % 2:032x}", line=30, status="ok", run=run)]  # another list's line 30
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    newest = {}
+    for index, row in enumerate(rows):
+        group = (row["key"], row["line"]) if row["status"] == "duplicate" else row["key"]
+        newest[group] = (index, row)
+    expected = [row for index, row in sorted(newest.values(), key=lambda item: (
+        item[1]["line"] if item[1]["line"] is not None else float("inf"), item[0]))]
+    assert compact(path) == (len(rows), len(expected))
+    assert read_manifest(path) == expected
+    assert [r["line"] for r in expected][:3] == [1, 2, 3] and expected[-1]["line"] is None
+
+
+def test_compaction_holds_few_bytes_a_record_beyond_its_table_of_urls(tmp_path):
+    """4M-line manifests must compact in little memory: beyond the KeyMap of URLs (which a
+    KeyMap of the same URLs shows alone), at most 24 bytes a record, not Python lists of ints."""
+    from imgfetch.store.keys import KeyMap
+
+    records, urls = 60_000, 30_000
+    keys = [hashlib.md5(str(line).encode()).hexdigest() for line in range(urls + 1)]  # url keys are hashes
+    path = tmp_path / "manifest.jsonl"
+    with open(path, "w") as handle:
+        for i in range(records):
+            line = (i * 7919) % urls + 1  # every URL twice, out of order
+            handle.write(json.dumps(dict(key=keys[line], line=line, status="ok", path=f"{line}.jpg")) + "\n")
+    tracemalloc.start()
+    table = KeyMap()
+    for line in range(1, urls + 1):
+        table[bytes.fromhex(keys[line])] = line
+    table_peak = tracemalloc.get_traced_memory()[1]
+    del table
+    tracemalloc.reset_peak()
+    try:
+        assert compact(path) == (records, urls)
+        compact_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (compact_peak - table_peak) / records <= 24
+    assert [r["line"] for r in read_manifest(path)] == list(range(1, urls + 1))

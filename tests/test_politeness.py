@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from imgfetch import download
 from imgfetch.engine.politeness import HostScheduler
@@ -72,3 +73,42 @@ def test_the_pool_waits_for_a_rate_limited_host_only_while_one_waits():
     time.sleep(0.12)
     assert len(scheduler.take(10, passthrough)) == 1
     assert scheduler.wait_hint() == WAIT_HINT_S  # nothing left to start: no busy polling while downloads finish
+
+
+class FakeTime:
+    """A clock the test moves by hand, so --rate can be checked without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_rate_on_200000_distinct_hosts_keeps_bounded_state_and_linear_work(monkeypatch):
+    """Downloads far shorter than 1/R used to leave an entry per host forever, and every take and
+    wait hint scanned every buffered host. Now per-host state is for hosts in play only."""
+    from imgfetch.engine import politeness
+
+    clock = FakeTime()
+    monkeypatch.setattr(politeness, "time", clock)
+    hosts, busy_every, per_take, step = 200_000, 1_000, 16, 0.01  # a take every 10 ms of fake time
+    tasks = (Task(f"http://{'busy' if i % busy_every == 0 else f'h{i}'}.example.com/{i}.jpg", f"{i:032x}", i)
+             for i in range(hosts))
+    scheduler = HostScheduler(tasks, per_host=2, rate=10)  # a host starts at most every 0.1 s
+    window = per_take * round(0.1 / step + 1)  # starts within one interval: the hosts still cooling
+    passthrough: list[FetchResult] = []
+    handed, busy_starts, largest = 0, [], 0
+    while (took := scheduler.take(per_take, passthrough)) is not None:
+        handed += len(took)
+        busy_starts += [clock.now for t in took if t.url.startswith("http://busy.")]
+        scheduler.release(took)  # each download ends at once
+        scheduler.wait_hint()
+        largest = max([largest] + [len(v) for v in vars(scheduler).values() if isinstance(v, (dict, set, list, deque))])
+        assert len(scheduler.next_start) <= window + 1  # not one per host ever seen
+        clock.now += step
+    assert handed == hosts
+    assert all(b - a >= 0.1 - 1e-9 for a, b in zip(busy_starts, busy_starts[1:]))  # --rate still exact
+    assert len(busy_starts) == hosts // busy_every
+    assert largest <= politeness.LOOKAHEAD + window  # every per-host structure: the lookahead at most
+    assert scheduler.hosts_examined <= 4 * hosts  # linear: not (tasks x buffered hosts)
