@@ -57,7 +57,8 @@ def test_filtered_images_get_a_record_and_no_file(fresh_server, tmp_path):
     filtered = [r for r in results if r.error_kind == "filtered"]
     assert 0 < len(filtered) < len(urls)
     reasons = [line.split(" × ", 1)[1] for line in results.summary().splitlines() if " × " in line]
-    assert set(reasons) == {"too small: WxH pixels < --min-image-size 150", "too elongated: WxH pixels > --max-aspect-ratio 1.5"}
+    assert set(reasons) == {"too small: WxH pixels < --min-image-size 150",
+                            "too elongated: WxH pixels > --max-aspect-ratio 1.5"}
     assert_clean(out, read_manifest(out / "manifest.jsonl"))
     fresh_server.stats.reset()
     again = download(urls, out, workers=1, threads=8, min_image_size=150, max_aspect_ratio=1.5, **FAST)

@@ -22,6 +22,7 @@ FALLBACK_FORMAT = "PNG"  # what a GIF, BMP, TIFF or AVIF becomes when it is re-e
 PHASH_SIDE = 32  # imagehash's phash reads a 32x32 thumbnail: no need to decode a JPEG larger than that
 REDUCING_GAP = 3.0  # Pillow shrinks by whole factors first, then resamples: fast, and as sharp to the eye
 ORIENTATION = 0x0112  # the EXIF tag
+PNG_LEVEL = 3  # zlib level of re-encoded PNGs: 4x faster than Pillow's 6 on photos, about 10 % larger
 _TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
           8: Image.Transpose.ROTATE_90}
@@ -74,30 +75,41 @@ def shape_image(data: bytes, *, formats: tuple[str, ...], max_pixels: int, verif
     Filtered) with a readable reason. With nothing to do, exactly inspect_image's checks."""
     with opened_image(data, formats=formats, max_pixels=max_pixels, content_type=content_type) as (im, facts):
         refuse_filtered(facts, shaping)
-        if not (shaping.reshapes or shaping.phash):
+        plan = _plan(im, facts, shaping) if shaping.reshapes or shaping.phash else None
+        if plan is None or not (plan.reencode or shaping.phash):
             check_pixels(im, data, facts.format, verify)
             return Shaped(data, facts, facts)
-        turn = _orientation(im) if shaping.reshapes else 1
-        upright = (facts.height, facts.width) if turn in _SIDEWAYS else (facts.width, facts.height)
-        scaled, final = _sizes(upright, shaping)
-        own = shaping.encode_format or facts.format  # a GIF, BMP, TIFF or AVIF stays so unless it must change
-        cmyk = own == "JPEG" and im.mode not in _KEPT_MODES["JPEG"]
-        reencode = shaping.reshapes and (final != upright or own != facts.format or turn != 1 or cmyk
-                                         or _animated(im))
-        target = own if own in _KEPT_MODES else FALLBACK_FORMAT
-        if not (reencode or shaping.phash):
-            check_pixels(im, data, facts.format, verify)
-            return Shaped(data, facts, facts)
-        wanted = scaled if reencode else (PHASH_SIDE, PHASH_SIDE)
-        stored = (wanted[1], wanted[0]) if turn in _SIDEWAYS else wanted
-        check_pixels(im, data, facts.format, verify, jpeg_size=stored)
+        wanted = plan.scaled if plan.reencode else (PHASH_SIDE, PHASH_SIDE)
+        stored = (wanted[1], wanted[0]) if plan.turn in _SIDEWAYS else wanted
+        check_pixels(im, data, facts.format, verify, jpeg_size=stored)  # a JPEG: decoded here, at this scale
         decoded = _decode(im, facts.format, stored)
-        if not reencode:
+        if not plan.reencode:
             return Shaped(data, facts, facts, perceptual_hash(decoded) if shaping.phash else None, decoded.size)
-        image = _resized(_colours(_turned(decoded, turn), target), scaled, final, shaping.mode)
-        out = _encode(image, target, shaping.quality, icc=decoded.info.get("icc_profile") if im.mode != "CMYK" else None)
-        return Shaped(out, ImageFacts(target, *image.size), facts,
+        image = _resized(_colours(_turned(decoded, plan.turn), plan.target), plan.scaled, plan.final, shaping.mode)
+        icc = decoded.info.get("icc_profile") if im.mode != "CMYK" else None  # a CMYK profile fits RGB no more
+        return Shaped(_encode(image, plan.target, shaping.quality, icc), ImageFacts(plan.target, *image.size), facts,
                       perceptual_hash(image) if shaping.phash else None, decoded.size)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    turn: int  # the EXIF orientation to apply (1: none)
+    scaled: tuple[int, int]  # the size it is resampled to
+    final: tuple[int, int]  # the size it is saved at (after a center crop or borders)
+    target: str  # the format it is saved in, if re-encoded
+    reencode: bool
+
+
+def _plan(im: ImageFile.ImageFile, facts: ImageFacts, shaping: Shaping) -> _Plan:
+    """What to do to this image, from its header: it is re-encoded when resized, in another format,
+    turned upright, animated or CMYK, and otherwise saved as fetched."""
+    turn = _orientation(im) if shaping.reshapes else 1
+    upright = (facts.height, facts.width) if turn in _SIDEWAYS else (facts.width, facts.height)
+    scaled, final = _sizes(upright, shaping)
+    own = shaping.encode_format or facts.format  # a GIF, BMP, TIFF or AVIF stays so unless it must change
+    cmyk = own == "JPEG" and im.mode not in _KEPT_MODES["JPEG"]
+    reencode = shaping.reshapes and (final != upright or own != facts.format or turn != 1 or cmyk or _animated(im))
+    return _Plan(turn, scaled, final, own if own in _KEPT_MODES else FALLBACK_FORMAT, reencode)
 
 
 def refuse_filtered(facts: ImageFacts, shaping: Shaping) -> None:
@@ -204,5 +216,7 @@ def _encode(im: Image.Image, fmt: str, quality: int, icc: bytes | None) -> bytes
     params: dict[str, object] = {"icc_profile": icc} if icc else {}
     if fmt in ("JPEG", "WEBP"):
         params["quality"] = quality
+    else:
+        params["compress_level"] = PNG_LEVEL
     im.save(out, fmt, **params)
     return out.getvalue()

@@ -29,10 +29,10 @@ HUGE_SIZE = 100 << 20          # default body size of /huge (100 MiB)
 MAX_HUGE_SIZE = 1 << 50        # largest ?size= that /huge accepts
 CORRUPT_BYTES = 2048           # random bytes after the JPEG signature on /corrupt.jpg
 TRUNCATED_TENTHS = 6           # /truncated/ serves this many tenths of the image
-JPEG_START = b"\xff\xd8\xff\xe0"
+JPEG_START = b"\xff\xd8\xff\xe0"  # SOI + APP0: the start of a JFIF file
 MAX_JPEG_QUALITY = 95          # highest quality /requality/ takes (Pillow advises no more)
 _SETTABLE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}")  # header names /headers/ sets from its query
-_FRAMING = ("content-type", "content-length", "transfer-encoding", "connection", "content-encoding")  # SOI + APP0: the start of a JFIF file
+_FRAMING = ("content-type", "content-length", "transfer-encoding", "connection", "content-encoding")
 _IMG = r"(?P<i>\d{1,9})\.(?P<ext>[a-z]{3,4})"
 _ROUTES = [(re.compile(p), name) for p, name in (
     (r"/img/" + _IMG, "img"), (r"/urls\.txt", "urls"), (r"/stats", "stats"),
