@@ -7,6 +7,7 @@ import io
 import pytest
 from PIL import Image
 
+import imgfetch
 from imgfetch import download
 from conftest import FAST, START_METHODS, assert_clean, read_manifest
 
@@ -74,19 +75,22 @@ def copies(server, i: int) -> list[str]:
 
 def test_dedup_exact_keeps_the_first_across_a_resume(fresh_server, tmp_path):
     out = tmp_path / "out"
-    first = download([copies(fresh_server, 1)[0], fresh_server.url("/img/2.webp")], out, workers=1, threads=2,
-                     **FAST)
-    assert [r.status for r in first] == ["ok", "ok"]
-    urls = [*copies(fresh_server, 1), fresh_server.url("/img/2.webp"), *copies(fresh_server, 3)]
+    flaky = fresh_server.url("/flaky/1/once/1.png")  # 503 at first, then image 1's bytes
+    first = download([copies(fresh_server, 1)[0], fresh_server.url("/img/2.webp"), flaky], out, workers=1,
+                     threads=2, **{**FAST, "retries": 0})
+    assert [r.status for r in first] == ["ok", "ok", "failed"]
+    urls = [*copies(fresh_server, 1), fresh_server.url("/img/2.webp"), *copies(fresh_server, 3), flaky]
     results = download(urls, out, workers=2, threads=4, dedup="exact", **FAST)
     assert results[0].skipped and results[0].ok and results[3].skipped
-    for record in results[1:3]:  # copies of what the earlier run kept
+    for record in (*results[1:3], results[7]):  # copies of what the earlier run kept
         assert (record.status, record.path, record.dup_of) == ("duplicate", None, first[0].key)
         assert record.error == "same image as line 1" and record.sha256 == first[0].sha256
-    kept = [r for r in results[4:] if r.status == "ok"]
-    copies_of_3 = [r for r in results[4:] if r.status == "duplicate"]
+    kept = [r for r in results[4:7] if r.status == "ok"]
+    copies_of_3 = [r for r in results[4:7] if r.status == "duplicate"]
     assert len(kept) == 1 and len(copies_of_3) == 2 and {r.dup_of for r in copies_of_3} == {kept[0].key}
-    assert results.counts["duplicate"] == 4 and "duplicate 4" in results.summary()
+    assert results.counts["duplicate"] == 5 and "duplicate 5" in results.summary()
+    newest = imgfetch.read_manifest(out)  # one record per URL: the copy replaces the earlier failure
+    assert [(r["url"], r["status"]) for r in newest] == [(r.url, r.status) for r in results]
     files = sorted(p.name for p in out.iterdir() if p.name != "manifest.jsonl")
     assert files == sorted([first[0].path, first[1].path, kept[0].path])  # no copy left on disk
     assert_clean(out, read_manifest(out / "manifest.jsonl"))
@@ -94,7 +98,7 @@ def test_dedup_exact_keeps_the_first_across_a_resume(fresh_server, tmp_path):
     again = download(urls, out, workers=2, threads=4, dedup="exact", **FAST)
     assert fresh_server.stats.snapshot()["requests"] == 0  # copies stay copies, without fetching
     assert [(r.status, r.dup_of) for r in again] == [(r.status, r.dup_of) for r in results]
-    assert all(r.skipped for r in again) and "duplicate 4 (4 from earlier runs)" in again.summary()
+    assert all(r.skipped for r in again) and "duplicate 5 (5 from earlier runs)" in again.summary()
 
 
 def test_dedup_with_naming_hash_never_removes_the_shared_file(fresh_server, tmp_path):
@@ -133,3 +137,12 @@ def test_dedup_phash_without_imagehash_is_one_line(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_imagehash)
     with pytest.raises(ValueError, match=r"^dedup phash:4 needs imagehash: pip install 'imgfetch\[phash\]'$"):
         download([], "unused", dedup="phash:4")
+
+
+def test_fetch_resizes_in_process(server, tmp_path):
+    record = imgfetch.fetch(server.url("/img/1.png"), tmp_path, resize=32, resize_mode="keep_ratio_largest",
+                            encode_format="jpg", **FAST)
+    with Image.open(record.abspath) as im:
+        assert im.format == "JPEG" and max(im.size) == 32 and im.size == (record.width, record.height)
+    with Image.open(io.BytesIO(server.image_bytes(1))) as original:
+        assert (record.original_width, record.original_height) == original.size
