@@ -73,6 +73,15 @@ def test_opted_out_images_are_refused_before_their_body(server, tmp_path):
     assert "disallowed by X-Robots-Tag: noai" in summary
 
 
+def test_the_decision_needs_only_the_headers(server, tmp_path):
+    slow = server.url("/drip/0.jpg?interval=1&x-robots-tag=noai")  # the body: one byte a second
+    opts = {**FAST, "timeout": 0.5, "max_time": 5.0, "deadline": None, "retries": 0}
+    refused = download([slow], tmp_path / "a", workers=1, threads=1, **opts)[0]
+    assert refused.error_kind == "disallowed" and refused.elapsed_s < 0.5
+    read = download([slow], tmp_path / "b", workers=1, threads=1, disallowed_header_directives="none", **opts)[0]
+    assert read.error_kind == "timeout"  # had the body been read, the opt-out would have waited for it
+
+
 def test_a_token_makes_its_opt_outs_apply_and_is_sent(fresh_server, tmp_path):
     urls = [robots(fresh_server, "mybot:%20noai", 0), robots(fresh_server, "otherbot:%20noai", 4)]
     results = download(urls, tmp_path / "out", workers=1, threads=2, user_agent_token="mybot",

@@ -76,6 +76,13 @@ def _credentials(req: Request) -> bytes | None:
         return None
 
 
+def _query_headers(req: Request) -> list[tuple[str, str]]:
+    """Response headers a query names (/headers/, /drip/): ``?x-robots-tag=noai``; ``|`` in a value repeats
+    the header. Names are letters, digits and '-' (so ``latency_ms`` is none), never framing headers."""
+    return [(name, part) for name, value in req.query.items() if _SETTABLE.fullmatch(name)
+            and name.lower() not in _FRAMING and not CTL.search(value) for part in value.split("|")]
+
+
 def _retry_after(req: Request) -> list[tuple[str, str]]:
     """A Retry-After header echoing ``?retry_after=``, if given."""
     ra = req.query.get("retry_after")
@@ -189,7 +196,8 @@ class Routes:
         found = self._image(m)
         if found is None:
             return text(404)
-        await faults.drip(w, req, found, query_num(req.query, "interval", DRIP_INTERVAL_S, 0.0, MAX_STREAM_S))
+        await faults.drip(w, req, found, query_num(req.query, "interval", DRIP_INTERVAL_S, 0.0, MAX_STREAM_S),
+                          _query_headers(req))
         return None
 
     async def _r_slow_head(self, req: Request, m: Match, w: Writer) -> Answer:
@@ -260,9 +268,7 @@ class Routes:
     async def _r_headers(self, req: Request, m: Match, w: Writer) -> Answer:
         """The image with the headers the query names: ``?x-robots-tag=noai`` sends ``X-Robots-Tag: noai``;
         ``|`` in a value sends the header once per part. Framing headers cannot be set."""
-        extra = [(name, part) for name, value in req.query.items() if _SETTABLE.fullmatch(name)
-                 and name.lower() not in _FRAMING and not CTL.search(value) for part in value.split("|")]
-        return self._img_resp(m, *extra)
+        return self._img_resp(m, *_query_headers(req))
 
     async def _r_requality(self, req: Request, m: Match, w: Writer) -> Answer:
         """The image re-encoded as a JPEG of quality Q (1-95): the same picture in other bytes."""
