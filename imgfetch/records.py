@@ -12,9 +12,13 @@ STATUSES = (OK, FAILED, INVALID, DUPLICATE)
 SKIPPED = "skipped"  # what older manifests say of a URL done earlier; read back as ok with skipped=True
 CANCELLED = "cancelled"  # stopped by Ctrl-C/SIGTERM mid-download: never recorded, fetched again next run
 # The fields of a finished record that a skipped record repeats: the file and what fetching it found.
-FILE_FACTS = ("path", "bytes", "sha256", "format", "width", "height", "http_status", "final_url", "fetched_at")
+FILE_FACTS = ("path", "bytes", "sha256", "format", "width", "height", "http_status", "final_url", "fetched_at",
+              "original_width", "original_height", "phash")
 # The fields of a failed record that a skipped one (a failure not retried) repeats.
 FAILURE_FACTS = ("http_status", "final_url", "error", "error_kind", "fetched_at")
+# The fields of a duplicate of an earlier image (--dedup) that a skipped one repeats: what was fetched, and the first.
+COPY_FACTS = ("bytes", "sha256", "format", "width", "height", "http_status", "final_url", "error", "fetched_at",
+              "original_width", "original_height", "phash", "dup_of")
 REPR_URL_CHARS = 80  # a longer URL is cut with '...' in a record's repr
 _KILO = 1000  # decimal units, as file managers show sizes
 
@@ -59,6 +63,10 @@ class FetchResult:
     columns: dict[str, str] = field(default_factory=dict)
     # The file's absolute path, filled in by the parent (download, iter_download, fetch); not in the manifest.
     abspath: str | None = field(default=None, compare=False)
+    original_width: int | None = None   # the image as fetched; width and height are what was saved (--resize)
+    original_height: int | None = None
+    dup_of: str | None = None      # status duplicate under --dedup: the key of the first URL with this image
+    phash: str | None = None       # --dedup phash:D: the saved image's 64-bit perceptual hash, 16 hex digits
 
     @property
     def ok(self) -> bool:

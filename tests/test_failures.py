@@ -152,7 +152,7 @@ def test_a_bug_in_a_worker_shows_its_stack_only_when_asked(server, tmp_path, fla
         "import sys, imgfetch.engine.worker as w\n"
         "from imgfetch.cli import main\n"
         "def boom(*a, **k):\n    raise ZeroDivisionError('a bug')\n"
-        "w.inspect_image = boom\n"
+        "w.shape = boom\n"
         "if __name__ == '__main__':\n    sys.exit(main(sys.argv[1:]))\n")
     urls = tmp_path / "urls.txt"
     urls.write_text(server.image_urls()[0] + "\n")

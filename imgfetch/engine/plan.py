@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..net.failures import permanent_failure
-from ..records import DUPLICATE, FAILED, FAILURE_FACTS, FILE_FACTS, INVALID, OK, FetchResult, Task
+from ..records import COPY_FACTS, DUPLICATE, FAILED, FAILURE_FACTS, FILE_FACTS, INVALID, OK, FetchResult, Task
 from ..sources import Entry
 from ..store.files import file_matches
 from ..store.keys import KeySet
@@ -47,11 +47,14 @@ def plan_tasks(entries: Iterator[Entry], done: DoneIndex, root: Path, full_urls:
 
 def _standing_facts(previous: dict[str, Any] | None, root: Path, retry_failed: str) -> tuple[str, ...]:
     """The facts this run repeats from the earlier record, if it stands: an ok one whose file is still
-    there, or a failure --retry-failed does not retry; () if the URL is to be fetched."""
+    there, a copy of an earlier image (--dedup), or a failure --retry-failed does not retry; () if the
+    URL is to be fetched."""
     if previous is None:
         return ()
     if previous["status"] == OK:
         return FILE_FACTS if file_matches(root, previous["path"], previous["bytes"]) else ()
+    if previous["status"] == DUPLICATE:
+        return COPY_FACTS  # a copy of an earlier image (--dedup) stays one
     permanent = permanent_failure(previous.get("error_kind"), previous.get("http_status"))
     return FAILURE_FACTS if retry_failed == "none" or (retry_failed == "transient" and permanent) else ()
 

@@ -14,6 +14,7 @@ from .schedule import Engine
 from ..errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
 from ..logrelay import LogRelay
+from ..store.dedup import Dedup
 from ..store.errorlist import ErrorsList
 from ..store.journal import recover_unrecorded
 from ..store.locking import FileLock
@@ -49,6 +50,7 @@ class Run:
         self._counter: ListCounter | None = None
         self._manifest_lock: FileLock | None = None
         self._unchanged: set[str] = set()  # keys of failures not retried whose manifest record says it all already
+        self._dedup: Dedup | None = None  # --dedup: the images kept so far (store/dedup.py)
 
     @property
     def manifest_path(self) -> Path:
@@ -126,6 +128,9 @@ class Run:
             done = DoneIndex(self.manifest_path)
             recover_unrecorded(self.out.root, self.out.tmp, lambda key: (done.get(key) or {}).get("path"),
                                self.manifest_path)
+            if self.opts.dedup:
+                self._dedup = Dedup(self.opts.dedup, self.out.root)
+                log.debug("--dedup: %d images kept by earlier runs", self._dedup.load(self.manifest_path))
             writer = ManifestWriter(self.manifest_path, in_flight=self._in_flight)
             return done, writer, ErrorsList(errors, self.manifest_path) if errors else None
         except BaseException:
@@ -164,6 +169,8 @@ class Run:
         for result in records:
             if result.status == CANCELLED:
                 continue  # not this URL's fault; the next run fetches it
+            if self._dedup is not None:
+                self._dedup.judge(result)  # a copy of an image kept earlier: its file goes, it becomes a duplicate
             if not self._write(writer, errors, result, full_urls):
                 break  # not even the reserve is left: stop at once
             if result.path:

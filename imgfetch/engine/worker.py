@@ -33,9 +33,10 @@ from PIL import Image
 from urllib3.exceptions import InsecureRequestWarning
 
 from ..net.fetcher import CANCELLED_ERROR, Fetcher
-from ..images import NotAnImage, inspect_image
+from ..images import NotAnImage
 from ..logrelay import install_in_worker
 from .markers import MarkerFlag, may_start
+from .shaping import shape
 from ..options import Options
 from ..records import CANCELLED, FAILED, OK, FetchResult, Task
 from ..urls import mask_url
@@ -273,10 +274,8 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
         if download.error == CANCELLED_ERROR:
             result.status, result.error_kind = CANCELLED, None
         return
-    body = download.body
-    try:
-        facts = inspect_image(body, formats=opts.formats, max_pixels=opts.max_pixels, verify=opts.verify,
-                              content_type=download.content_type)
+    try:  # check, filter, resize, re-encode (engine/shaping.py): body and facts are what is saved
+        body, facts = shape(result, download.body, opts, download.content_type)
     except NotAnImage as exc:
         result.error, result.error_kind = str(exc), exc.kind
         return

@@ -2,7 +2,8 @@
 
 inspection: inspect_image, ImageFacts (format checks, pixel limits, the right extension);
 png: the PNG/APNG chunk structure check; gif: the GIF block walk (every frame, to the trailer);
-reasons: NotAnImage and how its reasons are worded.
+reasons: NotAnImage and how its reasons are worded; transform: filters, resizing and re-encoding
+(shape_image, Shaping, Filtered); phash: the perceptual hash --dedup phash:D compares.
 
 May import: nothing else from imgfetch
 """

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from PIL import Image, ImageFile
@@ -44,6 +46,16 @@ def inspect_image(data: bytes, *, formats: tuple[str, ...], max_pixels: int,
     ``max_pixels`` may exceed Pillow's ``Image.MAX_IMAGE_PIXELS``, except where a decoder
     applies that limit itself (see _open).
     """
+    with opened_image(data, formats=formats, max_pixels=max_pixels, content_type=content_type) as (im, facts):
+        check_pixels(im, data, facts.format, verify)
+    return facts
+
+
+@contextmanager
+def opened_image(data: bytes, *, formats: tuple[str, ...], max_pixels: int,
+                 content_type: str | None = None) -> Iterator[tuple[ImageFile.ImageFile, ImageFacts]]:
+    """The image opened and its header checked (format, size, pixel limit), pixels not yet decoded:
+    for a caller that decodes them itself (images/transform.py), then check_pixels() as it needs."""
     if not data:
         raise NotAnImage("empty response")
     claimed = _magic_format(data)
@@ -59,9 +71,15 @@ def inspect_image(data: bytes, *, formats: tuple[str, ...], max_pixels: int,
             raise NotAnImage(f"bad image size {width}x{height}")
         if width * height > max_pixels:
             raise NotAnImage(f"decompression bomb: {width}x{height} pixels > --max-pixels {max_pixels}")
-        if verify != "none":
-            _verify(im, data, fmt, full=verify == "full")
-    return ImageFacts(fmt, width, height)
+        yield im, ImageFacts(fmt, width, height)
+
+
+def check_pixels(im: ImageFile.ImageFile, data: bytes, fmt: str, verify: str, *,
+                 jpeg_size: tuple[int, int] | None = None) -> None:
+    """The --verify check of an opened image (none: nothing). ``jpeg_size``: a JPEG is decoded at the
+    smallest scale that still gives this size (instead of 1/8), and stays loaded for the caller."""
+    if verify != "none":
+        _verify(im, data, fmt, full=verify == "full", jpeg_size=jpeg_size)
 
 
 def _not_accepted(fmt: str, formats: tuple[str, ...]) -> NotAnImage:
@@ -98,19 +116,21 @@ def _open(data: bytes, formats: tuple[str, ...], claimed: str | None,
     raise NotAnImage(f"not an image ({_describe(data, content_type)})")
 
 
-def _verify(im: ImageFile.ImageFile, data: bytes, fmt: str, *, full: bool) -> None:
+def _verify(im: ImageFile.ImageFile, data: bytes, fmt: str, *, full: bool,
+            jpeg_size: tuple[int, int] | None = None) -> None:
     """Decode (or, for a PNG, check) the pixels; whatever a decoder raises becomes NotAnImage."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # a user's global setting must not hide truncation from us
         raise NotAnImage("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; cannot validate")
     try:
-        _check_pixels(im, data, fmt, full=full)
+        _check_pixels(im, data, fmt, full=full, jpeg_size=jpeg_size)
     except NotAnImage:
         raise
     except Exception as exc:  # whatever a decoder raises, the bytes are to blame
         raise corrupt(fmt, exc) from None
 
 
-def _check_pixels(im: ImageFile.ImageFile, data: bytes, fmt: str, *, full: bool) -> None:
+def _check_pixels(im: ImageFile.ImageFile, data: bytes, fmt: str, *, full: bool,
+                  jpeg_size: tuple[int, int] | None) -> None:
     """Decode enough to catch every file that a full load() would refuse, and a cut animation."""
     if fmt == "PNG" and png_structure(im, data):
         if full:
@@ -120,7 +140,8 @@ def _check_pixels(im: ImageFile.ImageFile, data: bytes, fmt: str, *, full: bool)
         gif_structure(data)  # every frame's blocks: load() below decodes only the first frame
     if fmt == "JPEG" and not full:
         # Decoding at 1/8 scale reads every entropy-coded byte but does little IDCT work.
-        im.draft(im.mode, (max(1, im.width // _JPEG_DRAFT_SCALE), max(1, im.height // _JPEG_DRAFT_SCALE)))
+        smallest = (max(1, im.width // _JPEG_DRAFT_SCALE), max(1, im.height // _JPEG_DRAFT_SCALE))
+        im.draft(im.mode, jpeg_size or smallest)
         im.load()
     else:
         im.load()

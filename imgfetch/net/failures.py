@@ -29,6 +29,8 @@ ERROR_KINDS = {
     "not_image": "the body is not an image",
     "corrupt": "an image that cannot be decoded",
     "format": "an image in a format not in --formats",
+    "filtered": "an image refused by --min-image-size or --max-aspect-ratio",
+    "disallowed": "an X-Robots-Tag header opts the image out (--disallowed-header-directives)",
     "disk": "the image could not be saved",
     "disk_full": "the image could not be saved: no space left (the run stops; re-run it after freeing space)",
     "crashed": "the worker process died twice while fetching this URL",
@@ -39,7 +41,8 @@ ERROR_KINDS = {
 
 # What a re-run does not retry by default (--retry-failed transient): what the URL's answer was, which asking
 # again later does not change. Every other kind can change (the network, the server, the disk, imgfetch).
-PERMANENT_KINDS = frozenset({"redirect", "too_large", "not_image", "corrupt", "format", "invalid"})
+PERMANENT_KINDS = frozenset({"redirect", "too_large", "not_image", "corrupt", "format", "invalid", "filtered",
+                             "disallowed"})
 RETRYABLE_STATUSES = (408, 429)  # request timeout, too many requests; and every 5xx
 SERVER_ERRORS = 500  # statuses from here on may succeed on a retry
 

@@ -15,6 +15,7 @@ from .budget import Budget, parse_retry_after, retry_wait
 from .failures import Failure, describe, transient_status
 from .limits import idle_pools
 from ..options import Options
+from .optout import refuse_opted_out
 from .session import ProxyConfig, ca_verify, prepared_get, request_headers
 from .session import drops_user_headers as _drops_user_headers  # the name tests and older callers use
 from ..urls import mask_url
@@ -191,6 +192,7 @@ class Fetcher:
             retry_after = parse_retry_after(resp.headers.get("Retry-After")) if status in _RETRY_AFTER else None
             raise Failure(f"HTTP {status} {resp.reason or ''}".strip(), "http", transient=transient, status=status,
                            retry_after=retry_after, final_url=url)
+        refuse_opted_out(resp.raw.headers, opts, status, url)  # net/optout.py: X-Robots-Tag, before the body
         length = resp.headers.get("Content-Length")
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         if length and length.isdigit() and not encoded and int(length) > opts.max_bytes:

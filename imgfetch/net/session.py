@@ -12,6 +12,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import should_bypass_proxies
 
 from ..options import Options
+from .optout import user_agent
 
 ACCEPT = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"
 ACCEPT_ENCODING = "gzip, deflate"
@@ -50,7 +51,7 @@ def ca_verify(opts: Options) -> bool | str:
 
 def request_headers(opts: Options) -> tuple[CaseInsensitiveDict, CaseInsensitiveDict]:
     """(headers with the user's --header values, headers without them for hops that must not see them)."""
-    base = {"User-Agent": opts.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING,
+    base = {"User-Agent": user_agent(opts), "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING,
             "Connection": "keep-alive"}
     headers = CaseInsensitiveDict(base)
     headers.update(dict(opts.headers))

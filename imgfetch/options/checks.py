@@ -13,6 +13,9 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
 _PROXY_SCHEMES = re.compile(r"^(https?|socks5h?)://", re.IGNORECASE)
 FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+MAX_PHASH_DISTANCE = 32  # of a 64-bit perceptual hash: more than half its bits is no likeness at all
+_DIRECTIVE = re.compile(r"^[a-z][a-z0-9_-]*$")
+_UA_TOKEN = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def parse_size(text: str | int) -> int:
@@ -47,6 +50,15 @@ def number(*, above: float | None = None, at_least: float | None = None, words: 
         if low:
             bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
             raise OptionError(f"{name} must be {bound}, got {value!r}", name)
+        return value
+    return check
+
+
+def between(low: int, high: int) -> Check:
+    """A whole number (not a bool) from ``low`` to ``high``."""
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise OptionError(f"{name} must be a whole number from {low} to {high}, got {value!r}", name)
         return value
     return check
 
@@ -162,3 +174,50 @@ def _has_socks() -> bool:
         return False
     return True
 
+
+
+def dedup(name: str, value: Any) -> Any:
+    """None, exact, or phash:D (D a whole number of bits from 0 to 32); phash needs imagehash."""
+    if value is None or value == "exact":
+        return value
+    mode, _, bits = str(value).partition(":")
+    if mode != "phash" or not bits.isdigit() or int(bits) > MAX_PHASH_DISTANCE:
+        raise OptionError(f"{name} must be exact or phash:D with D from 0 to {MAX_PHASH_DISTANCE} "
+                          f"(e.g. phash:4), got {value!r}", name)
+    if not _has_module("imagehash"):
+        raise OptionError(f"{name} {value} needs imagehash: pip install 'imgfetch[phash]'", name)
+    return f"phash:{int(bits)}"
+
+
+def directives(name: str, value: Any) -> tuple[str, ...]:
+    """X-Robots-Tag directives, as a tuple or comma-separated text; none (or nothing) for none."""
+    items = comma_list(value) if isinstance(value, str) else value
+    kept = tuple(item.strip().lower() for item in items if item.strip())
+    if kept == ("none",):
+        return ()
+    bad = [item for item in kept if not _DIRECTIVE.match(item)]
+    if bad:
+        raise OptionError(f"{name}: {bad[0]!r} is not a directive (like noai)", name)
+    return kept
+
+
+def token(name: str, value: Any) -> Any:
+    """A user-agent product token: letters, digits and . _ -, as robots rules name crawlers."""
+    if not isinstance(value, str) or not _UA_TOKEN.match(value):
+        raise OptionError(f"{name} must be a name of letters, digits, '.', '_' or '-', got {value!r}", name)
+    return value
+
+
+def http_url(name: str, value: Any) -> Any:
+    if not isinstance(value, str) or not re.match(r"^https?://[^\s;()]+$", value):
+        raise OptionError(f"{name} must be an http:// or https:// URL without spaces, ';' or brackets, "
+                          f"got {value!r}", name)
+    return value
+
+
+def _has_module(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True

@@ -25,7 +25,12 @@ RETRY_FAILED = ("all", "transient", "none")
 RECORD_FIELDS = (
     "url", "key", "line", "status", "skipped", "path", "bytes", "sha256", "format", "width", "height",
     "http_status", "final_url", "error", "error_kind", "attempts", "elapsed_s", "pid", "fetched_at",
+    "original_width", "original_height", "dup_of", "phash",
 )
+RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
+ENCODE_FORMATS = ("jpg", "png", "webp")
+OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")  # X-Robots-Tag, as img2dataset honours
+SHAPING = "resize, filters, dedup and opt-outs"  # the --help section of these options
 MAX_DEFAULT_WORKERS = 32
 WORKERS_PER_CPU = 2     # downloads wait on the network far more than they compute
 PILLOW_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
@@ -157,6 +162,50 @@ class Options:
                                 accepts=_PATH_TYPE, help="write the failed URLs in full (credentials included) to FILE, mode 0600, "
                                      "ready to feed back in; FILE is replaced when the run ends, and may not be "
                                      "the URL list itself")
+    # resize, filters, dedup and opt-outs (images/transform.py, store/dedup.py, net/optout.py)
+    resize: int | None = option(None, group=SHAPING, check=optional(_POSITIVE), metavar="N", parse=int,
+                                default_text="keep each image's size",
+                                help="resize to N pixels as --resize-mode says (a JPEG is decoded at the smallest "
+                                     "scale that still gives N); the record keeps original_width and original_height")
+    resize_mode: str | None = option(None, group=SHAPING, check=optional(one_of(RESIZE_MODES)), choices=RESIZE_MODES,
+                                     default_text="keep_ratio",
+                                     help="keep_ratio: the shorter side becomes N; keep_ratio_largest: the longer side; "
+                                          "center_crop: keep_ratio, then the middle NxN; border: the longer side, then "
+                                          "white (or, with alpha, transparent) borders to NxN; no: no resizing")
+    resize_only_if_bigger: bool = option(False, group=SHAPING, action="store_true",
+                                         help="never enlarge: leave alone an image whose side that --resize-mode "
+                                              "measures is N or less")
+    encode_format: str | None = option(None, group=SHAPING, check=optional(one_of(ENCODE_FORMATS)),
+                                       choices=ENCODE_FORMATS,
+                                       default_text="JPEG, PNG and WebP stay so; others become PNG if re-encoded",
+                                       help="format of what is saved. An image is re-encoded only when it is resized, "
+                                            "in another format, turned upright (EXIF), animated (its first frame is "
+                                            "kept) or CMYK; otherwise its bytes are saved as fetched")
+    encode_quality: int = option(95, group=SHAPING, check=checks.between(1, 100), metavar="Q", parse=int,
+                                 help="JPEG and WebP quality of re-encoded images (PNG is lossless)")
+    min_image_size: int | None = option(None, group=SHAPING, check=optional(_POSITIVE), metavar="N", parse=int,
+                                        help="refuse images whose shorter side is under N pixels: failed, error_kind "
+                                             "filtered, not retried by a re-run")
+    max_aspect_ratio: float | None = option(None, group=SHAPING, metavar="R", parse=float,
+                                            check=optional(checks.number(at_least=1)),
+                                            help="refuse images whose longer side is over R times the shorter: "
+                                                 "failed, error_kind filtered")
+    dedup: str | None = option(None, group=SHAPING, check=checks.dedup, metavar="exact|phash:D", per_url=False,
+                               help="keep the first of identical images (exact: the same sha256) or of near-identical "
+                                    "ones (phash:D: perceptual hashes at most D bits apart; pip install "
+                                    "'imgfetch[phash]'), across runs; the others are recorded as duplicate, with "
+                                    "dup_of the first's key, and their files removed")
+    disallowed_header_directives: tuple[str, ...] = option(
+        OPT_OUT_DIRECTIVES, group=SHAPING, check=checks.directives, metavar="LIST", accepts="Sequence[str] | str",
+        help="X-Robots-Tag directives that refuse an image, read before its body (for all robots, or addressed to "
+             "--user-agent-token or the --user-agent product): failed, error_kind disallowed, not retried by a "
+             "re-run. none: honour no opt-outs")
+    user_agent_token: str | None = option(None, group=SHAPING, check=optional(checks.token), metavar="NAME",
+                                          help="append '(compatible; NAME; +URL)' to --user-agent, so sites can "
+                                               "address opt-outs to NAME")
+    user_agent_url: str | None = option(None, group=SHAPING, check=optional(checks.http_url), metavar="URL",
+                                        help="the +URL with --user-agent-token: a page about your crawler and how to "
+                                             "reach you; without it, '(compatible; NAME)'")
     # input
     input_format: str | None = option(None, group="input", check=optional(one_of(INPUT_FORMATS)),
                                       choices=INPUT_FORMATS, per_url=False,
@@ -185,8 +234,19 @@ class Options:
                 raise OptionError(f"naming column:{column} needs keep_columns {column}", "naming", "keep_columns")
         if self.scheduler and self.executor != "dask":
             raise OptionError("scheduler needs executor dask", "scheduler", "executor")
+        self._check_shaping()
         if self.insecure and self.ca_bundle:
             raise OptionError("insecure and ca_bundle contradict each other; give one", "insecure", "ca_bundle")
+
+    def _check_shaping(self) -> None:
+        if self.resize is None and self.resize_mode not in (None, "no"):
+            raise OptionError(f"resize_mode {self.resize_mode} needs resize", "resize_mode", "resize")
+        if self.resize is not None and self.resize_mode == "no":
+            raise OptionError("resize and resize_mode no contradict each other; give one", "resize", "resize_mode")
+        if self.resize_only_if_bigger and self.resize is None:
+            raise OptionError("resize_only_if_bigger needs resize", "resize_only_if_bigger", "resize")
+        if self.user_agent_url and not self.user_agent_token:
+            raise OptionError("user_agent_url needs user_agent_token", "user_agent_url", "user_agent_token")
 
     def replace(self, **changes: Any) -> "Options":
         """A copy with some fields changed (validated again)."""

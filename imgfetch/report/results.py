@@ -13,7 +13,8 @@ from .summary import TOP_REASONS, Summary
 
 NOTEBOOK_EXTRA = "pip install 'imgfetch[notebook]'"
 _HTML_ROWS = 10  # records shown in a notebook's table; to_pandas() has them all
-_INTEGER_COLUMNS = ("line", "bytes", "width", "height", "http_status", "attempts", "pid")  # nullable Int64 in pandas
+_INTEGER_COLUMNS = ("line", "bytes", "width", "height", "http_status", "attempts", "pid",  # nullable Int64 in pandas
+                    "original_width", "original_height")
 
 
 class Results(list):  # type: ignore[type-arg]

@@ -74,7 +74,7 @@ class Summary:
         text = f"{status}{'=' if short else ' '}{self.counts[status]}"
         skipped = self.skipped[status]
         if skipped:
-            apart = ("earlier" if short else "from earlier runs") if status == OK else "not retried"
+            apart = "not retried" if status == FAILED else "earlier" if short else "from earlier runs"
             text += f" ({skipped} {apart})"
         return text
 

@@ -89,7 +89,7 @@ class Connections:
         if keep is None:
             await write(writer, req.method, text(400), False)
             return False
-        self.stats.begin(req.path)
+        self.stats.begin(req.path, req.headers.get("user-agent"))
         try:
             response = await self.routes.answer(req, writer)
             if response is None:

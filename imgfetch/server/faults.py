@@ -34,13 +34,14 @@ async def hang(seconds: float) -> Answer:
     return None
 
 
-async def drip(w: Writer, req: Request, found: Found, interval: float) -> None:
-    """A valid head, then the body one byte per ``interval`` s (MAX_STREAM_S in all)."""
+async def drip(w: Writer, req: Request, found: Found, interval: float,
+               extra: list[tuple[str, str]] | None = None) -> None:
+    """A valid head (with the ``extra`` headers), then the body one byte per ``interval`` s (MAX_STREAM_S in all)."""
     assert found is not None
     data, ctype = found
 
     async def trickle() -> None:
-        if await start_stream(w, req, 200, ctype_len(ctype, len(data))):
+        if await start_stream(w, req, 200, ctype_len(ctype, len(data)) + (extra or [])):
             for k in range(len(data)):
                 if k:
                     await asyncio.sleep(interval)

@@ -17,7 +17,7 @@ from urllib.parse import unquote_to_bytes
 from . import faults
 from .netmodel import MAX_LATENCY_S, NetModel
 from .stats import ServerStats
-from .synth import FORMATS, ImageSet, bomb_png, gzip_bomb
+from .synth import FORMATS, ImageSet, bomb_png, gzip_bomb, requality
 from .wire import CTL, MAX_STREAM_S, Answer, Request, query_num, resp, rst, text
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ MAX_HUGE_SIZE = 1 << 50        # largest ?size= that /huge accepts
 CORRUPT_BYTES = 2048           # random bytes after the JPEG signature on /corrupt.jpg
 TRUNCATED_TENTHS = 6           # /truncated/ serves this many tenths of the image
 JPEG_START = b"\xff\xd8\xff\xe0"  # SOI + APP0: the start of a JFIF file
+MAX_JPEG_QUALITY = 95          # highest quality /requality/ takes (Pillow advises no more)
+_SETTABLE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}")  # header names /headers/ sets from its query
+_FRAMING = ("content-type", "content-length", "transfer-encoding", "connection", "content-encoding")
 _IMG = r"(?P<i>\d{1,9})\.(?P<ext>[a-z]{3,4})"
 _ROUTES = [(re.compile(p), name) for p, name in (
     (r"/img/" + _IMG, "img"), (r"/urls\.txt", "urls"), (r"/stats", "stats"),
@@ -45,7 +48,8 @@ _ROUTES = [(re.compile(p), name) for p, name in (
     (r"/gzip/" + _IMG, "gzip"), (r"/gzip-bomb", "gzip_bomb"), (r"/html-as-jpeg", "html"),
     (r"/corrupt\.jpg", "corrupt"), (r"/truncated/" + _IMG, "truncated"),
     (r"/bomb\.png", "bomb_png"), (r"/as-text/" + _IMG, "as_text"),
-    (r"/disposition/" + _IMG, "disposition"), (r"/names/.*", "names"),
+    (r"/disposition/" + _IMG, "disposition"), (r"/headers/" + _IMG, "headers"),
+    (r"/requality/(?P<q>\d{1,3})/" + _IMG, "requality"), (r"/names/.*", "names"),
     (r"/varying/(?P<i>\d{1,9})\.(?P<ext>jpg)", "varying"))]
 
 Match = re.Match
@@ -70,6 +74,13 @@ def _credentials(req: Request) -> bytes | None:
         return base64.b64decode(token.strip(), validate=True)
     except binascii.Error:
         return None
+
+
+def _query_headers(req: Request) -> list[tuple[str, str]]:
+    """Response headers a query names (/headers/, /drip/): ``?x-robots-tag=noai``; ``|`` in a value repeats
+    the header. Names are letters, digits and '-' (so ``latency_ms`` is none), never framing headers."""
+    return [(name, part) for name, value in req.query.items() if _SETTABLE.fullmatch(name)
+            and name.lower() not in _FRAMING and not CTL.search(value) for part in value.split("|")]
 
 
 def _retry_after(req: Request) -> list[tuple[str, str]]:
@@ -185,7 +196,8 @@ class Routes:
         found = self._image(m)
         if found is None:
             return text(404)
-        await faults.drip(w, req, found, query_num(req.query, "interval", DRIP_INTERVAL_S, 0.0, MAX_STREAM_S))
+        await faults.drip(w, req, found, query_num(req.query, "interval", DRIP_INTERVAL_S, 0.0, MAX_STREAM_S),
+                          _query_headers(req))
         return None
 
     async def _r_slow_head(self, req: Request, m: Match, w: Writer) -> Answer:
@@ -252,6 +264,18 @@ class Routes:
     async def _r_disposition(self, req: Request, m: Match, w: Writer) -> Answer:
         name = req.query.get("name", "../../evil.sh")
         return self._img_resp(m, ("Content-Disposition", f'attachment; filename="{name}"'))
+
+    async def _r_headers(self, req: Request, m: Match, w: Writer) -> Answer:
+        """The image with the headers the query names: ``?x-robots-tag=noai`` sends ``X-Robots-Tag: noai``;
+        ``|`` in a value sends the header once per part. Framing headers cannot be set."""
+        return self._img_resp(m, *_query_headers(req))
+
+    async def _r_requality(self, req: Request, m: Match, w: Writer) -> Answer:
+        """The image re-encoded as a JPEG of quality Q (1-95): the same picture in other bytes."""
+        found, quality = self._image(m), int(m["q"])
+        if found is None or not 1 <= quality <= MAX_JPEG_QUALITY:
+            return text(404)
+        return resp(200, requality(found[0], quality), "image/jpeg")
 
     async def _r_varying(self, req: Request, m: Match, w: Writer) -> Answer:
         """A JPEG image whose bytes differ on every request (a comment segment counts them), like

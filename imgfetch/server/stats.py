@@ -11,7 +11,8 @@ class ServerStats:
 
     ``by_path`` excludes the query string; ``by_fault`` counts answers of the
     fault mix by kind (a request for a faulty image = one count); ``by_auth`` counts
-    the credentials ``/basic-auth/`` received: ``right``, ``wrong`` or ``none``.
+    the credentials ``/basic-auth/`` received: ``right``, ``wrong`` or ``none``; ``by_agent`` counts
+    requests by their User-Agent header.
     """
 
     def __init__(self) -> None:
@@ -27,6 +28,7 @@ class ServerStats:
             self.by_path: Counter[str] = Counter()
             self.by_fault: Counter[str] = Counter()
             self.by_auth: Counter[str] = Counter()
+            self.by_agent: Counter[str] = Counter()
             self.max_in_flight = self.in_flight
 
     def snapshot(self) -> dict[str, Any]:
@@ -35,18 +37,20 @@ class ServerStats:
             return {"requests": self.requests, "connections": self.connections,
                     "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
                     "by_path": dict(self.by_path), "by_fault": dict(self.by_fault),
-                    "by_auth": dict(self.by_auth)}
+                    "by_auth": dict(self.by_auth), "by_agent": dict(self.by_agent)}
 
     def connected(self) -> None:
         """Count a new connection."""
         with self._lock:
             self.connections += 1
 
-    def begin(self, path: str) -> None:
-        """Count a request to ``path`` that is now being answered."""
+    def begin(self, path: str, agent: str | None = None) -> None:
+        """Count a request to ``path`` (from User-Agent ``agent``) that is now being answered."""
         with self._lock:
             self.requests += 1
             self.by_path[path] += 1
+            if agent is not None:
+                self.by_agent[agent] += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 

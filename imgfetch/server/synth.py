@@ -49,6 +49,14 @@ def make_image(seed: int, i: int) -> bytes:
     return buf.getvalue()
 
 
+def requality(data: bytes, quality: int) -> bytes:
+    """The image re-encoded as a JPEG of ``quality``: the same picture, other bytes (a near-duplicate)."""
+    buf = io.BytesIO()
+    with Image.open(io.BytesIO(data)) as img:
+        img.convert("RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
 class ImageSet:
     """The ``count`` images of one seed, rendered on first use and cached (thread-safe)."""
 

@@ -3,7 +3,8 @@ locks the output folder (noreplace.py puts a file at a free name, with or withou
 locking.py holds a lock file); manifest.py appends records to the manifest, keeps the resume index
 (what earlier runs finished or failed) and compacts the manifest; errorlist.py writes --errors;
 journal.py notes images before they are recorded; outputs.py checks output paths; reading.py reads the manifest back
-(read_manifest); keys.py holds compact sets and maps of URL keys.
+(read_manifest); keys.py holds compact sets and maps of URL keys; dedup.py decides which images
+are copies of earlier ones (--dedup), nearhash.py finds near perceptual hashes.
 
 May import: imgfetch.errors, imgfetch.records
 """

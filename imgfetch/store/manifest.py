@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from ..errors import DiskFull, OutputError
-from ..records import FAILED, OK, SKIPPED, FetchResult
+from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
 from .keys import KeyMap
 from .locking import FileLock
 from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
@@ -30,8 +30,9 @@ FALLOC_FL_KEEP_SIZE = 1  # from linux/falloc.h: allocate without changing the fi
 
 
 class DoneIndex:
-    """What earlier runs did: for each URL key whose newest record is ok or failed, the byte offset
-    of that record in the manifest (24 bytes a URL; the record is re-read on demand)."""
+    """What earlier runs did: for each URL key whose newest record is ok, failed or a copy of an earlier
+    image (--dedup), the byte offset of that record in the manifest (24 bytes a URL; the record is
+    re-read on demand)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -47,11 +48,12 @@ class DoneIndex:
             digest, status = key_digest(record), record.get("status")
             if digest is None:
                 log.warning("%s:%d: record without a valid key ignored", self.path, number)
-            elif status in (OK, SKIPPED) and isinstance(record.get("path"), str) or status == FAILED:
+            elif (status in (OK, SKIPPED) and isinstance(record.get("path"), str) or status == FAILED
+                  or status == DUPLICATE and isinstance(record.get("dup_of"), str)):  # a copy (--dedup)
                 self._offsets[digest] = offset
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The key's newest ok or failed record (an older manifest's "skipped" read as ok), or None."""
+        """The key's newest ok, failed or copy record (an older manifest's "skipped" read as ok), or None."""
         offset = self._offsets.get(bytes.fromhex(key))
         if offset is None:
             return None

@@ -69,9 +69,10 @@ def record_at(handle: IO[bytes], offset: int) -> dict[str, Any]:
 
 
 def _group(record: dict[str, Any]) -> bytes | None:
-    """What makes records 'the same URL': the key; a duplicate line is its own (key, line)."""
+    """What makes records 'the same URL': the key; a duplicate line is its own (key, line). A copy of an
+    earlier image (--dedup, with dup_of) is its URL's outcome, so it goes by the key."""
     digest = key_digest(record)
-    if digest is not None and record.get("status") == DUPLICATE:
+    if digest is not None and record.get("status") == DUPLICATE and not record.get("dup_of"):
         return hashlib.blake2b(digest + str(record.get("line")).encode(), digest_size=DIGEST_BYTES).digest()
     return digest
 
