@@ -34,13 +34,15 @@ async def hang(seconds: float) -> Answer:
     return None
 
 
-async def drip(w: Writer, req: Request, found: Found, interval: float) -> None:
-    """A valid head, then the body one byte per ``interval`` s (MAX_STREAM_S in all)."""
+async def drip(w: Writer, req: Request, found: Found, interval: float, length: bool = True) -> None:
+    """A valid head, then the body one byte per ``interval`` s (MAX_STREAM_S in all); without
+    ``length``, no Content-Length: the body ends when the connection closes."""
     assert found is not None
     data, ctype = found
+    head = ctype_len(ctype, len(data)) if length else [("Content-Type", ctype)]
 
     async def trickle() -> None:
-        if await start_stream(w, req, 200, ctype_len(ctype, len(data))):
+        if await start_stream(w, req, 200, head):
             for k in range(len(data)):
                 if k:
                     await asyncio.sleep(interval)
