@@ -3,7 +3,7 @@
 ``install()`` puts ``getaddrinfo`` in place of ``socket.getaddrinfo`` in this process; as a pool's
 ``initializer`` it does so in every worker process. Every ``*.test`` name is 127.0.0.1, except:
 ``never-*.test`` never answers (for HANG_S, then a temporary failure), ``gone-*.test`` does not exist,
-and the names in ADDRESSES have the addresses listed there, in that order. The real resolver
+``again-*.test`` fails at once as a resolver does when it cannot answer now, and the names in ADDRESSES have the addresses listed there, in that order. The real resolver
 answers every other name (``localhost``, IP addresses).
 """
 from __future__ import annotations
@@ -28,6 +28,8 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
     if host.startswith("gone-"):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    if host.startswith("again-"):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
     return [info for address in ADDRESSES.get(host, ["127.0.0.1"])
             for info in REAL(address, port, socket.AF_INET, socket.SOCK_STREAM, proto, socket.AI_NUMERICHOST)]
 

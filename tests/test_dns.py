@@ -46,6 +46,12 @@ def test_a_missing_host_is_looked_up_once_and_not_found(server, tmp_path, names)
     assert fake_dns.LOOKED_UP == [f"gone-{names}"]  # the failure is cached (briefly)
 
 
+def test_a_resolver_failing_now_is_retried_and_said_so(server, tmp_path, names):
+    result = fetch(f"http://again-{names}:{server.port}/img/0.jpg", tmp_path, **{**FAST, "retries": 2})
+    assert (result.error, result.error_kind) == ("DNS lookup failed: temporary failure in name resolution", "dns")
+    assert result.attempts == 3  # unlike a name that does not exist, this may pass
+
+
 def test_answers_are_cached_per_process(server, tmp_path, names):
     urls = [f"http://h{i % 2}-{names}:{server.port}{server.images.path(i)}" for i in range(12)]
     results = [fetch(url, tmp_path, **FAST) for url in urls]  # a new connection each: fetch() keeps none

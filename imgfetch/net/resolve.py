@@ -5,7 +5,8 @@ the C library retries (often 5-30 s). So lookups run on a few daemon threads of 
 own (at most RESOLVER_THREADS, one lookup per name at a time), and a caller waits only as long
 as its deadline allows, then fails with ``DNSTimeout``. A lookup that outlives its callers goes
 on in its thread and fills the cache; one nobody waits for any more is dropped before it starts.
-Answers are kept ANSWER_TTL_S, failures FAILURE_TTL_S, for at most CACHE_NAMES names.
+Answers are kept ANSWER_TTL_S, names that do not exist FAILURE_TTL_S, other failures
+TRANSIENT_TTL_S, for at most CACHE_NAMES names.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from typing import Any, Callable
 RESOLVER_THREADS = 16  # lookups in progress at once per process (each blocks a thread)
 CACHE_NAMES = 4096     # (name, port, family) answers kept per process
 ANSWER_TTL_S = 60.0    # how long an answer is reused (getaddrinfo does not tell the record's TTL)
-FAILURE_TTL_S = 10.0   # how long a failed lookup is answered from the cache
+FAILURE_TTL_S = 10.0   # how long "no such name" is answered from the cache
+TRANSIENT_TTL_S = 1.0  # ... and any other failure (the resolver's own), so that a retry soon asks again
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 WAIT_SLICE_S = 0.05    # a waiting caller checks this often whether its download was cut
 
 AddrInfo = tuple[Any, ...]  # one of getaddrinfo's (family, type, proto, canonname, sockaddr)
@@ -153,7 +156,10 @@ class Resolver:
     def _remember(self, lookup: _Lookup) -> None:
         """Cache a finished lookup (the caller holds the lock)."""
         del self._pending[lookup.key]
-        ttl = ANSWER_TTL_S if lookup.error is None else FAILURE_TTL_S
+        if lookup.error is None:
+            ttl = ANSWER_TTL_S
+        else:
+            ttl = FAILURE_TTL_S if lookup.error[0] in _NO_SUCH_NAME else TRANSIENT_TTL_S
         self._cache[lookup.key] = (time.monotonic() + ttl, lookup)
         self._cache.move_to_end(lookup.key)
         while len(self._cache) > CACHE_NAMES:
