@@ -1,11 +1,17 @@
 """--max-time: one cap on everything a URL may take, whatever the server does."""
 from __future__ import annotations
 
+import socket
+import threading
 import time
+import uuid
 
 import pytest
 
-from imgfetch import download, fetch
+import fake_dns
+from imgfetch import Options, download, fetch
+from imgfetch.net.fetcher import CANCELLED_ERROR, Fetcher
+from imgfetch.net.watchdog import Watchdog
 
 # A per-read timeout far longer than the cap: only --max-time can end these in time.
 CAP = dict(timeout=5.0, max_time=1.0, retries=3, backoff=0.05)
@@ -58,3 +64,101 @@ def test_hangs_in_a_list_end_within_the_cap_through_the_pool(server, tmp_path):
     assert time.monotonic() - started < 3.5
     assert sum(r.status == "ok" for r in results) == 20
     assert all("--max-time 1 s" in r.error for r in results if r.status != "ok")
+
+
+def test_a_body_without_a_length_is_cut_at_the_cap(server, tmp_path):
+    # Connection: close and no Content-Length: http.client hands the socket to the response, and the body
+    # ends only when the server closes. A byte a second: only the watchdog can end it at 1.2 s.
+    started = time.monotonic()
+    result = fetch(server.url("/drip/0.jpg?interval=1&close=1"), tmp_path, timeout=5.0, max_time=1.2, retries=0)
+    took = time.monotonic() - started
+    assert result.error == "timed out: download took longer than --max-time 1.2 s"
+    assert 1.1 < took < 1.5
+
+
+def test_a_stop_cuts_a_body_without_a_length_at_once(server):
+    stop = threading.Event()
+    fetcher = Fetcher(Options(timeout=5.0, max_time=10.0, retries=0), stop)
+    done: list = []
+    thread = threading.Thread(target=lambda: done.append(fetcher.fetch(server.url("/drip/1.png?interval=2&close=1"))))
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.3)
+    stop.set()
+    thread.join(5)
+    assert time.monotonic() - started < 0.7  # not at the next byte, 2 s in
+    assert done[0].error == CANCELLED_ERROR and done[0].body is None
+
+
+def test_a_redirect_to_a_dead_host_never_cuts_another_threads_download(server, monkeypatch):
+    # Thread A follows a redirect from the server to a host whose lookup hangs; the connection of its first
+    # hop went back to the pool, and thread B, busy with a slow answer, has taken it. A's deadline passes.
+    monkeypatch.setattr(socket, "getaddrinfo", fake_dns.getaddrinfo)
+    fetcher = Fetcher(Options(timeout=5.0, max_time=0.6, retries=0, threads=4))
+    hop = server.url(f"/redirect-to?url=http://never-{uuid.uuid4().hex[:8]}.test/a.jpg")
+    results: dict[str, object] = {}
+    a = threading.Thread(target=lambda: results.update(a=fetcher.fetch(hop)))
+    a.start()
+    deadline = time.monotonic() + 2
+    while not any(name.startswith("never-") for name in fake_dns.LOOKED_UP) and time.monotonic() < deadline:
+        time.sleep(0.01)  # A is on its second hop now, its first connection idle in the pool
+    slow = Fetcher(Options(timeout=5.0, max_time=5.0, retries=0, threads=4))  # B: a budget of its own ...
+    slow.adapter = fetcher.adapter  # ... but A's pool, so the connection A let go of
+    b = threading.Thread(target=lambda: results.update(b=slow.fetch(server.url("/img/0.jpg?latency_ms=900"))))
+    b.start()
+    a.join(5)
+    b.join(5)
+    assert results["b"].error is None and results["b"].body == server.image_bytes(0)
+    assert results["a"].error_kind == "dns"
+
+
+class OnceSlow:
+    """Its first connection gets no answer; every later one gets ``body`` (loopback, bounded)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.port = self.listener.getsockname()[1]
+        self.answer = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        held = []
+        for n in range(4):
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                break
+            held.append(conn)
+            if n:
+                conn.recv(65536)
+                time.sleep(0.1)  # the client waits for the answer, as it mostly does
+                conn.sendall(self.answer)
+        for conn in held:
+            conn.close()
+
+    def __enter__(self) -> "OnceSlow":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+        self.thread.join(6)
+
+
+def test_a_retry_after_a_deadline_gets_a_deadline_of_its_own(server, tmp_path, monkeypatch):
+    # The watchdog may tick at any moment; here it ticks right after each arm. A retry armed with the
+    # attempt before's deadline (already past) would be cut before it starts.
+    arm = Watchdog.arm
+
+    def arm_then_tick(self, deadline, stop=None):
+        entry = arm(self, deadline, stop)
+        if entry.due(time.monotonic()):
+            entry.fire()
+        return entry
+
+    monkeypatch.setattr(Watchdog, "arm", arm_then_tick)
+    with OnceSlow(server.image_bytes(0)) as slow:
+        result = fetch(f"http://127.0.0.1:{slow.port}/0.jpg", tmp_path, timeout=5.0, deadline=0.4, max_time=5.0,
+                       retries=1, backoff=0.01)
+    assert (result.status, result.attempts) == ("ok", 2)

@@ -95,6 +95,9 @@ def report(run: Any, args: argparse.Namespace) -> str:
     lines = [f"done: {summary.line()}"]
     if summary.reasons:
         lines += ["failures:", *summary.reason_lines(TOP_REASONS)]
+    advice = summary.dns_advice()
+    if advice:
+        lines.append(advice)
     lines.append(f"manifest: {run.manifest_path}")
     failed = summary.counts["failed"]
     if failed:

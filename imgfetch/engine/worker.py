@@ -42,6 +42,7 @@ from ..records import CANCELLED, FAILED, OK, FetchResult, Task
 from ..urls import mask_url
 from ..store.files import ignore_file_size_signal, target_name, write_atomic
 from ..store.journal import save_notes
+from ..net.limits import raise_open_files_limit
 from ..net.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -187,10 +188,10 @@ class _Worker:
 
 def _own_process(opts: Options) -> None:
     """Settings for a process that is ours alone (a pool worker): global state may be set."""
-    # Our own --max-pixels check decides; Pillow's global limit (which some decoders check on
-    # their own, e.g. WebP and TIFF) must not pre-empt a larger --max-pixels. It stays as a
-    # backstop. An in-process fetch() leaves the global alone.
+    # Our own --max-pixels check decides; Pillow's global limit (which some decoders check on their own, e.g.
+    # WebP and TIFF) must not pre-empt a larger --max-pixels. It stays as a backstop. fetch() leaves it alone.
     Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, opts.max_pixels)
+    raise_open_files_limit()  # room for idle connections to many hosts; before the Fetcher sizes its budget
     if opts.insecure:  # the parent warns once for the run, not once per URL
         warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
@@ -207,8 +208,8 @@ class _RunState:
     def __init__(self, opts: Options, tmp: str) -> None:
         self.opts, self.pid = opts, os.getpid()
         self.stop = MarkerFlag(tmp)
-        self.fetcher = Fetcher(opts, self.stop)
         _own_process(opts)
+        self.fetcher = Fetcher(opts, self.stop)
 
 
 RUNS_KEPT = 4  # runs a Dask worker process keeps a fetcher for (runs may share a cluster)

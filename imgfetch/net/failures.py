@@ -13,13 +13,15 @@ from typing import Callable, Iterator
 import requests
 import urllib3.exceptions as u3
 
+from .resolve import DNSTimeout
+
 SHORT_CHARS = 100  # longest part of an exception's text quoted in an error message
 
 ERROR_KINDS = {
     "http": "the server answered with an HTTP error status (404, 500, ...)",
     "timeout": "no answer in --timeout, or the URL took longer than --max-time / --deadline",
     "connection": "refused, reset or closed before the whole body arrived",
-    "dns": "the host name does not resolve",
+    "dns": "the host name does not resolve, or the resolver did not answer in time",
     "tls": "the TLS handshake or certificate check failed",
     "proxy": "the proxy refused or failed",
     "protocol": "a malformed HTTP answer (bad headers, conflicting lengths, bad encoding)",
@@ -106,7 +108,13 @@ def _reaching_the_server(has: Finder, timeout: float, got: int) -> Verdict | Non
         return "connection refused", "connection", True
     if has(ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
         return "connection reset by the server" + (f" after {got:,} bytes" if got else ""), "connection", True
-    if has(u3.NameResolutionError, socket.gaierror):
+    late = has(DNSTimeout)
+    if late is not None:
+        return str(late), "dns", True  # "DNS lookup of HOST timed out after 2.0 s"
+    lookup = has(socket.gaierror)
+    if lookup is not None and getattr(lookup, "errno", None) == socket.EAI_AGAIN:  # the resolver failed, not the name
+        return "DNS lookup failed: temporary failure in name resolution", "dns", True
+    if lookup is not None or has(u3.NameResolutionError):
         return "host not found", "dns", False
     connect = has(requests.exceptions.ConnectTimeout, u3.ConnectTimeoutError)
     if connect is not None and not isinstance(connect, u3.NewConnectionError):  # a subclass, for history's sake

@@ -10,24 +10,26 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from .adapter import WatchedAdapter
 from .auth import hop_authorization
 from .budget import Budget, parse_retry_after, retry_wait
 from .failures import Failure, describe, transient_status
-from .limits import idle_pools
+from .limits import idle_budget
 from ..options import Options
 from .optout import refuse_opted_out
 from .session import ProxyConfig, ca_verify, prepared_get, request_headers
 from .session import drops_user_headers as _drops_user_headers  # the name tests and older callers use
 from ..urls import mask_url
-from .watchdog import Armed, WatchedAdapter, Watchdog
+from .watchdog import Armed, Watchdog
 
 __all__ = ["CANCELLED_ERROR", "Download", "Fetcher", "ProxyConfig", "StopFlag", "_drops_user_headers"]
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024    # bytes read from the socket at a time
 CANCELLED_ERROR = "cancelled"
-IDLE_POOLS = 64       # hosts whose idle keep-alive connections a process keeps
 MIN_POOL_SIZE = 2     # idle connections kept per host, even with one thread
+DRAIN_BYTES = 64 * 1024  # a redirect's or an error's body up to this size is read, so its connection is reused
+DRAIN_WAIT_S = 0.05   # ... if it arrives within this time; else the connection is closed
 MIN_WAIT_S = 0.01     # shortest socket timeout, when the attempt's time is all but gone
 HTTP_OK = 200         # the only status whose body is taken as the image
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -58,9 +60,10 @@ class Fetcher:
     requests is used leanly: a prepared request goes straight to the adapter, so cookies,
     environment settings and redirect resolution are not redone on every call (redirects are
     followed by hand, proxies resolved once per host, credentials from the URL or netrc added
-    per hop by ``auth``). The adapter keeps at most
-    ``opts.threads`` idle connections per host and IDLE_POOLS hosts, so a list spread over
-    thousands of hosts does not run out of file descriptors (fewer hosts where the limit is low).
+    per hop by ``auth``). The adapter (``net.adapter``) keeps idle connections by one budget
+    over all hosts, drawn from the open-files limit (``limits.idle_budget``), at most
+    ``opts.threads`` of them to one host, so a list spread over thousands of hosts neither runs
+    out of file descriptors nor reconnects to hosts it still uses.
     """
 
     def __init__(self, opts: Options, stop: StopFlag | None = None) -> None:
@@ -68,8 +71,7 @@ class Fetcher:
         self.stop = stop
         self.proxies = ProxyConfig(opts.proxy)
         self.verify = ca_verify(opts)
-        self.adapter = WatchedAdapter(pool_connections=idle_pools(opts.threads, IDLE_POOLS),
-                                      pool_maxsize=max(MIN_POOL_SIZE, opts.threads), max_retries=0)
+        self.adapter = WatchedAdapter(idle_budget(opts.threads), max(MIN_POOL_SIZE, opts.threads))
         # _bare_headers: for hops that must not see the user's headers
         self._headers, self._bare_headers = request_headers(opts)
         self._user_auth = "authorization" in CaseInsensitiveDict(dict(opts.headers))
@@ -82,6 +84,7 @@ class Fetcher:
         try:
             while True:
                 attempts += 1
+                budget.start_attempt()  # first: the watchdog must never see the previous attempt's deadline
                 armed = dog.arm(budget.attempt_end, self.stop)
                 try:
                     body, status, final_url, ctype = self._attempt(url, budget, armed)
@@ -125,8 +128,6 @@ class Fetcher:
 
     def _attempt(self, url: str, budget: Budget, armed: Armed) -> tuple[bytes, int, str, str | None]:
         opts = self.opts
-        budget.start_attempt()
-        armed.deadline = budget.attempt_end
         seen = {url}
         current, headers = url, self._headers
         origin = previous = urlsplit(url)
@@ -143,7 +144,7 @@ class Fetcher:
                     return self._read(resp, current, budget, armed)
                 target = self._redirect_target(resp, current, seen)
             finally:
-                resp.close()
+                _release(resp)
             if opts.headers and headers is self._headers and _drops_user_headers(origin, urlsplit(target)):
                 headers = self._bare_headers  # never leak Authorization or cookies to another host or to plain http
             seen.add(target)
@@ -180,9 +181,10 @@ class Fetcher:
                  got: int = 0) -> Failure:
         if self._stopping():
             return Failure(CANCELLED_ERROR, "cancelled", transient=False, status=status, final_url=url)
-        if armed.fired or time.monotonic() >= budget.attempt_end:
-            return budget.overrun(url, status)
-        return describe(exc, self.opts.timeout, url, status=status, got=got)
+        failure = describe(exc, self.opts.timeout, url, status=status, got=got)
+        if failure.kind != "dns" and (armed.fired or time.monotonic() >= budget.attempt_end):
+            return budget.overrun(url, status)  # a DNS lookup that ran out of time says so itself
+        return failure
 
     def _read(self, resp: requests.Response, url: str, budget: Budget,
               armed: Armed) -> tuple[bytes, int, str, str | None]:
@@ -213,6 +215,8 @@ class Fetcher:
                     raise Failure(CANCELLED_ERROR, "cancelled", transient=False, status=HTTP_OK, final_url=url)
                 chunk = raw.read1(CHUNK, decode_content=True)
                 if not chunk:
+                    if armed.fired:  # the watchdog shut the socket: a body without a length just ends there
+                        raise self._failure(TimeoutError("cut"), budget, armed, url, status=HTTP_OK, got=total)
                     break
                 total += len(chunk)
                 if total > opts.max_bytes:
@@ -227,3 +231,17 @@ class Fetcher:
             raise Failure("empty response (HTTP 200 with no body)", "empty", transient=False, status=HTTP_OK,
                           final_url=url)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _release(resp: requests.Response) -> None:
+    """Close an answer whose body is not wanted (a redirect, an error), first reading a small body that
+    arrives at once, so that its connection goes back to the pool instead of being closed."""
+    raw, length = resp.raw, resp.headers.get("Content-Length", "")
+    sock = getattr(raw.connection, "sock", None)
+    if sock is not None and length.isdigit() and int(length) <= DRAIN_BYTES:
+        try:
+            sock.settimeout(DRAIN_WAIT_S)  # the next request on this connection sets its own timeout
+            raw.drain_conn()  # returns the connection to the pool once the body is read whole
+        except Exception:  # noqa: BLE001 - whatever went wrong, close() below closes the connection
+            pass
+    resp.close()

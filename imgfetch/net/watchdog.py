@@ -2,12 +2,18 @@
 
 Socket timeouts bound each read, not the sum of reads: a server that sends one header byte
 every few seconds never trips them. So each download thread arms the watchdog with its
-deadline, the HTTP connection it uses attaches itself when it starts waiting for the
-response, and one thread per process shuts down the socket of any download past its
+deadline, and one thread per process shuts down the socket of any download past its
 deadline. The blocked read then returns at once and the fetch fails as timed out. The same
 mechanism aborts every download at once when a run is stopped: all of a process's
 (``abort_all``), or those armed with a stop flag that is now set (a Dask worker process
 serves many runs, and only one of them is stopping).
+
+Which socket: the connection is attached when the thread takes it from the pool (or opens it),
+its socket captured as it connects and again as TLS wraps it, and both are forgotten when the
+connection goes back to the pool, where another thread may take it. The captured socket still
+works after http.client lets go of it (a ``Connection: close`` answer hands its socket to the
+response), so such a body is cut on time too. Waits with no socket yet (a DNS lookup, a
+connect in progress) poll ``fired()`` instead.
 """
 from __future__ import annotations
 
@@ -16,10 +22,6 @@ import socket
 import threading
 import time
 from typing import Any
-
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 TICK_S = 0.05  # how late past its deadline a download may be cut
 _CREATE_LOCK = threading.Lock()
@@ -34,14 +36,22 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-class Armed:
-    """One download's deadline and the connection it is waiting on."""
+def _shut(sock: Any) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, AttributeError):
+        pass  # already closed (a closed socket's descriptor is -1, so no other socket is hit)
 
-    __slots__ = ("deadline", "conn", "fired", "stop")
+
+class Armed:
+    """One download's deadline, the connection it holds and the socket it reads."""
+
+    __slots__ = ("deadline", "conn", "sock", "fired", "stop")
 
     def __init__(self, deadline: float, stop: Any = None) -> None:
         self.deadline = deadline
         self.conn: Any = None
+        self.sock: Any = None
         self.fired = False
         self.stop = stop  # anything with is_set(): set means cut this download now
 
@@ -52,12 +62,12 @@ class Armed:
         self.fired = True
         # ``sock`` is a public attribute of http.client connections (urllib3's too). Shutting the
         # socket down is the only way to wake a thread blocked reading it from another thread.
-        sock = getattr(self.conn, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        current = getattr(self.conn, "sock", None)
+        captured = self.sock
+        if current is not None:
+            _shut(current)
+        if captured is not None and captured is not current:
+            _shut(captured)
 
 
 class Watchdog:
@@ -93,11 +103,31 @@ class Watchdog:
         self._armed.pop(threading.get_ident(), None)
 
     def attach(self, conn: Any) -> None:
+        """This thread now holds ``conn``: capture its socket (a new one has none until it connects)."""
         entry = self._armed.get(threading.get_ident())
         if entry is not None:
-            entry.conn = conn
+            entry.conn, entry.sock = conn, getattr(conn, "sock", None)
             if entry.fired:
                 entry.fire()
+
+    def capture(self, sock: Any) -> None:
+        """This thread's connection now reads ``sock`` (connected, or wrapped in TLS before its handshake)."""
+        entry = self._armed.get(threading.get_ident())
+        if entry is not None:
+            entry.sock = sock
+            if entry.fired:
+                entry.fire()
+
+    def detach(self, conn: Any) -> None:
+        """``conn`` goes back to the pool: never shut it for this thread again."""
+        entry = self._armed.get(threading.get_ident())
+        if entry is not None and entry.conn is conn:
+            entry.conn = entry.sock = None
+
+    def fired(self) -> bool:
+        """Whether this thread's download has been cut (past its deadline, or stopped)."""
+        entry = self._armed.get(threading.get_ident())
+        return entry is not None and (entry.fired or entry.due(time.monotonic()))
 
     def abort_all(self) -> None:
         """Cut every download now and any armed later (the run is stopping)."""
@@ -112,42 +142,3 @@ class Watchdog:
             for entry in list(self._armed.values()):
                 if entry.due(now):
                     entry.fire()
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def getresponse(self) -> Any:  # type: ignore[override]
-        Watchdog.get().attach(self)
-        return super().getresponse()
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def getresponse(self) -> Any:  # type: ignore[override]
-        Watchdog.get().attach(self)
-        return super().getresponse()
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection  # urllib3's documented hook for a pool's connection class
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-# Installed as a PoolManager's ``pool_classes_by_scheme``: a plain (not underscored) attribute,
-# and the only way to choose the pool classes, since requests builds its managers itself.
-_WATCHED = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class WatchedAdapter(HTTPAdapter):
-    """requests' adapter whose connections (direct or through an HTTP proxy) report to the watchdog."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS pools have their own classes; socket timeouts still apply
-            manager.pool_classes_by_scheme = dict(_WATCHED)
-        return manager

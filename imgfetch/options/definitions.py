@@ -100,8 +100,8 @@ class Options:
                                   "redirect hops, backoff and Retry-After waits. A retry that cannot fit in what is "
                                   "left is not started, and a Retry-After longer than what is left fails the URL at once")
     timeout: float = option(10.0, group="network", check=_SECONDS, metavar="S", parse=float,
-                            help="seconds to connect, and to wait for each piece of data; a timed-out attempt is "
-                                 "retried within --max-time")
+                            help="seconds to connect (the DNS lookup included, over all of a host's addresses), "
+                                 "and to wait for each piece of data; a timed-out attempt is retried within --max-time")
     deadline: float | None = option(None, group="network", check=optional(_SECONDS), metavar="S", parse=float,
                                     default_text="no limit but --max-time",
                                     help="seconds one attempt may take, however slowly bytes drip; one that takes "

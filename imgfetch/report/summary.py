@@ -10,6 +10,7 @@ from ..records import FAILED, INVALID, OK, STATUSES, FetchResult
 MAX_REASONS = 1000  # distinct reasons kept; the rest are counted as "other reasons"
 OTHER = "other reasons"
 TOP_REASONS = 5  # failure reasons shown by default, commonest first
+DNS_SHARE = 0.05  # above this share of the URLs fetched failing in DNS, the summary points at the resolver
 _MB = 1e6  # decimal megabytes, as human_bytes counts
 # Parts of a message that differ from URL to URL and would split one reason into many.
 _VARYING = (
@@ -18,6 +19,7 @@ _VARYING = (
     (re.compile(r"\(\d+ bytes not processed\)"), "(N bytes not processed)"),
     # whether the retries or the --max-time budget ran out first is the same failure to a person
     (re.compile(r"; gave up after \d+ attempts?: no time left in --max-time [\d.]+ s$"), ""),
+    (re.compile(r"^DNS lookup of \S+ timed out after [\d.]+ s"), "DNS lookup timed out"),
 )
 
 
@@ -44,6 +46,7 @@ class Summary:
     bytes: int = 0
     seconds: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
+    dns_failed: int = 0  # URLs this run fetched that failed in DNS
 
     def add(self, result: FetchResult) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
@@ -53,6 +56,8 @@ class Summary:
             self.bytes += result.bytes
         if result.status == FAILED:
             self.failures[result.error_kind, result.http_status] += 1
+            if result.error_kind == "dns" and not result.skipped:
+                self.dns_failed += 1
         if result.status in (FAILED, INVALID):
             reason = failure_reason(result.status, result.error)
             if reason not in self.reasons and len(self.reasons) >= MAX_REASONS:
@@ -110,9 +115,21 @@ class Summary:
                          f"({left:,} URL{'s' if left > 1 else ''}); the manifest has each one")
         return lines
 
+    def dns_advice(self) -> str | None:
+        """What to do when more than DNS_SHARE of the URLs fetched failed to look up their host; else None."""
+        fetched = self.counts[OK] + self.counts[FAILED] - self.skipped[OK] - self.skipped[FAILED]
+        if not self.dns_failed or self.dns_failed <= DNS_SHARE * fetched:
+            return None
+        return (f"DNS: {self.dns_failed:,} of {fetched:,} URLs ({self.dns_failed / fetched:.0%}) failed to look up "
+                "their host, which usually means the resolver is struggling:\n"
+                "  a local caching resolver (systemd-resolved, dnsmasq, unbound) or fewer --threads helps")
+
     def report(self, n: int = TOP_REASONS) -> str:
-        """The counts line, then the commonest failure reasons."""
+        """The counts line, then the commonest failure reasons, and the resolver advice if DNS failed often."""
         lines = [self.line()]
         if self.reasons:
             lines += ["failures:", *self.reason_lines(n)]
+        advice = self.dns_advice()
+        if advice:
+            lines.append(advice)
         return "\n".join(lines)

@@ -35,13 +35,15 @@ async def hang(seconds: float) -> Answer:
 
 
 async def drip(w: Writer, req: Request, found: Found, interval: float,
-               extra: list[tuple[str, str]] | None = None) -> None:
-    """A valid head (with the ``extra`` headers), then the body one byte per ``interval`` s (MAX_STREAM_S in all)."""
+               extra: list[tuple[str, str]] | None = None, length: bool = True) -> None:
+    """A valid head (with the ``extra`` headers), then the body one byte per ``interval`` s (MAX_STREAM_S
+    in all); without ``length``, no Content-Length: the body ends when the connection closes."""
     assert found is not None
     data, ctype = found
+    head = ctype_len(ctype, len(data)) if length else [("Content-Type", ctype)]
 
     async def trickle() -> None:
-        if await start_stream(w, req, 200, ctype_len(ctype, len(data)) + (extra or [])):
+        if await start_stream(w, req, 200, head + (extra or [])):
             for k in range(len(data)):
                 if k:
                     await asyncio.sleep(interval)

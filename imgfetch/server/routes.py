@@ -196,8 +196,9 @@ class Routes:
         found = self._image(m)
         if found is None:
             return text(404)
-        await faults.drip(w, req, found, query_num(req.query, "interval", DRIP_INTERVAL_S, 0.0, MAX_STREAM_S),
-                          _query_headers(req))
+        interval = query_num(req.query, "interval", DRIP_INTERVAL_S, 0.0, MAX_STREAM_S)
+        await faults.drip(w, req, found, interval, _query_headers(req),
+                          length=req.query.get("close") != "1")  # ?close=1: no length
         return None
 
     async def _r_slow_head(self, req: Request, m: Match, w: Writer) -> Answer:
