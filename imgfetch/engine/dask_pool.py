@@ -111,6 +111,10 @@ class DaskPool:
                                columns=task.columns)
         return record
 
+    def wake(self) -> None:
+        """Make a poll() in progress return now (from any thread): None is no future, so it yields nothing."""
+        self.finished.put(None)
+
     def drain(self) -> None:
         """Stop handing out tasks. The client cannot tell queued from running tasks, so all in
         flight (at most IN_FLIGHT_PER_THREAD per Dask thread) get the grace period."""

@@ -25,6 +25,7 @@ from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FAILED, FetchResult, Task
 from ..urls import mask_url
+from .waker import Waker
 from .worker import worker_main
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class LocalPool:
         self.suspects: deque[Task] = deque()
         self.startup_deaths = 0
         self.stopping = False
+        self.waker = Waker()  # wake(): a poll() in progress returns at once
 
     def _spawn(self, quarantine: bool = False) -> _Worker:
         if quarantine:
@@ -134,7 +136,10 @@ class LocalPool:
         # it sent has been read.
         by_conn = {worker.conn: worker for worker in (*self.workers, *self.quarantine)}
         done: list[Done] = []
-        for ready in wait(list(by_conn), timeout):
+        for ready in wait([*by_conn, self.waker], timeout):
+            if ready is self.waker:
+                self.waker.clear()
+                continue
             worker = by_conn[ready]
             if not worker.gone and not self._receive(worker, done):
                 self._died(worker, done)
@@ -212,6 +217,10 @@ class LocalPool:
             self.quarantine.append(worker)
             worker.give([self.suspects.popleft()])
 
+    def wake(self) -> None:
+        """Make a poll() in progress return now (from any thread): there is new work."""
+        self.waker.set()
+
     def drain(self) -> None:
         """Stop: no new tasks; queued ones come back cancelled; in-flight ones go on."""
         self.stopping = True
@@ -230,6 +239,7 @@ class LocalPool:
             worker.send(("exit",))
         self._reap(everyone)
         self.workers, self.quarantine = [], []
+        self.waker.close()
 
     @staticmethod
     def _reap(workers: Iterable[_Worker]) -> None:
