@@ -221,8 +221,8 @@ def test_bench_end_to_end_classic_rows_json_and_chart(tmp_path, capsys, small_de
     assert any(line.startswith("effic.    speedup / conc") for line in table)
     assert re.search(r"^  ProcessPoolExecutor\(2\)\.map, chunksize=2 +\d+: \d+", out, re.M)  # its PIDs
     assert "recommendation: imgfetch get --workers" in out
-    assert re.search(r"^Bursts of 10 URLs \(5 each way, \d+ x \d+\): a warm imgfetch\.Downloader took \d+ ms a burst, "
-                     r"a fresh download\(\) \d+ ms \(\d+\.\dx\)", out, re.M)
+    assert re.search(r"^Bursts of 10 URLs \(5 each way, \d+ x \d+\): a warm imgfetch\.Downloader took \d+ ms a burst,\n"
+                     r"  a fresh download\(\) \d+ ms \(\d+\.\dx\)", out, re.M)
 
     data = json.loads(report.read_text())
     assert len(data["bursts"]["warm_downloader_s"]) == len(data["bursts"]["fresh_download_s"]) == 5

@@ -61,7 +61,8 @@ def measure_bursts(urls: Sequence[str], opts: Options, folder: Path) -> BurstNot
 
 
 def format_bursts(note: BurstNote) -> str:
-    """One line: the medians side by side, and the ratio."""
+    """Two lines, as the advice's: the medians side by side, the ratio, and why."""
     return (f"Bursts of {BURST} URLs ({len(note.warm_s)} each way, {note.workers} x {note.threads}): a warm "
-            f"imgfetch.Downloader took {note.warm * 1000:.0f} ms a burst, a fresh download() {note.fresh * 1000:.0f} ms "
-            f"({note.fresh / note.warm:.1f}x): the Downloader's workers start once and wait between bursts.")
+            f"imgfetch.Downloader took {note.warm * 1000:.0f} ms a burst,\n  a fresh download() "
+            f"{note.fresh * 1000:.0f} ms ({note.fresh / note.warm:.1f}x): the Downloader's processes start once and "
+            f"wait between bursts.")
