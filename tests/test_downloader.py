@@ -106,7 +106,8 @@ def test_shutdown_waits_and_cancel_futures_drops_what_is_queued(server, tmp_path
     d.shutdown(wait=True, cancel_futures=True)
     assert all(f.done() for f in futures)
     kept = [f for f in futures if not f.cancelled()]
-    assert len(kept) == 3 and all(f.result().status == "ok" for f in kept)  # running: one + two in the worker
+    assert 3 <= len(kept) < 10 and kept == futures[:len(kept)]  # running: the slow one, two queued in the worker
+    assert all(f.result().status == "ok" for f in kept)          # (and more only if this thread was slow to ask)
     assert set(manifest_urls(out)) == {f.result().url for f in kept}
     assert_clean(out, read_manifest(out / "manifest.jsonl"))
     with pytest.raises(RuntimeError, match="after shutdown"):
@@ -114,7 +115,7 @@ def test_shutdown_waits_and_cancel_futures_drops_what_is_queued(server, tmp_path
 
     with Downloader(out, workers=1, threads=4, **OPTS) as again:  # the folder was released
         records = list(again.map(urls))
-    assert [r.skipped for r in records] == [True] * 3 + [False] * 7  # the cancelled ones are fetched now
+    assert [r.skipped for r in records] == [True] * len(kept) + [False] * (10 - len(kept))  # cancelled: fetched now
 
 
 def test_shutdown_without_wait_returns_at_once_and_frees_the_folder_later(server, tmp_path):
@@ -123,7 +124,7 @@ def test_shutdown_without_wait_returns_at_once_and_frees_the_folder_later(server
     future = d.submit(slow(server, 50, 600))
     started = time.monotonic()
     d.shutdown(wait=False)
-    assert time.monotonic() - started < 0.1 and not future.done()
+    assert time.monotonic() - started < 0.3 and not future.done()
     assert future.result(timeout=10).status == "ok"  # pending work still completes
     deadline = time.monotonic() + 10
     while (out / ".imgfetch.lock").exists() and time.monotonic() < deadline:
