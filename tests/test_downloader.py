@@ -76,7 +76,8 @@ def test_leaving_map_early_cancels_what_has_not_started(server, tmp_path):
         assert next(records).url == urls[0]
         records.close()  # as a `break` does
     fetched = manifest_urls(out)
-    assert fetched[0] == urls[0] and len(fetched) <= 4  # what a worker held when the loop was left, no more
+    # What the worker held when the loop was left (3), and one or two more if this thread was slow to leave.
+    assert fetched[0] == urls[0] and len(fetched) <= 5
     assert_clean(out, read_manifest(out / "manifest.jsonl"))
 
 
@@ -96,12 +97,14 @@ def test_cancel_works_for_queued_urls_only(server, tmp_path):
     assert server.image_urls()[5] not in manifest_urls(out)  # a cancelled URL is not recorded: a later run fetches it
 
 
-def test_shutdown_waits_and_cancel_futures_drops_what_is_queued(server, tmp_path):
+@pytest.mark.parametrize("method", START_METHODS)
+def test_shutdown_waits_and_cancel_futures_drops_what_is_queued(server, tmp_path, method):
     out = tmp_path / "out"
-    d = Downloader(out, workers=1, threads=1, **OPTS)
+    d = Downloader(out, workers=1, threads=1, start_method=method, **OPTS)
     urls = [slow(server, 30, 500), *server.image_urls()[31:40]]
     futures = [d.submit(url) for url in urls]
-    while not futures[0].running():
+    deadline = time.monotonic() + 5
+    while not futures[2].running() and time.monotonic() < deadline:  # the worker holds its thread's and its queue's
         time.sleep(0.01)
     d.shutdown(wait=True, cancel_futures=True)
     assert all(f.done() for f in futures)
@@ -151,7 +154,7 @@ def test_a_callback_that_raises_is_logged_and_breaks_nothing(server, tmp_path, c
 
 def test_as_completed_and_wait_see_records_as_they_finish(server, tmp_path):
     with Downloader(tmp_path / "out", workers=1, threads=4, **OPTS) as d:
-        late = d.submit(slow(server, 70, 600))
+        late = d.submit(slow(server, 70))
         soon = d.submit(server.image_urls()[71])
         done, pending = cf.wait([late, soon], return_when=cf.FIRST_COMPLETED, timeout=5)
         assert done == {soon} and pending == {late}
