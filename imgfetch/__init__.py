@@ -1,6 +1,6 @@
 """imgfetch: a parallel image downloader — a URL list in, validated images on disk.
 
->>> from imgfetch import fetch, download, iter_download, read_manifest, show   # doctest: +SKIP
+>>> from imgfetch import fetch, download, iter_download, Downloader, read_manifest, show   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "fetch", "download", "iter_download", "read_manifest", "show", "Options", "FetchResult", "Results",
+    "fetch", "download", "iter_download", "Downloader", "read_manifest", "show", "Options", "FetchResult", "Results",
     "ImgFetchError", "InputError", "OutputError", "Interrupted", "__version__",
 ]
 
 # Imported on first use, so `imgfetch --help` does not pay for requests and Pillow.
 _LAZY = {
-    "fetch": "api", "download": "api", "iter_download": "api", "Options": "options",
+    "fetch": "api", "download": "api", "iter_download": "api", "Downloader": "api", "Options": "options",
     "read_manifest": "store.reading", "show": "report.contact", "Results": "report.results", "FetchResult": "records", "ImgFetchError": "errors", "InputError": "errors",
     "OutputError": "errors", "Interrupted": "errors",
 }
 
 if TYPE_CHECKING:
     from .api import download, fetch, iter_download
+    from .engine.downloader import Downloader
     from .report.contact import show
     from .store.reading import read_manifest
     from .report.results import Results

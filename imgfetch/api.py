@@ -1,26 +1,27 @@
-"""The library: fetch one URL in-process, or download a list through the pool.
+"""The library: fetch one URL in-process, or download a list through the pool; and ``Downloader``.
+
+``download`` and ``iter_download`` run a list on the same driver as ``Downloader`` (the executor of
+URLs, engine/downloader.py), so there is one path through the engine. ``fetch`` runs the same per-URL
+pipeline as every worker (``engine.worker.process_task``), in this process: no pool, no manifest.
 
 The keyword arguments are the fields of :class:`imgfetch.Options`. Each function's signature
 (``help()``, ``inspect.signature``, a notebook's completion) is derived from the declarations in
-``imgfetch/options/definitions.py``, with their types and defaults. ``None`` for an option whose
-default is computed (``workers``, ``start_method``) asks for that default.
+``imgfetch/options/definitions.py``, with their types and defaults (options/keywords.py). ``None`` for
+an option whose default is computed (``workers``, ``start_method``) asks for that default.
 
 May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.net, imgfetch.engine, imgfetch.report
 """
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import inspect
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Union
+from typing import Any, Iterable, Iterator, Mapping, Union
 
 from .errors import OutputError
 from .options import Options
-from .options.spec import declared
+from .options.keywords import keyword_signature, options_from_keywords
 from .records import INVALID, FetchResult, Task
 from .report.results import Results
 from .urls import looks_like_url
@@ -44,7 +45,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     from .urls import InvalidURL, mask_url, normalize_url, normalized_key
     from .engine.worker import process_task
 
-    opts = _options(fetch, kwargs, options)
+    opts = options_from_keywords(fetch, kwargs, options)
     try:
         normalized = normalize_url(url)
     except InvalidURL as exc:
@@ -77,7 +78,7 @@ def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Optio
     from .engine.guard import check_main_guard
     from .engine.run import Run
 
-    opts = _options(iter_download, kwargs, options)
+    opts = options_from_keywords(iter_download, kwargs, options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)
     return Run(_source(urls), out_dir, opts).results()
 
@@ -106,7 +107,7 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | 
     from .engine.guard import check_main_guard
     from .engine.run import Run
 
-    opts = _options(download, kwargs, options)
+    opts = options_from_keywords(download, kwargs, options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)
     run = Run(_source(urls), out_dir, opts)
     records: list[FetchResult] = []
@@ -118,6 +119,15 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | 
     return Results(records, out_dir, run.summary, run.manifest_path)
 
 
+def __getattr__(name: str) -> Any:
+    """``Downloader``, the executor of URLs (engine/downloader.py), imported on first use like the engine."""
+    if name == "Downloader":
+        from .engine.downloader import Downloader
+
+        return Downloader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _source(urls: Any) -> Any:
     """One URL given as a string is a list of one, unless a file of that name exists."""
     if isinstance(urls, str) and looks_like_url(urls) and not os.path.exists(urls):
@@ -125,47 +135,6 @@ def _source(urls: Any) -> Any:
     return urls
 
 
-def _options(function: Callable[..., Any], given: dict[str, Any], options: Options | None) -> Options:
-    """Options from a function's keyword arguments, over ``options`` if given."""
-    allowed = function.__signature__.parameters  # type: ignore[attr-defined]
-    for name in given:
-        if name not in allowed:
-            close = difflib.get_close_matches(name, list(allowed), n=1)
-            raise TypeError(f"{function.__name__}() got an unexpected keyword argument {name!r}"
-                            + (f"; did you mean {close[0]!r}?" if close else ""))
-    values = {name: value for name, value in given.items() if value is not None or not _computed(name)}
-    if options is None:
-        return Options(**values)
-    return options.replace(**values) if values else options
-
-
-def _computed(name: str) -> bool:
-    """Whether an option's default is computed (None then asks for it)."""
-    return _FIELDS[name].default_factory is not dataclasses.MISSING
-
-
-_FIELDS = {f.name: f for f in dataclasses.fields(Options)}
-
-
-def _signature(function: Callable[..., Any], per_url: bool) -> inspect.Signature:
-    """The function's own parameters, then one keyword argument per option (per_url: only those of one URL)."""
-    own = list(inspect.signature(function).parameters.values())[:-2]  # without options and **kwargs
-    keywords = []
-    for field, spec in declared(Options):
-        if per_url and not spec.per_url:
-            continue
-        optional = " | None" if "None" in str(field.type) else ""
-        annotation = spec.accepts or (f"Literal{list(spec.choices)}{optional}" if spec.choices else str(field.type))
-        if _computed(field.name) and "None" not in annotation:
-            annotation += " | None"
-        default = None if _computed(field.name) else field.default
-        keywords.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                          annotation=annotation))
-    keywords.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None,
-                                      annotation="Options | None"))
-    return inspect.Signature(own + keywords, return_annotation=inspect.signature(function).return_annotation)
-
-
-fetch.__signature__ = _signature(fetch, per_url=True)  # type: ignore[attr-defined]
-download.__signature__ = _signature(download, per_url=False)  # type: ignore[attr-defined]
-iter_download.__signature__ = _signature(iter_download, per_url=False)  # type: ignore[attr-defined]
+fetch.__signature__ = keyword_signature(fetch, per_url=True)  # type: ignore[attr-defined]
+download.__signature__ = keyword_signature(download)  # type: ignore[attr-defined]
+iter_download.__signature__ = keyword_signature(iter_download)  # type: ignore[attr-defined]

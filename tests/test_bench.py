@@ -401,8 +401,11 @@ def test_bench_end_to_end_classic_rows_json_and_chart(tmp_path, capsys, small_de
     assert any(line.startswith("effic.    speedup / conc") for line in table)
     assert re.search(r"^  ProcessPoolExecutor\(2\)\.map, chunksize=2 +\d+: \d+", out, re.M)  # its PIDs
     assert "recommendation: imgfetch get --workers" in out
+    assert re.search(r"^Bursts of 10 URLs \(5 each way, \d+ x \d+\): a warm imgfetch\.Downloader took \d+ ms a burst,\n"
+                     r"  a fresh download\(\) \d+ ms \(\d+\.\dx\)", out, re.M)
 
     data = json.loads(report.read_text())
+    assert len(data["bursts"]["warm_downloader_s"]) == len(data["bursts"]["fresh_download_s"]) == 5
     assert data["settings"]["url_count"] == 60 and data["settings"]["chunksize"] == 2
     seq, classic, *engine = data["rows"]
     assert len(seq["runs"]) == 2 and seq["images"] >= 1 and seq["failures"] == 0
@@ -456,7 +459,7 @@ def test_keep_never_touches_what_is_already_in_the_folder(server, tmp_path, caps
     assert main(argv) == 0
     assert (keep / "sequential_w1_t1_run1" / "mine.jpg").read_bytes() == b"precious"
     [run] = [p for p in keep.iterdir() if p.name.startswith("bench-")]
-    assert sorted(p.name for p in run.iterdir()) == ["classic_fork_w2_t1_run1", "engine_fork_w2_t4_run1",
+    assert sorted(p.name for p in run.iterdir()) == ["bursts", "classic_fork_w2_t1_run1", "engine_fork_w2_t4_run1",
                                                       "sequential_w1_t1_run1", "warmup"]
     assert len(list((run / "engine_fork_w2_t4_run1").glob("*.*"))) >= 2  # images and the manifest
 

@@ -61,6 +61,11 @@ def scripts() -> list[str]:
     return [body for body in blocks("python") if "__name__ == \"__main__\"" in body]
 
 
+def library_scripts() -> list[str]:
+    """The scripts of the functions; the Downloader's, beside the textbook executor, has a test of its own."""
+    return [body for body in scripts() if "Downloader(" not in body]
+
+
 def notebooks() -> list[str]:
     return [body for body in blocks("python") if "__name__ == \"__main__\"" not in body]
 
@@ -75,13 +80,13 @@ def folder(server, tmp_path, monkeypatch):
 
 
 def test_the_readme_has_the_blocks_this_test_runs():
-    assert len(scripts()) == 1 and len(notebooks()) == 1
-    assert INTERNET_IMAGE in scripts()[0]
+    assert len(scripts()) == 2 and len(library_scripts()) == 1 and len(notebooks()) == 1
+    assert INTERNET_IMAGE in library_scripts()[0]
 
 
-@pytest.mark.parametrize("index", range(len(scripts())))
+@pytest.mark.parametrize("index", range(len(library_scripts())))
 def test_each_script_block_runs_as_written(server, folder, index):
-    (folder / "script.py").write_text(scripts()[index], encoding="utf-8")
+    (folder / "script.py").write_text(library_scripts()[index], encoding="utf-8")
     (folder / "cat.jpg").write_bytes(server.image_bytes(0))  # what example.com answers
     (folder / "offline.py").write_text(OFFLINE, encoding="utf-8")
     env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
@@ -94,6 +99,21 @@ def test_each_script_block_runs_as_written(server, folder, index):
     assert any(re.fullmatch(rf"ok {re.escape(str(folder / 'out'))}/cat-\w+\.jpg \d+ \d+ None", line)
                for line in lines)  # fetch(): one image saved in out
     assert sum(line.startswith("ok http://127.0.0.1") for line in lines) == 6  # iter_download: done already
+
+
+def test_the_downloader_block_runs_beside_the_textbook_executor(folder):
+    [script] = [body for body in scripts() if "Downloader(" in body]
+    (folder / "executor.py").write_text(script, encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
+    done = subprocess.run([sys.executable, "executor.py"], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr
+    textbook = re.compile(r"\[Process ID\]:\d+ Downloading\.\.")  # the processes' prints may interleave
+    assert len(textbook.findall(done.stdout)) == 7
+    records = [line for line in textbook.sub("", done.stdout).splitlines() if line]
+    assert sorted(records) == ["True"] * 3 + ["failed HTTP 404 Not Found"] + sorted(records)[4:]
+    assert len(records) == 10 and all(re.fullmatch(r"ok \d+-\w+\.\w+", line) for line in sorted(records)[4:])
+    assert len(list((folder / "classic").iterdir())) == 7  # the textbook saved whatever came back, 404 page too
 
 
 def test_each_notebook_block_runs_in_a_kernel(folder):

@@ -6,6 +6,7 @@ import platform
 from typing import Any
 
 from .advice import Advice
+from .bursts import BURST
 from ..options import usable_cpus
 from .plan import BenchReport, Row
 
@@ -80,4 +81,7 @@ def to_json(report: BenchReport, advice: Advice) -> dict[str, Any]:
         "settings": _settings_json(report),
         "rows": [row_json(report, row) for row in report.rows],
         "advice": _advice_json(advice),
+        "bursts": None if report.bursts is None else {
+            "urls_per_burst": BURST, "warm_downloader_s": list(report.bursts.warm_s),
+            "fresh_download_s": list(report.bursts.fresh_s)},
     }

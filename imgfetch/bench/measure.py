@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .bursts import BURST, measure_bursts
 from .classic import Box, Outcome, RunStats, classic_pool, run_stats, sequential_loop
 from ..errors import ImgFetchError
 from .folders import keep_folder, scratch_folder
@@ -72,6 +73,8 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
         report = BenchReport(settings, rows, len(urls), source, date, hosts=hosts,
                              options={"timeout": opts.timeout, "retries": opts.retries, "per_host": opts.per_host,
                                       "rate": opts.rate})
+        announce(f"timing bursts of {BURST} URLs: a warm Downloader, and a fresh download() each time")
+        report.bursts = measure_bursts(urls, opts, scratch_folder(keep, stack, "bursts"))
     report.wall_s = time.monotonic() - started
     return report
 

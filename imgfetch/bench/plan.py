@@ -125,6 +125,7 @@ class BenchReport:
     hosts: int = 1                 # distinct hosts in the list (--per-host holds per host)
     wall_s: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)  # the engine's options that matter here
+    bursts: Any = None             # bursts.BurstNote: a warm Downloader against a fresh download(), if measured
 
     @property
     def sequential(self) -> Row:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..bench.advice import Advice, advise
+from ..bench.bursts import format_bursts
 from ..bench.jsondoc import to_json
 from ..bench.measure import run_bench
 from ..bench.plan import BenchReport
@@ -48,6 +49,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     report = _run_rows(settings, opts, say, verbose=args.verbose > 0)
     advice = advise(report)
     print(format_report(report, advice, every_pid=args.verbose > 0))
+    if report.bursts is not None:
+        print(format_bursts(report.bursts))
     say(f"bench took {report.wall_s:.0f} s")
     _save(outputs, report, advice, chart_size)
     if report.failures:

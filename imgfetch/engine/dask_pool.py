@@ -150,6 +150,10 @@ class DaskPool:
                                columns=task.columns)
         return record
 
+    def wake(self) -> None:
+        """Make a poll() in progress return now (from any thread): None is no future, so it yields nothing."""
+        self.finished.put(None)
+
     def drain(self) -> None:
         """Stop handing out tasks; those already queued on the cluster return cancelled as they start."""
         self.stopping = True

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, NamedTuple
 
 from ..net.failures import permanent_failure
 from ..records import COPY_FACTS, DUPLICATE, FAILED, FAILURE_FACTS, FILE_FACTS, INVALID, OK, FetchResult, Task
@@ -13,36 +13,50 @@ from ..store.manifest import DoneIndex
 from ..urls import mask_url, normalized_key
 
 
-def plan_tasks(entries: Iterator[Entry], done: DoneIndex, root: Path, full_urls: dict[str, str] | None,
-          retry_failed: str, unchanged: set[str]) -> Iterator[Task | FetchResult]:
-    """Turn entries into tasks, or into ready records: invalid, duplicate, and skipped (done by an earlier
-    run, or failed in one and not retried). ``unchanged`` gets the keys of skipped failures whose earlier
-    record has this run's line and columns: the manifest needs no new line for them."""
-    seen = KeySet()
-    for entry in entries:
+class Planned(NamedTuple):
+    """What to do with one entry: fetch it (a Task), or hand on a ready record."""
+
+    item: Task | FetchResult
+    full_url: str | None  # the URL in full, credentials included (for the errors file); None if not one
+    append: bool = True   # False: the manifest already says all this record says
+
+
+class Planner:
+    """Turns entries into tasks, or into ready records: invalid, duplicate, and skipped (done by an earlier
+    run, or failed in one and not retried).
+
+    ``duplicates``: a URL seen earlier in this list is recorded as a duplicate (a run over one list);
+    otherwise every entry is planned on its own (the Downloader, which hands one fetch's record to every
+    request for the URL). ``repeat``: a skipped record is appended to the manifest again (a run, whose
+    manifest has a record per line of its list), except a failure not retried whose earlier record has
+    this entry's line and columns, which says nothing new; otherwise skipped records are never appended.
+    """
+
+    def __init__(self, done: DoneIndex, root: Path, retry_failed: str, *, duplicates: bool = True,
+                 repeat: bool = True) -> None:
+        self.done, self.root, self.retry_failed, self.repeat = done, root, retry_failed, repeat
+        self.seen = KeySet() if duplicates else None
+
+    def plan(self, entry: Entry) -> Planned:
         if entry.url is None:
-            yield FetchResult(url=mask_url(entry.raw), key=normalized_key(entry.raw), line=entry.line, status=INVALID,
-                              error=entry.error, error_kind="invalid", columns=entry.columns)
-            continue
+            return Planned(FetchResult(url=mask_url(entry.raw), key=normalized_key(entry.raw), line=entry.line,
+                                       status=INVALID, error=entry.error, error_kind="invalid", columns=entry.columns),
+                           None)
         key = normalized_key(entry.url)
         masked = mask_url(entry.url)
-        if not seen.add(bytes.fromhex(key)):
-            yield FetchResult(url=masked, key=key, line=entry.line, status=DUPLICATE,
-                              error="same URL as an earlier line", columns=entry.columns)
-            continue
-        previous = done.get(key)
-        facts = _standing_facts(previous, root, retry_failed)
+        if self.seen is not None and not self.seen.add(bytes.fromhex(key)):
+            return Planned(FetchResult(url=masked, key=key, line=entry.line, status=DUPLICATE,
+                                       error="same URL as an earlier line", columns=entry.columns), None)
+        previous = self.done.get(key)
+        facts = _standing_facts(previous, self.root, self.retry_failed)
         if previous is not None and facts:
-            if full_urls is not None and previous["status"] == FAILED:
-                full_urls[key] = entry.url  # the errors file lists every URL that ends this run failed
-            if previous["status"] == FAILED and _same_entry(previous, entry):
-                unchanged.add(key)
-            yield FetchResult(url=masked, key=key, line=entry.line, status=previous["status"], skipped=True,
-                              columns=entry.columns, **{name: previous.get(name) for name in facts})
-            continue
-        if full_urls is not None:
-            full_urls[key] = entry.url
-        yield Task(entry.url, key, entry.line, entry.columns, previous.get("path") if previous else None)
+            failed = previous["status"] == FAILED
+            record = FetchResult(url=masked, key=key, line=entry.line, status=previous["status"], skipped=True,
+                                 columns=entry.columns, **{name: previous.get(name) for name in facts})
+            return Planned(record, entry.url if failed else None,
+                           self.repeat and not (failed and _same_entry(previous, entry)))
+        return Planned(Task(entry.url, key, entry.line, entry.columns, previous.get("path") if previous else None),
+                       entry.url)
 
 
 def _standing_facts(previous: dict[str, Any] | None, root: Path, retry_failed: str) -> tuple[str, ...]:

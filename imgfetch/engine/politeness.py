@@ -20,6 +20,7 @@ PASSTHROUGH_MAX = 1_024  # ready-made records (skipped, duplicate, invalid) held
 WAIT_HINT_S = 0.2        # the wait hint when no rate limit is due sooner: the engine's usual poll interval
 MIN_WAIT_HINT_S = 0.005  # shortest wait hint, so a host due any moment does not make the engine spin
 DEFAULT_PORTS = {"http": 80, "https": 443}
+NOTHING_YET = object()   # what a live source (the Downloader's) yields when it is empty for now, not for good
 
 Host = tuple[str, int]  # (hostname, port)
 
@@ -34,6 +35,8 @@ class PlainFeeder:
         """Up to n tasks; fewer when ready-made records should be handed on first; None at the end."""
         chunk: list[Task] = []
         for item in self.source:
+            if item is NOTHING_YET:
+                return chunk
             if isinstance(item, FetchResult):
                 passthrough.append(item)
                 if len(passthrough) >= PASSTHROUGH_MAX:
@@ -161,6 +164,8 @@ class HostScheduler:
         now = time.monotonic()
         while not self.exhausted and self.buffered < LOOKAHEAD and len(passthrough) < PASSTHROUGH_MAX:
             item = next(self.source, None)
+            if item is NOTHING_YET:
+                return
             if item is None:
                 self.exhausted = True
             elif isinstance(item, FetchResult):

@@ -32,6 +32,7 @@ from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FAILED, FetchResult, Task
 from ..urls import mask_url
+from .waker import Waker
 from .worker import worker_main
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class LocalPool:
         self.start_failure: str | None = None  # why the last worker could not start, if it said
         self.kept: list[Done] = []  # records read in a poll that raised: the next poll hands them out
         self.stopping = False
+        self.waker = Waker()  # wake(): a poll() in progress returns at once
 
     def _spawn(self, quarantine: bool = False) -> _Worker:
         if quarantine:
@@ -147,7 +149,10 @@ class LocalPool:
         by_conn = {worker.conn: worker for worker in (*self.workers, *self.quarantine)}
         done, self.kept = self.kept, []
         try:
-            for ready in wait(list(by_conn), 0.0 if done else timeout):
+            for ready in wait([*by_conn, self.waker], 0.0 if done else timeout):
+                if ready is self.waker:
+                    self.waker.clear()
+                    continue
                 worker = by_conn[ready]
                 if not worker.gone and not self._receive(worker, done):
                     self._died(worker, done)
@@ -235,6 +240,10 @@ class LocalPool:
             self.quarantine.append(worker)
             worker.give([self.suspects.popleft()])
 
+    def wake(self) -> None:
+        """Make a poll() in progress return now (from any thread): there is new work."""
+        self.waker.set()
+
     def drain(self) -> None:
         """Stop: no new tasks; queued ones come back cancelled; in-flight ones go on."""
         self.stopping = True
@@ -253,6 +262,7 @@ class LocalPool:
             worker.send(("exit",))
         self._reap(everyone)
         self.workers, self.quarantine = [], []
+        self.waker.close()
 
     def _reap(self, workers: Iterable[_Worker]) -> None:
         """Wait for workers to exit (killing any that do not); their PIDs leave ``worker_pids``."""

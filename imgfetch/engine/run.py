@@ -1,37 +1,41 @@
-"""One run: source -> plan (dedupe, resume) -> pool -> manifest + progress."""
+"""One run over a URL list: source -> plan (dedupe, resume) -> the driver -> records, summary and progress.
+
+A run is a user of the same driver as the Downloader (engine/driver.py): this thread reads the list
+and queues a bounded window of requests; the driver's thread plans them, runs the engine and writes
+the manifest; records come back here, in the order they complete, to be counted, shown and yielded.
+"""
 from __future__ import annotations
 
-import logging
+import itertools
 import multiprocessing
+import logging
 import os
+import queue
 import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .schedule import Engine
 from ..errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
-from ..logrelay import LogRelay
-from ..store.dedup import Dedup
-from ..store.errorlist import ErrorsList
-from ..store.journal import recover_unrecorded
-from ..store.locking import FileLock
-from ..store.outputs import is_empty_file, missing_folders, refuse_overwriting_the_list, remove_if_empty
-from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, lock_manifest
+from ..store.outputs import refuse_overwriting_the_list
 from ..options import Options
 from ..report.progress import Progress, wanted
 from ..report.summary import Summary
-from ..records import CANCELLED, FAILED, OK, FetchResult
+from ..records import FAILED, OK, FetchResult
 from ..sources import Entry, ListCounter, open_entries
-from .plan import plan_tasks
+from .driver import Driver, Request
+from .folder import OutputFolder
+from .plan import Planner
+from .schedule import Engine
 from ..net.failures import permanent_failure
-from ..store.files import OutputDir
 
 log = logging.getLogger(__name__)
 SIGNAL_EXIT_BASE = 128  # a process ended by signal N exits with 128 + N, as shells report it
-COMPACT_RATIO = 2  # compact a manifest once it holds over this many lines per URL it records
+CHUNK = 256  # entries read from the list and queued at a time
+QUIT_WAIT_S = 15.0  # after the consumer leaves (break, a second Ctrl-C): how long to wait for the driver's end
+_END = object()  # the driver has ended: no record follows
 
 
 class Run:
@@ -40,21 +44,19 @@ class Run:
     def __init__(self, urls: Any, out_dir: str | os.PathLike[str], opts: Options, *,
                  hard_exit_on_second_signal: bool = False, label: str | None = None) -> None:
         self.urls, self.opts = urls, opts
-        self.out = OutputDir(out_dir)
+        self.folder = OutputFolder(out_dir, opts)
+        self.out = self.folder.out
         self.summary = Summary()
         self.hard_exit = hard_exit_on_second_signal
         self.label = label
         self.engine: Engine | None = None
+        self.driver: Driver | None = None
         self._signum: int | None = None
-        self._disk_full = False
         self._counter: ListCounter | None = None
-        self._manifest_lock: FileLock | None = None
-        self._unchanged: set[str] = set()  # keys of failures not retried whose manifest record says it all already
-        self._dedup: Dedup | None = None  # --dedup: the images kept so far (store/dedup.py)
 
     @property
     def manifest_path(self) -> Path:
-        return Path(self.opts.manifest) if self.opts.manifest else self.out.root / MANIFEST_NAME
+        return self.folder.manifest_path
 
     @property
     def lines(self) -> int | None:
@@ -86,136 +88,72 @@ class Run:
         finally:
             entries.close()
             self._counter.stop()
-        if self._disk_full:
+        if self.folder.disk_full:
             saved = self.summary.counts[OK] - self.summary.skipped[OK]
             raise DiskFull(f"the disk is full: {saved} images saved in this run, each recorded in "
                            f"{self.manifest_path}; free some space, then run the same command again to resume")
         if self._signum is not None:
             raise Interrupted(self._signum)
+        if self.driver is not None and self.driver.failure is not None:
+            raise self.driver.failure
 
     def _run(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
         started = time.monotonic()
-        done, writer, errors = self._open()
-        relay = LogRelay(multiprocessing.get_context(self.opts.start_method))
-        self.engine = engine = Engine(self.opts, str(self.out.root), str(self.out.tmp), log_pipe=relay.writer,
-                                      stop_requested=lambda: self._signum is not None or self._disk_full)
+        records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.driver = driver = Driver(self.folder, self.opts, on_end=lambda: records.put(_END), name="imgfetch-run")
+        driver.start()
+        self.engine = engine = driver.engine
+        assert engine is not None
         bar = Progress(self.summary, self._counter, self.label, in_flight=engine.in_flight,
                        budget_s=self.opts.max_time) if wanted(self.opts.progress) else None
-        complete = False
         try:
-            full_urls: dict[str, str] | None = {} if errors else None  # for the errors file
-            plan = plan_tasks(entries, done, self.out.root, full_urls, self.opts.retry_failed, self._unchanged)
+            planner = Planner(driver.folder.done, self.folder.root, self.opts.retry_failed)  # type: ignore[arg-type]
             with _signals(self._on_signal):
-                yield from self._record(self.engine.run(plan), writer, errors, full_urls, bar, started)
-            complete = self._signum is None and not self._disk_full
-            self._finish(done, writer, errors, complete)
+                for result in self._exchange(entries, planner, records, driver):
+                    self.summary.add(result)
+                    self.summary.seconds = time.monotonic() - started
+                    if bar is not None:
+                        bar.add(result)
+                    yield result
         finally:
+            if driver.running:  # the consumer left early (break, or a second Ctrl-C): stop now
+                driver.stop(grace=False)
+                if not driver.join(QUIT_WAIT_S):
+                    log.warning("the run did not end within %.0f s of being stopped", QUIT_WAIT_S)
             self.summary.seconds = time.monotonic() - started
-            self._close(done, writer, errors)
             if bar is not None:
-                bar.close(complete)
-            relay.stop()
-            self._release()
+                bar.close(self._signum is None and not self.folder.disk_full and driver.failure is None)
 
-    def _open(self) -> tuple[DoneIndex, ManifestWriter, ErrorsList | None]:
-        """Open the output folder, the manifest and the errors list; a run that cannot start leaves nothing behind."""
-        errors = Path(self.opts.errors) if self.opts.errors else None
-        new_folders = missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
-        new_manifest = not self.manifest_path.exists()
-        try:
-            self.out.open()
-            self._manifest_lock = lock_manifest(self.manifest_path)
-            done = DoneIndex(self.manifest_path)
-            recover_unrecorded(self.out.root, self.out.tmp, lambda key: (done.get(key) or {}).get("path"),
-                               self.manifest_path)
-            if self.opts.dedup:
-                self._dedup = Dedup(self.opts.dedup, self.out.root)
-                log.debug("--dedup: %d images kept by earlier runs", self._dedup.load(self.manifest_path))
-            writer = ManifestWriter(self.manifest_path, in_flight=self._in_flight)
-            return done, writer, ErrorsList(errors, self.manifest_path) if errors else None
-        except BaseException:
-            self._release()
-            if new_manifest and is_empty_file(self.manifest_path):
-                self.manifest_path.unlink()
-            remove_if_empty(new_folders)
-            raise
-
-    def _in_flight(self) -> int:
-        return self.engine.capacity if self.engine is not None else 0
+    def _exchange(self, entries: Iterator[Entry], planner: Planner, records: queue.SimpleQueue[Any],
+                  driver: Driver) -> Iterator[FetchResult]:
+        """Queue the list's entries, a window ahead, and yield records until the driver ends."""
+        route = _Outbox(records)
+        ahead, more = 0, True
+        while True:
+            while more and ahead <= driver.window - CHUNK and not driver.stopped:
+                batch = [Request(planner.plan, entry, route) for entry in itertools.islice(entries, CHUNK)]
+                if batch:
+                    driver.put(batch)
+                    ahead += len(batch)
+                if len(batch) < CHUNK:
+                    more = False
+                    driver.close()  # the list is read: the driver ends once every URL is done
+            item = records.get()
+            if item is _END:
+                return
+            ahead -= 1
+            yield item
 
     def _release(self) -> None:
         """Unlock the manifest and the output folder, and remove the run's temporary folder."""
-        if self._manifest_lock is not None:
-            self._manifest_lock.release()
-        self.out.close()
-
-    def _close(self, done: DoneIndex, writer: ManifestWriter, errors: ErrorsList | None) -> None:
-        """Put the errors list in place and close the manifest; a full disk here is the run's full disk."""
-        try:
-            if errors is not None:
-                errors.commit()
-            writer.close()
-        except DiskFull:
-            self._disk_full = True
-        finally:
-            if errors is not None:
-                errors.discard()
-            done.close()
-
-    def _record(self, records: Iterator[FetchResult], writer: ManifestWriter, errors: ErrorsList | None,
-                full_urls: dict[str, str] | None, bar: Progress | None, started: float) -> Iterator[FetchResult]:
-        """Write each record to the manifest, count it, show it, and hand it on."""
-        root = os.path.abspath(self.out.root)
-        for result in records:
-            if result.status == CANCELLED:
-                continue  # not this URL's fault; the next run fetches it
-            if self._dedup is not None:
-                self._dedup.judge(result)  # a copy of an image kept earlier: its file goes, it becomes a duplicate
-            if not self._write(writer, errors, result, full_urls):
-                break  # not even the reserve is left: stop at once
-            if result.path:
-                result.abspath = os.path.join(root, result.path)
-            self.summary.add(result)
-            self.summary.seconds = time.monotonic() - started
-            if bar is not None:
-                bar.add(result)
-            yield result
-
-    def _write(self, writer: ManifestWriter, errors: ErrorsList | None, result: FetchResult,
-               full_urls: dict[str, str] | None) -> bool:
-        """Write one record; False when the disk is too full even for that."""
-        unchanged = result.skipped and result.status == FAILED and result.key in self._unchanged
-        self._unchanged.discard(result.key)
-        full_url = full_urls.pop(result.key, None) if full_urls is not None else None
-        try:
-            writer.write(result, append=not unchanged)  # a failure not retried may say nothing new
-            if errors is not None and result.status == FAILED and full_url:
-                errors.add(full_url)
-        except DiskFull:
-            self._disk_full = True
-            return False
-        if (result.error_kind == "disk_full" or writer.low_space) and not self._disk_full:
-            self._disk_full = True  # stop: downloads in flight finish into the manifest's reserve
-            log.warning("the disk is full: stopping")
-        return True
-
-    def _finish(self, done: DoneIndex, writer: ManifestWriter, errors: ErrorsList | None, complete: bool) -> None:
-        """Close the manifest; after a complete run, compact it if old records make up most of it."""
-        try:
-            if errors is not None:
-                errors.commit()
-            writer.close()
-        except DiskFull:
-            self._disk_full = True
-            return
-        done.close()
-        if complete and done.lines + writer.written > COMPACT_RATIO * max(writer.records, len(done), 1):
-            _compact(self.manifest_path)
+        self.folder.release()
 
     def _on_signal(self, signum: int) -> None:
         if self._signum is None:
             self._signum = signum
             log.warning("stopping: finishing in-flight downloads (press Ctrl-C again to quit at once)")
+            if self.driver is not None:
+                self.driver.stop()
             return
         if not self.hard_exit:
             raise KeyboardInterrupt
@@ -241,6 +179,25 @@ def _live_children() -> set[int]:
     return {child.pid for child in multiprocessing.active_children() if child.pid is not None}
 
 
+class _Outbox:
+    """A run's records go to its queue, shaped like a Future for the driver: never cancelled."""
+
+    def __init__(self, records: queue.SimpleQueue[Any]) -> None:
+        self.records = records
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return True
+
+    def set_result(self, result: FetchResult) -> None:
+        self.records.put(result)
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        pass  # the run raises the driver's failure itself, once the driver has ended
+
+    def cancel(self) -> bool:
+        return False
+
+
 class _signals:
     """Route SIGINT/SIGTERM to a callback while a run is active (main thread only)."""
 
@@ -257,13 +214,3 @@ class _signals:
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self.saved.items():
             signal.signal(signum, handler)
-
-
-def _compact(path: Path) -> None:
-    """Keep the manifest one record per URL; a failure here costs nothing but disk space."""
-    try:
-        before, after = compact(path)
-    except (OSError, OutputError) as exc:
-        log.warning("could not compact %s (it stays as it is): %s", path, getattr(exc, "strerror", None) or exc)
-        return
-    log.info("compacted %s: %d records -> %d (the newest per URL)", path, before, after)

@@ -32,6 +32,7 @@ class Backend(Protocol):
     def outstanding(self) -> int: ...
     def submit(self, tasks: list[Task]) -> None: ...
     def poll(self, timeout: float) -> list[tuple[Task, FetchResult]]: ...
+    def wake(self) -> None: ...
     def drain(self) -> None: ...
     def abort(self) -> None: ...
     def close(self) -> None: ...
@@ -75,12 +76,19 @@ class _HandedOut:
 
 
 class Engine:
-    """Runs a plan on a backend; ``run`` yields one record per input item, as each completes."""
+    """Runs a plan on a backend; ``run`` yields one record per input item, as each completes.
+
+    The plan may be live (the Downloader's): it yields ``NOTHING_YET`` while it is empty for now, and
+    ``wake()`` ends the wait for records when it has more. ``admit`` sees each batch of tasks before
+    the backend does and keeps those still wanted (the others were cancelled while queued).
+    """
 
     def __init__(self, opts: Options, root: str, tmp: str, *, log_pipe: Any = None,
-                 stop_requested: Callable[[], bool] = lambda: False) -> None:
+                 stop_requested: Callable[[], bool] = lambda: False,
+                 admit: Callable[[list[Task]], list[Task]] | None = None) -> None:
         self.opts, self.root, self.tmp, self.log_pipe = opts, root, tmp, log_pipe
-        self.stop_requested = stop_requested
+        self.stop_requested, self.admit = stop_requested, admit
+        self.grace_s = STOP_GRACE_S  # how long downloads in flight may go on after a stop request
         self.backend: Backend | None = None
         self._handed = _HandedOut()
         self.failure: ImgFetchError | None = None  # raised by the backend; the run stops, then raises it
@@ -99,6 +107,17 @@ class Engine:
         """How many URLs are out with the workers, and since when; safe to call from any thread."""
         return self._handed.now()
 
+    def start(self) -> None:
+        """Start the backend's workers now, rather than when ``run`` starts."""
+        if self.backend is None:
+            self.backend = self._start()
+
+    def wake(self) -> None:
+        """The plan has more (or a stop was requested): end the wait for records now. From any thread."""
+        backend = self.backend
+        if backend is not None:
+            backend.wake()
+
     def _start(self) -> Backend:
         if self.opts.executor == "dask":
             from .dask_pool import DaskPool
@@ -110,7 +129,9 @@ class Engine:
 
     def run(self, items: Iterable[Task | FetchResult]) -> Iterator[FetchResult]:
         feeder = _feeder(iter(items), self.opts)
-        self.backend = backend = self._start()
+        self.start()
+        backend = self.backend
+        assert backend is not None
         try:
             yield from self._loop(feeder, backend)
             if self.failure is not None:
@@ -124,10 +145,10 @@ class Engine:
         stop = _Stop(backend)
         while True:
             if not stop.started and (self.failure is not None or self.stop_requested()):
-                stop.start()
+                stop.start(self.grace_s)
             more = False
             if not stop.started and not exhausted:
-                exhausted, more = _fill(feeder, backend, passthrough, self._handed)
+                exhausted, more = _fill(feeder, backend, passthrough, self._handed, self.admit)
             if passthrough:
                 yield from passthrough
                 passthrough.clear()
@@ -155,9 +176,9 @@ class _Stop:
     def started(self) -> bool:
         return self.stop_at is not None
 
-    def start(self) -> None:
+    def start(self, grace_s: float = STOP_GRACE_S) -> None:
         self.backend.drain()
-        self.stop_at = time.monotonic() + STOP_GRACE_S
+        self.stop_at = time.monotonic() + grace_s
 
     def given_up(self) -> bool:
         """Cut the downloads still going at the end of the grace period; True once their records are not awaited."""
@@ -188,7 +209,7 @@ def _collect(feeder: PlainFeeder | HostScheduler, backend: Backend, timeout: flo
 
 
 def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend, passthrough: list[FetchResult],
-          handed: _HandedOut) -> tuple[bool, bool]:
+          handed: _HandedOut, admit: Callable[[list[Task]], list[Task]] | None = None) -> tuple[bool, bool]:
     """Hand the backend as many tasks as it has room for: (plan exhausted, more ready to hand out)."""
     room = backend.room()
     while room > 0:
@@ -197,6 +218,14 @@ def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend, passthrough: li
             return True, False
         if not tasks:
             return False, feeder.has_backlog(passthrough)
+        if admit is not None:
+            wanted = admit(tasks)
+            if len(wanted) < len(tasks):
+                kept = {id(task) for task in wanted}
+                feeder.release([task for task in tasks if id(task) not in kept])  # cancelled while queued
+                tasks = wanted
+                if not tasks:
+                    continue
         backend.submit(tasks)
         handed.add(tasks)
         room -= len(tasks)

@@ -4,6 +4,7 @@
 - ``spec.py``: ``option()``, the field declaration, and :class:`OptionError`.
 - ``checks.py``: the checks the declarations name, and ``parse_size``.
 - ``docs.py``: the README's option table, rendered from the declarations.
+- ``keywords.py``: the library's keyword arguments and signatures, derived from the declarations.
 
 May import: nothing else from imgfetch
 """

@@ -2,7 +2,7 @@
 
 Per-URL problems become invalid Entry records; run-level ones raise InputError.
 streams: opening, gzip, sniffing, numbered lines; csvlines: CSV records kept under the size
-limit; readers: Entry and each format's reader; entries: open_entries, the lazy iterator;
+limit; readers: Entry, one URL's entry (entry_of) and each format's reader; entries: open_entries, the lazy iterator;
 counting: ListCounter, a list file's entries counted in the background for the progress bar's total.
 
 May import: imgfetch.errors, imgfetch.urls
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from .counting import ListCounter
 from .entries import INPUT_FORMATS, Entries, iter_entries, list_format, open_entries
-from .readers import MAX_RECORD_CHARS, MAX_URL_CHARS, Entry
+from .readers import MAX_RECORD_CHARS, MAX_URL_CHARS, Entry, entry_of
 from .streams import RAW_PREFIX_CHARS
 
 __all__ = ["INPUT_FORMATS", "MAX_RECORD_CHARS", "MAX_URL_CHARS", "RAW_PREFIX_CHARS", "Entries", "Entry", "ListCounter",
-           "iter_entries", "list_format", "open_entries"]
+           "entry_of", "iter_entries", "list_format", "open_entries"]

@@ -203,6 +203,16 @@ def _decodable(value: str) -> bool:
 
 # --------------------------------------------------------------------------- iterables
 
+def entry_of(item: Any, line: int, key: str = "url", keep: tuple[str, ...] = ()) -> Entry:
+    """One URL, a string or a mapping with the URL under ``key``, as the entry at ``line`` (blank: invalid)."""
+    if isinstance(item, str):
+        return _make(line, item.strip(), dict.fromkeys(keep, ""))
+    if isinstance(item, Mapping):
+        value = item.get(key)
+        return _from_mapping(line, item, key, keep, "" if value is None else str(value))
+    raise TypeError(f"a URL must be a str or a Mapping, not {type(item).__name__}")
+
+
 def iterable_entries(items: Iterable[Any], key: str,
                      keep: tuple[str, ...]) -> Generator[Entry, None, None]:
     """Strings (one URL each; blanks and ``#`` comments skipped) or mappings (URL under ``key``)."""

@@ -61,6 +61,10 @@ class DoneIndex:
             self._handle = open(self.path, "rb")
         return record_at(self._handle, offset)
 
+    def note(self, key: str, offset: int) -> None:
+        """The key's newest ok or failed record is now the one at ``offset`` (written since the start)."""
+        self._offsets[bytes.fromhex(key)] = offset
+
     def __len__(self) -> int:
         """URLs that some run finished or failed (an estimate of the URL count, for compaction)."""
         return len(self._offsets)
@@ -86,6 +90,7 @@ class ManifestWriter:
         self.written = 0  # lines appended
         self.records = 0  # records of this run, appended or not
         self.low_space = False
+        self.offset = 0  # where the record last appended starts
         self._in_flight = in_flight
         self._longest = RECORD_BYTES  # the longest record line so far (at least a typical one)
         self._reserved_to = 0
@@ -108,6 +113,7 @@ class ManifestWriter:
         try:
             if append:
                 line = json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n"
+                self.offset = self._handle.tell()
                 self._handle.write(line)
                 self._handle.flush()
                 self.written += 1

@@ -1,0 +1,140 @@
+"""The output folder of a run or a Downloader, from its opening to its release.
+
+Opening locks the folder and the manifest, reads what earlier runs did (``done``), removes what a
+hard-killed run left (journal recovery) and opens the manifest and the errors list; a folder that
+cannot be opened is left as it was. Records are then written one by one. At the end the errors
+list is put in place, the manifest closed (and compacted after a complete run when old records
+make up most of it), the locks and the temporary folder released.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DiskFull, OutputError
+from ..options import Options
+from ..records import FAILED, FetchResult
+from ..store.dedup import Dedup
+from ..store.errorlist import ErrorsList
+from ..store.files import OutputDir
+from ..store.journal import recover_unrecorded
+from ..store.locking import FileLock
+from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, lock_manifest
+from ..store.outputs import is_empty_file, missing_folders, remove_if_empty
+
+log = logging.getLogger(__name__)
+COMPACT_RATIO = 2  # compact a manifest once it holds over this many lines per URL it records
+
+
+class OutputFolder:
+    """OUT, its manifest and its errors list, for one run or one Downloader.
+
+    ``remember``: records written are added to ``done``, so that a URL asked for again later is
+    found done (the Downloader); a run over one list has no need, and saves the memory.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str], opts: Options, *, remember: bool = False) -> None:
+        self.out = OutputDir(out_dir)
+        self.opts, self.remember = opts, remember
+        self.disk_full = False  # the disk filled up: stop, and say so
+        self.done: DoneIndex | None = None
+        self.writer: ManifestWriter | None = None
+        self.errors: ErrorsList | None = None
+        self.dedup: Dedup | None = None  # --dedup: the images kept so far (store/dedup.py)
+        self._manifest_lock: FileLock | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.out.root
+
+    @property
+    def manifest_path(self) -> Path:
+        return Path(self.opts.manifest) if self.opts.manifest else self.out.root / MANIFEST_NAME
+
+    def open(self, in_flight: Callable[[], int]) -> None:
+        """Open the folder, the manifest and the errors list; a folder that cannot be opened is left as it was.
+
+        ``in_flight``: how many downloads may be going on (the manifest keeps room for their records)."""
+        errors = Path(self.opts.errors) if self.opts.errors else None
+        new_folders = missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
+        new_manifest = not self.manifest_path.exists()
+        try:
+            self.out.open()
+            self._manifest_lock = lock_manifest(self.manifest_path)
+            self.done = done = DoneIndex(self.manifest_path)
+            assert self.out.tmp is not None
+            recover_unrecorded(self.out.root, self.out.tmp, lambda key: (done.get(key) or {}).get("path"),
+                               self.manifest_path)
+            if self.opts.dedup:
+                self.dedup = Dedup(self.opts.dedup, self.out.root)
+                log.debug("--dedup: %d images kept by earlier runs", self.dedup.load(self.manifest_path))
+            self.writer = ManifestWriter(self.manifest_path, in_flight=in_flight)
+            self.errors = ErrorsList(errors, self.manifest_path) if errors else None
+        except BaseException:
+            self.release()
+            if new_manifest and is_empty_file(self.manifest_path):
+                self.manifest_path.unlink()
+            remove_if_empty(new_folders)
+            raise
+
+    def write(self, result: FetchResult, full_url: str | None, append: bool = True) -> bool:
+        """Write one record (``append`` False: the manifest says it already); False when the disk is
+        too full even for that. A full disk sets ``disk_full``."""
+        assert self.writer is not None
+        if self.dedup is not None:
+            self.dedup.judge(result)  # a copy of an image kept earlier: its file goes, it becomes a duplicate
+        try:
+            self.writer.write(result, append=append)
+            if self.errors is not None and result.status == FAILED and full_url:
+                self.errors.add(full_url)
+        except DiskFull:
+            self.disk_full = True
+            return False
+        if append and self.remember and self.done is not None and (result.status == FAILED or result.path):
+            self.done.note(result.key, self.writer.offset)
+        if (result.error_kind == "disk_full" or self.writer.low_space) and not self.disk_full:
+            self.disk_full = True  # stop: downloads in flight finish into the manifest's reserve
+            log.warning("the disk is full: stopping")
+        return True
+
+    def finish(self, complete: bool) -> None:
+        """Put the errors list in place and close the manifest, compacting it after a complete run;
+        then release everything. A full disk here is the run's full disk."""
+        try:
+            if self.errors is not None:
+                self.errors.commit()
+            if self.writer is not None:
+                self.writer.close()
+            if complete and self.done is not None and self.writer is not None:
+                self.done.close()
+                if self.done.lines + self.writer.written > COMPACT_RATIO * max(self.writer.records, len(self.done), 1):
+                    _compact(self.manifest_path)
+        except DiskFull:
+            self.disk_full = True
+        finally:
+            if self.errors is not None:
+                self.errors.discard()
+            if self.done is not None:
+                self.done.close()
+            if self.dedup is not None:
+                self.dedup.close()
+            self.release()
+
+    def release(self) -> None:
+        """Unlock the manifest and the output folder, and remove the temporary folder (safe to call twice)."""
+        if self._manifest_lock is not None:
+            self._manifest_lock.release()
+        self.out.close()
+
+
+def _compact(path: Path) -> None:
+    """Keep the manifest one record per URL; a failure here costs nothing but disk space."""
+    try:
+        before, after = compact(path)
+    except (OSError, OutputError) as exc:
+        log.warning("could not compact %s (it stays as it is): %s", path, getattr(exc, "strerror", None) or exc)
+        return
+    log.info("compacted %s: %d records -> %d (the newest per URL)", path, before, after)
+

@@ -1,0 +1,50 @@
+"""A self-pipe that ends a wait on connections at once, from any thread.
+
+The engine's loop waits for records with ``multiprocessing.connection.wait`` (or a queue, under
+Dask). A URL submitted meanwhile must not wait for that wait to time out: the submitting thread
+sets the waker, whose file descriptor is in the wait set, and the loop reads it clear.
+"""
+from __future__ import annotations
+
+import os
+
+
+class Waker:
+    """``set()`` from any thread makes the read end readable until ``clear()``; cheap when already set."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._set = False  # a byte is (or is about to be) in the pipe: further sets need not write
+
+    def fileno(self) -> int:
+        return self._read
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        try:
+            os.write(self._write, b"!")
+        except (BlockingIOError, OSError):
+            pass  # full (already readable) or closed (the loop is gone)
+
+    def clear(self) -> None:
+        """Called by the waiting thread when the read end is ready, before it looks for new work.
+
+        A set() that comes while the pipe is emptied writes nothing; that is safe because its work was
+        queued before it, and the caller looks for work after this returns."""
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        self._set = False  # last: from now on a set() writes again
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
