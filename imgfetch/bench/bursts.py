@@ -5,7 +5,8 @@ A program that needs images over time (a notebook, a web service) sends bursts, 
 the note says what keeping the workers warm saves per burst. Bursts alternate between the two,
 so drift on a busy machine hits both alike. Each burst's URLs are new to its folder, so every
 URL is fetched: the warm bursts take consecutive slices of the list, and each fresh burst fetches
-the same slice as its warm twin into a folder of its own.
+the same slice as its warm twin into a folder of its own. A URL may take BURST_MAX_TIME_S at the
+most, so a list with hanging URLs costs the note seconds, not minutes.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..options import Options
 
 BURST = 10    # URLs in a burst
 BURSTS = 5    # bursts of each kind, at the most (fewer when the list is short)
+BURST_MAX_TIME_S = 2.0  # --max-time in a burst: a URL that hangs must not hold the bench for get's 30 s
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def measure_bursts(urls: Sequence[str], opts: Options, folder: Path) -> BurstNot
     if not count:
         return None
     slices = [list(urls[n * BURST:(n + 1) * BURST]) for n in range(count)]
-    options = opts.replace(progress=None, log_pids=False)
+    options = opts.replace(progress=None, log_pids=False, max_time=min(opts.max_time, BURST_MAX_TIME_S))
     warm, fresh = [], []
     with Downloader(folder / "warm", options=options) as downloader:
         for n, burst in enumerate(slices):
