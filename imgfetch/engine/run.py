@@ -19,6 +19,7 @@ from ..store.journal import recover_unrecorded
 from ..store.locking import FileLock
 from ..store.outputs import is_empty_file, missing_folders, refuse_overwriting_the_list, remove_if_empty
 from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, lock_manifest
+from ..store.shardset import ShardSet, open_shards
 from ..options import Options
 from ..report.progress import Progress, wanted
 from ..report.summary import Summary
@@ -49,6 +50,7 @@ class Run:
         self._counter: ListCounter | None = None
         self._manifest_lock: FileLock | None = None
         self._unchanged: set[str] = set()  # keys of failures not retried whose manifest record says it all already
+        self._shards: ShardSet | None = None  # a dataset's shards (--output-format): put in place as records are written
 
     @property
     def manifest_path(self) -> Path:
@@ -72,7 +74,7 @@ class Run:
         refuse_overwriting_the_list(self.urls, self.manifest_path, Path(self.opts.errors) if self.opts.errors else None)
         self._counter = ListCounter(self.urls, self.opts.input_format)  # starts counting a list file at once
         entries = open_entries(self.urls, input_format=self.opts.input_format, url_column=self.opts.url_column,
-                               url_key=self.opts.url_key, keep_columns=self.opts.keep_columns)
+                               url_key=self.opts.url_key, keep_columns=self.opts.kept_columns)
         try:
             if self.opts.executor == "dask":
                 from .dask_pool import require_dask
@@ -113,6 +115,8 @@ class Run:
             if bar is not None:
                 bar.close(complete)
             relay.stop()
+            if self._shards is not None:  # the workers have ended: their last shards go in place
+                self._shards.finish()
             self._release()
 
     def _open(self) -> tuple[DoneIndex, ManifestWriter, ErrorsList | None]:
@@ -126,6 +130,8 @@ class Run:
             done = DoneIndex(self.manifest_path)
             recover_unrecorded(self.out.root, self.out.tmp, lambda key: (done.get(key) or {}).get("path"),
                                self.manifest_path)
+            self._shards = open_shards(self.out.root, self.out.tmp, self.opts.output_format, self.opts.shard_size,
+                                       done.max_shard)
             writer = ManifestWriter(self.manifest_path, in_flight=self._in_flight)
             return done, writer, ErrorsList(errors, self.manifest_path) if errors else None
         except BaseException:
@@ -182,6 +188,8 @@ class Run:
         full_url = full_urls.pop(result.key, None) if full_urls is not None else None
         try:
             writer.write(result, append=not unchanged)  # a failure not retried may say nothing new
+            if self._shards is not None:
+                self._shards.recorded(result)
             if errors is not None and result.status == FAILED and full_url:
                 errors.add(full_url)
         except DiskFull:
