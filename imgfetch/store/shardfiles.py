@@ -38,6 +38,15 @@ def require_pyarrow(what: str) -> Any:
     return pq
 
 
+def warm_up() -> None:
+    """Import now what writing rows imports on first use (pyarrow converting Python values imports pandas,
+    where it is installed: seconds on a loaded machine), so that closing a shard as a worker ends is quick."""
+    import pyarrow as pa
+
+    require_pyarrow("a dataset output")
+    pa.array(["warm"], type=pa.string())
+
+
 def row_of(record: FetchResult, caption_column: str | None) -> dict[str, Any]:
     """The record as a shard's row (and json sample)."""
     row: dict[str, Any] = {"key": record.sample, "url": record.url}
@@ -164,7 +173,7 @@ class ShardStats:
         self.bytes += record.bytes or 0
 
     def write(self, path: str, ended: float, wall: float) -> None:
-        """Written last, and flushed to disk: a stats file says the shard's other files are complete."""
+        """Written last: a stats file says the shard's other files are complete."""
         data = {"shard": self.name, "output_format": self.output_format, "count": self.count, "successes": self.status["ok"],
                 "failed": self.count - self.status["ok"], "status": dict(self.status), "error_kinds": dict(self.kinds),
                 "failure_reasons": dict(self.reasons.most_common(TOP_REASONS)), "bytes": self.bytes,
@@ -173,8 +182,6 @@ class ShardStats:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=1)
             handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
 
 
 def json_bytes(row: dict[str, Any]) -> bytes:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import CANCELLED, FAILED, OK, FetchResult
-from .shardfiles import IMAGE_COLUMN, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema
+from .shardfiles import IMAGE_COLUMN, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema, warm_up
 
 log = logging.getLogger(__name__)
 BASE_FILE = "shard-base"  # in the run's temporary folder: the first shard number this run may use
@@ -56,6 +56,7 @@ def shard_outbox(outbox: Any, opts: Any, tmp: Path) -> Any:
     ``opts``: the run's Options (output_format, shard_size, caption_column)."""
     if opts.output_format == "files":
         return outbox
+    warm_up()  # as the worker starts, not as it ends and closes its shard
     return ShardOutbox(outbox, ShardWriter(opts.output_format, opts.shard_size, opts.caption_column, tmp))
 
 
