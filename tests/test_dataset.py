@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,6 +167,20 @@ def test_options_that_cannot_make_shards_are_refused_or_ignored(server, tmp_path
         Options(caption_column="status")
     record = fetch(server.image_urls()[0], tmp_path, options=Options(output_format="webdataset", **FAST))
     assert record.ok and Path(record.abspath).is_file()  # fetch() saves one file, whatever the run's format
+
+
+def test_the_readme_reads_shards_back_as_written(server, tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"^```py\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
+    download([*server.image_urls()[:6], server.url("/status/404")], tmp_path / "shards", output_format="webdataset",
+             **DATASET)
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    samples = [line for line in done.stdout.splitlines()
+               if re.fullmatch(r"\d{6,} \(\d+, \d+\) http://127\.0\.0\.1:\d+/img/\S+", line)]
+    assert len(samples) == 6
+    assert re.search(r"^ok\s+6$", done.stdout, re.MULTILINE) and re.search(r"^failed\s+1$", done.stdout, re.MULTILINE)
+    assert "HTTP 404 Not Found" in done.stdout
 
 
 # --------------------------------------------------------------------------- kills and stops, with the real CLI
