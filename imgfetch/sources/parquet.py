@@ -73,4 +73,7 @@ def _rows(parquet: Any, name: str, url_name: str, keep_names: dict[str, str]) ->
 def parquet_rows(path: str) -> int:
     """Rows in a parquet file, from its footer alone."""
     pq = _pyarrow_parquet(path)
-    return int(pq.ParquetFile(path).metadata.num_rows)
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception as exc:  # noqa: BLE001 - pyarrow's own kinds for a file that is not parquet
+        raise InputError(f"{path}: not a readable parquet file ({exc})") from None
