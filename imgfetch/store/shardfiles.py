@@ -13,6 +13,7 @@ import json
 import os
 import tarfile
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..errors import ImgFetchError
@@ -88,7 +89,12 @@ def _arrow_type(pa: Any, annotation: str) -> Any:
 
 
 class RowsFile:
-    """A shard's rows, written to a parquet file a row group at a time."""
+    """A shard's rows, written to a parquet file a row group at a time.
+
+    Row groups are converted and written by one thread of the shard's own: pyarrow's allocator keeps
+    memory per thread, so conversions spread over a worker's many download threads would hold some
+    in each of them. At most one row group waits while the next one fills.
+    """
 
     def __init__(self, path: str, schema: Any) -> None:
         pq = require_pyarrow("a dataset output")
@@ -98,6 +104,8 @@ class RowsFile:
         self.writer = pq.ParquetWriter(path, schema, compression=compression)
         self.rows: list[dict[str, Any]] = []
         self.bytes = 0
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="imgfetch-rows")
+        self._pending: Future[None] | None = None
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -106,16 +114,28 @@ class RowsFile:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the buffered rows to the writing thread (after the previous group is written: errors surface)."""
+        self._wait()
         if self.rows:
-            import pyarrow as pa
-
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self._pending = self._thread.submit(self._write, self.rows)
             self.rows, self.bytes = [], 0
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+
+        self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> None:
         try:
             self.flush()
+            self._wait()
         finally:
+            self._thread.shutdown(wait=True)
             self.writer.close()
 
 
