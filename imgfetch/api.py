@@ -46,6 +46,8 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     from .engine.worker import process_task
 
     opts = options_from_keywords(fetch, kwargs, options)
+    if opts.output_format != "files":  # one URL, one file: shards are a run's (download)
+        opts = opts.replace(output_format="files")
     try:
         normalized = normalize_url(url)
     except InvalidURL as exc:

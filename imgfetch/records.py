@@ -12,10 +12,10 @@ STATUSES = (OK, FAILED, INVALID, DUPLICATE)
 SKIPPED = "skipped"  # what older manifests say of a URL done earlier; read back as ok with skipped=True
 CANCELLED = "cancelled"  # stopped by Ctrl-C/SIGTERM mid-download: never recorded, fetched again next run
 # The fields of a finished record that a skipped record repeats: the file and what fetching it found.
-FILE_FACTS = ("path", "bytes", "sha256", "format", "width", "height", "http_status", "final_url", "fetched_at",
-              "original_width", "original_height", "phash")
+FILE_FACTS = ("path", "shard", "sample", "bytes", "sha256", "format", "width", "height", "http_status", "final_url",
+              "fetched_at", "original_width", "original_height", "phash")
 # The fields of a failed record that a skipped one (a failure not retried) repeats.
-FAILURE_FACTS = ("http_status", "final_url", "error", "error_kind", "fetched_at")
+FAILURE_FACTS = ("http_status", "final_url", "error", "error_kind", "fetched_at", "shard")
 # The fields of a duplicate of an earlier image (--dedup) that a skipped one repeats: what was fetched, and the first.
 COPY_FACTS = ("bytes", "sha256", "format", "width", "height", "http_status", "final_url", "error", "fetched_at",
               "original_width", "original_height", "phash", "dup_of")
@@ -61,6 +61,10 @@ class FetchResult:
     pid: int | None = None
     fetched_at: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
+    # Dataset outputs (--output-format webdataset or parquet): the shard file (relative to the output folder) whose
+    # window this URL was processed in, and for an image, its sample key there (files KEY.jpg, KEY.json, ...).
+    shard: str | None = None
+    sample: str | None = None
     # The file's absolute path, filled in by the parent (download, iter_download, fetch); not in the manifest.
     abspath: str | None = field(default=None, compare=False)
     original_width: int | None = None   # the image as fetched; width and height are what was saved (--resize)
@@ -82,10 +86,11 @@ class FetchResult:
     def __repr__(self) -> str:
         """Short: status, line, file and size, or the URL and the error."""
         line = (" (skipped)" if self.skipped else "") + (f" line {self.line}" if self.line is not None else "")
-        if self.path and self.status == OK:
+        where = self.path or (f"{self.shard}:{self.sample}" if self.sample else None)  # a file, or a shard's sample
+        if where and self.status == OK:
             size = f" {human_bytes(self.bytes)}" if self.bytes is not None else ""
             image = f" {self.format} {self.width}x{self.height}" if self.format and self.width else ""
-            return f"<FetchResult {self.status}{line} {self.path!r}{size}{image}>"
+            return f"<FetchResult {self.status}{line} {where!r}{size}{image}>"
         cut = REPR_URL_CHARS - len("...")
         url = self.url if len(self.url) <= REPR_URL_CHARS else self.url[:cut] + "..."
         error = f": {self.error}" if self.error else ""

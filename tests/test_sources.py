@@ -74,7 +74,7 @@ def test_empty_txt_file(tmp_path: Path) -> None:
 
 def test_keep_columns_with_txt_is_a_value_error(tmp_path: Path) -> None:
     path = write(tmp_path / "list.txt", TXT)
-    with pytest.raises(ValueError, match="--keep-columns needs a CSV, TSV or JSON Lines list"):
+    with pytest.raises(ValueError, match="--keep-columns and --caption-column need a CSV, TSV, JSON Lines or parquet list"):
         open_entries(path, keep_columns=("title",))
 
 
@@ -255,9 +255,9 @@ def test_input_format_overrides_extension(tmp_path: Path, fmt: str, data: bytes,
 
 
 def test_unknown_input_format(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="^--input-format must be one of txt, csv, tsv, jsonl$"):
+    with pytest.raises(ValueError, match="^--input-format must be one of txt, csv, tsv, jsonl, parquet$"):
         open_entries(write(tmp_path / "l.txt", b""), input_format="xml")
-    assert INPUT_FORMATS == ("txt", "csv", "tsv", "jsonl")
+    assert INPUT_FORMATS == ("txt", "csv", "tsv", "jsonl", "parquet")
 
 
 # --------------------------------------------------------------------------- run-level errors
@@ -269,8 +269,10 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
     assert str(info.value) == f"{path}: no such file"
 
 
-def test_directory(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="is a directory"):
+def test_a_folder_without_lists(tmp_path: Path) -> None:
+    (tmp_path / ".hidden.txt").write_text("http://example.com/a.jpg\n")
+    (tmp_path / "notes.md").write_text("http://example.com/a.jpg\n")
+    with pytest.raises(InputError, match="a folder without URL lists"):
         open_entries(tmp_path)
 
 

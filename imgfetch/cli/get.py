@@ -75,11 +75,14 @@ def pipe_command(url: str, fmt: str, out: str) -> str:
     -f: an HTTP error prints nothing rather than an HTML page of "URLs"; -L: follow redirects;
     -S: say why on stderr. Standard input is read as text unless told otherwise (gzip is detected).
     """
+    if fmt == "parquet":  # read by row group from a file: save it first
+        return f"curl -fsSL -o list.parquet {shlex.quote(url)} && imgfetch get list.parquet -o {shlex.quote(out)}"
     input_format = "" if fmt == "txt" else f" --input-format {fmt}"
     return f"curl -fsSL {shlex.quote(url)} | imgfetch get -{input_format} -o {shlex.quote(out)}"
 
 
-_NOTHING_BUT = {"txt": "blank lines and '#' comments", "csv": "a header", "tsv": "a header", "jsonl": "blank lines"}
+_NOTHING_BUT = {"txt": "blank lines and '#' comments", "csv": "a header", "tsv": "a header", "jsonl": "blank lines",
+                "parquet": "a schema"}
 
 
 def no_urls(source: str | list[str], input_format: str | None) -> str:

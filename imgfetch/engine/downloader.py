@@ -32,7 +32,7 @@ from .schedule import ABORT_WAIT_S, STOP_GRACE_S
 
 log = logging.getLogger(__name__)
 STOPPED_WORKERS_S = 5.0  # after a stop's grace and abort: for the workers to exit and the folder to be released
-NOT_FOR_A_DOWNLOADER = ("progress", "input_format", "url_column")  # a bar, and reading list files: download()'s
+NOT_FOR_A_DOWNLOADER = ("progress", "input_format", "url_column", "output_format", "shard_size")  # a bar, and reading list files: download()'s
 _live: weakref.WeakSet[Downloader] = weakref.WeakSet()  # shut down at interpreter exit, as the stdlib's executors are
 
 
@@ -61,6 +61,8 @@ class Downloader:
 
     def __init__(self, out_dir: str | os.PathLike[str], *, options: Options | None = None, **kwargs: Any) -> None:
         opts = options_from_keywords(Downloader.__init__, kwargs, options)
+        if opts.output_format != "files":  # a shard is complete only when its worker ends: a run's, not a service's
+            raise ValueError(f"a Downloader saves files; for output_format {opts.output_format} use download()")
         refuse_in_worker()
         check_main_guard(opts.start_method, opts.executor, opts.scheduler)
         self.options = opts

@@ -18,6 +18,7 @@ from ..options import Options
 from ..records import FAILED, FetchResult
 from ..store.dedup import Dedup
 from ..store.errorlist import ErrorsList
+from ..store.shardset import ShardSet, open_shards
 from ..store.files import OutputDir
 from ..store.journal import recover_unrecorded
 from ..store.locking import FileLock
@@ -43,6 +44,7 @@ class OutputFolder:
         self.writer: ManifestWriter | None = None
         self.errors: ErrorsList | None = None
         self.dedup: Dedup | None = None  # --dedup: the images kept so far (store/dedup.py)
+        self.shards: ShardSet | None = None  # a dataset's shards (--output-format): put in place as records are written
         self._manifest_lock: FileLock | None = None
 
     @property
@@ -67,6 +69,8 @@ class OutputFolder:
             assert self.out.tmp is not None
             recover_unrecorded(self.out.root, self.out.tmp, lambda key: (done.get(key) or {}).get("path"),
                                self.manifest_path)
+            self.shards = open_shards(self.out.root, self.out.tmp, self.opts.output_format, self.opts.shard_size,
+                                      done.max_shard)
             if self.opts.dedup:
                 self.dedup = Dedup(self.opts.dedup, self.out.root)
                 log.debug("--dedup: %d images kept by earlier runs", self.dedup.load(self.manifest_path))
@@ -89,6 +93,8 @@ class OutputFolder:
             self.writer.write(result, append=append)
             if self.errors is not None and result.status == FAILED and full_url:
                 self.errors.add(full_url)
+            if self.shards is not None:
+                self.shards.recorded(result)
         except DiskFull:
             self.disk_full = True
             return False
@@ -101,8 +107,11 @@ class OutputFolder:
 
     def finish(self, complete: bool) -> None:
         """Put the errors list in place and close the manifest, compacting it after a complete run;
-        then release everything. A full disk here is the run's full disk."""
+        then release everything. A full disk here is the run's full disk. The workers have ended by now,
+        so their last shards go in place first."""
         try:
+            if self.shards is not None:
+                self.shards.finish()
             if self.errors is not None:
                 self.errors.commit()
             if self.writer is not None:

@@ -66,7 +66,11 @@ def _standing_facts(previous: dict[str, Any] | None, root: Path, retry_failed: s
     if previous is None:
         return ()
     if previous["status"] == OK:
+        if not previous.get("path"):  # a dataset sample: it stands while its shard is in place
+            return FILE_FACTS if file_matches(root, previous["shard"], None) else ()
         return FILE_FACTS if file_matches(root, previous["path"], previous["bytes"]) else ()
+    if previous.get("shard") and not file_matches(root, previous["shard"], None):
+        return ()  # its dataset row went with a shard that a kill or a stop never completed: fetch it again
     if previous["status"] == DUPLICATE:
         return COPY_FACTS  # a copy of an earlier image (--dedup) stays one
     permanent = permanent_failure(previous.get("error_kind"), previous.get("http_status"))

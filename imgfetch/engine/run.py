@@ -76,7 +76,7 @@ class Run:
         refuse_overwriting_the_list(self.urls, self.manifest_path, Path(self.opts.errors) if self.opts.errors else None)
         self._counter = ListCounter(self.urls, self.opts.input_format)  # starts counting a list file at once
         entries = open_entries(self.urls, input_format=self.opts.input_format, url_column=self.opts.url_column,
-                               url_key=self.opts.url_key, keep_columns=self.opts.keep_columns)
+                               url_key=self.opts.url_key, keep_columns=self.opts.kept_columns)
         try:
             if self.opts.executor == "dask":
                 from .dask_pool import require_dask

@@ -1,17 +1,15 @@
 """What runs inside a worker process: fetch -> validate -> store -> one plain record per URL.
 
-A local worker process (``worker_main``) talks to the parent over one duplex pipe. The parent
-sends small batches of tasks; ``capacity`` download threads take them one at a time from a
-local queue; a sender thread sends each finished record back at once (records that finish
-together travel in one message). So no thread ever waits for another URL to finish.
+A local worker process (``worker_main``) talks to the parent over one duplex pipe. The parent sends small
+batches of tasks; ``capacity`` download threads take them one at a time from a local queue; a sender thread
+sends each finished record back at once (records that finish together travel in one message). So no thread
+ever waits for another URL to finish. For a dataset, the outbox files each record in the process's shard.
 
-Messages, parent -> worker: ("tasks", [Task, ...]), ("drain",) stop starting queued tasks,
-("abort",) cut downloads in flight too, ("exit",). Worker -> parent: ("ready", pid) once all
-its threads run, ("init-failed", message), ("start-failed", message) before it exits unready,
-("results", [FetchResult, ...]).
+Messages, parent -> worker: ("tasks", [Task, ...]), ("drain",) stop starting queued tasks, ("abort",) cut
+downloads in flight too, ("exit",). Worker -> parent: ("ready", pid) once all its threads run,
+("init-failed", message), ("start-failed", message) before it exits unready, ("results", [FetchResult, ...]).
 
-Workers never raise across the process boundary and never print; they log through a pipe
-that the parent drains.
+Workers never raise across the process boundary and never print; they log through a pipe that the parent drains.
 """
 from __future__ import annotations
 
@@ -43,6 +41,7 @@ from ..urls import mask_url
 from ..store.files import ignore_file_size_signal, target_name, write_atomic
 from ..store.journal import save_notes
 from ..net.limits import raise_open_files_limit
+from ..store.shards import hold_sample, shard_outbox
 from ..net.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ class _Worker:
     def __init__(self, conn: Any, opts: Options, root: Path, tmp: Path, capacity: int) -> None:
         self.conn, self.opts, self.root, self.tmp = conn, opts, root, tmp
         self.inbox: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
-        self.outbox: queue.SimpleQueue[FetchResult | None] = queue.SimpleQueue()
+        self.outbox = shard_outbox(queue.SimpleQueue(), opts, tmp)  # a dataset's files each record in a shard
         self.draining = threading.Event()
         self.aborted = threading.Event()
         self.fetcher = Fetcher(opts, self.aborted)
@@ -281,6 +280,8 @@ def _fill(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root
         result.error, result.error_kind = str(exc), exc.kind
         return
     digest = hashlib.sha256(body).hexdigest()
+    if opts.output_format != "files":  # a dataset: the worker's shard writer takes the image with its record
+        return hold_sample(result, body, facts, digest)
     relpath = target_name(opts.naming, url=task.url, key=task.key, line=task.line, sha256=digest,
                           extension=facts.extension, columns=task.columns, subdirs=opts.subdirs)
     if cancel_save is not None and cancel_save():

@@ -9,12 +9,12 @@
 May import: nothing else from imgfetch
 """
 from .checks import parse_size
-from .definitions import (INPUT_FORMATS, KNOWN_FORMATS, NAMINGS, RECORD_FIELDS, START_METHODS, VERIFY_MODES, Options,
+from .definitions import (INPUT_FORMATS, KNOWN_FORMATS, NAMINGS, OUTPUT_FORMATS, RECORD_FIELDS, START_METHODS, VERIFY_MODES, Options,
                           default_start_method, default_workers, usable_cpus)
 from .spec import OptionError, OptionSpec, option
 
 __all__ = [
     "Options", "OptionError", "OptionSpec", "option", "parse_size", "usable_cpus", "default_workers",
-    "default_start_method", "KNOWN_FORMATS", "START_METHODS", "VERIFY_MODES", "NAMINGS", "INPUT_FORMATS",
+    "default_start_method", "KNOWN_FORMATS", "START_METHODS", "VERIFY_MODES", "NAMINGS", "INPUT_FORMATS", "OUTPUT_FORMATS",
     "RECORD_FIELDS",
 ]

@@ -19,13 +19,15 @@ KNOWN_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
 START_METHODS = ("fork", "spawn", "forkserver")
 VERIFY_MODES = ("fast", "full", "none")
 NAMINGS = ("url", "hash", "index")
-INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
+INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
+OUTPUT_FORMATS = ("files", "webdataset", "parquet")
 EXECUTORS = ("process", "dask")
 RETRY_FAILED = ("all", "transient", "none")
 RECORD_FIELDS = (
     "url", "key", "line", "status", "skipped", "path", "bytes", "sha256", "format", "width", "height",
     "http_status", "final_url", "error", "error_kind", "attempts", "elapsed_s", "pid", "fetched_at",
     "original_width", "original_height", "dup_of", "phash",
+    "shard", "sample", "source",  # source: the list file a record came from, when the list is a folder
 )
 RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
 ENCODE_FORMATS = ("jpg", "png", "webp")
@@ -59,6 +61,14 @@ def _naming(name: str, value: Any) -> Any:
     if not value.startswith(COLUMN_NAMING) and value not in NAMINGS:
         raise OptionError(f"{name} must be url, hash, index or column:NAME, got {value!r}", name)
     return value
+
+
+def _column_name(name: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        raise OptionError(f"{name} must be a column name, got {value!r}", name)
+    if value.strip() in RECORD_FIELDS:
+        raise OptionError(f"{name}: {value.strip()} would clash with a manifest field", name)
+    return value.strip()
 
 
 _POSITIVE = whole(1)
@@ -206,15 +216,30 @@ class Options:
     user_agent_url: str | None = option(None, group=SHAPING, check=optional(checks.http_url), metavar="URL",
                                         help="the +URL with --user-agent-token: a page about your crawler and how to "
                                              "reach you; without it, '(compatible; NAME)'")
+    # dataset
+    output_format: str = option("files", group="dataset", check=one_of(OUTPUT_FORMATS), choices=OUTPUT_FORMATS,
+                                per_url=False,
+                                help="files: one file per image; webdataset: tar shards NNNNN.tar of --shard-size images "
+                                     "(KEY.jpg, KEY.json, KEY.txt), each with NNNNN.parquet (one row per URL, failures "
+                                     "included) and NNNNN_stats.json; parquet: the same rows with the image bytes, as "
+                                     "NNNNN.parquet. Both need pip install 'imgfetch[dataset]'")
+    shard_size: int = option(10_000, group="dataset", check=_POSITIVE, metavar="N", parse=int, per_url=False,
+                             help="images in a full shard; failed URLs take no room. Each worker process fills its own "
+                                  "shard, so a run ends with up to one partial shard per worker process")
     # input
     input_format: str | None = option(None, group="input", check=optional(one_of(INPUT_FORMATS)),
                                       choices=INPUT_FORMATS, per_url=False,
-                                      default_text="from the extension; .gz accepted", help="list format")
-    url_column: str = option("url", group="input", metavar="NAME", per_url=False, help="CSV/TSV URL column")
+                                      default_text="from the extension; .gz accepted",
+                                      help="list format; a folder of lists is read file by file in name order")
+    url_column: str = option("url", group="input", metavar="NAME", per_url=False, help="CSV/TSV/parquet URL column")
     url_key: str = option("url", group="input", metavar="KEY", per_url=False, help="JSON Lines URL key")
     keep_columns: tuple[str, ...] = option((), group="input", check=checks.columns(RECORD_FIELDS), metavar="A,B",
                                            parse=comma_list, per_url=False, accepts="Sequence[str] | str",
                                            help="columns copied into each manifest record")
+    caption_column: str | None = option(None, group="input", check=optional(_column_name),
+                                        metavar="NAME", per_url=False,
+                                        help="the list's caption column, kept like --keep-columns; in a dataset, "
+                                             "KEY.txt and the caption of the json and parquet rows")
     # library only: the CLI sets these from -q, -v and whether stderr is a terminal
     progress: bool | None = option(None,
                                    help="draw a progress bar: True always, False never, None (the default) on a "
@@ -235,6 +260,7 @@ class Options:
         if self.scheduler and self.executor != "dask":
             raise OptionError("scheduler needs executor dask", "scheduler", "executor")
         self._check_shaping()
+        self._check_dataset()
         if self.insecure and self.ca_bundle:
             raise OptionError("insecure and ca_bundle contradict each other; give one", "insecure", "ca_bundle")
 
@@ -247,6 +273,26 @@ class Options:
             raise OptionError("resize_only_if_bigger needs resize", "resize_only_if_bigger", "resize")
         if self.user_agent_url and not self.user_agent_token:
             raise OptionError("user_agent_url needs user_agent_token", "user_agent_url", "user_agent_token")
+
+    def _check_dataset(self) -> None:
+        """Options that a dataset's shards cannot honour are refused, never silently ignored."""
+        if self.output_format == "files":
+            return
+        if self.executor == "dask":
+            raise OptionError(f"output_format {self.output_format} needs executor process (a Dask task is one URL, "
+                              "and shards are written by the worker processes of a local pool)", "output_format",
+                              "executor")
+        for name, default in (("dedup", None), ("naming", "url"), ("subdirs", None), ("overwrite", False)):
+            if getattr(self, name) != default:
+                raise OptionError(f"{name} applies to output_format files only (a shard's samples are named by "
+                                  f"their shard and place, and a sample in a tar cannot be removed)", name,
+                                  "output_format")
+
+    @property
+    def kept_columns(self) -> tuple[str, ...]:
+        """The list's columns each record keeps: --keep-columns, then the caption column if not among them."""
+        caption = self.caption_column
+        return self.keep_columns + ((caption,) if caption and caption not in self.keep_columns else ())
 
     def replace(self, **changes: Any) -> "Options":
         """A copy with some fields changed (validated again)."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 import io
 import os
 import textwrap
-from pathlib import Path
 from typing import Any, Iterable
 
 from ..records import FAILED, INVALID, OK, FetchResult, human_bytes
+from .samples import Samples
 
 BACKGROUND = (255, 255, 255)
 CELL_BACKGROUND = (240, 240, 240)
@@ -50,12 +50,13 @@ def contact_sheet(records: Iterable[FetchResult], out_dir: str | os.PathLike[str
     width, height = cell, cell + LABEL_LINES * line_height + PADDING
     sheet = Image.new("RGB", (GAP + columns * (width + GAP), GAP + rows * (height + GAP)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
+    samples = Samples(out_dir)
     if not chosen:
         draw.text((GAP, GAP), "no images to show", fill=MUTED, font=font)
     for index, record in enumerate(chosen):
         x = GAP + (index % columns) * (width + GAP)
         y = GAP + (index // columns) * (height + GAP)
-        _draw_cell(sheet, draw, record, out_dir, (x, y), cell, font, line_height)
+        _draw_cell(sheet, draw, record, samples, (x, y), cell, font, line_height)
     return sheet
 
 
@@ -94,12 +95,12 @@ def smallest_encoding(image: Any) -> bytes:
     return min(encoded, key=len)
 
 
-def _draw_cell(sheet: Any, draw: Any, record: FetchResult, out_dir: Any, origin: tuple[int, int], cell: int,
+def _draw_cell(sheet: Any, draw: Any, record: FetchResult, samples: Samples, origin: tuple[int, int], cell: int,
                font: Any, line_height: int) -> None:
     x, y = origin
     line = f"{record.line}" if record.line is not None else "-"
     if record.status == OK:
-        thumb, problem = _thumbnail(record, out_dir, cell)
+        thumb, problem = _thumbnail(record, samples, cell)
     else:
         thumb, problem = None, record.error or record.status
     box = FAILED_BACKGROUND if record.status in (FAILED, INVALID) or problem else CELL_BACKGROUND
@@ -107,7 +108,7 @@ def _draw_cell(sheet: Any, draw: Any, record: FetchResult, out_dir: Any, origin:
     if thumb is not None:
         sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
         detail = f"{record.format} {record.width}x{record.height}, {human_bytes(record.bytes)}"
-        name = record.path.rsplit("/", 1)[-1] if record.path else ""
+        name = record.path.rsplit("/", 1)[-1] if record.path else f"{record.shard}:{record.sample}"
     else:
         message = f"{record.status}: {problem}" if record.status != OK else str(problem)
         chars = max(MIN_WRAP, int(cell / (font.getlength("n") or FALLBACK_CHAR_WIDTH)))
@@ -124,14 +125,14 @@ def _draw_cell(sheet: Any, draw: Any, record: FetchResult, out_dir: Any, origin:
               font=font)
 
 
-def _thumbnail(record: FetchResult, out_dir: Any, cell: int) -> tuple[Any, str | None]:
+def _thumbnail(record: FetchResult, samples: Samples, cell: int) -> tuple[Any, str | None]:
     """(an RGB thumbnail that fits the cell, None) or (None, why it cannot be shown)."""
     from PIL import Image, ImageOps
 
-    path = record.abspath or (str(Path(out_dir) / record.path) if out_dir is not None and record.path else None)
-    if path is None:
-        return None, "no file (pass the output folder)"
     try:
+        path = samples.source(record)  # a file, or a sample's bytes from its shard
+        if path is None:
+            return None, "no file (pass the output folder)"
         with Image.open(path) as image:
             image.draft("RGB", (cell, cell))  # JPEG: decode at a fraction of the size
             image = ImageOps.exif_transpose(image)

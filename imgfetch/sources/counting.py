@@ -7,7 +7,9 @@ import re
 import threading
 from typing import Any, Sized
 
-from .entries import format_of
+from ..errors import InputError
+from .entries import format_of, list_files
+from .parquet import parquet_rows
 from .streams import GZIP_MAGIC
 
 _CHUNK = 1 << 20  # bytes of the list read at a time while counting
@@ -24,17 +26,23 @@ class ListCounter:
         if isinstance(source, Sized) and not isinstance(source, (str, bytes)):
             self.total = len(source)
         elif isinstance(source, (str, bytes, os.PathLike)) and source not in ("-", b"-"):
-            name = os.fsdecode(source)
-            threading.Thread(target=self._count, args=(name, input_format or format_of(name)),
+            threading.Thread(target=self._count, args=(os.fsdecode(source), input_format),
                              name="imgfetch-count", daemon=True).start()
 
-    def _count(self, name: str, fmt: str) -> None:
+    def _count(self, name: str, fmt: str | None) -> None:
         try:
-            self.total = self._entries(name, fmt)
-        except (OSError, EOFError, gzip.BadGzipFile, ValueError):
+            if os.path.isdir(name):  # a folder of lists: the sum of its files'
+                counts = [self._entries(os.path.join(name, file), fmt or format_of(file))
+                          for file in list_files(name, fmt)]
+                self.total = None if None in counts else sum(c for c in counts if c is not None)
+            else:
+                self.total = self._entries(name, fmt or format_of(name))
+        except (OSError, EOFError, gzip.BadGzipFile, ValueError, InputError):
             pass  # the run itself reports an unreadable list; the bar goes without a total
 
     def _entries(self, name: str, fmt: str) -> int | None:
+        if fmt == "parquet":
+            return parquet_rows(name)  # from the file's footer
         pattern = _TXT_ENTRY if fmt == "txt" else _ANY_ENTRY
         with open(name, "rb") as raw:
             gzipped = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC

@@ -1,16 +1,26 @@
-"""Opening a URL list: choosing its reader, and the closable lazy iterator over its entries."""
+"""Opening a URL list: choosing its reader, and the closable lazy iterator over its entries.
+
+A folder is a list of lists: its files (not hidden, and of a list format unless --input-format says)
+are read one after another in name order, numbered as one list, each file's lines on from the previous
+file's last entry; each entry keeps the name of its file in the column ``source``.
+"""
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
+from ..errors import InputError
+from .parquet import open_parquet, parquet_entries
 from .readers import Entry, csv_entries, iterable_entries, jsonl_entries, txt_entries
 from .streams import open_stream
 
-INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
-_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
+SOURCE_COLUMN = "source"  # the column that names an entry's file, when the list is a folder
+_EXTENSIONS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+               ".parquet": "parquet"}
 _DELIMITERS = {"csv": ",", "tsv": "\t"}
 _GZIP_SUFFIX = ".gz"
 _STDIN = "-"  # the source that means standard input
@@ -51,6 +61,9 @@ def open_entries(source: Any, *, input_format: str | None = None, url_column: st
     fmt = input_format.lower() if isinstance(input_format, str) else input_format
     if fmt is not None and fmt not in INPUT_FORMATS:
         raise ValueError("--input-format must be one of " + ", ".join(INPUT_FORMATS))
+    if isinstance(source, (str, bytes, os.PathLike)) and os.path.isdir(source):
+        return Entries(_folder_entries(os.fsdecode(source), list_files(source, fmt), fmt, url_column, url_key, keep),
+                       None)
     if isinstance(source, (str, bytes, os.PathLike)):
         return _open_file(source, fmt, url_column, url_key, keep)
     if isinstance(source, Iterable):
@@ -65,7 +78,16 @@ def _open_file(source: str | bytes | os.PathLike[Any], fmt: str | None, url_colu
     if fmt is None:
         fmt = "txt" if is_stdin else format_of(name)
     if fmt == "txt" and keep:
-        raise ValueError("--keep-columns needs a CSV, TSV or JSON Lines list")
+        raise ValueError("--keep-columns and --caption-column need a CSV, TSV, JSON Lines or parquet list")
+    if fmt == "parquet":
+        if is_stdin:
+            raise InputError("a parquet list is read from a file, not from standard input")
+        parquet, handle = open_parquet(source, name)
+        try:
+            return Entries(parquet_entries(parquet, name, url_column, keep), handle)
+        except BaseException:
+            handle.close()
+            raise
     stream = open_stream(source, name, is_stdin, fmt)
     try:
         if fmt in _DELIMITERS:
@@ -78,6 +100,31 @@ def _open_file(source: str | bytes | os.PathLike[Any], fmt: str | None, url_colu
         stream.close()
         raise
     return Entries(entries, stream)
+
+
+def list_files(folder: str | bytes | os.PathLike[Any], fmt: str | None) -> list[str]:
+    """The names of a folder's lists, in name order: files not hidden, of a list format unless ``fmt`` is given."""
+    name = os.fsdecode(folder)
+    try:
+        names = sorted(entry.name for entry in os.scandir(name)
+                       if not entry.name.startswith(".") and entry.is_file() and (fmt or list_format(entry.name)))
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read the folder ({exc.strerror or exc})") from None
+    if not names:
+        raise InputError(f"{name}: a folder without URL lists (.txt, .csv, .tsv, .jsonl, .parquet, or .gz)")
+    return names
+
+
+def _folder_entries(folder: str, names: list[str], fmt: str | None, url_column: str, url_key: str,
+                    keep: tuple[str, ...]) -> Generator[Entry, None, None]:
+    offset = 0
+    for name in names:
+        with _open_file(os.path.join(folder, name), fmt, url_column, url_key, keep) as entries:
+            last = 0
+            for entry in entries:
+                last = entry.line
+                yield dataclasses.replace(entry, line=offset + entry.line, columns={**entry.columns, SOURCE_COLUMN: name})
+        offset += last
 
 
 def format_of(name: str) -> str:

@@ -18,6 +18,7 @@ from ..errors import DiskFull, OutputError
 from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
 from .keys import KeyMap
 from .locking import FileLock
+from .shardset import shard_number
 from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
 
 __all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "lock_manifest", "read_manifest"]
@@ -39,6 +40,7 @@ class DoneIndex:
         self._offsets = KeyMap()
         self._handle: IO[bytes] | None = None
         self.lines = 0  # records in the manifest when the run started
+        self.max_shard = -1  # the highest dataset shard number a record names: new shards are numbered after it
         if path.exists():
             self._load()
 
@@ -46,9 +48,11 @@ class DoneIndex:
         for offset, number, record in manifest_lines(self.path):
             self.lines = number
             digest, status = key_digest(record), record.get("status")
+            self.max_shard = max(self.max_shard, shard_number(record.get("shard")))
+            saved = isinstance(record.get("path"), str) or isinstance(record.get("shard"), str)  # a file, or a sample
             if digest is None:
                 log.warning("%s:%d: record without a valid key ignored", self.path, number)
-            elif (status in (OK, SKIPPED) and isinstance(record.get("path"), str) or status == FAILED
+            elif (status in (OK, SKIPPED) and saved or status == FAILED
                   or status == DUPLICATE and isinstance(record.get("dup_of"), str)):  # a copy (--dedup)
                 self._offsets[digest] = offset
 

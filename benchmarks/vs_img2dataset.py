@@ -1,0 +1,162 @@
+"""imgfetch and img2dataset side by side, both writing WebDataset shards from the same long-tail list.
+
+The list and the server are realistic.py's lognormal scenario: nginx serves a corpus of images, each URL
+answered after its own log-normal delay (median 80 ms, sigma 1, cap 5 s). Runs are interleaved
+(A B A B ...), each wrapped in treecpu.py (CPU of the whole process tree), and each figure is the median
+of --rounds runs. Both tools get the same processes x threads, shard size, per-read timeout and retries;
+img2dataset runs from its own virtual environment (--img2dataset, default /work/i2d/bin/img2dataset).
+Images are counted as the image members of the tars each run wrote, read back with tarfile.
+
+    python benchmarks/vs_img2dataset.py --count 4000 --rounds 3
+    python benchmarks/vs_img2dataset.py --count 4000 --rounds 3 --resize 256   # once imgfetch has --resize
+
+Without --resize: imgfetch keeps every image as served; img2dataset runs with --resize_mode no, once
+re-encoding to JPEG (its default) and once with --skip_reencode True (bytes kept, as imgfetch does).
+With --resize N: both resize to N with keep_ratio (imgfetch --resize N --resize-mode keep_ratio;
+img2dataset --resize_mode keep_ratio --image_size N).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+from benchlib import PY  # noqa: E402
+from realistic import check_nginx, ensure_corpus, lognormal, start_nginx  # noqa: E402
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".avif")
+
+
+def tool_argv(tool: str, urls: Path, out: Path, args: argparse.Namespace) -> list[str]:
+    common_i2d = [args.img2dataset, "--url_list", str(urls), "--input_format", "txt", "--output_format", "webdataset",
+                  "--output_folder", str(out), "--processes_count", str(args.processes),
+                  "--thread_count", str(args.threads), "--number_sample_per_shard", str(args.shard_size),
+                  "--timeout", str(args.timeout), "--retries", str(args.retries), "--enable_wandb", "False",
+                  "--distributor", "multiprocessing"]
+    if tool == "imgfetch":
+        resize = ["--resize", str(args.resize), "--resize-mode", "keep_ratio"] if args.resize else []
+        return [PY, "-m", "imgfetch", "get", str(urls), "-o", str(out), "-q", "--output-format", "webdataset",
+                "--shard-size", str(args.shard_size), "--workers", str(args.processes), "--threads", str(args.threads),
+                "--timeout", str(args.timeout), "--retries", str(args.retries), *resize]
+    if tool == "img2dataset":
+        if args.resize:
+            return [*common_i2d, "--resize_mode", "keep_ratio", "--image_size", str(args.resize)]
+        return [*common_i2d, "--resize_mode", "no"]
+    if tool == "img2dataset-keep-bytes":
+        return [*common_i2d, "--resize_mode", "no", "--skip_reencode", "True"]
+    raise ValueError(tool)
+
+
+def images_in(out: Path) -> int:
+    """Image members of every complete tar in out (a tar that does not read to its end counts 0)."""
+    total = 0
+    for path in sorted(out.rglob("*.tar")):
+        try:
+            with tarfile.open(path) as tar:
+                total += sum(1 for m in tar if m.isfile() and m.name.lower().endswith(IMAGE_SUFFIXES))
+        except (tarfile.TarError, OSError):
+            continue
+    return total
+
+
+def version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return done.stdout.strip() or done.stderr.strip().splitlines()[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=128)
+    parser.add_argument("--shard-size", type=int, default=1000,
+                        help="samples per shard (img2dataset also splits its input by it: below count/processes, "
+                             "all its processes work)")
+    parser.add_argument("--timeout", type=int, default=10)
+    parser.add_argument("--retries", type=int, default=3)
+    parser.add_argument("--resize", type=int, default=0, help="resize to N with keep_ratio (needs imgfetch --resize)")
+    parser.add_argument("--tools", default="imgfetch,img2dataset,img2dataset-keep-bytes")
+    parser.add_argument("--img2dataset", default="/work/i2d/bin/img2dataset")
+    parser.add_argument("--corpus-size", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--run-timeout", type=float, default=600.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    tools = [t for t in args.tools.split(",") if t and not (args.resize and t == "img2dataset-keep-bytes")]
+    if not shutil.which(args.img2dataset):
+        sys.exit(f"{args.img2dataset}: not found (python3 -m venv /work/i2d && /work/i2d/bin/pip install img2dataset)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset's albumentations checks for updates
+    i2d_python = str(Path(args.img2dataset).with_name("python"))
+    versions = {"imgfetch": version([PY, "-m", "imgfetch", "--version"]),
+                "img2dataset": version([i2d_python, "-c", "import importlib.metadata as m; print(m.version('img2dataset'))"])}
+    print(f"machine: {benchlib.machine_info()}\nversions: {versions}\nload: {os.getloadavg()}")
+    corpus = ensure_corpus(args.corpus_size, 0)
+    work = Path(tempfile.mkdtemp(prefix="imgfetch-vs-i2d-"))
+    work.chmod(0o755)
+    nginx = None
+    runs: list[dict] = []
+    try:
+        nginx, base = start_nginx(corpus, work / "nginx")
+        check_nginx(base, corpus)
+        scenario = lognormal(base, args.count, args.corpus_size, args.seed)
+        urls = work / "urls.txt"
+        urls.write_text("".join(u + "\n" for u in scenario.urls))
+        for tool in tools:
+            print(f"{tool}: {shlex.join(tool_argv(tool, Path('urls.txt'), Path('OUT'), args))}")
+        for r in range(args.rounds):
+            for tool in tools:
+                run_dir = work / f"r{r + 1}-{tool}"
+                out = run_dir / "out"
+                out.mkdir(parents=True)
+                load = os.getloadavg()[0]
+                res = benchlib.run_measured(tool_argv(tool, urls, out, args), run_dir / "treecpu.json",
+                                            run_dir / "log.txt", args.run_timeout)
+                images = images_in(out)
+                run = {"round": r + 1, "tool": tool, "wall_s": res["wall_s"], "cpu_s": res["cpu_s"], "images": images,
+                       "returncode": res["returncode"], "timed_out": res["timed_out"], "load_1m": round(load, 2)}
+                runs.append(run)
+                print(f"  round {r + 1} {tool:<24} {res['wall_s']:7.2f} s  {images:>6}/{args.count} images  "
+                      f"{images / res['wall_s']:7.0f} images/s  cpu {res['cpu_s']:7.2f} s  exit {res['returncode']}  "
+                      f"load {load:.1f}", flush=True)
+                if images < args.count * 0.98:
+                    print("    " + benchlib.log_tail(run_dir / "log.txt", 600).replace("\n", "\n    "))
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        benchlib.stop(nginx)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n| tool | wall s (median of {args.rounds}) | runs s | images | images/s | CPU s | imgfetch ÷ tool |")
+    print("|---|---|---|---|---|---|---|")
+    rate = {t: statistics.median(r["images"] / r["wall_s"] for r in runs if r["tool"] == t) for t in tools}
+    for tool in tools:
+        mine = [r for r in runs if r["tool"] == tool]
+        walls = " ".join(f"{r['wall_s']:.2f}" for r in mine)
+        ratio = rate.get("imgfetch", float("nan")) / rate[tool] if rate[tool] else float("nan")
+        print(f"| {tool} | {statistics.median(r['wall_s'] for r in mine):.2f} | {walls} | "
+              f"{statistics.median(r['images'] for r in mine):.0f}/{args.count} | {rate[tool]:.0f} | "
+              f"{statistics.median(r['cpu_s'] for r in mine):.2f} | {ratio:.2f}× |")
+    print(f"load after: {os.getloadavg()}")
+    if args.json:
+        args.json.write_text(json.dumps({"versions": versions, "args": {k: str(v) for k, v in vars(args).items()},
+                                         "runs": runs, "images_per_s": rate}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
