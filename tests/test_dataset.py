@@ -167,6 +167,14 @@ def test_options_that_cannot_make_shards_are_refused_or_ignored(server, tmp_path
         Options(caption_column="status")
     record = fetch(server.image_urls()[0], tmp_path, options=Options(output_format="webdataset", **FAST))
     assert record.ok and Path(record.abspath).is_file()  # fetch() saves one file, whatever the run's format
+    for name, value in (("dedup", "exact"), ("naming", "hash"), ("subdirs", 10), ("overwrite", True)):
+        with pytest.raises(ValueError, match=f"{name} applies to output_format files only"):
+            Options(output_format="parquet", **{name: value})
+    from imgfetch import Downloader
+
+    with pytest.raises(ValueError, match="a Downloader saves files; for output_format webdataset use download"):
+        Downloader(tmp_path / "d", options=Options(output_format="webdataset", start_method="fork"))
+    assert not (tmp_path / "d").exists()
 
 
 def test_the_readme_reads_shards_back_as_written(server, tmp_path):
