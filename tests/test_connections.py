@@ -2,15 +2,13 @@
 does not reconnect), TLS sessions resumed, and the process's limits left alone by fetch()."""
 from __future__ import annotations
 
-import http.server
 import resource
 import socket
-import ssl
-import threading
 import uuid
 from pathlib import Path
 
 import fake_dns
+from tlsserver import TLSServer
 from imgfetch import download, fetch
 from imgfetch.net.adapter import WatchedAdapter
 from imgfetch.net.fetcher import Fetcher
@@ -64,43 +62,8 @@ def test_fetch_leaves_the_open_files_limit_alone(server, tmp_path):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-class TLSServer:
-    """HTTPS on loopback with the self-signed pair, one connection per request (HTTP/1.0), noting for each
-    connection whether its TLS session was resumed."""
-
-    def __init__(self, body: bytes) -> None:
-        resumed = self.resumed = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                resumed.append(self.connection.session_reused)
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(DATA / "selfsigned.pem", DATA / "selfsigned.key")
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.base = f"https://localhost:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> "TLSServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_tls_sessions_are_resumed_on_new_connections(server, tmp_path):
-    with TLSServer(server.image_bytes(0)) as tls:
+    with TLSServer(server.image_bytes(0), host="localhost") as tls:
         urls = [f"{tls.base}/{i}.jpg" for i in range(8)]
         results = download(urls, tmp_path / "o", workers=1, threads=2, ca_bundle=str(DATA / "selfsigned.pem"),
                            progress=False)

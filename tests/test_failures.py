@@ -1,10 +1,8 @@
 """Failures decided by exception type, with an error_kind, never by the text of the URL."""
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -15,6 +13,7 @@ import pytest
 from imgfetch import download, fetch
 from imgfetch.net.failures import ERROR_KINDS
 from conftest import FAST, read_manifest
+from tlsserver import TLSServer
 
 DATA = Path(__file__).parent / "data"
 
@@ -56,37 +55,6 @@ class RawServer:
     def __exit__(self, *exc: object) -> None:
         self.listener.close()
         self.thread.join(5)
-
-
-class TLSServer:
-    """An HTTPS server on loopback with a self-signed certificate, serving one image."""
-
-    def __init__(self, body: bytes) -> None:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(DATA / "selfsigned.pem", DATA / "selfsigned.key")
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.base = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> "TLSServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def test_a_refused_connection_is_a_connection_failure_whatever_the_path_says(tmp_path):
