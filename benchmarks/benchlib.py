@@ -112,7 +112,8 @@ http {{
     return proc, f"http://127.0.0.1:{port}"
 
 
-def run_measured(argv: list[str], json_path: Path, log_path: Path, timeout: float) -> dict:
+def run_measured(argv: list[str], json_path: Path, log_path: Path, timeout: float,
+                 env: dict[str, str] | None = None) -> dict:
     """Run argv under treecpu.py (CPU of the whole process tree); stdout and stderr go to log_path.
 
     Returns treecpu's JSON, plus timed_out. The run is bounded: after `timeout` seconds its
@@ -123,7 +124,7 @@ def run_measured(argv: list[str], json_path: Path, log_path: Path, timeout: floa
     timed_out = False
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(wrapped, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
