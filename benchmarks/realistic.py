@@ -305,9 +305,11 @@ def count_output(out: Path, good_hashes: set[str]) -> tuple[int, int]:
 
 
 def run_scenario(sc: Scenario, tools: list[str], args, work: Path, good_hashes: set[str],
-                 imgfetch_extra: list[str], web: webshape.WebShape | None = None) -> list[dict]:
+                 imgfetch_extra: list[str], web: webshape.WebShape | None = None, servers: tuple = ()) -> list[dict]:
     """Every tool on sc's list, --rounds interleaved rounds. With `web`, each run gets its own
-    tagged copy of the list (its requests are told apart in nginx's log) and the web tools' flags."""
+    tagged copy of the list (its requests are told apart in nginx's log) and the web tools' flags.
+    Each run also records the servers' CPU time and the other work on the machine meanwhile
+    (the machine's CPU time less the run's and the servers')."""
     folder = work / sc.name
     lists = write_lists(sc, folder)
     runs = []
@@ -323,7 +325,10 @@ def run_scenario(sc: Scenario, tools: list[str], args, work: Path, good_hashes: 
             else:
                 run_lists = write_lists(Scenario(sc.name, sc.title, web.tagged(sc.urls, tag), sc.kinds), run_dir)
                 argv, env, accepted = web.argv(tool, run_lists, out, imgfetch_extra), web.env(tool), web.accepted()
+            machine0, server0 = benchlib.machine_cpu_s(), benchlib.server_cpu_s(list(servers))
             res = benchlib.run_measured(argv, run_dir / "treecpu.json", run_dir / "log.txt", args.run_timeout, env)
+            server_cpu = benchlib.server_cpu_s(list(servers)) - server0
+            others = (benchlib.machine_cpu_s() - machine0 - server_cpu - res["cpu_s"]) / max(res["wall_s"], 1e-9)
             if web is not None:
                 accepted = web.accepted() - accepted - 1  # less the second status request's own connection
             files, good = count_output(out, good_hashes)
@@ -332,14 +337,15 @@ def run_scenario(sc: Scenario, tools: list[str], args, work: Path, good_hashes: 
                    "timed_out": res["timed_out"], "tree_wall_s": res.get("tree_wall_s"),
                    "orphans_killed": res.get("orphans_killed"), "files": files, "good": good,
                    "expected": sc.expected, "loadavg_1m": round(os.getloadavg()[0], 2), "tag": tag,
-                   "accepted": accepted}
+                   "accepted": accepted, "server_cpu_s": round(server_cpu, 2), "other_cpus": round(others, 2)}
             if res["timed_out"] or (res["returncode"] not in (0, 1, 22) and "faulty" not in sc.name):
                 run["log_tail"] = benchlib.log_tail(run_dir / "log.txt")
             runs.append(run)
             print(f"  [{sc.name} {r + 1}/{args.rounds}] {LABELS[tool]:<28} {res['wall_s']:8.2f} s  "
                   f"{good:>6}/{sc.expected} good images, {files} files  cpu {res['cpu_s']:7.2f} s  "
                   f"exit {res['returncode']}{'  TIMED OUT' if res['timed_out'] else ''}"
-                  f"{f'  {accepted} connections' if accepted is not None else ''}"
+                  f"{f'  {accepted} connections' if accepted is not None else ''}  server cpu {server_cpu:.1f} s, "
+                  f"others {others:.1f} CPUs"
                   f"{'  << FLAG: too few good images' if good < args.min_good * sc.expected else ''}", flush=True)
             if not args.keep:
                 shutil.rmtree(out, ignore_errors=True)
@@ -364,7 +370,10 @@ def summarize(runs: list[dict], tools: list[str], expected: int, min_good: float
              "files": median([r["files"] for r in mine]), "expected": expected,
              "images_per_s": median(ips), "cpu_s": median([r["cpu_s"] for r in mine]),
              "cpu_ms_per_image": median(cpu_ms), "returncodes": sorted({r["returncode"] for r in mine}),
-             "timed_out": any(r["timed_out"] for r in mine)}
+             "timed_out": any(r["timed_out"] for r in mine),
+             "server_cpu_s": median([r.get("server_cpu_s") for r in mine]),
+             "other_cpus": median([r.get("other_cpus") for r in mine]),
+             "other_cpus_max": max((r.get("other_cpus") or 0) for r in mine)}
         flags = []
         worst = min(r["good"] for r in mine)
         if worst < min_good * expected:
@@ -419,6 +428,12 @@ def report(sc: Scenario, summary: dict[str, dict], rounds: int) -> str:
         lines.append("\"imgfetch wall ÷ tool wall\": below 1 means imgfetch finished the list sooner.")
     lines.append("CPU = user + sys of the whole process tree; \"CPU/image ÷ threadpool\": below 1 means less "
                  "CPU per image than the hand-written pool in the same run.")
+    lines.append("Server CPU per run (median): " + ", ".join(f"{s['label']} {fmt(s['server_cpu_s'], '.1f')} s"
+                                                            for s in summary.values())
+                 + ". Other work on the machine during the runs (CPUs busy with neither the tool nor the "
+                 f"servers, of {os.cpu_count()}; median, max): "
+                 + ", ".join(f"{s['label']} {fmt(s['other_cpus'], '.1f')}, {fmt(s['other_cpus_max'], '.1f')}"
+                             for s in summary.values()) + ".")
     return "\n".join(lines)
 
 
@@ -564,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
             t0, load0 = time.perf_counter(), os.getloadavg()
             scenario_web = web if name in WEB_SCENARIOS else None
             runs = run_scenario(sc, here, args, work, good_hashes,
-                                imgfetch_extra if scenario_web is None else user_extra, scenario_web)
+                                imgfetch_extra if scenario_web is None else user_extra, scenario_web,
+                                (nginx, fault, web.nginx if web else None))
             summary = summarize(runs, here, sc.expected, args.min_good)
             text = report(sc, summary, args.rounds)
             if scenario_web is not None:
