@@ -288,7 +288,7 @@ def tool_template(tool: str, imgfetch_extra: list[str]) -> str:
 
 def web_template(tool: str, imgfetch_extra: list[str]) -> str:
     web = webshape.WebShape(Path("WORK"), Path("CORPUS"), 0)
-    web.ca = Path("CA.pem")
+    web.bundle = Path("TRUST.pem")
     lists = {"txt": Path("LIST.txt"), "curl": Path("LIST.curl.cfg"), "aria2c": Path("LIST.aria2c.txt")}
     argv = web.argv(tool, lists, Path("OUT"), imgfetch_extra)
     return shlex.join(["python" if a == PY else a.replace(str(HERE.parent) + "/", "") for a in argv])
@@ -451,6 +451,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--web-urls", type=int, default=4000, help="URLs of web and web-faulty (default: 4000)")
     parser.add_argument("--web-hosts", type=int, default=350,
                         help="host names of web and web-faulty, one loopback address each (default: 350)")
+    parser.add_argument("--web-trust", choices=("bundle", "ca"), default="bundle",
+                        help="trust store every tool gets in the web scenarios: bundle (certifi's roots plus the "
+                             "private CA, like a user's) or ca (the private CA alone) (default: bundle)")
     parser.add_argument("--image-sizes", choices=("small", "web"), default="small",
                         help="images of the plain scenarios: small (64-320 px, ~12 KB) or web (~600 x 450, tens of "
                              "KB; the web scenarios always use these) (default: small)")
@@ -558,11 +561,11 @@ def main(argv: list[str] | None = None) -> int:
             check_fault_server(fault_base)
             print(f"faults from imgfetch serve on {fault_base}", flush=True)
         if webs:
-            web = webshape.WebShape(work / "web", web_corpus, args.web_hosts)
+            web = webshape.WebShape(work / "web", web_corpus, args.web_hosts, args.web_trust)
             web.start()
             print(f"web: nginx over TLS on {args.web_hosts} loopback addresses, port {web.port}, names in "
-                  f"/etc/hosts until the end (corpus {web_corpus}: {webshape.describe_corpus(web_corpus)})",
-                  flush=True)
+                  f"/etc/hosts until the end; every tool trusts {web.bundle} (--web-trust {args.web_trust}) "
+                  f"(corpus {web_corpus}: {webshape.describe_corpus(web_corpus)})", flush=True)
         print(flush=True)
         for name in args.scenario_list:
             if name in WEB_SCENARIOS:

@@ -1,8 +1,11 @@
 """The web-shaped scenarios of realistic.py (web, web-faulty): HTTPS over hundreds of hosts.
 
 - A private CA made with openssl: a CA certificate and one wildcard certificate for *.webshape.test
-  (ECDSA P-256, valid 2 days, in the run's work folder). Every tool is told to trust the CA:
+  (ECDSA P-256, valid 2 days, in the run's work folder). Every tool is given the same trust store:
   imgfetch --ca-bundle, curl --cacert, aria2c --ca-certificate, the thread pool REQUESTS_CA_BUNDLE.
+  By default (--web-trust bundle) that is certifi's roots plus the private CA, as a user's store
+  holds ~140 roots: requests and urllib3 load the whole file again for every new connection, which
+  a bundle of one certificate would hide. --web-trust ca gives the private CA alone.
 - nginx (one worker, echo module; HTTP/1.1 over TLS, session cache and tickets on) listens on one
   loopback address per host name: img-000.webshape.test is 127.0.101.1, img-001 127.0.101.2, ...
   The names go into /etc/hosts for the run (hostsfile.py takes them out again, Ctrl-C included).
@@ -126,6 +129,15 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "ca.pem", folder / "server.pem", folder / "server.key"
 
 
+def root_bundle() -> str:
+    """The public roots a user's tools trust by default: certifi's (requests' own), else Debian's."""
+    try:
+        import certifi
+        return certifi.where()
+    except ImportError:
+        return "/etc/ssl/certs/ca-certificates.crt"
+
+
 def zipf_hosts(n: int, hosts: int, rng: random.Random) -> list[int]:
     """The host of each of n URLs: host k has about n / (k + 1)^s / H URLs (at least one), shuffled."""
     weights = [1 / (k + 1) ** ZIPF_S for k in range(hosts)]
@@ -153,18 +165,22 @@ def fault_path(kind: str, i: int, delay: float) -> str:
 class WebShape:
     """The CA, the /etc/hosts block and nginx of the web scenarios; close() undoes all three."""
 
-    def __init__(self, work: Path, corpus: Path, hosts: int) -> None:
-        self.work, self.corpus, self.hosts = work, corpus, hosts
+    def __init__(self, work: Path, corpus: Path, hosts: int, trust: str = "bundle") -> None:
+        self.work, self.corpus, self.hosts, self.trust = work, corpus, hosts, trust
         self.block: HostsBlock | None = None
         self.nginx = None
         self.port = 0
-        self.ca = self.log = None
+        self.ca = self.bundle = self.log = None
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
         self.work.chmod(0o755)  # nginx's worker drops root and reads the drip file here
         self.ca, cert, key = make_ca(self.work / "ca")
+        self.bundle = self.ca
+        if self.trust == "bundle":
+            self.bundle = self.work / "ca" / "bundle.pem"
+            self.bundle.write_text(Path(root_bundle()).read_text().rstrip("\n") + "\n" + self.ca.read_text())
         cut = next(p for p in sorted(self.corpus.iterdir()) if p.suffix == ".jpg").read_bytes()[:DRIP_BYTES]
         (self.work / "drip").mkdir(exist_ok=True)
         (self.work / "drip").chmod(0o755)
@@ -201,7 +217,7 @@ class WebShape:
                 "location /html/ { default_type image/jpeg; return 200 '<!doctype html><title>x</title>'; }")
 
     def _context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
+        return ssl.create_default_context(cafile=str(self.bundle))
 
     def base(self, k: int, dead: bool = False) -> str:
         return f"https://{dead_name(k) if dead else live_name(k)}:{self.port}"
@@ -277,18 +293,19 @@ class WebShape:
         if tool in ("imgfetch", "imgfetch-verify-none"):
             extra = ["--verify", "none"] if tool == "imgfetch-verify-none" else []
             return [PY, "-m", "imgfetch", "get", str(lists["txt"]), "-o", str(out), "-q", "--ca-bundle",
-                    str(self.ca), *IMGFETCH_CAPS, *extra, *imgfetch_extra]
+                    str(self.bundle), *IMGFETCH_CAPS, *extra, *imgfetch_extra]
         if tool == "threadpool":
             return [PY, str(HERE / "threadpool.py"), str(lists["txt"]), str(out), "128", str(TIMEOUT_S)]
         if tool == "curl":
-            return ["curl", *CURL_FLAGS, "--cacert", str(self.ca), "--output-dir", str(out), "-K", str(lists["curl"])]
+            return ["curl", *CURL_FLAGS, "--cacert", str(self.bundle), "--output-dir", str(out), "-K",
+                    str(lists["curl"])]
         if tool == "aria2c":
-            return ["aria2c", "-i", str(lists["aria2c"]), "-d", str(out), f"--ca-certificate={self.ca}",
+            return ["aria2c", "-i", str(lists["aria2c"]), "-d", str(out), f"--ca-certificate={self.bundle}",
                     *ARIA2C_FLAGS]
         raise ValueError(f"{tool} does not run in the web scenarios")
 
     def env(self, tool: str) -> dict[str, str] | None:
-        return {**os.environ, "REQUESTS_CA_BUNDLE": str(self.ca)} if tool == "threadpool" else None
+        return {**os.environ, "REQUESTS_CA_BUNDLE": str(self.bundle)} if tool == "threadpool" else None
 
     # ------------------------------------------------------------------ counting
     def accepted(self) -> int:
