@@ -112,7 +112,8 @@ http {{
     return proc, f"http://127.0.0.1:{port}"
 
 
-def run_measured(argv: list[str], json_path: Path, log_path: Path, timeout: float) -> dict:
+def run_measured(argv: list[str], json_path: Path, log_path: Path, timeout: float,
+                 env: dict[str, str] | None = None) -> dict:
     """Run argv under treecpu.py (CPU of the whole process tree); stdout and stderr go to log_path.
 
     Returns treecpu's JSON, plus timed_out. The run is bounded: after `timeout` seconds its
@@ -123,7 +124,7 @@ def run_measured(argv: list[str], json_path: Path, log_path: Path, timeout: floa
     timed_out = False
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(wrapped, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -154,6 +155,31 @@ def _stop_group(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine (every core) has spent so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def server_cpu_s(procs: list) -> float:
+    """CPU seconds of the given processes and their children (nginx's workers), from /proc."""
+    total = 0.0
+    for proc in procs:
+        if proc is None or proc.poll() is not None:
+            continue
+        try:
+            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        except OSError:
+            kids = []
+        for pid in [str(proc.pid), *kids]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return total
 
 
 def output_files(out: Path, exclude: tuple[str, ...] = ("manifest.jsonl",)) -> list[Path]:

@@ -15,7 +15,14 @@ Scenarios:
 - lognormal: --count distinct images, each delayed log-normally (median 80 ms, sigma 1.0,
   p99 ~ 0.8 s, capped at 5 s);
 - faulty: the lognormal list with ~10 % of its URLs replaced by failures at random positions;
-- uniformN: --uniform-count images, each delayed N ms (uniform0, uniform50, uniform200, ...).
+- uniformN: --uniform-count images, each delayed N ms (uniform0, uniform50, uniform200, ...);
+- web, web-faulty: --web-urls HTTPS URLs over --web-hosts host names, each on its own loopback
+  address, with a private CA; connections and resumed TLS sessions counted from nginx's log
+  (webshape.py; needs root, openssl, nginx-light, libnginx-mod-http-echo, curl and aria2).
+
+Images: --image-sizes small (default) serves make_image's 64-320 px images (about 12 KB) in the
+plain scenarios; web serves web-sized ones (webshape.web_size: about 600 x 450, tens of KB), as the
+web scenarios always do.
 
 Tools: imgfetch get (defaults), imgfetch get --verify none, benchmarks/threadpool.py
 (ThreadPoolExecutor(128), timeout=30), curl --parallel, aria2c and, on uniform0 only,
@@ -24,6 +31,7 @@ benchmarks/classic.py (ProcessPoolExecutor(3); --tools ...,classic).
     python benchmarks/realistic.py --scenarios lognormal,faulty,uniform0,uniform50,uniform200 \\
         --count 4000 --uniform-count 10000 --rounds 3 \\
         --tools imgfetch,imgfetch-verify-none,threadpool,curl,aria2c,classic --json realistic.json
+    python benchmarks/realistic.py --scenarios web,web-faulty --web-urls 4000 --rounds 3 --json web.json
 """
 from __future__ import annotations
 
@@ -48,6 +56,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
+import webshape  # noqa: E402
 from benchlib import HERE, PY  # noqa: E402
 
 CAP_S = 30  # per-URL time cap given to every tool (as closely as each allows)
@@ -57,6 +66,7 @@ FAULT_SHARES = (("404", 0.03), ("403", 0.01), ("410", 0.005), ("500", 0.015),
 FAULT_SERVER_COUNT = 100  # images of `imgfetch serve --count` (drip needs /drip/<i>.<ext of i>)
 EXTS = ("jpg", "png", "webp", "gif")  # imgfetch.server.FORMATS order: image i has EXTS[i % 4]
 SCENARIOS = ("lognormal", "faulty", "uniform0", "uniform50", "uniform200")
+WEB_SCENARIOS = ("web", "web-faulty")
 ALL_TOOLS = ("imgfetch", "imgfetch-verify-none", "threadpool", "curl", "aria2c", "classic")
 DEFAULT_TOOLS = "imgfetch,imgfetch-verify-none,threadpool,curl,aria2c"
 LABELS = {
@@ -80,15 +90,20 @@ CURL_FLAGS = ["--parallel", "--parallel-max", "200", "--max-time", str(CAP_S), "
 
 # --------------------------------------------------------------------------- corpus and servers
 
-def ensure_corpus(size: int, seed: int) -> Path:
-    """size images from make_image(seed, i) as i.<ext>, cached in the temp folder between runs."""
+def ensure_corpus(size: int, seed: int, sizes: str = "small") -> Path:
+    """size images from make_image(seed, i) as i.<ext>, cached in the temp folder between runs;
+    sizes="web" renders them at webshape.web_size(seed, i)."""
     from imgfetch.server import make_image
-    path = Path(tempfile.gettempdir()) / (f"imgfetch-bench-corpus-{size}" + (f"-seed{seed}" if seed else ""))
+
+    def render(i: int) -> bytes:
+        return make_image(seed, i, webshape.web_size(seed, i) if sizes == "web" else None)
+    path = Path(tempfile.gettempdir()) / (f"imgfetch-bench-corpus-{size}" + (f"-seed{seed}" if seed else "")
+                                          + ("-web" if sizes == "web" else ""))
     marker = path / "corpus.json"
     try:
         info = json.loads(marker.read_text())
-        if (info.get("count") == size and info.get("seed") == seed
-                and all((path / f"{i}.{EXTS[i % 4]}").read_bytes() == make_image(seed, i) for i in range(min(8, size)))
+        if (info.get("count") == size and info.get("seed") == seed and info.get("sizes", "small") == sizes
+                and all((path / f"{i}.{EXTS[i % 4]}").read_bytes() == render(i) for i in range(min(8, size)))
                 and sum(1 for p in path.iterdir() if p.name != "corpus.json") == size):
             return path
     except (OSError, ValueError):
@@ -96,8 +111,8 @@ def ensure_corpus(size: int, seed: int) -> Path:
     print(f"rendering a corpus of {size} images into {path} ...", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".partial-", dir=path.parent))
     for i in range(size):
-        (tmp / f"{i}.{EXTS[i % 4]}").write_bytes(make_image(seed, i))
-    (tmp / "corpus.json").write_text(json.dumps({"count": size, "seed": seed}) + "\n")
+        (tmp / f"{i}.{EXTS[i % 4]}").write_bytes(render(i))
+    (tmp / "corpus.json").write_text(json.dumps({"count": size, "seed": seed, "sizes": sizes}) + "\n")
     tmp.chmod(0o755)  # nginx's worker drops root and must read the files
     shutil.rmtree(path, ignore_errors=True)
     try:
@@ -271,6 +286,14 @@ def tool_template(tool: str, imgfetch_extra: list[str]) -> str:
     return shlex.join(argv)
 
 
+def web_template(tool: str, imgfetch_extra: list[str]) -> str:
+    web = webshape.WebShape(Path("WORK"), Path("CORPUS"), 0)
+    web.bundle = Path("TRUST.pem")
+    lists = {"txt": Path("LIST.txt"), "curl": Path("LIST.curl.cfg"), "aria2c": Path("LIST.aria2c.txt")}
+    argv = web.argv(tool, lists, Path("OUT"), imgfetch_extra)
+    return shlex.join(["python" if a == PY else a.replace(str(HERE.parent) + "/", "") for a in argv])
+
+
 # --------------------------------------------------------------------------- measuring
 
 def count_output(out: Path, good_hashes: set[str]) -> tuple[int, int]:
@@ -282,7 +305,11 @@ def count_output(out: Path, good_hashes: set[str]) -> tuple[int, int]:
 
 
 def run_scenario(sc: Scenario, tools: list[str], args, work: Path, good_hashes: set[str],
-                 imgfetch_extra: list[str]) -> list[dict]:
+                 imgfetch_extra: list[str], web: webshape.WebShape | None = None, servers: tuple = ()) -> list[dict]:
+    """Every tool on sc's list, --rounds interleaved rounds. With `web`, each run gets its own
+    tagged copy of the list (its requests are told apart in nginx's log) and the web tools' flags.
+    Each run also records the servers' CPU time and the other work on the machine meanwhile
+    (the machine's CPU time less the run's and the servers')."""
     folder = work / sc.name
     lists = write_lists(sc, folder)
     runs = []
@@ -291,20 +318,34 @@ def run_scenario(sc: Scenario, tools: list[str], args, work: Path, good_hashes: 
             run_dir = folder / f"r{r + 1}-{tool}"
             out = run_dir / "out"
             out.mkdir(parents=True)
-            argv = tool_argv(tool, lists, out, imgfetch_extra)
-            res = benchlib.run_measured(argv, run_dir / "treecpu.json", run_dir / "log.txt", args.run_timeout)
+            tag = f"{sc.name}-{r + 1}-{tool}"
+            env, accepted = None, None
+            if web is None:
+                argv = tool_argv(tool, lists, out, imgfetch_extra)
+            else:
+                run_lists = write_lists(Scenario(sc.name, sc.title, web.tagged(sc.urls, tag), sc.kinds), run_dir)
+                argv, env, accepted = web.argv(tool, run_lists, out, imgfetch_extra), web.env(tool), web.accepted()
+            machine0, server0 = benchlib.machine_cpu_s(), benchlib.server_cpu_s(list(servers))
+            res = benchlib.run_measured(argv, run_dir / "treecpu.json", run_dir / "log.txt", args.run_timeout, env)
+            server_cpu = benchlib.server_cpu_s(list(servers)) - server0
+            others = (benchlib.machine_cpu_s() - machine0 - server_cpu - res["cpu_s"]) / max(res["wall_s"], 1e-9)
+            if web is not None:
+                accepted = web.accepted() - accepted - 1  # less the second status request's own connection
             files, good = count_output(out, good_hashes)
             run = {"round": r + 1, "tool": tool, "wall_s": res["wall_s"], "cpu_s": res["cpu_s"],
                    "user_s": res["user_s"], "sys_s": res["sys_s"], "returncode": res["returncode"],
                    "timed_out": res["timed_out"], "tree_wall_s": res.get("tree_wall_s"),
                    "orphans_killed": res.get("orphans_killed"), "files": files, "good": good,
-                   "expected": sc.expected, "loadavg_1m": round(os.getloadavg()[0], 2)}
-            if res["timed_out"] or (res["returncode"] not in (0, 1, 22) and sc.name != "faulty"):
+                   "expected": sc.expected, "loadavg_1m": round(os.getloadavg()[0], 2), "tag": tag,
+                   "accepted": accepted, "server_cpu_s": round(server_cpu, 2), "other_cpus": round(others, 2)}
+            if res["timed_out"] or (res["returncode"] not in (0, 1, 22) and "faulty" not in sc.name):
                 run["log_tail"] = benchlib.log_tail(run_dir / "log.txt")
             runs.append(run)
             print(f"  [{sc.name} {r + 1}/{args.rounds}] {LABELS[tool]:<28} {res['wall_s']:8.2f} s  "
                   f"{good:>6}/{sc.expected} good images, {files} files  cpu {res['cpu_s']:7.2f} s  "
                   f"exit {res['returncode']}{'  TIMED OUT' if res['timed_out'] else ''}"
+                  f"{f'  {accepted} connections' if accepted is not None else ''}  server cpu {server_cpu:.1f} s, "
+                  f"others {others:.1f} CPUs"
                   f"{'  << FLAG: too few good images' if good < args.min_good * sc.expected else ''}", flush=True)
             if not args.keep:
                 shutil.rmtree(out, ignore_errors=True)
@@ -329,7 +370,10 @@ def summarize(runs: list[dict], tools: list[str], expected: int, min_good: float
              "files": median([r["files"] for r in mine]), "expected": expected,
              "images_per_s": median(ips), "cpu_s": median([r["cpu_s"] for r in mine]),
              "cpu_ms_per_image": median(cpu_ms), "returncodes": sorted({r["returncode"] for r in mine}),
-             "timed_out": any(r["timed_out"] for r in mine)}
+             "timed_out": any(r["timed_out"] for r in mine),
+             "server_cpu_s": median([r.get("server_cpu_s") for r in mine]),
+             "other_cpus": median([r.get("other_cpus") for r in mine]),
+             "other_cpus_max": max((r.get("other_cpus") or 0) for r in mine)}
         flags = []
         worst = min(r["good"] for r in mine)
         if worst < min_good * expected:
@@ -355,7 +399,7 @@ def fmt(value, spec: str, suffix: str = "") -> str:
 
 def report(sc: Scenario, summary: dict[str, dict], rounds: int) -> str:
     info = sc.describe()
-    wall_ratio = sc.name == "faulty"
+    wall_ratio = "faulty" in sc.name
     lines = [f"### {sc.name}: {sc.title}", ""]
     if "delay_median_s" in info:
         lines.append(f"{info['urls']} URLs, {info['image_urls']} of them images; image delay median "
@@ -384,6 +428,12 @@ def report(sc: Scenario, summary: dict[str, dict], rounds: int) -> str:
         lines.append("\"imgfetch wall ÷ tool wall\": below 1 means imgfetch finished the list sooner.")
     lines.append("CPU = user + sys of the whole process tree; \"CPU/image ÷ threadpool\": below 1 means less "
                  "CPU per image than the hand-written pool in the same run.")
+    lines.append("Server CPU per run (median): " + ", ".join(f"{s['label']} {fmt(s['server_cpu_s'], '.1f')} s"
+                                                            for s in summary.values())
+                 + ". Other work on the machine during the runs (CPUs busy with neither the tool nor the "
+                 f"servers, of {os.cpu_count()}; median, max): "
+                 + ", ".join(f"{s['label']} {fmt(s['other_cpus'], '.1f')}, {fmt(s['other_cpus_max'], '.1f')}"
+                             for s in summary.values()) + ".")
     return "\n".join(lines)
 
 
@@ -394,9 +444,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
-                        help=f"comma-separated, from lognormal, faulty, uniformN (default: {','.join(SCENARIOS)})")
+                        help=f"comma-separated, from lognormal, faulty, uniformN, web, web-faulty "
+                             f"(default: {','.join(SCENARIOS)})")
     parser.add_argument("--count", type=int, default=4000, help="URLs of lognormal and faulty (default: 4000)")
     parser.add_argument("--uniform-count", type=int, default=10000, help="URLs of uniformN (default: 10000)")
+    parser.add_argument("--web-urls", type=int, default=4000, help="URLs of web and web-faulty (default: 4000)")
+    parser.add_argument("--web-hosts", type=int, default=350,
+                        help="host names of web and web-faulty, one loopback address each (default: 350)")
+    parser.add_argument("--web-trust", choices=("bundle", "ca"), default="bundle",
+                        help="trust store every tool gets in the web scenarios: bundle (certifi's roots plus the "
+                             "private CA, like a user's) or ca (the private CA alone) (default: bundle)")
+    parser.add_argument("--image-sizes", choices=("small", "web"), default="small",
+                        help="images of the plain scenarios: small (64-320 px, ~12 KB) or web (~600 x 450, tens of "
+                             "KB; the web scenarios always use these) (default: small)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per tool (default: 3)")
     parser.add_argument("--tools", default=DEFAULT_TOOLS,
                         help=f"comma-separated, from {','.join(ALL_TOOLS)}; classic runs on uniform0 only "
@@ -416,7 +476,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.scenario_list = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for name in args.scenario_list:
-        if name not in ("lognormal", "faulty") and not re.fullmatch(r"uniform\d+(\.\d+)?", name):
+        if name not in ("lognormal", "faulty", *WEB_SCENARIOS) and not re.fullmatch(r"uniform\d+(\.\d+)?", name):
             parser.error(f"unknown scenario {name!r}")
     args.tool_list = [t.strip() for t in args.tools.split(",") if t.strip()]
     for tool in args.tool_list:
@@ -424,14 +484,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"unknown tool {tool!r} (choose from {', '.join(ALL_TOOLS)})")
     if args.rounds < 1 or args.count < 1 or args.uniform_count < 1 or args.corpus_size < 8:
         parser.error("--rounds, --count and --uniform-count must be >= 1, --corpus-size >= 8")
+    if not 1 <= args.web_hosts <= 500 or args.web_urls < 1:
+        parser.error("--web-hosts must be 1 to 500, --web-urls >= 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = shlex.join(["python", "benchmarks/realistic.py", *(sys.argv[1:] if argv is None else argv)])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: blocks (servers stop)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # run the finally: blocks (servers stop, /etc/hosts restored)
+        signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
 
+    webs = [name for name in args.scenario_list if name in WEB_SCENARIOS]
+    lacking = webshape.missing(args.tool_list) if webs else []
+    if lacking:
+        sys.exit(f"the web scenarios need root, openssl, nginx-light, libnginx-mod-http-echo, curl and aria2; "
+                 f"missing: {', '.join(lacking)} ({webshape.APT})")
     tools = []
     for tool in args.tool_list:
         binary = {"curl": "curl", "aria2c": "aria2c"}.get(tool)
@@ -439,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{binary} is not installed: no {tool} row")
             continue
         tools.append(tool)
-    imgfetch_extra = shlex.split(args.imgfetch_args)
+    imgfetch_extra = user_extra = shlex.split(args.imgfetch_args)
     if imgfetch_extra:
         LABELS["imgfetch"] = f"imgfetch get {args.imgfetch_args}"
         LABELS["imgfetch-verify-none"] = f"imgfetch get --verify none {args.imgfetch_args}"
@@ -452,14 +520,21 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in machine.items():
         print(f"- {key}: {value}")
     print(f"\n## Command\n\n    {command}\n")
-    print("## Tools (per-URL cap: %d s wherever the tool allows)\n" % CAP_S)
-    for tool in tools:
-        print(f"- {LABELS[tool]}: `{tool_template(tool, imgfetch_extra)}`")
-    if not max_time:
-        print("- note: this imgfetch has no --max-time yet; it runs with its defaults "
-              "(--timeout 10 per read, --deadline 60 per attempt, --retries 3)")
-    print("- aria2c cannot cap a URL's total time: a hang costs 3 tries x 10 s; a body slower than 1 KiB/s "
-          "is dropped after aria2c's fixed 10 s grace; 4xx/5xx/resets are not retried")
+    plain = [name for name in args.scenario_list if name not in WEB_SCENARIOS]
+    if plain:
+        print("## Tools (per-URL cap: %d s wherever the tool allows)\n" % CAP_S)
+        for tool in tools:
+            print(f"- {LABELS[tool]}: `{tool_template(tool, imgfetch_extra)}`")
+        if not max_time:
+            print("- note: this imgfetch has no --max-time yet; it runs with its defaults "
+                  "(--timeout 10 per read, --deadline 60 per attempt, --retries 3)")
+        print("- aria2c cannot cap a URL's total time: a hang costs 3 tries x 10 s; a body slower than 1 KiB/s "
+              "is dropped after aria2c's fixed 10 s grace; 4xx/5xx/resets are not retried")
+    if webs:
+        print(f"## Tools in {', '.join(webs)} ({webshape.CAPS_NOTE})\n")
+        for tool in tools:
+            if tool != "classic":
+                print(f"- {LABELS[tool]}: `{web_template(tool, user_extra)}`")
     print(flush=True)
 
     results = {"command": command, "machine": machine, "cap_s": CAP_S, "imgfetch_max_time_flag": max_time,
@@ -467,23 +542,35 @@ def main(argv: list[str] | None = None) -> int:
                "args": {k: v for k, v in vars(args).items() if k not in ("json",)}, "scenarios": {}}
     results["args"]["json"] = str(args.json) if args.json else None
 
-    corpus = ensure_corpus(args.corpus_size, args.corpus_seed)
-    good_hashes = {benchlib.sha1(p.read_bytes()) for p in corpus.iterdir() if p.name != "corpus.json"}
+    corpus = ensure_corpus(args.corpus_size, args.corpus_seed, args.image_sizes) if plain else None
+    web_corpus = ensure_corpus(args.corpus_size, args.corpus_seed, "web") if webs else None
+    good_hashes = {benchlib.sha1(p.read_bytes()) for c in {corpus, web_corpus} - {None}
+                   for p in c.iterdir() if p.name != "corpus.json"}
     work = Path(tempfile.mkdtemp(prefix="imgfetch-realistic-"))
     work.chmod(0o755)
-    nginx = fault = None
+    nginx = fault = web = None
     started = time.perf_counter()
     try:
-        nginx, base = start_nginx(corpus, work / "nginx")
-        check_nginx(base, corpus)
-        fault_base = None
+        base = fault_base = None
+        if plain:
+            nginx, base = start_nginx(corpus, work / "nginx")
+            check_nginx(base, corpus)
+            print(f"nginx on {base} (corpus {corpus}: {webshape.describe_corpus(corpus)})", flush=True)
         if "faulty" in args.scenario_list:
             fault, fault_base = benchlib.start_server(FAULT_SERVER_COUNT)
             check_fault_server(fault_base)
-        print(f"nginx on {base} (corpus {corpus}, {len(good_hashes)} images)"
-              + (f"; faults from imgfetch serve on {fault_base}" if fault_base else "") + "\n", flush=True)
+            print(f"faults from imgfetch serve on {fault_base}", flush=True)
+        if webs:
+            web = webshape.WebShape(work / "web", web_corpus, args.web_hosts, args.web_trust)
+            web.start()
+            print(f"web: nginx over TLS on {args.web_hosts} loopback addresses, port {web.port}, names in "
+                  f"/etc/hosts until the end; every tool trusts {web.bundle} (--web-trust {args.web_trust}) "
+                  f"(corpus {web_corpus}: {webshape.describe_corpus(web_corpus)})", flush=True)
+        print(flush=True)
         for name in args.scenario_list:
-            if name == "lognormal":
+            if name in WEB_SCENARIOS:
+                sc = Scenario(name, *web.lists(name, args.web_urls, args.seed, args.corpus_size))
+            elif name == "lognormal":
                 sc = lognormal(base, args.count, args.corpus_size, args.seed)
             elif name == "faulty":
                 sc = faulty(base, fault_base, args.count, args.corpus_size, args.seed)
@@ -493,9 +580,16 @@ def main(argv: list[str] | None = None) -> int:
             if "classic" in tools and name != "uniform0":
                 print(f"  (classic skipped on {name}: it runs on uniform0 only)")
             t0, load0 = time.perf_counter(), os.getloadavg()
-            runs = run_scenario(sc, here, args, work, good_hashes, imgfetch_extra)
+            scenario_web = web if name in WEB_SCENARIOS else None
+            runs = run_scenario(sc, here, args, work, good_hashes,
+                                imgfetch_extra if scenario_web is None else user_extra, scenario_web,
+                                (nginx, fault, web.nginx if web else None))
             summary = summarize(runs, here, sc.expected, args.min_good)
             text = report(sc, summary, args.rounds)
+            if scenario_web is not None:
+                scenario_web.settle("faulty" in name)
+                webshape.add_connections(runs, scenario_web.log_counts())
+                text += "\n\n" + webshape.connection_report(runs, LABELS)
             print("\n" + text + "\n", flush=True)
             results["scenarios"][name] = {**sc.describe(), "seconds": round(time.perf_counter() - t0, 1),
                                           "loadavg_before": [round(x, 2) for x in load0],
@@ -506,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         benchlib.stop(nginx)
         benchlib.stop(fault)
+        if web is not None:
+            web.close()  # nginx stops and /etc/hosts is restored
         if args.keep:
             print(f"work folder kept: {work}")
         else:

@@ -27,10 +27,16 @@ GZIP_LEVEL, GZIP_WBITS = 9, 31  # best compression; wbits 16 + 15 writes a gzip 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def make_image(seed: int, i: int) -> bytes:
-    """Deterministically render image ``i`` (format FORMATS[i % len(FORMATS)])."""
+def make_image(seed: int, i: int, size: Optional[tuple[int, int]] = None) -> bytes:
+    """Deterministically render image ``i`` (format FORMATS[i % len(FORMATS)]).
+
+    ``size`` (width, height) replaces the small random size, e.g. for benchmarks on web-sized
+    images; the content comes from the same random stream either way.
+    """
     rng = random.Random(seed * SEED_STRIDE + i)
     w, h = rng.randint(MIN_SIDE, MAX_SIDE), rng.randint(MIN_SIDE, MAX_SIDE)
+    if size is not None:
+        w, h = size
     g = rng.randint(MIN_GRID, MAX_GRID)
     base = Image.frombytes("RGB", (g, g), rng.randbytes(g * g * 3)).resize((w, h), Image.BILINEAR)
     nw, nh = (w + 1) // 2, (h + 1) // 2
