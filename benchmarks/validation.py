@@ -65,7 +65,8 @@ def main() -> int:
     machine = benchlib.machine_info()
     print(f"Pillow {machine['Pillow']}, Python {machine['python']}, {machine['cpus']} CPUs, "
           f"load average at start {machine['loadavg_at_start']}; git {machine['git']}")
-    print(f"{args.count} images (web_size, seed {args.seed}), median of {args.repeat} timings each, ms of CPU per image\n")
+    print(f"{args.count} images (web_size, seed {args.seed}), median of {args.repeat} timings each, "
+          "ms of CPU per image\n")
     head = ["format", "images", "mean px", "mean KB", *checks]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for fmt in FORMATS:

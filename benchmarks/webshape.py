@@ -15,10 +15,10 @@
 - web-faulty: the same list, with about 2 % of its URLs on dead hosts (connection refused) and
   404 3 %, 403 1 %, 500 1 %, hang 1 %, drip 0.5 %, closed without an answer 0.5 % and HTML sent as
   image/jpeg 0.5 %, spread at random over the live hosts.
-- Every URL carries its run's tag (r=ROUND-TOOL) and nginx logs `$connection $ssl_session_reused`
-  for every request, so each run's connections (distinct serials) and resumed TLS sessions come from
-  the server's log. stub_status's accepted count, read before and after each run, is a cross-check
-  that also counts connections that carried no request.
+- Every URL carries its run's tag (r=SCENARIO-ROUND-TOOL) and nginx logs `$connection
+  $ssl_session_reused` for every request, so each run's connections (distinct serials) and resumed
+  TLS sessions come from the server's log. stub_status's accepted count, read before and after
+  each run, is a cross-check that also counts connections that carried no request.
 """
 from __future__ import annotations
 
@@ -376,6 +376,7 @@ def describe_corpus(corpus: Path) -> str:
     allv = [v for vs in by.values() for v in vs]
     parts = [f"{ext} {statistics.fmean(b for _, _, b in vs) / 1000:.0f} KB" for ext, vs in by.items()]
     return (f"{len(allv)} images, mean {statistics.fmean(w for w, _, _ in allv):.0f} x "
-            f"{statistics.fmean(h for _, h, _ in allv):.0f} px, mean {statistics.fmean(b for *_, b in allv) / 1000:.0f} KB "
+            f"{statistics.fmean(h for _, h, _ in allv):.0f} px, "
+            f"mean {statistics.fmean(b for *_, b in allv) / 1000:.0f} KB "
             f"({', '.join(parts)})")
 
