@@ -98,6 +98,7 @@ class ManifestWriter:
         self._in_flight = in_flight
         self._longest = RECORD_BYTES  # the longest record line so far (at least a typical one)
         self._reserved_to = 0
+        self._renew_at = 0  # renew the reserve once the manifest grows past this (half of it used)
         self._handle: IO[str] | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,8 @@ class ManifestWriter:
             if self._handle.tell() and not _ends_with_newline(path):
                 self._handle.write("\n")  # finish a line a crash cut short
             self._reserve()
+            if self._renew_at != _NO_RENEWAL:
+                self._renew_at = 0  # sized before any download was in flight: sized again at the first record
         except OSError as exc:
             self.close()
             name = exc.filename or path
@@ -122,7 +125,7 @@ class ManifestWriter:
                 self._handle.flush()
                 self.written += 1
                 self._longest = max(self._longest, len(line.encode()))
-            if self._handle.tell() > self._reserved_to - self._reserve_bytes() // 2:
+            if self._handle.tell() > self._renew_at:  # sized at renewal, not per record: in_flight() is not free
                 self._reserve()
         except OSError as exc:  # a full disk: the run cannot keep its promise of a record per URL
             raise _write_error(self.path, exc) from None
@@ -136,11 +139,11 @@ class ManifestWriter:
         assert self._handle is not None
         end, size = self._handle.tell(), self._reserve_bytes()
         if reserve_space(self._handle.fileno(), end, size):
-            self._reserved_to = end + size
+            self._reserved_to, self._renew_at = end + size, end + size - size // 2
         elif self._reserved_to:  # supported before, refused now: the disk is (nearly) full
             self.low_space = True
         else:
-            self._reserved_to = _NO_RENEWAL
+            self._reserved_to = self._renew_at = _NO_RENEWAL
 
     def close(self) -> None:
         """Close the manifest; a failure to flush is the run's failure (DiskFull when the disk is full)."""
