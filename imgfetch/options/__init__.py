@@ -1,6 +1,7 @@
 """The one frozen options object shared by the CLI, the library and the workers.
 
 - ``definitions.py``: :class:`Options`, every option of a run declared once (type, default, check, help, flag).
+- ``values.py``: the fixed values options draw on (choices, record fields, pool defaults).
 - ``spec.py``: ``option()``, the field declaration, and :class:`OptionError`.
 - ``checks.py``: the checks the declarations name, and ``parse_size``.
 - ``docs.py``: the README's option table, rendered from the declarations.
@@ -10,7 +11,8 @@ May import: nothing else from imgfetch
 """
 from .checks import parse_size
 from .definitions import (INPUT_FORMATS, KNOWN_FORMATS, NAMINGS, OUTPUT_FORMATS, RECORD_FIELDS, START_METHODS, VERIFY_MODES, Options,
-                          default_start_method, default_workers, usable_cpus)
+                          default_start_method, default_workers)
+from .values import usable_cpus
 from .spec import OptionError, OptionSpec, option
 
 __all__ = [

@@ -6,55 +6,15 @@ and the README's option table are derived from :class:`Options`.
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import checks
 from .checks import comma_list, one_of, optional, whole
 from .spec import OptionError, check_fields, option
-
-KNOWN_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
-START_METHODS = ("fork", "spawn", "forkserver")
-VERIFY_MODES = ("fast", "full", "none")
-NAMINGS = ("url", "hash", "index")
-INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
-OUTPUT_FORMATS = ("files", "webdataset", "parquet")
-EXECUTORS = ("process", "dask")
-RETRY_FAILED = ("all", "transient", "none")
-RECORD_FIELDS = (
-    "url", "key", "line", "status", "skipped", "path", "bytes", "sha256", "format", "width", "height",
-    "http_status", "final_url", "error", "error_kind", "attempts", "elapsed_s", "pid", "fetched_at",
-    "original_width", "original_height", "dup_of", "phash",
-    "shard", "sample", "source",  # source: the list file a record came from, when the list is a folder
-)
-RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
-ENCODE_FORMATS = ("jpg", "png", "webp")
-OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")  # X-Robots-Tag, as img2dataset honours
-SHAPING = "resize, filters, dedup and opt-outs"  # the --help section of these options
-MAX_DEFAULT_WORKERS = 32
-WORKERS_PER_CPU = 2     # downloads wait on the network far more than they compute
-PILLOW_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS)
-COLUMN_NAMING = "column:"
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (affinity-aware where the OS says)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
-def default_workers() -> int:
-    """Two worker processes per usable CPU, at most 32."""
-    return min(MAX_DEFAULT_WORKERS, WORKERS_PER_CPU * usable_cpus())
-
-
-def default_start_method() -> str:
-    """forkserver on Linux (Python 3.14's default there), spawn elsewhere."""
-    return "forkserver" if sys.platform.startswith("linux") else "spawn"
+from .values import (KNOWN_FORMATS, START_METHODS, VERIFY_MODES, NAMINGS, INPUT_FORMATS, OUTPUT_FORMATS, EXECUTORS,
+                     RETRY_FAILED, RECORD_FIELDS, RESIZE_MODES, ENCODE_FORMATS, OPT_OUT_DIRECTIVES, SHAPING,
+                     PILLOW_MAX_PIXELS, COLUMN_NAMING, default_workers, default_start_method)
 
 
 def _naming(name: str, value: Any) -> Any:
