@@ -72,3 +72,44 @@ def test_fetch_refuses_a_cut_animated_gif(tmp_path):
     assert (r.status, r.error_kind, r.path) == ("failed", "corrupt", None)
     assert re.fullmatch(r"corrupt GIF image \(truncated: cut (in|after) frame \d+\)", r.error), r.error
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def _garble_last_gif_frame(data: bytes) -> bytes:
+    """Overwrite the LZW data of a GIF's last frame, keeping every block's size: the file's structure
+    stays whole, only decoding that frame shows the damage."""
+    d = bytearray(data)
+    pos, flags = 13, d[10]
+    if flags & 0x80:
+        pos += 3 * (2 << (flags & 7))
+    frames: list[list[tuple[int, int]]] = []
+    while d[pos] != 0x3B:
+        if d[pos] == 0x21:  # an extension: label, then sub-blocks
+            pos += 2
+            while d[pos]:
+                pos += d[pos] + 1
+            pos += 1
+            continue
+        local = d[pos + 9]  # an image descriptor
+        pos += 10 + (3 * (2 << (local & 7)) if local & 0x80 else 0) + 1  # + the LZW minimum code size
+        blocks = []
+        while d[pos]:
+            blocks.append((pos + 1, d[pos]))
+            pos += d[pos] + 1
+        pos += 1
+        frames.append(blocks)
+    for start, size in frames[-1][1:]:
+        d[start:start + size] = b"\xff" * size
+    return bytes(d)
+
+
+def test_verify_full_decodes_every_frame_of_an_animation():
+    """--verify full promises every pixel: a later frame that cannot be decoded is refused (fast
+    checks the blocks of every frame but decodes only the first, so it passes)."""
+    frames = [Image.effect_noise((64, 64), 60 + 20 * k).convert("L").convert("P") for k in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    damaged = _garble_last_gif_frame(buffer.getvalue())
+    assert check(damaged, "fast").format == "GIF"
+    with pytest.raises(NotAnImage, match=r"corrupt GIF image"):
+        check(damaged, "full")
+    assert check(buffer.getvalue(), "full").format == "GIF"  # a whole animation still passes

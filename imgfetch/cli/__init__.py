@@ -1,6 +1,7 @@
 """The command line: argparse (derived from the option declarations) -> a command -> an exit status.
 
-- ``parser.py``: the parser of ``get``, ``bench`` and ``serve``; ``declared.py`` turns declarations into arguments.
+- ``parser.py``: the parser of ``get``, ``bench`` and ``serve``; the arguments themselves come from
+  ``imgfetch.options.arguments`` (the declarations).
 - ``get.py``, ``bench.py``, ``serve.py``: the commands; what they print to the terminal is printed here.
 - ``usage.py``: help texts, examples, and usage errors that guide; ``logs.py``: log lines above the bar.
 - ``main`` here is the only place in imgfetch that turns exceptions into exit codes.

@@ -145,6 +145,17 @@ def _check_pixels(im: ImageFile.ImageFile, data: bytes, fmt: str, *, full: bool,
         im.load()
     else:
         im.load()
+    if full and getattr(im, "n_frames", 1) > 1:
+        _load_every_frame(im)
+
+
+def _load_every_frame(im: ImageFile.ImageFile) -> None:
+    """--verify full: decode every frame of an animation, then go back to the first (what callers use)."""
+    for frame in range(1, im.n_frames):
+        im.seek(frame)
+        im.load()
+    im.seek(0)
+    im.load()
 
 
 def _magic_format(data: bytes) -> str | None:
