@@ -42,7 +42,7 @@ class RemoteShards:
     def __init__(self, destination: Destination, root: Path, output_format: str) -> None:
         self.destination, self.root, self.output_format = destination, root, output_format
         self.suffix = DATA_SUFFIX[output_format]
-        self.parts = (self.suffix, ".parquet", "_stats.json") if self.suffix != ".parquet" else (self.suffix, "_stats.json")
+        self.parts = (self.suffix, ".parquet", _STATS) if self.suffix != ".parquet" else (self.suffix, _STATS)
         self.complete: set[str] = set()  # data file names of the shards complete on the destination
         self.highest = -1  # the highest shard number on the destination
         self.published = 0
@@ -69,17 +69,23 @@ class RemoteShards:
         """Remove this format's data files and rows whose stats are missing: a publish that a kill cut short
         (so a reader that globs the tars never meets a shard whose rows and records are not all there)."""
         for name in sorted(names):
-            found = _SHARD_FILE.match(name.removesuffix(PARTIAL))
-            if found and name.endswith(PARTIAL) or (  # a copy into a file:// destination that a kill cut short
-                    found and found.group(2) in self.parts and found.group(2) != _STATS and found.group(1) not in stats):
+            if self._cut_short(name, stats):
                 self.destination.remove(name)
                 log.info("removed %s from %s: an interrupted upload left it without its stats",
                          name, self.destination.url)
 
+    def _cut_short(self, name: str, stats: set[str]) -> bool:
+        found = _SHARD_FILE.match(name.removesuffix(PARTIAL))
+        if found is None:
+            return False  # not a shard's: never touched
+        if name.endswith(PARTIAL):
+            return True  # a copy into a file:// destination that a kill cut short
+        return found.group(2) in self.parts and found.group(2) != _STATS and found.group(1) not in stats
+
     def _staged(self) -> list[int]:
         """Shards put in place in the work folder and not uploaded: their stats and data file are there."""
         numbers = []
-        for path in self.root.glob("*_stats.json"):
+        for path in self.root.glob("*" + _STATS):
             found = _SHARD_FILE.match(path.name)
             if found and all((self.root / shard_name(int(found.group(1)), part)).exists() for part in self.parts):
                 numbers.append(int(found.group(1)))
