@@ -208,6 +208,35 @@ def test_a_failed_upload_is_one_error_and_the_next_run_uploads_the_kept_shard(fr
     assert not [p.name for p in work.iterdir() if SHARD_OBJECT.match(p.name)]
 
 
+def test_a_shard_number_another_machine_reused_does_not_hide_this_machines_lost_urls(tmp_path, monkeypatch):
+    """Machine A's shard 00000 never reaches the destination (a kill after its records, before its upload);
+    machine B then publishes its own 00000. A's next run must fetch A's URLs again, and read B's rows."""
+    out = "memory://imgfetch-test/clash"
+    options = dict(output_format="webdataset", shard_size=50, workers=1, threads=2, start_method="fork", **FAST)
+    with ImageServer(count=20, seed=11) as srv:
+        urls_a, urls_b = srv.image_urls()[:6], srv.image_urls()[6:10]
+        monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "machine-a"))
+        monkeypatch.setattr(remote, "PUBLISH_BACKOFF_S", 0.01)
+        put = Destination._put
+        monkeypatch.setattr(Destination, "_put", lambda self, local, target: (_ for _ in ()).throw(OSError("down")))
+        with pytest.raises(OutputError):
+            download(urls_a, out, **options)
+        monkeypatch.setattr(Destination, "_put", put)
+        for part in (".tar", ".parquet", "_stats.json"):  # as if killed before the upload: the shard is lost
+            (remote.work_folder(out) / f"00000{part}").unlink()
+        monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "machine-b"))
+        download(urls_b, out, **options)  # numbers from the destination's highest: its shard is 00000 too
+        monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "machine-a"))
+        srv.stats.reset()
+        again = download(urls_a + urls_b, out, **options)
+        assert srv.stats.snapshot()["requests"] == len(urls_a)  # A's URLs again, none of B's
+        assert [r.status for r in again] == ["ok"] * 10 and [r.skipped for r in again] == [False] * 6 + [True] * 4
+    fs = fsspec.filesystem("memory")
+    rows = [row for path in sorted(fs.glob("/imgfetch-test/clash/*.parquet"))
+            for row in pq.read_table(path, filesystem=fs).to_pylist()]
+    assert sorted(row["url"] for row in rows) == sorted(urls_a + urls_b)  # one row per URL
+
+
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "imgfetch", *args], capture_output=True, text=True, timeout=120,
                           env=env)

@@ -106,9 +106,10 @@ class OutputFolder:
         self.writer.write(record)
         self.done.note(record.key, self.writer.offset)
 
-    def shard_in_place(self, name: str) -> bool:
-        """Whether the dataset shard a record names is complete: on the destination, or in OUT."""
-        return self.remote.in_place(name) if self.remote is not None else file_matches(self.root, name, None)
+    def shard_in_place(self, name: str, key: str | None) -> bool:
+        """Whether the dataset shard a record (of URL key ``key``) names is complete and holds its row: on
+        the destination, or in OUT."""
+        return self.remote.in_place(name, key) if self.remote is not None else file_matches(self.root, name, None)
 
     def write(self, result: FetchResult, full_url: str | None, append: bool = True) -> bool:
         """Write one record (``append`` False: the manifest says it already); False when the disk is

@@ -33,9 +33,9 @@ class Planner:
     """
 
     def __init__(self, done: DoneIndex, root: Path, retry_failed: str, *, duplicates: bool = True,
-                 repeat: bool = True, shard_in_place: Callable[[str], bool] | None = None) -> None:
+                 repeat: bool = True, shard_in_place: Callable[[str, str | None], bool] | None = None) -> None:
         self.done, self.root, self.retry_failed, self.repeat = done, root, retry_failed, repeat
-        self.shard_in_place = shard_in_place or (lambda name: file_matches(root, name, None))
+        self.shard_in_place = shard_in_place or (lambda name, key: file_matches(root, name, None))
         self.seen = KeySet() if duplicates else None
 
     def plan(self, entry: Entry) -> Planned:
@@ -61,7 +61,7 @@ class Planner:
 
 
 def _standing_facts(previous: dict[str, Any] | None, root: Path, retry_failed: str,
-                    shard_in_place: Callable[[str], bool]) -> tuple[str, ...]:
+                    shard_in_place: Callable[[str, str | None], bool]) -> tuple[str, ...]:
     """The facts this run repeats from the earlier record, if it stands: an ok one whose file (or shard) is
     still there, a copy of an earlier image (--dedup), or a failure --retry-failed does not retry; () if the
     URL is to be fetched."""
@@ -69,9 +69,9 @@ def _standing_facts(previous: dict[str, Any] | None, root: Path, retry_failed: s
         return ()
     if previous["status"] == OK:
         if not previous.get("path"):  # a dataset sample: it stands while its shard is in place
-            return FILE_FACTS if shard_in_place(previous["shard"]) else ()
+            return FILE_FACTS if shard_in_place(previous["shard"], previous.get("key")) else ()
         return FILE_FACTS if file_matches(root, previous["path"], previous["bytes"]) else ()
-    if previous.get("shard") and not shard_in_place(previous["shard"]):
+    if previous.get("shard") and not shard_in_place(previous["shard"], previous.get("key")):
         return ()  # its dataset row went with a shard that a kill or a stop never completed: fetch it again
     if previous["status"] == DUPLICATE:
         return COPY_FACTS  # a copy of an earlier image (--dedup) stays one
