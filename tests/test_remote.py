@@ -181,6 +181,34 @@ def test_a_file_url_destination_gets_whole_files_and_loses_what_a_kill_left(serv
     assert sorted(s["json"]["url"] for s in samples) == sorted(urls)
 
 
+def test_ctrl_c_uploads_exactly_what_was_recorded(s3, tmp_path):
+    fs, bucket = s3
+    prefix = f"{bucket}/stopped"
+    with ImageServer(count=60, seed=2, latency_ms=150) as srv:
+        urls = srv.image_urls()
+        command = [sys.executable, "-m", "imgfetch", "get", url_list(tmp_path / "urls.txt", urls), "-q",
+                   "-o", f"s3://{prefix}", "--output-format", "webdataset", "--shard-size", "4",
+                   "--workers", "2", "--threads", "2", "--start-method", "spawn", "--timeout", "2"]
+        proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        manifest = remote.work_folder(f"s3://{prefix}") / "manifest.jsonl"
+        deadline = time.monotonic() + 60
+        while not manifest.exists() or len(manifest.read_text().splitlines()) < 6:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before the stop"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 128 + signal.SIGINT
+        recorded = {json.loads(line)["url"] for line in manifest.read_text().splitlines()}
+        names = objects(fs, prefix)
+        samples, rows = fetched_back(fs, prefix, tmp_path / "back")
+        assert 6 <= len(recorded) < len(urls)
+        assert sorted(row["url"] for row in rows) == sorted(recorded)  # every record's shard went up, whole
+        assert sorted(s["json"]["url"] for s in samples) == sorted(recorded)
+        assert all(name.replace(".tar", "_stats.json") in names for name in names if name.endswith(".tar"))
+        srv.stats.reset()
+        assert subprocess.run(command, timeout=120).returncode == 0
+        assert srv.stats.snapshot()["requests"] == len(urls) - len(recorded)
+
+
 def test_a_failed_upload_is_one_error_and_the_next_run_uploads_the_kept_shard(fresh_server, tmp_path, monkeypatch):
     monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(remote, "PUBLISH_BACKOFF_S", 0.01)
