@@ -43,6 +43,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     """
     from .net.fetcher import Fetcher
     from .urls import InvalidURL, mask_url, normalize_url, normalized_key
+    from .engine.folder import is_remote
     from .engine.worker import process_task
 
     opts = options_from_keywords(fetch, kwargs, options)
@@ -53,6 +54,9 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     except InvalidURL as exc:
         return FetchResult(url=mask_url(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc),
                            error_kind="invalid")
+    if is_remote(out_dir):
+        raise OutputError(f"fetch() saves a file in a local folder, not in {out_dir}; object storage takes "
+                          "download(..., output_format='webdataset')")
     root = Path(out_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,10 @@ hard-killed run left (journal recovery) and opens the manifest and the errors li
 cannot be opened is left as it was. Records are then written one by one. At the end the errors
 list is put in place, the manifest closed (and compacted after a complete run when old records
 make up most of it), the locks and the temporary folder released.
+
+An OUT that is an fsspec URL (s3://bucket/prefix, memory://, ...) is a Destination (store/remote.py): the run
+works in a local work folder keyed by the URL, and a dataset's shards are uploaded as they are put in place
+there (store/remoteshards.py); resume also reads the shards already on the destination.
 """
 from __future__ import annotations
 
@@ -14,16 +18,18 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DiskFull, OutputError
-from ..options import Options
+from ..options import Options, OptionError
 from ..records import FAILED, FetchResult
 from ..store.dedup import Dedup
 from ..store.errorlist import ErrorsList
 from ..store.shardset import ShardSet, open_shards
-from ..store.files import OutputDir
+from ..store.files import OutputDir, file_matches
 from ..store.journal import recover_unrecorded
 from ..store.locking import FileLock
 from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, lock_manifest
 from ..store.outputs import is_empty_file, missing_folders, remove_if_empty
+from ..store.remote import Destination, is_remote, work_folder
+from ..store.remoteshards import RemoteShards
 
 log = logging.getLogger(__name__)
 COMPACT_RATIO = 2  # compact a manifest once it holds over this many lines per URL it records
@@ -37,7 +43,9 @@ class OutputFolder:
     """
 
     def __init__(self, out_dir: str | os.PathLike[str], opts: Options, *, remember: bool = False) -> None:
-        self.out = OutputDir(out_dir)
+        self.destination = _destination(out_dir, opts)  # None: OUT is a local folder
+        self.remote: RemoteShards | None = None  # the shards on the destination
+        self.out = OutputDir(work_folder(self.destination.url) if self.destination else out_dir)
         self.opts, self.remember = opts, remember
         self.disk_full = False  # the disk filled up: stop, and say so
         self.done: DoneIndex | None = None
@@ -69,19 +77,39 @@ class OutputFolder:
             assert self.out.tmp is not None
             recover_unrecorded(self.out.root, self.out.tmp, lambda key: (done.get(key) or {}).get("path"),
                                self.manifest_path)
+            named = done.max_shard
+            if self.destination is not None:
+                self.remote = RemoteShards(self.destination, self.out.root, self.opts.output_format)
+                self.remote.open()
+                named = max(named, self.remote.highest)
             self.shards = open_shards(self.out.root, self.out.tmp, self.opts.output_format, self.opts.shard_size,
-                                      done.max_shard)
+                                      named)
+            if self.shards is not None and self.remote is not None:
+                self.shards.on_placed = self.remote.placed
             if self.opts.dedup:
                 self.dedup = Dedup(self.opts.dedup, self.out.root)
                 log.debug("--dedup: %d images kept by earlier runs", self.dedup.load(self.manifest_path))
             self.writer = ManifestWriter(self.manifest_path, in_flight=in_flight)
             self.errors = ErrorsList(errors, self.manifest_path) if errors else None
+            if self.remote is not None:
+                self.remote.adopt(done.shards, self._adopt)
         except BaseException:
             self.release()
             if new_manifest and is_empty_file(self.manifest_path):
                 self.manifest_path.unlink()
             remove_if_empty(new_folders)
             raise
+
+    def _adopt(self, record: FetchResult) -> None:
+        """A record read back from a shard on the destination: the manifest and the resume index take it."""
+        assert self.writer is not None and self.done is not None
+        self.writer.write(record)
+        self.done.note(record.key, self.writer.offset)
+
+    def shard_in_place(self, name: str, key: str | None) -> bool:
+        """Whether the dataset shard a record (of URL key ``key``) names is complete and holds its row: on
+        the destination, or in OUT."""
+        return self.remote.in_place(name, key) if self.remote is not None else file_matches(self.root, name, None)
 
     def write(self, result: FetchResult, full_url: str | None, append: bool = True) -> bool:
         """Write one record (``append`` False: the manifest says it already); False when the disk is
@@ -120,6 +148,8 @@ class OutputFolder:
                 self.done.close()
                 if self.done.lines + self.writer.written > COMPACT_RATIO * max(self.writer.records, len(self.done), 1):
                     _compact(self.manifest_path)
+            if self.remote is not None:
+                self.remote.finish()  # every upload ends here; one that failed is the run's error
         except DiskFull:
             self.disk_full = True
         finally:
@@ -133,6 +163,8 @@ class OutputFolder:
 
     def release(self) -> None:
         """Unlock the manifest and the output folder, and remove the temporary folder (safe to call twice)."""
+        if self.remote is not None:
+            self.remote.close()
         if self._manifest_lock is not None:
             self._manifest_lock.release()
         self.out.close()
@@ -147,3 +179,16 @@ def _compact(path: Path) -> None:
         return
     log.info("compacted %s: %d records -> %d (the newest per URL)", path, before, after)
 
+
+def _destination(out_dir: str | os.PathLike[str], opts: Options) -> Destination | None:
+    """The Destination an fsspec URL names, or None for a local folder; what it cannot hold is refused here."""
+    if not is_remote(out_dir):
+        if opts.storage_options:
+            raise OptionError("storage_options apply to an OUT that is a URL (s3://BUCKET/PREFIX, ...), "
+                              f"not to the folder {out_dir}", "storage_options")
+        return None
+    assert isinstance(out_dir, str)
+    if opts.output_format == "files":
+        raise OutputError(f"-o {out_dir}: object storage takes --output-format webdataset or parquet; "
+                          "for one file per image, give a local folder")
+    return Destination.from_spec(out_dir, opts.storage_options)

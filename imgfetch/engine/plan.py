@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from ..net.failures import permanent_failure
 from ..records import COPY_FACTS, DUPLICATE, FAILED, FAILURE_FACTS, FILE_FACTS, INVALID, OK, FetchResult, Task
@@ -33,8 +33,9 @@ class Planner:
     """
 
     def __init__(self, done: DoneIndex, root: Path, retry_failed: str, *, duplicates: bool = True,
-                 repeat: bool = True) -> None:
+                 repeat: bool = True, shard_in_place: Callable[[str, str | None], bool] | None = None) -> None:
         self.done, self.root, self.retry_failed, self.repeat = done, root, retry_failed, repeat
+        self.shard_in_place = shard_in_place or (lambda name, key: file_matches(root, name, None))
         self.seen = KeySet() if duplicates else None
 
     def plan(self, entry: Entry) -> Planned:
@@ -48,7 +49,7 @@ class Planner:
             return Planned(FetchResult(url=masked, key=key, line=entry.line, status=DUPLICATE,
                                        error="same URL as an earlier line", columns=entry.columns), None)
         previous = self.done.get(key)
-        facts = _standing_facts(previous, self.root, self.retry_failed)
+        facts = _standing_facts(previous, self.root, self.retry_failed, self.shard_in_place)
         if previous is not None and facts:
             failed = previous["status"] == FAILED
             record = FetchResult(url=masked, key=key, line=entry.line, status=previous["status"], skipped=True,
@@ -59,17 +60,18 @@ class Planner:
                        entry.url)
 
 
-def _standing_facts(previous: dict[str, Any] | None, root: Path, retry_failed: str) -> tuple[str, ...]:
-    """The facts this run repeats from the earlier record, if it stands: an ok one whose file is still
-    there, a copy of an earlier image (--dedup), or a failure --retry-failed does not retry; () if the
+def _standing_facts(previous: dict[str, Any] | None, root: Path, retry_failed: str,
+                    shard_in_place: Callable[[str, str | None], bool]) -> tuple[str, ...]:
+    """The facts this run repeats from the earlier record, if it stands: an ok one whose file (or shard) is
+    still there, a copy of an earlier image (--dedup), or a failure --retry-failed does not retry; () if the
     URL is to be fetched."""
     if previous is None:
         return ()
     if previous["status"] == OK:
         if not previous.get("path"):  # a dataset sample: it stands while its shard is in place
-            return FILE_FACTS if file_matches(root, previous["shard"], None) else ()
+            return FILE_FACTS if shard_in_place(previous["shard"], previous.get("key")) else ()
         return FILE_FACTS if file_matches(root, previous["path"], previous["bytes"]) else ()
-    if previous.get("shard") and not file_matches(root, previous["shard"], None):
+    if previous.get("shard") and not shard_in_place(previous["shard"], previous.get("key")):
         return ()  # its dataset row went with a shard that a kill or a stop never completed: fetch it again
     if previous["status"] == DUPLICATE:
         return COPY_FACTS  # a copy of an earlier image (--dedup) stays one

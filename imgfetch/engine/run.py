@@ -107,7 +107,8 @@ class Run:
         bar = Progress(self.summary, self._counter, self.label, in_flight=engine.in_flight,
                        budget_s=self.opts.max_time) if wanted(self.opts.progress) else None
         try:
-            planner = Planner(driver.folder.done, self.folder.root, self.opts.retry_failed)  # type: ignore[arg-type]
+            planner = Planner(driver.folder.done, self.folder.root, self.opts.retry_failed,  # type: ignore[arg-type]
+                              shard_in_place=self.folder.shard_in_place)
             with _signals(self._on_signal):
                 for result in self._exchange(entries, planner, records, driver):
                     self.summary.add(result)

@@ -221,3 +221,26 @@ def _has_module(name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def storage_options(name: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """fsspec storage options: a mapping, or ``KEY=VALUE`` strings (VALUE read as JSON when it is JSON, else
+    kept as a string; a dotted KEY nests, as in client_kwargs.endpoint_url) or (key, value) pairs."""
+    import json
+
+    kept = []
+    for item in value.items() if isinstance(value, Mapping) else value:
+        if isinstance(item, str):
+            key, sep, text = item.partition("=")
+            if not sep or not key.strip():
+                raise OptionError(f"{name} must look like KEY=VALUE, got {item!r}", name)
+            try:
+                parsed: Any = json.loads(text)
+            except ValueError:
+                parsed = text
+            item = (key.strip(), parsed)
+        key, parsed = item
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            raise OptionError(f"{name}: bad key {key!r}", name)
+        kept.append((key, parsed))
+    return tuple(kept)

@@ -132,6 +132,13 @@ class Options:
                                 accepts=_PATH_TYPE, help="write the failed URLs in full (credentials included) to FILE, mode 0600, "
                                      "ready to feed back in; FILE is replaced when the run ends, and may not be "
                                      "the URL list itself")
+    storage_options: tuple[tuple[str, Any], ...] = option(
+        (), group="output", check=checks.storage_options, flag="--storage-option", metavar="KEY=VALUE",
+        action="append", per_url=False, accepts="Mapping[str, Any] | Sequence[str | tuple[str, Any]]",
+        default_text="the environment's (AWS_ENDPOINT_URL, AWS_PROFILE, ~/.aws)",
+        help="an fsspec storage option for an OUT that is a URL (s3://BUCKET/PREFIX, gs://, memory://, file://), "
+             "repeatable: VALUE is read as JSON when it is JSON, a dotted KEY nests (client_kwargs.endpoint_url=URL); "
+             "pip install 'imgfetch[s3]'")
     # resize, filters, dedup and opt-outs (images/transform.py, store/dedup.py, net/optout.py)
     resize: int | None = option(None, group=SHAPING, check=optional(_POSITIVE), metavar="N", parse=int,
                                 default_text="keep each image's size",

@@ -41,6 +41,7 @@ class DoneIndex:
         self._handle: IO[bytes] | None = None
         self.lines = 0  # records in the manifest when the run started
         self.max_shard = -1  # the highest dataset shard number a record names: new shards are numbered after it
+        self.shards: set[int] = set()  # every dataset shard number a record names
         if path.exists():
             self._load()
 
@@ -48,7 +49,10 @@ class DoneIndex:
         for offset, number, record in manifest_lines(self.path):
             self.lines = number
             digest, status = key_digest(record), record.get("status")
-            self.max_shard = max(self.max_shard, shard_number(record.get("shard")))
+            number = shard_number(record.get("shard"))
+            if number >= 0:
+                self.shards.add(number)
+                self.max_shard = max(self.max_shard, number)
             saved = isinstance(record.get("path"), str) or isinstance(record.get("shard"), str)  # a file, or a sample
             if digest is None:
                 log.warning("%s:%d: record without a valid key ignored", self.path, number)

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 from ..records import OK, FetchResult
 from .shardfiles import read_stats, require_pyarrow
@@ -78,6 +79,7 @@ class ShardSet:
         self.root, self.tmp, self.output_format, self.shard_size = root, tmp, output_format, shard_size
         self.written: dict[int, list[int]] = {}  # shard number -> [ok records, records], until it is in place
         self.placed = 0
+        self.on_placed: Callable[[int], None] | None = None  # a remote destination uploads what is put in place
 
     def recorded(self, record: FetchResult) -> None:
         """A record of this run was written to the manifest; a full shard is put in place at once."""
@@ -115,6 +117,8 @@ class ShardSet:
                         shard_name(number, suffix), exc.strerror or exc)
             return
         self.placed += 1
+        if self.on_placed is not None:
+            self.on_placed(number)
 
     def _temporary(self, number: int, suffix: str) -> str:
         return str(self.tmp / (shard_name(number, suffix) + ".tmp"))
