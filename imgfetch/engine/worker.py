@@ -41,7 +41,7 @@ from ..urls import mask_url
 from ..store.files import ignore_file_size_signal, target_name, write_atomic
 from ..store.journal import save_notes
 from ..net.limits import raise_open_files_limit
-from ..store.shards import hold_sample, shard_outbox
+from ..store.shards import close_shard, hold_sample, shard_outbox
 from ..net.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ class _Worker:
         self._drain()
         self.aborted.set()
         Watchdog.get().abort_all()
+        close_shard(self.outbox)  # at once, with what it holds: not at the end of a slow exit, nor never
 
     def _download_loop(self) -> None:
         while True:
@@ -246,9 +247,7 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
     ``cancel_save`` is asked just before the image is saved: True makes the URL cancelled
     (nothing saved, nothing recorded, fetched again next run). ``notes``: note each save in
     the run's temporary folder first (store/journal.py); a run's workers do, fetch() need not."""
-    started = time.monotonic()
-    pid = os.getpid()
-    masked = mask_url(task.url)
+    started, pid, masked = time.monotonic(), os.getpid(), mask_url(task.url)
     if opts.log_pids:
         pid_log.info(PID_LINE, pid, masked)
     result = FetchResult(url=masked, key=task.key, line=task.line, status=FAILED, pid=pid,

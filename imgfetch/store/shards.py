@@ -73,11 +73,23 @@ class ShardOutbox:
         held = _take_held()
         with self.lock:
             if record is None:
-                self.writer.close()
-                self.closed = True  # a thread that outlived the end is never sent: its URL is fetched next run
-            elif record.status != CANCELLED and not self.closed:
+                self._close()
+            elif self.closed:
+                _cut_short(record)  # the shard is closed: this URL is not recorded, the next run fetches it
+            elif record.status != CANCELLED:
                 self.writer.add(record, held)
             self.outbox.put(record)
+
+    def close_shard(self) -> None:
+        """Close the open shard now, with what it holds (the run is stopping): every record it holds has
+        been put in the outbox already, and a download still going is cut short."""
+        with self.lock:
+            self._close()
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
 
     def get(self) -> FetchResult | None:
         return self.outbox.get()
@@ -159,6 +171,7 @@ class ShardWriter:
                 shard.tar.add(record.sample + ".json", json_bytes(row_of(record, self.caption)), mtime)
                 if self.caption is not None:
                     shard.tar.add(record.sample + ".txt", record.columns.get(self.caption, "").encode("utf-8"), mtime)
+                shard.tar.flush()
             except OSError:
                 shard.tar.rollback()
                 raise
@@ -192,6 +205,18 @@ class ShardWriter:
         shard, self.shard = self.shard, None
         if shard is not None:
             shard.close()
+
+
+def close_shard(outbox: Any) -> None:
+    """The run is stopping: close the worker's open shard now (nothing to do for files)."""
+    if isinstance(outbox, ShardOutbox):
+        outbox.close_shard()
+
+
+def _cut_short(record: FetchResult) -> None:
+    """A download that ended after its worker's shard was closed: cancelled, so never recorded."""
+    record.status, record.error, record.error_kind = CANCELLED, "cancelled", None
+    record.sample = record.shard = record.bytes = record.sha256 = record.format = record.width = record.height = None
 
 
 def _failed(record: FetchResult, where: str, exc: Exception) -> None:

@@ -1,0 +1,110 @@
+"""Mending, in the parent, a dataset shard whose records and files do not agree at the end of a run (shardset.py).
+
+Nothing a record says is done may be missing from the dataset. Two ways a shard falls short:
+
+- Its worker closed it, but the parent never wrote its last records (a stop that gave up waiting, a run left
+  early): the shard's own rows hold them, so ``missing_records`` reads them back to be written to the manifest,
+  and the shard goes in place whole.
+- Its worker died before closing it (killed, or cut off as it took too long to exit): the tar holds every sample
+  whose record left the worker (each sample is flushed before its record is sent). ``mend_tar`` cuts the tar
+  after the last recorded sample and ends it; ``write_rows`` writes the rows and the stats from the records
+  the manifest holds. Image bytes are never read: the tar is walked header by header.
+  A parquet shard keeps its images in the parquet, which a dead worker leaves without its footer: its
+  records are superseded by failures (``lost_record``), so the next run fetches them again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tarfile
+import time
+from typing import Any
+
+from ..records import FAILED, FetchResult
+from .shardfiles import BLOCK, IMAGE_COLUMN, RENAMED, RowsFile, ShardStats, require_pyarrow, row_of, row_schema
+
+_FIELDS = {field.name for field in dataclasses.fields(FetchResult)}
+_FROM_COLUMN = {column: name for name, column in RENAMED.items()}  # row column -> record field
+LOST = "its shard was lost: the worker process writing it died; fetched again next run"
+
+
+def record_from_manifest(data: dict[str, Any], shard: str) -> FetchResult:
+    """A manifest record (kept columns flattened into it) as the FetchResult it was written from."""
+    fields = {name: value for name, value in data.items() if name in _FIELDS and name != "abspath"}
+    columns = {name: value for name, value in data.items() if name not in _FIELDS}
+    return FetchResult(**{**fields, "columns": columns, "shard": shard})
+
+
+def record_from_row(row: dict[str, Any], shard: str, caption_column: str | None) -> FetchResult:
+    """A shard's row (shardfiles.row_of) as the record it was made from."""
+    fields: dict[str, Any] = {"sample": row.get("key"), "shard": shard}
+    columns: dict[str, Any] = {}
+    for column, value in row.items():
+        name = _FROM_COLUMN.get(column, column)
+        if column in ("key", IMAGE_COLUMN) or column == "caption" and caption_column not in (None, "caption"):
+            continue
+        if name in _FIELDS and name not in ("columns", "abspath", "sample", "shard"):
+            fields[name] = value
+        else:
+            columns[column] = value
+    return FetchResult(**fields, columns=columns)
+
+
+def missing_records(rows_path: str, recorded: set[str], shard: str, caption_column: str | None) -> list[FetchResult]:
+    """The records in a closed shard's rows whose URL key is not in ``recorded``."""
+    pq = require_pyarrow("a dataset output")
+    names = [name for name in pq.read_schema(rows_path).names if name != IMAGE_COLUMN]
+    rows = pq.read_table(rows_path, columns=names).to_pylist()
+    return [record_from_row(row, shard, caption_column) for row in rows if row.get("url_key") not in recorded]
+
+
+def mend_tar(path: str, samples: set[str]) -> set[str]:
+    """Cut a tar its worker never finished after the last of ``samples`` (the recorded ones) and end it;
+    return the samples it holds whole."""
+    found: set[str] = set()
+    end = 0
+    with open(path, "r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        offset = 0
+        while offset + BLOCK <= size:
+            handle.seek(offset)
+            header = handle.read(BLOCK)
+            if header.count(0) == BLOCK:
+                break
+            try:
+                info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
+            except tarfile.TarError:
+                break
+            following = offset + BLOCK + info.size + (-info.size % BLOCK)
+            if following > size:
+                break  # a member cut short by the kill
+            key = info.name.split(".", 1)[0]
+            if key in samples:
+                found.add(key)
+                end = following
+            offset = following
+        handle.seek(end)
+        handle.truncate()
+        handle.write(b"\0" * (2 * BLOCK + (-(end + 2 * BLOCK) % tarfile.RECORDSIZE)))
+    return found
+
+
+def write_rows(rows_path: str, stats_path: str, name: str, output_format: str, records: list[FetchResult],
+               caption_column: str | None, started: float) -> None:
+    """Write a shard's rows and then its stats (the sign that the shard is complete) from its records."""
+    columns = list(records[0].columns) if records else []
+    rows = RowsFile(rows_path, row_schema(columns, caption_column is not None, image=False))
+    stats = ShardStats(name, output_format, time.monotonic(), started)
+    try:
+        for record in records:
+            rows.add(row_of(record, caption_column))
+            stats.add(record)
+    finally:
+        rows.close()
+    stats.write(stats_path, time.monotonic(), time.time())
+
+
+def lost_record(record: FetchResult) -> FetchResult:
+    """A failure that supersedes a record whose sample no complete shard holds."""
+    return dataclasses.replace(record, status=FAILED, error=LOST, error_kind="disk", shard=None, sample=None,
+                               bytes=None, sha256=None, format=None, width=None, height=None, skipped=False)

@@ -1,0 +1,135 @@
+"""Datasets through faults: nothing a record says is done is missing from the shards, whether a worker process
+dies, takes too long to exit, or the run is left early; and a re-run completes the rest."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import webdataset as wds
+from PIL import Image
+
+from imgfetch import download, iter_download
+from imgfetch.records import OK, FetchResult
+from imgfetch.server import ImageServer
+from imgfetch.store import shardfiles
+from imgfetch.store.shards import ShardWriter
+from imgfetch.store.shardset import ShardSet, open_shards
+from conftest import FAST, read_manifest
+
+DATASET = dict(FAST, workers=2, threads=4, start_method="fork", output_format="webdataset", shard_size=1000)
+
+
+def newest(out: Path) -> dict[str, dict]:
+    return {r["url"]: r for r in read_manifest(out / "manifest.jsonl")}
+
+
+def assert_shards_agree(out: Path) -> dict[str, dict]:
+    """Every URL whose newest record says ok has exactly one readable sample, the one it names, and no sample
+    lacks an ok record; the shards' parquet rows are the newest records. Returns the newest records."""
+    final = newest(out)
+    tars = sorted(str(p) for p in out.glob("*.tar"))
+    samples = list(wds.WebDataset(tars, shardshuffle=False).decode("pil")) if tars else []
+    keys = [s["__key__"] for s in samples]
+    assert len(keys) == len(set(keys))
+    by_key = {s["__key__"]: s for s in samples}
+    ok = {url: r for url, r in final.items() if r["status"] == OK}
+    assert set(by_key) == {r["sample"] for r in ok.values()}
+    for url, record in ok.items():
+        sample = by_key[record["sample"]]
+        assert Path(sample["__url__"]).name == record["shard"] and sample["json"]["url"] == url
+        (image,) = [value for value in sample.values() if isinstance(value, Image.Image)]  # decoded whole
+        assert image.size == (record["width"], record["height"])
+    rows = [row for path in sorted(out.glob("*.parquet")) for row in pq.read_table(path).to_pylist()]
+    assert sorted((row["url"], row["status"]) for row in rows) == sorted(
+        (url, r["status"]) for url, r in final.items() if r.get("shard"))
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    return final
+
+
+def rerun_completes(server: ImageServer, urls: list[str], out: Path) -> None:
+    """A re-run fetches exactly what is not ok yet, and leaves every URL ok in one sample."""
+    before = newest(out)
+    server.stats.reset()
+    results = download(urls, out, **DATASET)
+    assert len(results.ok) == len(urls)
+    assert server.stats.requests == len(urls) - sum(r["status"] == OK for r in before.values())
+    assert len(assert_shards_agree(out)) == len(urls)
+
+
+def test_a_worker_killed_with_its_shard_open_keeps_every_recorded_sample(tmp_path):
+    with ImageServer(count=120, latency_ms=20, latency_spread=1.0, seed=11) as server:
+        urls = server.image_urls()
+        out = tmp_path / "out"
+        records: list[FetchResult] = []
+        for record in iter_download(urls, out, **DATASET):
+            records.append(record)
+            if len(records) == 40:
+                os.kill(record.pid, signal.SIGKILL)  # its shard is open, with samples already recorded
+        final = assert_shards_agree(out)
+        shown = {r.url: r.status for r in records}
+        assert {url: r["status"] for url, r in final.items()} == shown  # what the run said is what the shards hold
+        assert sum(status == OK for status in shown.values()) == len(urls)  # nothing was lost
+        rerun_completes(server, urls, out)
+
+
+def test_a_worker_slow_to_exit_keeps_its_samples(tmp_path, monkeypatch):
+    parent = os.getpid()
+    close = shardfiles.RowsFile.close
+
+    def slow_close(self):  # a worker that takes longer than the pool waits (2 s) to close its shard
+        if os.getpid() != parent:
+            time.sleep(4)
+        close(self)
+
+    monkeypatch.setattr(shardfiles.RowsFile, "close", slow_close)  # fork: the workers inherit it
+    with ImageServer(count=30, seed=12) as server:
+        urls = server.image_urls()
+        out = tmp_path / "out"
+        results = download(urls, out, **DATASET)
+        assert len(results.ok) == len(urls)
+        assert len(assert_shards_agree(out)) == len(urls)
+
+
+def test_leaving_iter_download_early_keeps_the_shards_and_records_in_step(tmp_path):
+    with ImageServer(count=200, latency_ms=50, seed=13) as server:
+        urls = server.image_urls()
+        out = tmp_path / "out"
+        seen = 0
+        for _record in iter_download(urls, out, **DATASET):
+            seen += 1
+            if seen == 30:
+                break
+        final = assert_shards_agree(out)
+        assert 30 <= sum(r["status"] == OK for r in final.values()) < len(urls)
+        rerun_completes(server, urls, out)
+
+
+def test_records_a_stop_never_read_are_written_from_the_shards_rows(tmp_path, server):
+    """A stop that gave up waiting: the worker closed its shard, but the parent read only some of its records."""
+    (tmp_path / "manifest.jsonl").touch()
+    shards = open_shards(tmp_path, tmp_path, "webdataset", 100, -1, tmp_path / "manifest.jsonl", None)
+    assert isinstance(shards, ShardSet)
+    writer = ShardWriter("webdataset", 100, None, tmp_path)
+    sent = []
+    for i in range(6):
+        record = FetchResult(url=server.url(f"/status/404?n={i}"), key=f"{i:032x}", line=i, status="failed",
+                             error="HTTP 404 Not Found", error_kind="http", http_status=404)
+        writer.add(record, None)
+        sent.append(record)
+    writer.close()
+    with open(tmp_path / "manifest.jsonl", "a", encoding="utf-8") as manifest:
+        for record in sent[:2]:  # the parent read two records before it gave up
+            offset = manifest.tell()
+            manifest.write(json.dumps(record.to_json_dict()) + "\n")
+            shards.recorded(record, offset)
+    missing = shards.settle()
+    assert sorted(r.url for r in missing) == sorted(r.url for r in sent[2:])
+    assert all(r.shard == "00000.tar" and r.error == "HTTP 404 Not Found" for r in missing)
+    for record in missing:
+        shards.recorded(record)
+    shards.finish()
+    assert shards.placed == 1 and (tmp_path / "00000.tar").exists()
