@@ -2,6 +2,7 @@
 dies, takes too long to exit, or the run is left early; and a re-run completes the rest."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -133,3 +134,34 @@ def test_records_a_stop_never_read_are_written_from_the_shards_rows(tmp_path, se
         shards.recorded(record)
     shards.finish()
     assert shards.placed == 1 and (tmp_path / "00000.tar").exists()
+
+
+def test_a_parquet_shard_lost_with_its_worker_is_recorded_as_failed_and_refetched(tmp_path):
+    options = dict(DATASET, output_format="parquet")
+    with ImageServer(count=80, latency_ms=20, seed=14) as server:
+        urls = server.image_urls()
+        out = tmp_path / "out"
+        seen = 0
+        for record in iter_download(urls, out, **options):
+            seen += 1
+            if seen == 30:
+                os.kill(record.pid, signal.SIGKILL)
+
+        def ok_in_parquet() -> tuple[dict[str, dict], dict[str, dict]]:
+            final = newest(out)
+            rows = {row["url"]: row for path in sorted(out.glob("*.parquet")) for row in pq.read_table(path).to_pylist()}
+            return final, rows
+
+        final, rows = ok_in_parquet()
+        ok = {url for url, r in final.items() if r["status"] == OK}
+        assert ok == {url for url, row in rows.items() if row["status"] == OK}  # no ok record without its image
+        assert len(ok) < len(urls)  # the dead worker's shard went
+        lost = [r for r in final.values() if r["status"] != OK]
+        assert lost and all("its shard was lost" in r["error"] for r in lost)
+        server.stats.reset()
+        assert len(download(urls, out, **options).ok) == len(urls)
+        assert server.stats.requests == len(urls) - len(ok)
+        final, rows = ok_in_parquet()
+        assert all(r["status"] == OK for r in final.values()) and set(rows) == set(urls)
+        for url, row in rows.items():
+            assert Image.open(io.BytesIO(row["image"])).size == (final[url]["width"], final[url]["height"])
