@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -165,3 +166,33 @@ def test_a_parquet_shard_lost_with_its_worker_is_recorded_as_failed_and_refetche
         assert all(r["status"] == OK for r in final.values()) and set(rows) == set(urls)
         for url, row in rows.items():
             assert Image.open(io.BytesIO(row["image"])).size == (final[url]["width"], final[url]["height"])
+
+
+def _crash_on_request() -> None:
+    """A test initializer standing in for native code that crashes: a URL with ``crash=now`` kills its process."""
+    import requests.adapters
+
+    send = requests.adapters.HTTPAdapter.send
+
+    def crashing_send(self, request, *args, **kwargs):
+        if "crash=now" in request.url:
+            os._exit(70)
+        return send(self, request, *args, **kwargs)
+
+    requests.adapters.HTTPAdapter.send = crashing_send
+
+
+def test_suspects_retried_in_quarantine_share_one_shard(tmp_path):
+    # Pillow's plugins imported now: a process forked while the server's thread imports one would deadlock on it
+    Image.init()
+    with ImageServer(count=40, latency_ms=30, seed=15) as server:
+        urls = [server.url("/img/0.jpg?crash=now"), *server.image_urls()[1:]]
+        out = tmp_path / "out"
+        results = download(urls, out, initializer=_crash_on_request, **DATASET)
+        assert len(results.ok) == len(urls) - 1 and results[0].error_kind == "crashed"
+        final = assert_shards_agree(out)
+        per_process = Counter(r.pid for r in results)
+        quarantined = [r for r in results if r.ok and per_process[r.pid] == 1]  # a process of its own each
+        assert len(quarantined) >= 3
+        assert len({final[r.url]["shard"] for r in quarantined}) == 1  # their samples share one shard
+        assert len(list(out.glob("*.tar"))) <= len(per_process) - len(quarantined)  # no shard of one suspect

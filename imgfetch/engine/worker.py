@@ -53,7 +53,7 @@ THREAD_JOIN_S = 2.0   # how long an exiting worker waits for each of its threads
 
 
 def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, log_level: int,
-                capacity: int) -> None:
+                capacity: int, quarantine: bool = False) -> None:
     """A local worker process: serve the parent's tasks on ``capacity`` threads until told to exit."""
     # The parent owns interruption: a Ctrl-C or a SIGTERM sent to the whole process group must
     # not kill downloads that the parent gives a grace period to finish.
@@ -70,7 +70,7 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
         except BaseException as exc:  # reported to the parent, which ends the run with one line
             conn.send(("init-failed", f"{type(exc).__name__}: {exc}"))
             return
-    worker = _Worker(conn, opts, Path(root), Path(tmp), capacity)
+    worker = _Worker(conn, opts, Path(root), Path(tmp), capacity, quarantine)
     try:
         worker.start()
     except RuntimeError as exc:  # "can't start new thread": exit unready, so its tasks count as innocent
@@ -83,10 +83,10 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
 
 
 class _Worker:
-    def __init__(self, conn: Any, opts: Options, root: Path, tmp: Path, capacity: int) -> None:
+    def __init__(self, conn: Any, opts: Options, root: Path, tmp: Path, capacity: int, quarantine: bool) -> None:
         self.conn, self.opts, self.root, self.tmp = conn, opts, root, tmp
         self.inbox: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
-        self.outbox = shard_outbox(queue.SimpleQueue(), opts, tmp)  # a dataset's files each record in a shard
+        self.outbox = shard_outbox(queue.SimpleQueue(), opts, tmp, quarantine)  # a dataset: records filed in shards
         self.draining = threading.Event()
         self.aborted = threading.Event()
         self.fetcher = Fetcher(opts, self.aborted)

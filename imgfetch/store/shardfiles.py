@@ -139,6 +139,18 @@ class RowsFile:
             self.writer.close()
 
 
+def member_header(name: str, size: int, mtime: int) -> bytes:
+    """A tar member's header (ustar); its data follows, padded to a whole block."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, MEMBER_MODE
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+def tar_end(offset: int) -> bytes:
+    """What ends a tar whose members end at ``offset``: two zero blocks, padded to a whole tar record."""
+    return b"\0" * (2 * BLOCK + (-(offset + 2 * BLOCK) % tarfile.RECORDSIZE))
+
+
 class TarFile:
     """A tar written member by member (ustar headers); ``rollback`` drops a sample half written."""
 
@@ -150,9 +162,7 @@ class TarFile:
         self.mark = self.handle.tell()
 
     def add(self, name: str, data: bytes, mtime: int) -> None:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), mtime, MEMBER_MODE
-        self.handle.write(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"))
+        self.handle.write(member_header(name, len(data), mtime))
         self.handle.write(data)
         self.handle.write(b"\0" * (-len(data) % BLOCK))
 
@@ -168,8 +178,7 @@ class TarFile:
     def close(self) -> None:
         """The end-of-archive marker (two zero blocks, padded to a whole tar record), then close."""
         try:
-            end = self.handle.tell() + 2 * BLOCK
-            self.handle.write(b"\0" * (2 * BLOCK + (-end % tarfile.RECORDSIZE)))
+            self.handle.write(tar_end(self.handle.tell()))
         finally:
             self.handle.close()
 

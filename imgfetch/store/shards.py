@@ -51,11 +51,16 @@ def _take_held() -> tuple[bytes, str] | None:
     return sample
 
 
-def shard_outbox(outbox: Any, opts: Any, tmp: Path) -> Any:
+def shard_outbox(outbox: Any, opts: Any, tmp: Path, quarantine: bool = False) -> Any:
     """The worker's outbox: the queue itself for files, or a ShardOutbox around it for a dataset.
-    ``opts``: the run's Options (output_format, shard_size, caption_column)."""
+    ``opts``: the run's Options (output_format, shard_size, caption_column). A quarantine process's
+    samples go to the shard they all share (sharedshard.py; a parquet shard cannot be shared: one of its own)."""
     if opts.output_format == "files":
         return outbox
+    if quarantine and opts.output_format == "webdataset":  # no parquet to write here: no pyarrow to warm up
+        from .sharedshard import SharedShardWriter  # here: it builds on this module
+
+        return ShardOutbox(outbox, SharedShardWriter(opts.shard_size, opts.caption_column, tmp))
     warm_up()  # as the worker starts, not as it ends and closes its shard
     return ShardOutbox(outbox, ShardWriter(opts.output_format, opts.shard_size, opts.caption_column, tmp))
 
@@ -64,7 +69,7 @@ class ShardOutbox:
     """A worker's outbox that files each record in the open shard as it is put; ``put(None)`` (the worker
     ending) closes the shard first. See the module docstring."""
 
-    def __init__(self, outbox: "queue.SimpleQueue[FetchResult | None]", writer: "ShardWriter") -> None:
+    def __init__(self, outbox: "queue.SimpleQueue[FetchResult | None]", writer: Any) -> None:
         self.outbox, self.writer = outbox, writer
         self.lock = threading.Lock()
         self.closed = False
@@ -145,7 +150,7 @@ class ShardWriter:
                 try:
                     image = self._sample(shard, record, held)
                 except OSError as exc:  # the sample was cut back out of the tar: this URL fails, the shard goes on
-                    _failed(record, shard.name, exc)
+                    as_failed(record, shard.name, exc)
             row = row_of(record, self.caption)
             if image is not None and shard.tar is None:
                 row[IMAGE_COLUMN] = image
@@ -155,7 +160,7 @@ class ShardWriter:
             if self.shard is not None:
                 self.shard.broken = True  # never put in place: the URLs recorded in it are fetched again next run
                 self.close()
-            _failed(record, record.shard or "a new shard", exc)
+            as_failed(record, record.shard or "a new shard", exc)
             return
         if shard.ok >= self.shard_size:
             self.close()
@@ -184,27 +189,28 @@ class ShardWriter:
         return self.shard
 
     def _claim(self) -> int:
-        """The next free shard number of the run: O_EXCL makes each number one process's."""
-        number = max(self.last + 1, self._base())
-        while True:
-            try:
-                os.close(os.open(self.tmp / shard_name(number, ".claim"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            except FileExistsError:
-                number += 1
-                continue
-            self.last = number
-            return number
-
-    def _base(self) -> int:
-        try:
-            return int((self.tmp / BASE_FILE).read_text())
-        except (OSError, ValueError):
-            return 0
+        self.last = claim_number(self.tmp, self.last + 1)
+        return self.last
 
     def close(self) -> None:
         shard, self.shard = self.shard, None
         if shard is not None:
             shard.close()
+
+
+def claim_number(tmp: Path, least: int) -> int:
+    """The next free shard number of the run, from ``least`` on: O_EXCL makes each number one process's."""
+    try:
+        number = max(least, int((tmp / BASE_FILE).read_text()))
+    except (OSError, ValueError):
+        number = max(least, 0)
+    while True:
+        try:
+            os.close(os.open(tmp / shard_name(number, ".claim"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            number += 1
+            continue
+        return number
 
 
 def close_shard(outbox: Any) -> None:
@@ -219,7 +225,7 @@ def _cut_short(record: FetchResult) -> None:
     record.sample = record.shard = record.bytes = record.sha256 = record.format = record.width = record.height = None
 
 
-def _failed(record: FetchResult, where: str, exc: Exception) -> None:
+def as_failed(record: FetchResult, where: str, exc: Exception) -> None:
     full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
     record.status, record.sample, record.bytes, record.sha256 = FAILED, None, None, None
     record.format = record.width = record.height = None

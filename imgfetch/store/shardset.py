@@ -8,7 +8,7 @@ many records as the stats file counts, it renames the shard's files into the out
 then the rows, then the data file. So a complete shard holds exactly samples whose records are in the
 manifest. At the end of the run (``settle``), a shard whose records and files do not agree is mended
 (shardmend.py): records the parent never read are taken from the shard's rows, and the tar of a worker
-that died is cut after its last recorded sample; only a parquet shard whose worker died is lost, and its
+that died, or the one the quarantine processes share (sharedshard.py), keeps its recorded samples; only a parquet shard whose worker died is lost, and its
 records are superseded by failures, fetched again by the next run.
 
 Numbers go on after the highest shard on disk or named by any manifest record, so a number is never
@@ -27,6 +27,7 @@ from ..records import OK, FetchResult
 from .reading import record_at
 from .shardfiles import read_stats, require_pyarrow
 from .shardmend import lost_record, mend_tar, missing_records, record_from_manifest, write_rows
+from .sharedshard import shared_number
 from .shards import BASE_FILE, DATA_SUFFIX, shard_name
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,8 @@ class ShardSet:
         write_rows(rows, self._temporary(number, "_stats.json"), name, self.output_format, kept, self.caption_column,
                    time.time())
         tally.ok, tally.count = sum(record.status == OK for record in kept), len(kept)
-        log.info("shard %s: its worker process died; kept the %d samples it had recorded", name, tally.ok)
+        why = "the quarantine processes' shared shard" if number == shared_number(self.tmp) else "its worker process died"
+        log.info("shard %s (%s): kept the %d samples whose records were written", name, why, tally.ok)
         return [lost_record(record) for record in lost]
 
     def finish(self) -> None:
