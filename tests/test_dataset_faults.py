@@ -18,6 +18,7 @@ from imgfetch import download, iter_download
 from imgfetch.records import OK, FetchResult
 from imgfetch.server import ImageServer
 from imgfetch.store import shardfiles
+from imgfetch.store.shardmend import mend_tar
 from imgfetch.store.shards import ShardWriter
 from imgfetch.store.shardset import ShardSet, open_shards
 from conftest import FAST, read_manifest
@@ -196,3 +197,47 @@ def test_suspects_retried_in_quarantine_share_one_shard(tmp_path):
         assert len(quarantined) >= 3
         assert len({final[r.url]["shard"] for r in quarantined}) == 1  # their samples share one shard
         assert len(list(out.glob("*.tar"))) <= len(per_process) - len(quarantined)  # no shard of one suspect
+
+
+def test_a_failure_fetched_again_keeps_one_row_per_url(tmp_path):
+    """Flaky URLs fail the first run and succeed in the second; 503s fail both: each URL keeps one row, in the
+    shard of the run that fetched it last, and the earlier shard's stats count only what it still holds."""
+    with ImageServer(count=40, seed=16) as server:
+        images = server.image_urls()
+        for output_format in ("webdataset", "parquet"):
+            urls = [*images[:30], *(server.url(f"/flaky/1/{output_format}{i}/{Path(images[i]).name}") for i in range(5)),
+                    *(server.url(f"/status/503?n={i}") for i in range(3))]
+            out = tmp_path / output_format
+            options = dict(DATASET, output_format=output_format, retries=0)
+            first = download(urls, out, **options)
+            assert len(first.failed) == 8
+            second = download(urls, out, **options)
+            assert len(second.ok) == 35 and len(second.failed) == 3
+            final = newest(out) if output_format == "parquet" else assert_shards_agree(out)
+            rows = [row for path in sorted(out.glob("*.parquet")) for row in pq.read_table(path).to_pylist()]
+            assert sorted(row["url"] for row in rows) == sorted(urls)  # one row per URL
+            assert all(row["status"] == final[row["url"]]["status"] for row in rows)
+            if output_format == "parquet":
+                assert all(Image.open(io.BytesIO(row["image"])).size == (row["width"], row["height"])
+                           for row in rows if row["status"] == OK)
+            stats = [json.loads(path.read_text()) for path in out.glob("*_stats.json")]
+            assert sum(s["count"] for s in stats) == len(urls) and sum(s["failed"] for s in stats) == 3
+
+
+def test_mending_a_tar_keeps_only_recorded_samples_even_between_others(tmp_path):
+    """A sample appended to the shared shard by a process that died before its record left sits between
+    recorded ones: the mended tar holds the recorded samples only, whole, and readable."""
+    pictures = {}
+    tar = shardfiles.TarFile(str(tmp_path / "00007.tar.tmp"))
+    for key in ("0000700", "0000701", "0000702"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (5 + int(key[-1]), 4), "red").save(buffer, "PNG")
+        pictures[key] = buffer.getvalue()
+        tar.add(key + ".png", pictures[key], 0)
+        tar.add(key + ".json", json.dumps({"url": key}).encode(), 0)
+    tar.handle.write(b"cut short by a kill")
+    tar.handle.close()
+    assert mend_tar(str(tmp_path / "00007.tar.tmp"), {"0000700", "0000702", "0000799"}) == {"0000700", "0000702"}
+    (tmp_path / "00007.tar.tmp").rename(tmp_path / "00007.tar")
+    samples = list(wds.WebDataset(str(tmp_path / "00007.tar"), shardshuffle=False))
+    assert [(s["__key__"], s["png"]) for s in samples] == [(k, pictures[k]) for k in ("0000700", "0000702")]

@@ -95,6 +95,8 @@ class OutputFolder:
                 self.errors.add(full_url)
             if self.shards is not None:
                 self.shards.recorded(result, self.writer.offset if append else -1)
+                if result.shard is not None and not result.skipped and self.done is not None:
+                    self.shards.supersedes(result, self.done.get(result.key))  # a failure fetched again: one row
         except DiskFull:
             self.disk_full = True
             return False

@@ -88,6 +88,14 @@ def _arrow_type(pa: Any, annotation: str) -> Any:
     return pa.string()
 
 
+def compression(schema: Any) -> Any:
+    """A shard parquet's compression: snappy, but none for the image bytes (JPEG and PNG do not compress:
+    spare the CPU)."""
+    if IMAGE_COLUMN not in schema.names:
+        return "snappy"
+    return {name: "NONE" if name == IMAGE_COLUMN else "SNAPPY" for name in schema.names}
+
+
 class RowsFile:
     """A shard's rows, written to a parquet file a row group at a time.
 
@@ -99,9 +107,7 @@ class RowsFile:
     def __init__(self, path: str, schema: Any) -> None:
         pq = require_pyarrow("a dataset output")
         self.schema = schema
-        image = IMAGE_COLUMN in schema.names  # JPEG and PNG bytes do not compress: spare the CPU
-        compression = {name: "NONE" if name == IMAGE_COLUMN else "SNAPPY" for name in schema.names} if image else "snappy"
-        self.writer = pq.ParquetWriter(path, schema, compression=compression)
+        self.writer = pq.ParquetWriter(path, schema, compression=compression(schema))
         self.rows: list[dict[str, Any]] = []
         self.bytes = 0
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="imgfetch-rows")

@@ -11,18 +11,24 @@ Nothing a record says is done may be missing from the dataset. Two ways a shard 
   the manifest holds. Image bytes are never read: the tar is walked header by header.
   A parquet shard keeps its images in the parquet, which a dead worker leaves without its footer: its
   records are superseded by failures (``lost_record``), so the next run fetches them again.
+
+And a URL that a later run fetches again (a failure retried) gets its row in that run's shard: ``drop_rows``
+takes its older row out of the earlier shard's parquet, so the dataset holds one row per URL.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tarfile
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from ..records import FAILED, FetchResult
-from .shardfiles import (BLOCK, IMAGE_COLUMN, RENAMED, RowsFile, ShardStats, require_pyarrow, row_of, row_schema,
-                         tar_end)
+from .shardfiles import (BLOCK, IMAGE_COLUMN, RENAMED, RowsFile, ShardStats, compression, read_stats, require_pyarrow,
+                         row_of, row_schema, tar_end)
 
 _FIELDS = {field.name for field in dataclasses.fields(FetchResult)}
 _FROM_COLUMN = {column: name for name, column in RENAMED.items()}  # row column -> record field
@@ -134,3 +140,47 @@ def lost_record(record: FetchResult) -> FetchResult:
     """A failure that supersedes a record whose sample no complete shard holds."""
     return dataclasses.replace(record, status=FAILED, error=LOST, error_kind="disk", shard=None, sample=None,
                                bytes=None, sha256=None, format=None, width=None, height=None, skipped=False)
+
+
+def drop_rows(rows_path: Path, stats_path: Path, keys: set[str], tmp: Path) -> int:
+    """Rewrite a shard's parquet without the rows of ``keys`` (URL keys a later shard has rows for), a row group
+    at a time, and put it in place atomically; then its stats without them. Returns the rows dropped."""
+    pq = require_pyarrow("a dataset output")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    source = pq.ParquetFile(rows_path)
+    wanted = pa.array(sorted(keys), type=pa.string())
+    fresh = tmp / (rows_path.name + ".rows")
+    gone: list[Any] = []
+    try:
+        with pq.ParquetWriter(fresh, source.schema_arrow, compression=compression(source.schema_arrow)) as writer:
+            for group in range(source.num_row_groups):
+                table = source.read_row_group(group)
+                older = pc.is_in(table["url_key"], value_set=wanted)
+                gone.append(table.filter(older).select(["status", "error_kind", "error_message", "bytes"]))
+                writer.write_table(table.filter(pc.invert(older)))
+        dropped = sum(part.num_rows for part in gone)
+        if dropped:
+            os.replace(fresh, rows_path)
+            _drop_from_stats(stats_path, pa.concat_tables(gone).to_pylist(), tmp)
+        return dropped
+    finally:
+        fresh.unlink(missing_ok=True)
+
+
+def _drop_from_stats(path: Path, rows: list[dict[str, Any]], tmp: Path) -> None:
+    data = read_stats(str(path))
+    if data is None:
+        return
+    for key, column in (("status", "status"), ("error_kinds", "error_kind"), ("failure_reasons", "error_message")):
+        counts = Counter(data.get(key) or {})
+        counts.subtract(row[column] for row in rows if row[column])
+        data[key] = {name: count for name, count in counts.items() if count > 0}
+    data["count"] = sum(data["status"].values())
+    data["successes"] = data["status"].get("ok", 0)
+    data["failed"] = data["count"] - data["successes"]
+    data["bytes"] = max(0, int(data.get("bytes") or 0) - sum(row["bytes"] or 0 for row in rows))
+    fresh = tmp / (path.name + ".new")
+    fresh.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(fresh, path)

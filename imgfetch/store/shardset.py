@@ -22,11 +22,12 @@ import re
 import time
 from array import array
 from pathlib import Path
+from typing import Any
 
 from ..records import OK, FetchResult
 from .reading import record_at
 from .shardfiles import read_stats, require_pyarrow
-from .shardmend import lost_record, mend_tar, missing_records, record_from_manifest, write_rows
+from .shardmend import drop_rows, lost_record, mend_tar, missing_records, record_from_manifest, write_rows
 from .sharedshard import shared_number
 from .shards import BASE_FILE, DATA_SUFFIX, shard_name
 
@@ -98,6 +99,8 @@ class ShardSet:
         self.written: dict[int, _Tally] = {}  # by shard number, until it is in place
         self.placed = 0
         self.settled = False
+        self.in_place: set[int] = set()  # numbers of this run's shards put in place
+        self.older: dict[str, list[tuple[str, int]]] = {}  # an earlier shard -> (URL key, this run's shard number)
 
     def recorded(self, record: FetchResult, offset: int = -1) -> None:
         """A record of this run was written to the manifest (at ``offset``); a full shard is put in place at once."""
@@ -111,6 +114,13 @@ class ShardSet:
             tally.offsets.append(offset)
         if tally.ok >= self.shard_size:
             self._place(number, final=False)
+
+    def supersedes(self, record: FetchResult, previous: dict[str, Any] | None) -> None:
+        """This run's record of a URL whose ``previous`` record (an earlier run's) had a row in another shard:
+        once this run's shard is in place, that row goes (``finish``)."""
+        older = previous.get("shard") if previous is not None else None
+        if isinstance(older, str) and record.shard is not None and older != record.shard:
+            self.older.setdefault(older, []).append((record.key, shard_number(record.shard)))
 
     def settle(self) -> list[FetchResult]:
         """The workers have ended: mend each shard whose files and records disagree (see the module docstring);
@@ -155,9 +165,22 @@ class ShardSet:
         return [lost_record(record) for record in lost]
 
     def finish(self) -> None:
-        """The workers have ended: put in place every shard whose records were all written."""
+        """The workers have ended: put in place every shard whose records were all written; then take the rows
+        that this run's shards replace out of earlier shards."""
         for number in sorted(self.written):
             self._place(number, final=True)
+        for older, keys in sorted(self.older.items()):
+            replaced = {key for key, number in keys if number in self.in_place}
+            number = shard_number(older)
+            rows = self.root / shard_name(number, ".parquet")
+            if not replaced or number in self.in_place or not (self.root / older).exists() or not rows.exists():
+                continue
+            try:
+                dropped = drop_rows(rows, self.root / shard_name(number, "_stats.json"), replaced, self.tmp)
+            except Exception as exc:  # noqa: BLE001 - the older rows stay: read_manifest still gives one per URL
+                log.warning("cannot take the %d rows fetched again out of %s: %s", len(replaced), rows.name, exc)
+                continue
+            log.debug("%s: %d rows fetched again by this run taken out", rows.name, dropped)
 
     def _place(self, number: int, final: bool) -> None:
         tally = self.written[number]
@@ -180,6 +203,7 @@ class ShardSet:
                         shard_name(number, suffix), exc.strerror or exc)
             return
         self.placed += 1
+        self.in_place.add(number)
 
     def _temporary(self, number: int, suffix: str) -> str:
         return str(self.tmp / (shard_name(number, suffix) + ".tmp"))
