@@ -28,8 +28,8 @@ from ..records import OK, FetchResult
 from .reading import record_at
 from .shardfiles import read_stats, require_pyarrow
 from .shardmend import drop_rows, lost_record, mend_tar, missing_records, record_from_manifest, write_rows
-from .sharedshard import shared_number
 from .shards import BASE_FILE, DATA_SUFFIX, shard_name
+from .sharedshard import shared_number
 
 log = logging.getLogger(__name__)
 _SHARD_FILE = re.compile(r"^(\d{5,})(\.tar|\.parquet|_stats\.json)$")
