@@ -8,12 +8,15 @@ img2dataset runs from its own virtual environment (--img2dataset, default /work/
 Images are counted as the image members of the tars each run wrote, read back with tarfile.
 
     python benchmarks/vs_img2dataset.py --count 4000 --rounds 3
-    python benchmarks/vs_img2dataset.py --count 4000 --rounds 3 --resize 256   # once imgfetch has --resize
+    python benchmarks/vs_img2dataset.py --count 4000 --rounds 3 --resize 256
 
 Without --resize: imgfetch keeps every image as served; img2dataset runs with --resize_mode no, once
 re-encoding to JPEG (its default) and once with --skip_reencode True (bytes kept, as imgfetch does).
 With --resize N: both resize to N with keep_ratio (imgfetch --resize N --resize-mode keep_ratio;
-img2dataset --resize_mode keep_ratio --image_size N).
+img2dataset --resize_mode keep_ratio --image_size N) and re-encode as --encode says: jpg by default, img2dataset's
+own default (imgfetch --encode-format jpg, img2dataset --encode_format jpg), so both write the same kind of
+file; --encode own leaves imgfetch's default (each image's format: PNG and WebP cost far more to encode), and each run prints the smaller sides of the first
+200 images read back from its tars (all N when both did resize).
 """
 from __future__ import annotations
 
@@ -47,12 +50,15 @@ def tool_argv(tool: str, urls: Path, out: Path, args: argparse.Namespace) -> lis
                   "--distributor", "multiprocessing"]
     if tool == "imgfetch":
         resize = ["--resize", str(args.resize), "--resize-mode", "keep_ratio"] if args.resize else []
+        if args.resize and args.encode != "own":
+            resize += ["--encode-format", args.encode]
         return [PY, "-m", "imgfetch", "get", str(urls), "-o", str(out), "-q", "--output-format", "webdataset",
                 "--shard-size", str(args.shard_size), "--workers", str(args.processes), "--threads", str(args.threads),
                 "--timeout", str(args.timeout), "--retries", str(args.retries), *resize]
     if tool == "img2dataset":
         if args.resize:
-            return [*common_i2d, "--resize_mode", "keep_ratio", "--image_size", str(args.resize)]
+            return [*common_i2d, "--resize_mode", "keep_ratio", "--image_size", str(args.resize),
+                    "--encode_format", "jpg" if args.encode == "own" else args.encode]
         return [*common_i2d, "--resize_mode", "no"]
     if tool == "img2dataset-keep-bytes":
         return [*common_i2d, "--resize_mode", "no", "--skip_reencode", "True"]
@@ -69,6 +75,29 @@ def images_in(out: Path) -> int:
         except (tarfile.TarError, OSError):
             continue
     return total
+
+
+def smaller_sides(out: Path, limit: int = 200) -> dict[int, int]:
+    """How many of the first ``limit`` images in out's tars have each smaller side (keep_ratio N: all N)."""
+    from collections import Counter
+
+    from PIL import Image
+
+    sides: Counter[int] = Counter()
+    for path in sorted(out.rglob("*.tar")):
+        try:
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if len(sides) > limit or sum(sides.values()) >= limit:
+                        return dict(sides)
+                    if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES):
+                        handle = tar.extractfile(member)
+                        assert handle is not None
+                        with Image.open(handle) as image:
+                            sides[min(image.size)] += 1
+        except (tarfile.TarError, OSError):
+            continue
+    return dict(sides)
 
 
 def version(argv: list[str]) -> str:
@@ -90,7 +119,10 @@ def main() -> int:
                              "all its processes work)")
     parser.add_argument("--timeout", type=int, default=10)
     parser.add_argument("--retries", type=int, default=3)
-    parser.add_argument("--resize", type=int, default=0, help="resize to N with keep_ratio (needs imgfetch --resize)")
+    parser.add_argument("--resize", type=int, default=0, help="resize to N with keep_ratio")
+    parser.add_argument("--encode", default="jpg", choices=("jpg", "png", "webp", "own"),
+                        help="with --resize: what both tools encode resized images as (img2dataset's default is jpg; "
+                             "own: imgfetch keeps each image's format, PNG for GIFs, while img2dataset writes jpg)")
     parser.add_argument("--tools", default="imgfetch,img2dataset,img2dataset-keep-bytes")
     parser.add_argument("--img2dataset", default="/work/i2d/bin/img2dataset")
     parser.add_argument("--corpus-size", type=int, default=2000)
@@ -129,12 +161,16 @@ def main() -> int:
                 res = benchlib.run_measured(tool_argv(tool, urls, out, args), run_dir / "treecpu.json",
                                             run_dir / "log.txt", args.run_timeout)
                 images = images_in(out)
+                sides = smaller_sides(out) if args.resize else {}
                 run = {"round": r + 1, "tool": tool, "wall_s": res["wall_s"], "cpu_s": res["cpu_s"], "images": images,
-                       "returncode": res["returncode"], "timed_out": res["timed_out"], "load_1m": round(load, 2)}
+                       "returncode": res["returncode"], "timed_out": res["timed_out"], "load_1m": round(load, 2),
+                       "smaller_sides": sides}
                 runs.append(run)
                 print(f"  round {r + 1} {tool:<24} {res['wall_s']:7.2f} s  {images:>6}/{args.count} images  "
                       f"{images / res['wall_s']:7.0f} images/s  cpu {res['cpu_s']:7.2f} s  exit {res['returncode']}  "
                       f"load {load:.1f}", flush=True)
+                if args.resize:  # keep_ratio N: every image's smaller side is N
+                    print(f"    smaller side of {sum(sides.values())} images read back: {sides}")
                 if images < args.count * 0.98:
                     print("    " + benchlib.log_tail(run_dir / "log.txt", 600).replace("\n", "\n    "))
                 shutil.rmtree(out, ignore_errors=True)

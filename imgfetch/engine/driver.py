@@ -171,6 +171,8 @@ class Driver:
         with self._lock:
             self._over = True
         try:
+            for record in self.folder.settle_shards():  # a shard's records the loop never read: they count too
+                self._finished(record)
             self._resolve_the_rest()
             self.folder.finish(complete)
         except BaseException as exc:

@@ -83,7 +83,7 @@ class OutputFolder:
                 self.remote.open()
                 named = max(named, self.remote.highest)
             self.shards = open_shards(self.out.root, self.out.tmp, self.opts.output_format, self.opts.shard_size,
-                                      named)
+                                      named, self.manifest_path, self.opts.caption_column)
             if self.shards is not None and self.remote is not None:
                 self.shards.on_placed = self.remote.placed
             if self.opts.dedup:
@@ -122,7 +122,9 @@ class OutputFolder:
             if self.errors is not None and result.status == FAILED and full_url:
                 self.errors.add(full_url)
             if self.shards is not None:
-                self.shards.recorded(result)
+                self.shards.recorded(result, self.writer.offset if append else -1)
+                if result.shard is not None and not result.skipped and self.done is not None:
+                    self.shards.supersedes(result, self.done.get(result.key))  # a failure fetched again: one row
         except DiskFull:
             self.disk_full = True
             return False
@@ -133,12 +135,19 @@ class OutputFolder:
             log.warning("the disk is full: stopping")
         return True
 
+    def settle_shards(self) -> list[FetchResult]:
+        """The workers have ended: the records that make every shard agree with the manifest (store/shardset.py),
+        to be written like any other; none for files."""
+        return self.shards.settle() if self.shards is not None and self.writer is not None else []
+
     def finish(self, complete: bool) -> None:
         """Put the errors list in place and close the manifest, compacting it after a complete run;
         then release everything. A full disk here is the run's full disk. The workers have ended by now,
         so their last shards go in place first."""
         try:
             if self.shards is not None:
+                for record in self.settle_shards():  # when the driver has not written them (it does)
+                    self.write(record, None)
                 self.shards.finish()
             if self.errors is not None:
                 self.errors.commit()

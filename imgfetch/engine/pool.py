@@ -64,7 +64,7 @@ class _Worker:
     def __init__(self, ctx: Any, args: tuple[Any, ...], capacity: int, window: int, quarantine: bool) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         name = "imgfetch-quarantine" if quarantine else "imgfetch-worker"
-        self.process = ctx.Process(target=worker_main, args=(child, *args, capacity), name=name, daemon=True)
+        self.process = ctx.Process(target=worker_main, args=(child, *args, capacity, quarantine), name=name, daemon=True)
         self.process.start()
         child.close()
         self.pid: int = self.process.pid

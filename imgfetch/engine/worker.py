@@ -41,7 +41,7 @@ from ..urls import mask_url
 from ..store.files import ignore_file_size_signal, target_name, write_atomic
 from ..store.journal import save_notes
 from ..net.limits import raise_open_files_limit
-from ..store.shards import hold_sample, shard_outbox
+from ..store.shards import close_shard, hold_sample, shard_outbox
 from ..net.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ THREAD_JOIN_S = 2.0   # how long an exiting worker waits for each of its threads
 
 
 def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, log_level: int,
-                capacity: int) -> None:
+                capacity: int, quarantine: bool = False) -> None:
     """A local worker process: serve the parent's tasks on ``capacity`` threads until told to exit."""
     # The parent owns interruption: a Ctrl-C or a SIGTERM sent to the whole process group must
     # not kill downloads that the parent gives a grace period to finish.
@@ -70,7 +70,7 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
         except BaseException as exc:  # reported to the parent, which ends the run with one line
             conn.send(("init-failed", f"{type(exc).__name__}: {exc}"))
             return
-    worker = _Worker(conn, opts, Path(root), Path(tmp), capacity)
+    worker = _Worker(conn, opts, Path(root), Path(tmp), capacity, quarantine)
     try:
         worker.start()
     except RuntimeError as exc:  # "can't start new thread": exit unready, so its tasks count as innocent
@@ -83,10 +83,10 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
 
 
 class _Worker:
-    def __init__(self, conn: Any, opts: Options, root: Path, tmp: Path, capacity: int) -> None:
+    def __init__(self, conn: Any, opts: Options, root: Path, tmp: Path, capacity: int, quarantine: bool) -> None:
         self.conn, self.opts, self.root, self.tmp = conn, opts, root, tmp
         self.inbox: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
-        self.outbox = shard_outbox(queue.SimpleQueue(), opts, tmp)  # a dataset's files each record in a shard
+        self.outbox = shard_outbox(queue.SimpleQueue(), opts, tmp, quarantine)  # a dataset: records filed in shards
         self.draining = threading.Event()
         self.aborted = threading.Event()
         self.fetcher = Fetcher(opts, self.aborted)
@@ -152,6 +152,7 @@ class _Worker:
         self._drain()
         self.aborted.set()
         Watchdog.get().abort_all()
+        close_shard(self.outbox)  # at once, with what it holds: not at the end of a slow exit, nor never
 
     def _download_loop(self) -> None:
         while True:
@@ -246,9 +247,7 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
     ``cancel_save`` is asked just before the image is saved: True makes the URL cancelled
     (nothing saved, nothing recorded, fetched again next run). ``notes``: note each save in
     the run's temporary folder first (store/journal.py); a run's workers do, fetch() need not."""
-    started = time.monotonic()
-    pid = os.getpid()
-    masked = mask_url(task.url)
+    started, pid, masked = time.monotonic(), os.getpid(), mask_url(task.url)
     if opts.log_pids:
         pid_log.info(PID_LINE, pid, masked)
     result = FetchResult(url=masked, key=task.key, line=task.line, status=FAILED, pid=pid,

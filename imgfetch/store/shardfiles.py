@@ -88,6 +88,14 @@ def _arrow_type(pa: Any, annotation: str) -> Any:
     return pa.string()
 
 
+def compression(schema: Any) -> Any:
+    """A shard parquet's compression: snappy, but none for the image bytes (JPEG and PNG do not compress:
+    spare the CPU)."""
+    if IMAGE_COLUMN not in schema.names:
+        return "snappy"
+    return {name: "NONE" if name == IMAGE_COLUMN else "SNAPPY" for name in schema.names}
+
+
 class RowsFile:
     """A shard's rows, written to a parquet file a row group at a time.
 
@@ -99,9 +107,7 @@ class RowsFile:
     def __init__(self, path: str, schema: Any) -> None:
         pq = require_pyarrow("a dataset output")
         self.schema = schema
-        image = IMAGE_COLUMN in schema.names  # JPEG and PNG bytes do not compress: spare the CPU
-        compression = {name: "NONE" if name == IMAGE_COLUMN else "SNAPPY" for name in schema.names} if image else "snappy"
-        self.writer = pq.ParquetWriter(path, schema, compression=compression)
+        self.writer = pq.ParquetWriter(path, schema, compression=compression(schema))
         self.rows: list[dict[str, Any]] = []
         self.bytes = 0
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="imgfetch-rows")
@@ -139,6 +145,18 @@ class RowsFile:
             self.writer.close()
 
 
+def member_header(name: str, size: int, mtime: int) -> bytes:
+    """A tar member's header (ustar); its data follows, padded to a whole block."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, MEMBER_MODE
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+def tar_end(offset: int) -> bytes:
+    """What ends a tar whose members end at ``offset``: two zero blocks, padded to a whole tar record."""
+    return b"\0" * (2 * BLOCK + (-(offset + 2 * BLOCK) % tarfile.RECORDSIZE))
+
+
 class TarFile:
     """A tar written member by member (ustar headers); ``rollback`` drops a sample half written."""
 
@@ -150,11 +168,13 @@ class TarFile:
         self.mark = self.handle.tell()
 
     def add(self, name: str, data: bytes, mtime: int) -> None:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), mtime, MEMBER_MODE
-        self.handle.write(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict"))
+        self.handle.write(member_header(name, len(data), mtime))
         self.handle.write(data)
         self.handle.write(b"\0" * (-len(data) % BLOCK))
+
+    def flush(self) -> None:
+        """To the OS: a sample whose record has left survives its process being killed (shardmend.py)."""
+        self.handle.flush()
 
     def rollback(self) -> None:
         """Cut the file back to where the sample began (a write failed midway: the disk is full)."""
@@ -164,8 +184,7 @@ class TarFile:
     def close(self) -> None:
         """The end-of-archive marker (two zero blocks, padded to a whole tar record), then close."""
         try:
-            end = self.handle.tell() + 2 * BLOCK
-            self.handle.write(b"\0" * (2 * BLOCK + (-end % tarfile.RECORDSIZE)))
+            self.handle.write(tar_end(self.handle.tell()))
         finally:
             self.handle.close()
 

@@ -51,11 +51,16 @@ def _take_held() -> tuple[bytes, str] | None:
     return sample
 
 
-def shard_outbox(outbox: Any, opts: Any, tmp: Path) -> Any:
+def shard_outbox(outbox: Any, opts: Any, tmp: Path, quarantine: bool = False) -> Any:
     """The worker's outbox: the queue itself for files, or a ShardOutbox around it for a dataset.
-    ``opts``: the run's Options (output_format, shard_size, caption_column)."""
+    ``opts``: the run's Options (output_format, shard_size, caption_column). A quarantine process's
+    samples go to the shard they all share (sharedshard.py; a parquet shard cannot be shared: one of its own)."""
     if opts.output_format == "files":
         return outbox
+    if quarantine and opts.output_format == "webdataset":  # no parquet to write here: no pyarrow to warm up
+        from .sharedshard import SharedShardWriter  # here: it builds on this module
+
+        return ShardOutbox(outbox, SharedShardWriter(opts.shard_size, opts.caption_column, tmp))
     warm_up()  # as the worker starts, not as it ends and closes its shard
     return ShardOutbox(outbox, ShardWriter(opts.output_format, opts.shard_size, opts.caption_column, tmp))
 
@@ -64,7 +69,7 @@ class ShardOutbox:
     """A worker's outbox that files each record in the open shard as it is put; ``put(None)`` (the worker
     ending) closes the shard first. See the module docstring."""
 
-    def __init__(self, outbox: "queue.SimpleQueue[FetchResult | None]", writer: "ShardWriter") -> None:
+    def __init__(self, outbox: "queue.SimpleQueue[FetchResult | None]", writer: Any) -> None:
         self.outbox, self.writer = outbox, writer
         self.lock = threading.Lock()
         self.closed = False
@@ -73,11 +78,23 @@ class ShardOutbox:
         held = _take_held()
         with self.lock:
             if record is None:
-                self.writer.close()
-                self.closed = True  # a thread that outlived the end is never sent: its URL is fetched next run
-            elif record.status != CANCELLED and not self.closed:
+                self._close()
+            elif self.closed:
+                _cut_short(record)  # the shard is closed: this URL is not recorded, the next run fetches it
+            elif record.status != CANCELLED:
                 self.writer.add(record, held)
             self.outbox.put(record)
+
+    def close_shard(self) -> None:
+        """Close the open shard now, with what it holds (the run is stopping): every record it holds has
+        been put in the outbox already, and a download still going is cut short."""
+        with self.lock:
+            self._close()
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
 
     def get(self) -> FetchResult | None:
         return self.outbox.get()
@@ -133,7 +150,7 @@ class ShardWriter:
                 try:
                     image = self._sample(shard, record, held)
                 except OSError as exc:  # the sample was cut back out of the tar: this URL fails, the shard goes on
-                    _failed(record, shard.name, exc)
+                    as_failed(record, shard.name, exc)
             row = row_of(record, self.caption)
             if image is not None and shard.tar is None:
                 row[IMAGE_COLUMN] = image
@@ -143,7 +160,7 @@ class ShardWriter:
             if self.shard is not None:
                 self.shard.broken = True  # never put in place: the URLs recorded in it are fetched again next run
                 self.close()
-            _failed(record, record.shard or "a new shard", exc)
+            as_failed(record, record.shard or "a new shard", exc)
             return
         if shard.ok >= self.shard_size:
             self.close()
@@ -159,6 +176,7 @@ class ShardWriter:
                 shard.tar.add(record.sample + ".json", json_bytes(row_of(record, self.caption)), mtime)
                 if self.caption is not None:
                     shard.tar.add(record.sample + ".txt", record.columns.get(self.caption, "").encode("utf-8"), mtime)
+                shard.tar.flush()
             except OSError:
                 shard.tar.rollback()
                 raise
@@ -171,22 +189,8 @@ class ShardWriter:
         return self.shard
 
     def _claim(self) -> int:
-        """The next free shard number of the run: O_EXCL makes each number one process's."""
-        number = max(self.last + 1, self._base())
-        while True:
-            try:
-                os.close(os.open(self.tmp / shard_name(number, ".claim"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            except FileExistsError:
-                number += 1
-                continue
-            self.last = number
-            return number
-
-    def _base(self) -> int:
-        try:
-            return int((self.tmp / BASE_FILE).read_text())
-        except (OSError, ValueError):
-            return 0
+        self.last = claim_number(self.tmp, self.last + 1)
+        return self.last
 
     def close(self) -> None:
         shard, self.shard = self.shard, None
@@ -194,7 +198,34 @@ class ShardWriter:
             shard.close()
 
 
-def _failed(record: FetchResult, where: str, exc: Exception) -> None:
+def claim_number(tmp: Path, least: int) -> int:
+    """The next free shard number of the run, from ``least`` on: O_EXCL makes each number one process's."""
+    try:
+        number = max(least, int((tmp / BASE_FILE).read_text()))
+    except (OSError, ValueError):
+        number = max(least, 0)
+    while True:
+        try:
+            os.close(os.open(tmp / shard_name(number, ".claim"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            number += 1
+            continue
+        return number
+
+
+def close_shard(outbox: Any) -> None:
+    """The run is stopping: close the worker's open shard now (nothing to do for files)."""
+    if isinstance(outbox, ShardOutbox):
+        outbox.close_shard()
+
+
+def _cut_short(record: FetchResult) -> None:
+    """A download that ended after its worker's shard was closed: cancelled, so never recorded."""
+    record.status, record.error, record.error_kind = CANCELLED, "cancelled", None
+    record.sample = record.shard = record.bytes = record.sha256 = record.format = record.width = record.height = None
+
+
+def as_failed(record: FetchResult, where: str, exc: Exception) -> None:
     full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
     record.status, record.sample, record.bytes, record.sha256 = FAILED, None, None, None
     record.format = record.width = record.height = None

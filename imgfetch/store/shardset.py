@@ -2,13 +2,14 @@
 
 A shard is complete when its data file is in the output folder: ``NNNNN.tar`` (webdataset) or
 ``NNNNN.parquet`` (parquet). The parent counts the records it writes to the manifest for each shard
-of this run. A worker closes a shard (full, or as it exits) before its last record leaves it, and
-writes its stats file last; when the parent has written as many records as the stats file counts,
-it renames the shard's files into the output folder: the stats, then the rows, then the data file.
-So a complete shard holds exactly samples whose records are in the manifest. A shard whose records
-were not all written (a stop that cut downloads short, a worker that died) is never put in place:
-it goes with the run's temporary folder, and its URLs, whose records name a shard that does not
-exist, are fetched again by the next run.
+of this run (and notes where they are in the manifest). A worker closes a shard (full, or as the run
+stops) before its last record leaves it, and writes its stats file last; when the parent has written as
+many records as the stats file counts, it renames the shard's files into the output folder: the stats,
+then the rows, then the data file. So a complete shard holds exactly samples whose records are in the
+manifest. At the end of the run (``settle``), a shard whose records and files do not agree is mended
+(shardmend.py): records the parent never read are taken from the shard's rows, and the tar of a worker
+that died, or the one the quarantine processes share (sharedshard.py), keeps its recorded samples; only a parquet shard whose worker died is lost, and its
+records are superseded by failures, fetched again by the next run.
 
 Numbers go on after the highest shard on disk or named by any manifest record, so a number is never
 used twice, even for a shard that a killed run never completed.
@@ -18,12 +19,17 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
+from array import array
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..records import OK, FetchResult
+from .reading import record_at
 from .shardfiles import read_stats, require_pyarrow
+from .shardmend import drop_rows, lost_record, mend_tar, missing_records, record_from_manifest, write_rows
 from .shards import BASE_FILE, DATA_SUFFIX, shard_name
+from .sharedshard import shared_number
 
 log = logging.getLogger(__name__)
 _SHARD_FILE = re.compile(r"^(\d{5,})(\.tar|\.parquet|_stats\.json)$")
@@ -36,7 +42,8 @@ def shard_number(name: object) -> int:
     return int(found.group(1)) if found else -1
 
 
-def open_shards(root: Path, tmp: Path, output_format: str, shard_size: int, named: int) -> "ShardSet | None":
+def open_shards(root: Path, tmp: Path, output_format: str, shard_size: int, named: int,
+                manifest: Path | None = None, caption_column: str | None = None) -> "ShardSet | None":
     """Get the output folder ready for this run's shards (None for files): the extra is there, what a killed
     run left half put in place is gone, and the workers' first number (after ``named``, the highest a
     manifest record names, and every shard on disk) is written in the run's temporary folder."""
@@ -45,7 +52,7 @@ def open_shards(root: Path, tmp: Path, output_format: str, shard_size: int, name
     require_pyarrow(f"--output-format {output_format}")
     highest = max(named, _remove_incomplete(root, output_format))
     (tmp / BASE_FILE).write_text(f"{highest + 1}\n")
-    return ShardSet(root, tmp, output_format, shard_size)
+    return ShardSet(root, tmp, output_format, shard_size, manifest, caption_column)
 
 
 def _remove_incomplete(root: Path, output_format: str) -> int:
@@ -72,33 +79,113 @@ def _remove_incomplete(root: Path, output_format: str) -> int:
     return highest
 
 
-class ShardSet:
-    """This run's shards, from the parent's side: records written per shard, and putting shards in place."""
+class _Tally:
+    """One shard's records written so far: ok ones, all, and where each is in the manifest."""
 
-    def __init__(self, root: Path, tmp: Path, output_format: str, shard_size: int) -> None:
+    def __init__(self) -> None:
+        self.ok = self.count = 0
+        self.offsets = array("q")
+
+
+class ShardSet:
+    """This run's shards, from the parent's side: records written per shard, and putting shards in place.
+
+    ``manifest`` (where the records are written) and ``caption_column`` let ``settle`` mend a shard."""
+
+    def __init__(self, root: Path, tmp: Path, output_format: str, shard_size: int, manifest: Path | None = None,
+                 caption_column: str | None = None) -> None:
         self.root, self.tmp, self.output_format, self.shard_size = root, tmp, output_format, shard_size
-        self.written: dict[int, list[int]] = {}  # shard number -> [ok records, records], until it is in place
+        self.manifest, self.caption_column = manifest, caption_column
+        self.written: dict[int, _Tally] = {}  # by shard number, until it is in place
         self.placed = 0
         self.on_placed: Callable[[int], None] | None = None  # a remote destination uploads what is put in place
+        self.settled = False
+        self.in_place: set[int] = set()  # numbers of this run's shards put in place
+        self.older: dict[str, list[tuple[str, int]]] = {}  # an earlier shard -> (URL key, this run's shard number)
 
-    def recorded(self, record: FetchResult) -> None:
-        """A record of this run was written to the manifest; a full shard is put in place at once."""
+    def recorded(self, record: FetchResult, offset: int = -1) -> None:
+        """A record of this run was written to the manifest (at ``offset``); a full shard is put in place at once."""
         if record.shard is None or record.skipped:
             return
         number = shard_number(record.shard)
-        counts = self.written.setdefault(number, [0, 0])
-        counts[0] += record.status == OK
-        counts[1] += 1
-        if counts[0] >= self.shard_size:
+        tally = self.written.setdefault(number, _Tally())
+        tally.ok += record.status == OK
+        tally.count += 1
+        if offset >= 0:
+            tally.offsets.append(offset)
+        if tally.ok >= self.shard_size:
             self._place(number, final=False)
 
+    def supersedes(self, record: FetchResult, previous: dict[str, Any] | None) -> None:
+        """This run's record of a URL whose ``previous`` record (an earlier run's) had a row in another shard:
+        once this run's shard is in place, that row goes (``finish``)."""
+        older = previous.get("shard") if previous is not None else None
+        if isinstance(older, str) and record.shard is not None and older != record.shard:
+            self.older.setdefault(older, []).append((record.key, shard_number(record.shard)))
+
+    def settle(self) -> list[FetchResult]:
+        """The workers have ended: mend each shard whose files and records disagree (see the module docstring);
+        return the records to write for that (each shard then agrees with its records)."""
+        if self.manifest is None or self.settled:
+            return []
+        self.settled = True
+        to_write: list[FetchResult] = []
+        for number, tally in sorted(self.written.items()):
+            data = read_stats(self._temporary(number, "_stats.json"))
+            if data is not None and data.get("count") == tally.count:
+                continue
+            try:
+                to_write += self._mend(number, tally, data is not None)
+            except Exception as exc:  # noqa: BLE001 - a shard that cannot be mended is left out, as before
+                log.warning("cannot mend shard %s: %s: %s", shard_name(number, DATA_SUFFIX[self.output_format]),
+                            type(exc).__name__, exc)
+        return to_write
+
+    def _mend(self, number: int, tally: _Tally, closed: bool) -> list[FetchResult]:
+        name = shard_name(number, DATA_SUFFIX[self.output_format])
+        rows = self._temporary(number, ".parquet")
+        assert self.manifest is not None
+        with open(self.manifest, "rb") as handle:
+            records = [record_from_manifest(record_at(handle, offset), name) for offset in tally.offsets]
+        if closed:  # its worker closed it: the records the parent never read are in its rows
+            missing = missing_records(rows, {record.key for record in records}, name, self.caption_column)
+            log.info("shard %s: %d records its worker sent were never read; written from its rows", name, len(missing))
+            return missing
+        if self.output_format != "webdataset":
+            log.warning("shard %s is lost with its worker process; its %d URLs are fetched again next run",
+                        name, tally.count)
+            return [lost_record(record) for record in records if record.status == OK]
+        found = mend_tar(self._temporary(number, ".tar"), {record.sample for record in records if record.sample})
+        lost = [record for record in records if record.status == OK and record.sample not in found]
+        kept = [record for record in records if record.status != OK or record.sample in found]
+        write_rows(rows, self._temporary(number, "_stats.json"), name, self.output_format, kept, self.caption_column,
+                   time.time())
+        tally.ok, tally.count = sum(record.status == OK for record in kept), len(kept)
+        why = "the quarantine processes' shared shard" if number == shared_number(self.tmp) else "its worker process died"
+        log.info("shard %s (%s): kept the %d samples whose records were written", name, why, tally.ok)
+        return [lost_record(record) for record in lost]
+
     def finish(self) -> None:
-        """The workers have ended: put in place every shard whose records were all written."""
+        """The workers have ended: put in place every shard whose records were all written; then take the rows
+        that this run's shards replace out of earlier shards."""
         for number in sorted(self.written):
             self._place(number, final=True)
+        for older, keys in sorted(self.older.items()):
+            replaced = {key for key, number in keys if number in self.in_place}
+            number = shard_number(older)
+            rows = self.root / shard_name(number, ".parquet")
+            if not replaced or number in self.in_place or not (self.root / older).exists() or not rows.exists():
+                continue
+            try:
+                dropped = drop_rows(rows, self.root / shard_name(number, "_stats.json"), replaced, self.tmp)
+            except Exception as exc:  # noqa: BLE001 - the older rows stay: read_manifest still gives one per URL
+                log.warning("cannot take the %d rows fetched again out of %s: %s", len(replaced), rows.name, exc)
+                continue
+            log.debug("%s: %d rows fetched again by this run taken out", rows.name, dropped)
 
     def _place(self, number: int, final: bool) -> None:
-        ok, count = self.written[number]
+        tally = self.written[number]
+        ok, count = tally.ok, tally.count
         data = read_stats(self._temporary(number, "_stats.json"))
         if data is None or data.get("count") != count or data.get("successes") != ok:
             if final:
@@ -117,6 +204,7 @@ class ShardSet:
                         shard_name(number, suffix), exc.strerror or exc)
             return
         self.placed += 1
+        self.in_place.add(number)
         if self.on_placed is not None:
             self.on_placed(number)
 
