@@ -262,6 +262,7 @@ def test_a_slow_url_holds_only_its_own_thread_and_records_come_back_per_shard(cl
     hang_at = next(t for t, r in seen if r.line == 1)
     assert max(t for t, r in seen if r.line > 5) < hang_at - 1.0  # the other shards did not wait for it
     assert all(r.status == "ok" and os.path.exists(r.abspath) for _, r in seen if r.line > 1)
+    assert len(os.listdir(tmp_path / "o" / "manifest.parts")) == 2 * 9  # each shard's part and counts, written by it
 
 
 def test_a_stop_under_dask_records_what_finished_and_leaves_nothing_running(cluster, tmp_path):
@@ -301,3 +302,29 @@ def test_a_stop_under_dask_records_what_finished_and_leaves_nothing_running(clus
     assert images_on_disk == {r["path"] for r in records}  # every image has its record; no lock, no temporary folder
     assert not (out / "manifest.parts" / "00000_stats.json").exists()  # the drip's shard is not complete: redone next run
     assert 4.5 < stopped_in < 9  # the grace period (5 s), then a prompt end
+
+
+def test_the_bar_moves_while_a_shard_runs_and_ends_at_one_per_url(cluster, tmp_path, monkeypatch):
+    from imgfetch import download
+    from imgfetch.engine import run
+
+    moves = []
+
+    class Bar:  # the run's progress bar, recording how it is moved
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def add_counts(self, done, skipped=0):
+            moves.append((time.monotonic(), done, skipped))
+
+        def close(self, complete):
+            moves.append((time.monotonic(), "closed", complete))
+
+    monkeypatch.setattr(run, "Progress", Bar)
+    with ImageServer(count=30, seed=14, latency_ms=150) as srv:
+        download(srv.image_urls(), tmp_path / "o", executor="dask", scheduler=cluster, threads=2, progress=True,
+                 timeout=2, retries=0)  # one shard of 30 (--shard-size 10,000), about 2 s
+    ended = moves[-1][0]
+    assert moves[-1][1:] == ("closed", True)
+    assert sum(done - skipped for _, done, skipped in moves[:-1]) == 30  # each record counted once
+    assert any(done > 0 for at, done, _ in moves[:-1] if at < ended - 0.5)  # not all at the shard's end

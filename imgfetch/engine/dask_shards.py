@@ -4,7 +4,8 @@ Each shard is one Dask task (shard_task.run_shard). The client keeps IN_FLIGHT_P
 Dask worker process, each placed on the worker with the fewest (a loose placement: should that worker
 die, Dask retries the shard on another), looked at again as workers join or leave. A worker process
 runs two at once and holds the third ready, so it never waits for the client between shards. What
-comes back is a few hundred bytes per shard; image bytes and per-URL records stay on the workers.
+comes back is a few hundred bytes per shard, and while it runs, its record count once a second (a
+Dask event); image bytes and per-URL records stay on the workers.
 
 A stop keeps the local pool's promise, through the run's marker files: no shard and no URL starts,
 downloads in flight get STOP_GRACE_S, then are cut; the client returns once every task has ended (or
@@ -23,7 +24,7 @@ from ..errors import ImgFetchError, OutputError
 from ..options import Options
 from .markers import RunMarkers
 from .schedule import ABORT_WAIT_S, STOP_GRACE_S
-from .shard_task import SHARDS_PER_PROCESS, ShardJob, run_shard
+from .shard_task import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
 
 log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = SHARDS_PER_PROCESS + 1  # two running, one ready to start
@@ -59,6 +60,8 @@ class ShardClient:
                 self.cluster.close()
             raise ImgFetchError(f"cannot reach the Dask scheduler {opts.scheduler}: {exc}") from None
         log.info("running shards on Dask: %s", self.client)
+        self.topic = progress_topic(tmp)
+        self.client.subscribe_topic(self.topic, self._on_progress)
         self.run_id = uuid.uuid4().hex[:8]
         self.held: dict[Any, tuple[int, str]] = {}  # future -> (shard number, the worker it was placed on)
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -77,6 +80,10 @@ class ShardClient:
         from .dask_local import local_worker_pids
 
         return local_worker_pids(self.cluster)
+
+    def _on_progress(self, event: tuple[float, Any]) -> None:
+        """A running shard's record count so far (on the client's event loop thread)."""
+        self.finished.put(tuple(event[1]))
 
     def stop(self) -> None:
         """Stop as on Ctrl-C (from a signal handler: only a flag; the loop acts on it)."""
@@ -129,6 +136,9 @@ class ShardClient:
         except queue.Empty:
             pass
         for future in futures:
+            if isinstance(future, tuple):  # (shard number, records so far): a running shard's progress
+                yield {"progress": True, "number": future[0], "done": future[1]}
+                continue
             if future is None or future not in self.held or not future.done():
                 continue  # a wake-up, or a result lost with its worker: Dask runs the shard again
             number, worker = self.held.pop(future)
@@ -163,6 +173,7 @@ class ShardClient:
             self.markers.abort()
             if self.held:
                 self.client.cancel(list(self.held))  # frees the cluster of shards not yet started
+            self.client.unsubscribe_topic(self.topic)
             self.client.close()
         finally:
             if self.cluster is not None:

@@ -29,7 +29,7 @@ from .driver import Driver, Request
 from .folder import OutputFolder
 from .plan import Planner
 from .schedule import Engine
-from .shard_run import ShardedRun, parts_folder
+from .shard_run import ShardBar, ShardedRun, parts_folder
 from ..net.failures import permanent_failure
 
 log = logging.getLogger(__name__)
@@ -132,17 +132,18 @@ class Run:
         started = time.monotonic()
         self.sharded = ShardedRun(self.out, self.opts)
         bar = Progress(self.summary, self._counter, self.label) if wanted(self.opts.progress) else None
+        moves = ShardBar(bar)
         try:
             with _signals(self._on_signal):
                 for item in self.sharded.results(entries, self.records):
                     if isinstance(item, FetchResult):
                         yield item
-                        continue
-                    self.summary.merge(item, skipped=bool(item.get("earlier")))
-                    self.summary.seconds = time.monotonic() - started
-                    if bar is not None:
-                        done = sum(item.get("counts", {}).values())
-                        bar.add_counts(done, done if item.get("earlier") else sum(item.get("skipped", {}).values()))
+                    elif item.get("progress"):
+                        moves.progress(item["number"], item["done"])
+                    else:
+                        self.summary.merge(item, skipped=bool(item.get("earlier")))
+                        self.summary.seconds = time.monotonic() - started
+                        moves.finished(item)
         finally:
             self.summary.seconds = time.monotonic() - started
             if bar is not None:

@@ -41,7 +41,8 @@ class ShardedRun:
             self.client.stop()
 
     def results(self, entries: Iterator[Entry], records: bool) -> Iterator[dict[str, Any] | FetchResult]:
-        """Each shard's counts as it ends (a dict), followed by its records when ``records`` is True."""
+        """Each shard's counts as it ends (a dict), followed by its records when ``records`` is True; and while
+        shards run, their progress (dicts with ``progress``: the shard's ``number`` and records ``done``)."""
         from .dask_shards import ShardClient
 
         self.out.open()
@@ -53,7 +54,7 @@ class ShardedRun:
             try:
                 for counts in self.client.run(self._jobs(entries, str(self.out.tmp))):
                     yield counts
-                    if records:
+                    if records and not counts.get("progress"):
                         yield from self._records(counts)
             finally:
                 self.client.close()
@@ -82,6 +83,27 @@ class ShardedRun:
             if record.path:
                 record.abspath = os.path.join(os.path.abspath(self.out.root), record.path)
             yield record
+
+
+class ShardBar:
+    """Moves a run's bar from shards' progress and their final counts: each record once, skipped ones off the total."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.shown: dict[int, int] = {}  # shard number -> records shown from its progress so far
+
+    def progress(self, number: int, done: int) -> None:
+        step = done - self.shown.get(number, 0)
+        if step > 0 and self.bar is not None:
+            self.shown[number] = done
+            self.bar.add_counts(step)
+
+    def finished(self, counts: dict[str, Any]) -> None:
+        done = sum(counts.get("counts", {}).values())
+        skipped = done if counts.get("earlier") else sum(counts.get("skipped", {}).values())
+        shown = self.shown.pop(counts["number"], 0)
+        if self.bar is not None:
+            self.bar.add_counts(done - shown, skipped)
 
 
 def parts_folder(root: Path) -> Path:

@@ -23,7 +23,26 @@ from ..store.parts import done_name, part_name, shard_done, write_json
 from ..store.publish import publish
 from ..store.shards import DATA_SUFFIX, ShardWriter, shard_name
 
-STAGING_PREFIX = "imgfetch-shard-"  # a dataset shard's folder on the Dask worker's local disk
+STAGING_PREFIX = "imgfetch-shard-"  # a dataset shard's folder on the Dask worker's local disk: then its process id
+
+
+def remove_stale_staging() -> None:
+    """Remove the staging folders that Dask worker processes killed mid-shard left on this machine's disk."""
+    folder = tempfile.gettempdir()
+    for name in os.listdir(folder):
+        pid = name[len(STAGING_PREFIX):].split("-", 1)[0] if name.startswith(STAGING_PREFIX) else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: its folder is not ours to judge
+    return True
 
 
 def open_sink(opts: Options, out: str, number: int, columns: list[dict[str, str]]) -> "FilesSink | DatasetSink":
@@ -85,7 +104,7 @@ class DatasetSink:
     def __init__(self, opts: Options, out: str, number: int, columns: list[str]) -> None:
         self.out, self.number, self.format = out, number, opts.output_format
         self.done = shard_done(out, number)
-        self.staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX))
+        self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
         self.done_index = DoneIndex(self.staging / "none")  # a shard cut short published nothing: all is redone
         self.writer = ShardWriter(opts.output_format, opts.shard_size, opts.caption_column, self.staging, number)
         self.part: _Part | None = None

@@ -33,12 +33,13 @@ from ..sources import Entry
 from ..store.shards import take_held
 from .markers import MarkerFlag, may_start
 from .plan import Planner
-from .shard_sinks import open_sink
+from .shard_sinks import open_sink, remove_stale_staging
 from .worker import cancelled_record, own_process, process_task
 
 SHARDS_PER_PROCESS = 2  # shards a Dask worker process runs at once, on one pool of --threads threads
 REASONS_SENT = 20       # failure reasons a shard's counts carry back to the client
 RUNS_KEPT = 4           # runs a Dask worker process keeps threads for (runs may share a cluster)
+PROGRESS_S = 1.0        # how often a running shard tells the client how far it is (for the bar)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,8 @@ class _ProcessState:
         self.fetcher = Fetcher(opts, self.stop)
         self.threads = ThreadPoolExecutor(opts.threads, thread_name_prefix="imgfetch-dl")
         self.turns = threading.BoundedSemaphore(SHARDS_PER_PROCESS)
+        if opts.output_format != "files":
+            remove_stale_staging()
 
 
 _states: dict[str, _ProcessState] = {}  # by the run's temporary folder, unique to the run
@@ -98,12 +101,14 @@ def _run(job: ShardJob, state: _ProcessState, started: float) -> dict[str, Any]:
     summary, cancelled = Summary(), 0
     try:
         planner = Planner(sink.done_index, Path(job.out), job.opts.retry_failed, repeat=False)
+        progress = _Progress(job)
         pending: list[Future[tuple[FetchResult, Any]]] = []
         for entry in job.entries:
             planned = planner.plan(entry)
             if isinstance(planned.item, FetchResult):
                 sink.add(planned.item, None, fetched=False, append=planned.append)
                 summary.add(planned.item)
+                progress.add(planned.item)
             else:
                 pending.append(state.threads.submit(_fetch, planned.item, job, state))
         for future in as_completed(pending):
@@ -113,11 +118,41 @@ def _run(job: ShardJob, state: _ProcessState, started: float) -> dict[str, Any]:
                 continue
             sink.add(record, held)
             summary.add(record)
+            progress.add(record)
         complete = cancelled == 0 and sink.finish(summary.as_dict(REASONS_SENT))
     finally:
         sink.close()
     return {**summary.as_dict(REASONS_SENT), "number": job.number, "complete": complete, "cancelled": cancelled,
             "seconds": round(time.monotonic() - started, 3), "pid": os.getpid()}
+
+
+def progress_topic(tmp: str) -> str:
+    """The Dask event topic on which a run's shards say how far they are (the run's temporary folder is unique)."""
+    return f"imgfetch-progress-{Path(tmp).name}"
+
+
+class _Progress:
+    """Tells the client, at most every PROGRESS_S, how many records this shard has made so far in this run (not
+    counting those an earlier attempt made): a Dask event, batched with the worker's other messages."""
+
+    def __init__(self, job: ShardJob) -> None:
+        self.topic, self.number, self.done = progress_topic(job.tmp), job.number, 0
+        self.sent_at = time.monotonic()
+        try:
+            from distributed import get_worker
+
+            self.worker: Any = get_worker()
+        except (ImportError, ValueError):  # not in a Dask worker: nobody to tell
+            self.worker = None
+
+    def add(self, record: FetchResult) -> None:
+        if record.skipped or self.worker is None:
+            return
+        self.done += 1
+        now = time.monotonic()
+        if now - self.sent_at >= PROGRESS_S:
+            self.sent_at = now
+            self.worker.log_event(self.topic, [self.number, self.done])
 
 
 def _fetch(task: Task, job: ShardJob, state: _ProcessState) -> tuple[FetchResult, Any]:

@@ -150,8 +150,8 @@ class Progress:
             self._last_record = time.monotonic()
             self.bar.set_postfix_str(self.summary.postfix() + self._waiting, refresh=False)
             self.skipped += skipped
-            self._set_total(self._total(self.bar.n + done - skipped))
-            self.bar.update(done - skipped)
+            self._set_total(self._total(self.bar.n + max(0, done - skipped)))
+            self.bar.update(max(0, done - skipped))  # a shard run again after a crash may have shown more already
 
     def _tick(self) -> None:
         while not self._ticking.wait(TICK_S):
