@@ -328,3 +328,28 @@ def test_the_bar_moves_while_a_shard_runs_and_ends_at_one_per_url(cluster, tmp_p
     assert moves[-1][1:] == ("closed", True)
     assert sum(done - skipped for _, done, skipped in moves[:-1]) == 30  # each record counted once
     assert any(done > 0 for at, done, _ in moves[:-1] if at < ended - 0.5)  # not all at the shard's end
+
+
+def test_leaving_iter_download_under_dask_leaves_nothing_running(cluster, tmp_path):
+    from imgfetch import iter_download
+
+    with ImageServer(count=20, seed=15, latency_ms=20) as srv:
+        images = srv.image_urls()
+        drip = srv.url(srv.images.path(9).replace("/img/", "/drip/", 1) + "?interval=0.2")
+        out = tmp_path / "o"
+        results = iter_download([*images[:5], *images[10:14], drip, *images[14:20]], out, executor="dask",
+                                scheduler=cluster, shard_size=5, threads=2, progress=False, timeout=5, retries=0)
+        first = next(results)  # shard 0 or 2 is done; shard 1 holds the drip
+        assert first.status == "ok"
+        left_at = time.monotonic()
+        results.close()
+        assert time.monotonic() - left_at < 4  # the cut, then at most 2 s for the tasks to end
+        wait_for(lambda: srv.stats.in_flight == 0, 1.0)
+        requests, files = srv.stats.requests, tree(out)
+        time.sleep(1.0)
+        assert srv.stats.requests == requests and tree(out) == files  # nothing runs or saves after the return
+    records = read_manifest(out)
+    assert 10 not in {r["line"] for r in records}  # the drip was cut, not recorded: fetched by the next run
+    for record in records:
+        assert record["status"] == "ok" and (out / record["path"]).is_file()
+    assert not [p for p in files if p.startswith(".imgfetch")]  # no lock, no temporary folder

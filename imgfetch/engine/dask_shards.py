@@ -63,7 +63,7 @@ class ShardClient:
         self.topic = progress_topic(tmp)
         self.client.subscribe_topic(self.topic, self._on_progress)
         self.run_id = uuid.uuid4().hex[:8]
-        self.held: dict[Any, tuple[int, str]] = {}  # future -> (shard number, the worker it was placed on)
+        self.held: dict[Any, tuple[int, str, int]] = {}  # future -> (shard number, the worker it was placed on, URLs)
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.assigned: Counter[str] = Counter()
         self.workers: list[str] = []
@@ -123,7 +123,7 @@ class ShardClient:
         worker = min(self.workers, key=lambda address: self.assigned[address])
         future = self.client.submit(run_shard, job, key=f"imgfetch-shard-{self.run_id}-{job.number:05d}",
                                     workers=[worker], allow_other_workers=True, pure=False)
-        self.held[future] = (job.number, worker)
+        self.held[future] = (job.number, worker, len(job.entries))
         self.assigned[worker] += 1
         future.add_done_callback(self.finished.put)  # on Dask's callback thread
 
@@ -141,17 +141,22 @@ class ShardClient:
                 continue
             if future is None or future not in self.held or not future.done():
                 continue  # a wake-up, or a result lost with its worker: Dask runs the shard again
-            number, worker = self.held.pop(future)
+            number, worker, size = self.held.pop(future)
             self.assigned[worker] -= 1
-            yield self._counts(future, number)
+            yield self._counts(future, number, size)
 
-    def _counts(self, future: Any, number: int) -> dict[str, Any]:
+    def _counts(self, future: Any, number: int, size: int) -> dict[str, Any]:
         try:
             return future.result()
         except Exception as exc:  # KilledWorker (a shard that keeps killing workers), or a bug
+            if self._stopped_at is not None:  # cancelled or lost during a stop: nothing to say
+                return {"number": number, "complete": False, "counts": {}}
             log.warning("shard %05d was not finished (%s: %s); its URLs are fetched by the next run",
                         number, type(exc).__name__, exc)
-            return {"number": number, "complete": False, "counts": {}, "error": f"{type(exc).__name__}: {exc}"}
+            # Counted as failures (not written: the next run fetches them) so that the run does not end "all ok".
+            why = f"its shard was not finished ({type(exc).__name__}); fetched by the next run"
+            return {"number": number, "complete": False, "counts": {"failed": size}, "reasons": {why: size},
+                    "failures": [["crashed", None, size]]}
 
     def _stopping(self) -> bool:
         """Drain, then cut after the grace period, then give up; False once there is nothing to wait for."""

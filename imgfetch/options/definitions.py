@@ -185,7 +185,9 @@ class Options:
                                      "NNNNN.parquet. Both need pip install 'imgfetch[dataset]'")
     shard_size: int = option(10_000, group="dataset", check=_POSITIVE, metavar="N", parse=int, per_url=False,
                              help="images in a full shard; failed URLs take no room. Each worker process fills its own "
-                                  "shard, so a run ends with up to one partial shard per worker process")
+                                  "shard, so a run ends with up to one partial shard per worker process. With "
+                                  "--executor dask (any output format), shard N is slice N of the list: N URLs, one "
+                                  "Dask task; keep it the same between runs to resume")
     # input
     input_format: str | None = option(None, group="input", check=optional(one_of(INPUT_FORMATS)),
                                       choices=INPUT_FORMATS, per_url=False,
