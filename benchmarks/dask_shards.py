@@ -119,6 +119,7 @@ def main() -> int:
     parser.add_argument("--corpus-size", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--run-timeout", type=float, default=600.0)
+    parser.add_argument("--idle-probe", type=float, default=5.0, help="seconds to measure the idle scheduler's CPU")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -129,6 +130,7 @@ def main() -> int:
     nginx = scheduler = workers = None
     runs: list[dict] = []
     fixed: dict = {"cpu_s": float("nan")}
+    idle_per_s = float("nan")
     try:
         nginx, base = start_nginx(corpus, work / "nginx")
         check_nginx(base, corpus)
@@ -144,6 +146,10 @@ def main() -> int:
         fixed = run_one([PY, "-m", "imgfetch", "get", str(warm), "-o", str(work / "warm"), *common, *tools["dask"]], 120)
         print(f"dask client, a re-run of 50 URLs with nothing to do (start-up, imports, connecting): "
               f"{fixed['cpu_s']:.3f} s CPU", flush=True)
+        idle_from, idle_at = proc_cpu_s(scheduler.pid), time.perf_counter()
+        time.sleep(args.idle_probe)  # the scheduler's own cost with its workers connected and nothing to do
+        idle_per_s = (proc_cpu_s(scheduler.pid) - idle_from) / (time.perf_counter() - idle_at)
+        print(f"scheduler CPU while idle: {1000 * idle_per_s:.1f} ms per second", flush=True)
         for round_ in range(args.rounds):
             for tool, extra in tools.items():
                 out = work / f"{tool}-{round_}"
@@ -167,7 +173,7 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
         benchlib.stop(nginx)
-    summary = summarize(runs, args.count, fixed["cpu_s"])
+    summary = summarize(runs, args.count, fixed["cpu_s"], idle_per_s)
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs,
@@ -176,16 +182,19 @@ def main() -> int:
     return 0
 
 
-def summarize(runs: list[dict], count: int, fixed_cpu_s: float) -> dict:
+def summarize(runs: list[dict], count: int, fixed_cpu_s: float, idle_per_s: float) -> dict:
     med = {tool: {key: statistics.median(r[key] for r in runs if r["tool"] == tool)
                   for key in ("wall_s", "cpu_s", "scheduler_cpu_s", "dask_workers_cpu_s", "images")}
            for tool in ("local", "dask")}
     dask, local = med["dask"], med["local"]
     shards = runs[0]["shards"] if runs else 1
+    busy = dask["scheduler_cpu_s"] - idle_per_s * dask["wall_s"]  # beyond what it spends idle in as long
     return {"median": med, "dask_over_local_wall": round(dask["wall_s"] / local["wall_s"], 3),
             "dask_client_cpu_ms_per_image": round(1000 * dask["cpu_s"] / count, 4),
             "scheduler_cpu_ms_per_image": round(1000 * dask["scheduler_cpu_s"] / count, 4),
             "scheduler_cpu_ms_per_shard": round(1000 * dask["scheduler_cpu_s"] / shards, 2),
+            "scheduler_idle_cpu_ms_per_s": round(1000 * idle_per_s, 2),
+            "scheduler_cpu_ms_per_shard_beyond_idle": round(1000 * busy / shards, 2),
             "client_cpu_ms_per_shard": round(1000 * dask["cpu_s"] / shards, 2),
             "client_fixed_cpu_s": round(fixed_cpu_s, 3),
             "client_cpu_ms_per_image_beyond_fixed": round(1000 * (dask["cpu_s"] - fixed_cpu_s) / count, 4),

@@ -2,7 +2,6 @@
 test_dask_shards.py), and a LocalCluster."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal

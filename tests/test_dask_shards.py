@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import io
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
 
-pytest.importorskip("distributed")  # in the test extra: these run wherever the tests do
+import distributed  # noqa: F401 - in the test extra: these tests run wherever the tests do, never skip
 
 DASK_THREADS = 4  # each Dask worker process's --nthreads: shard tasks, not downloads
 
