@@ -352,3 +352,29 @@ def test_leaving_iter_download_under_dask_leaves_nothing_running(cluster, tmp_pa
     for record in records:
         assert record["status"] == "ok" and (out / record["path"]).is_file()
     assert not [p for p in files if p.startswith(".imgfetch")]  # no lock, no temporary folder
+
+
+def test_a_shard_task_sends_back_counts_only_never_images_or_records(tmp_path, monkeypatch):
+    """What a shard task returns to the client (through the scheduler) stays a few hundred bytes, whatever the
+    shard holds; its records are in its part, its images in its tar."""
+    import pickle
+
+    from imgfetch.engine import shard_task
+    from imgfetch.engine.markers import RunMarkers
+    from imgfetch.engine.shard_task import ShardJob, run_shard
+
+    monkeypatch.setattr(shard_task, "own_process", lambda opts: None)  # this is pytest's process, not a worker's
+    from imgfetch.options import Options
+    from imgfetch.sources import open_entries
+
+    with ImageServer(count=60, seed=17, latency_ms=1) as srv:
+        out, tmp = tmp_path / "out", tmp_path / "out" / ".imgfetch-tmp-test"
+        tmp.mkdir(parents=True)
+        RunMarkers(str(tmp)).create()
+        entries = tuple(open_entries([*srv.image_urls(), srv.url("/status/404")]))
+        opts = Options(executor="dask", output_format="webdataset", threads=4, timeout=2, retries=0, progress=False)
+        counts = run_shard(ShardJob(opts, str(out), str(tmp), 0, entries))
+    assert counts["complete"] and counts["counts"] == {"ok": 60, "failed": 1}
+    assert len(pickle.dumps(counts)) < 1000  # 61 records and ~0.7 MB of images stayed on the worker
+    assert (out / "00000.tar").stat().st_size > 60 * 1000
+    assert len(read_manifest(out)) == 61
