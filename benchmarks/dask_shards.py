@@ -71,20 +71,36 @@ def start_cluster(work: Path, nworkers: int, nthreads: int) -> tuple[str, subpro
     scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                   "--scheduler-file", str(info)], stdout=logs, stderr=logs, start_new_session=True,
                                  env=env)
-    deadline = time.monotonic() + 60
-    while not info.exists() or not info.read_text().strip():
-        if time.monotonic() > deadline:
-            sys.exit("dask scheduler did not start; see " + str(work / "dask.log"))
-        time.sleep(0.1)
-    address = json.loads(info.read_text())["address"]
-    workers = subprocess.Popen([DASK, "worker", address, "--host", "127.0.0.1", "--nworkers", str(nworkers),
-                                "--nthreads", str(nthreads), "--no-dashboard", "--local-directory", str(work)],
-                               stdout=logs, stderr=logs, start_new_session=True, env=env)
-    from distributed import Client
+    workers = None
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            if time.monotonic() > deadline:
+                raise RuntimeError("dask scheduler did not start; see " + str(work / "dask.log"))
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        workers = subprocess.Popen([DASK, "worker", address, "--host", "127.0.0.1", "--nworkers", str(nworkers),
+                                    "--nthreads", str(nthreads), "--no-dashboard", "--local-directory", str(work)],
+                                   stdout=logs, stderr=logs, start_new_session=True, env=env)
+        from distributed import Client
 
-    with Client(address, timeout=30) as client:
-        client.wait_for_workers(nworkers, timeout=60)
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(nworkers, timeout=60)
+    except BaseException:
+        stop_cluster(workers, scheduler)
+        raise
     return address, scheduler, workers
+
+
+def stop_cluster(*procs: subprocess.Popen | None) -> None:
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def run_one(argv: list[str], timeout: float) -> dict:
@@ -165,13 +181,7 @@ def main() -> int:
                                   if k != "stderr" or run["returncode"] not in (0, 1)}), flush=True)
                 shutil.rmtree(out, ignore_errors=True)
     finally:
-        for proc in (workers, scheduler):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        stop_cluster(workers, scheduler)
         benchlib.stop(nginx)
     summary = summarize(runs, args.count, fixed["cpu_s"], idle_per_s)
     print(json.dumps(summary, indent=1))

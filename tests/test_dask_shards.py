@@ -35,19 +35,23 @@ def start_cluster(folder, workers: int = 2):
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     procs = [subprocess.Popen(dask_cmd("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                        "--scheduler-file", str(info)), **quiet)]
-    deadline = time.monotonic() + 60
-    while not info.exists() or not info.read_text().strip():
-        assert time.monotonic() < deadline, "dask scheduler did not start"
-        time.sleep(0.1)
-    address = json.loads(info.read_text())["address"]
-    for _ in range(workers):
-        procs.append(subprocess.Popen(dask_cmd("worker", address, "--host", "127.0.0.1", "--nworkers", "1",
-                                               "--nthreads", str(DASK_THREADS), "--no-dashboard",
-                                               "--local-directory", str(folder)), **quiet))
-    from distributed import Client
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        for _ in range(workers):
+            procs.append(subprocess.Popen(dask_cmd("worker", address, "--host", "127.0.0.1", "--nworkers", "1",
+                                                   "--nthreads", str(DASK_THREADS), "--no-dashboard",
+                                                   "--local-directory", str(folder)), **quiet))
+        from distributed import Client
 
-    with Client(address, timeout=30) as client:
-        client.wait_for_workers(workers, timeout=60)
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(workers, timeout=60)
+    except BaseException:
+        stop_cluster(procs)  # nothing started here outlives a failed start
+        raise
     return address, procs
 
 
@@ -265,20 +269,21 @@ def test_a_slow_url_holds_only_its_own_thread_and_records_come_back_per_shard(cl
 
 
 def test_a_stop_under_dask_records_what_finished_and_leaves_nothing_running(cluster, tmp_path):
-    """Ctrl-C while a slow image and an endless drip are in flight: the slow one finishes in the grace period and
-    is recorded, no URL starts after the stop, the drip is cut, and nothing reaches the server or OUT afterwards."""
-    with ImageServer(count=40, seed=13, latency_ms=300) as srv:
+    """Ctrl-C while each Dask worker process's one download thread holds a URL, a slow image (shard 0) and an
+    endless drip (shard 1): the slow one finishes in the grace period and is recorded, no URL starts after the
+    stop, the drip is cut, and nothing reaches the server or OUT once imgfetch has exited."""
+    with ImageServer(count=40, seed=13, latency_ms=100) as srv:
         images = srv.image_urls()
         slow = srv.url(srv.images.path(0) + "?latency_ms=2500")
-        drip = srv.url(srv.images.path(1).replace("/img/", "/drip/", 1) + "?interval=0.2")
-        write_list(tmp_path / "urls.txt", [slow, drip, *images[2:]])
+        drip = srv.url(srv.images.path(10).replace("/img/", "/drip/", 1) + "?interval=0.2")
+        write_list(tmp_path / "urls.txt", [slow, *images[1:10], drip, *images[11:]])
         out = tmp_path / "out"
         proc = subprocess.Popen([sys.executable, "-m", "imgfetch", *get(cluster, tmp_path / "urls.txt", out,
-                                 "--shard-size", "10", "--threads", "2", "--timeout", "5", "-q")],
+                                 "--shard-size", "10", "--threads", "1", "--timeout", "5", "-q")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            held = {srv.images.path(0), srv.images.path(1).replace("/img/", "/drip/", 1)}
-            wait_for(lambda: held <= set(srv.stats.by_path))
+            held = {srv.images.path(0), srv.images.path(10).replace("/img/", "/drip/", 1)}
+            wait_for(lambda: held <= set(srv.stats.by_path))  # both threads are held from here on
             at_stop = srv.stats.requests
             os.killpg(proc.pid, signal.SIGINT)
             sent = time.monotonic()
@@ -293,14 +298,14 @@ def test_a_stop_under_dask_records_what_finished_and_leaves_nothing_running(clus
         time.sleep(1.0)
         assert tree(out) == left and srv.stats.requests == at_stop  # nothing started or saved after the stop
     records = read_manifest(out)
-    assert 1 in {r["line"] for r in records} and 2 not in {r["line"] for r in records}  # slow kept, drip cut
+    assert 1 in {r["line"] for r in records} and 11 not in {r["line"] for r in records}  # slow kept, drip cut
     for record in records:
         assert record["status"] == "ok", record
         assert hashlib.sha256((out / record["path"]).read_bytes()).hexdigest() == record["sha256"]
     images_on_disk = {p for p in tree(out) if "/" not in p and p != "manifest.parts"}
     assert images_on_disk == {r["path"] for r in records}  # every image has its record; no lock, no temporary folder
-    assert not (out / "manifest.parts" / "00000_stats.json").exists()  # the drip's shard is not complete: redone next run
-    assert 4.5 < stopped_in < 9  # the grace period (5 s), then a prompt end
+    assert not (out / "manifest.parts" / "00001_stats.json").exists()  # the drip's shard is not complete: redone next run
+    assert 4.5 < stopped_in < 10  # the grace period (5 s), then a prompt end
 
 
 def test_the_bar_moves_while_a_shard_runs_and_ends_at_one_per_url(cluster, tmp_path, monkeypatch):

@@ -86,8 +86,9 @@ class ShardClient:
         self.finished.put(tuple(event[1]))
 
     def stop(self) -> None:
-        """Stop as on Ctrl-C (from a signal handler: only a flag; the loop acts on it)."""
+        """Stop as on Ctrl-C (from a signal handler): no URL starts from now on; the loop does the rest."""
         self.stop_requested = True
+        self.markers.drain()
         self.finished.put(None)
 
     def run(self, items: Iterator[ShardJob | dict[str, Any]]) -> Iterator[dict[str, Any]]:
