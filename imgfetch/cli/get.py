@@ -29,7 +29,7 @@ def get_command(args: argparse.Namespace) -> int:
     from ..engine.run import Run
 
     source = source_of(args.urls, args.out)
-    run = Run(source, args.out, options_from_args(args), hard_exit_on_second_signal=True)
+    run = Run(source, args.out, options_from_args(args), hard_exit_on_second_signal=True, records=False)
     try:
         for _result in run.results():
             pass

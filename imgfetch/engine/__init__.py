@@ -2,8 +2,11 @@
 ``schedule`` the loop that keeps the backend busy; ``pool`` the local pool of worker processes and
 ``worker`` what runs inside them (one URL -> one record), ``shaping`` its image step (check, filter,
 resize, re-encode); ``politeness`` the per-host limits;
-``dask_pool`` the Dask backend (``dask_local`` its LocalCluster, ``markers`` how a stop reaches
-its tasks); ``guard`` the check for scripts without a ``__main__`` guard.
+a run on Dask is shards: ``shard_run`` cuts the list, ``dask_shards`` hands the shards out and
+collects their counts, ``shard_task`` runs one in a Dask worker process and ``shard_sinks`` writes
+its outputs (``dask_local`` the LocalCluster, ``markers`` how a stop reaches the tasks);
+``dask_pool`` is the Downloader's per-URL Dask backend; ``guard`` the check for scripts without a
+``__main__`` guard.
 
 May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.logrelay, imgfetch.sources, imgfetch.net, imgfetch.images, imgfetch.store, imgfetch.report
 """

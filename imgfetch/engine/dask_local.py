@@ -30,9 +30,9 @@ class IgnoreStopSignals(WorkerPlugin):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def start_local_cluster(opts: Options) -> LocalCluster:
-    """--workers processes x --threads threads, on loopback only."""
-    return LocalCluster(n_workers=opts.workers, threads_per_worker=opts.threads, processes=True,
+def start_local_cluster(opts: Options, threads: int | None = None) -> LocalCluster:
+    """--workers processes x ``threads`` Dask threads (--threads unless given), on loopback only."""
+    return LocalCluster(n_workers=opts.workers, threads_per_worker=threads or opts.threads, processes=True,
                         host="127.0.0.1", dashboard_address="127.0.0.1:0")
 
 

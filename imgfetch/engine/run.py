@@ -29,6 +29,7 @@ from .driver import Driver, Request
 from .folder import OutputFolder
 from .plan import Planner
 from .schedule import Engine
+from .shard_run import ShardBar, ShardedRun, parts_folder
 from ..net.failures import permanent_failure
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ class Run:
     """A whole download run. Iterate ``results()``; ``summary`` fills in as records arrive."""
 
     def __init__(self, urls: Any, out_dir: str | os.PathLike[str], opts: Options, *,
-                 hard_exit_on_second_signal: bool = False, label: str | None = None) -> None:
-        self.urls, self.opts = urls, opts
+                 hard_exit_on_second_signal: bool = False, label: str | None = None, records: bool = True) -> None:
+        """``records``: on Dask, read each shard's records back for ``results()`` (the CLI needs counts only)."""
+        self.urls, self.opts, self.records = urls, opts, records
         self.folder = OutputFolder(out_dir, opts)
         self.out = self.folder.out
         self.summary = Summary()
@@ -51,12 +53,13 @@ class Run:
         self.label = label
         self.engine: Engine | None = None
         self.driver: Driver | None = None
+        self.sharded: ShardedRun | None = None  # --executor dask: the run as shards
         self._signum: int | None = None
         self._counter: ListCounter | None = None
 
     @property
     def manifest_path(self) -> Path:
-        return self.folder.manifest_path
+        return parts_folder(self.folder.root) if self.opts.executor == "dask" else self.folder.manifest_path
 
     @property
     def lines(self) -> int | None:
@@ -84,7 +87,7 @@ class Run:
                 require_dask()
             if self.opts.insecure:
                 log.warning("--insecure: TLS certificates are not checked for any URL of this run")
-            yield from self._run(entries)
+            yield from self._run_shards(entries) if self.opts.executor == "dask" else self._run(entries)
         finally:
             entries.close()
             self._counter.stop()
@@ -125,6 +128,28 @@ class Run:
             if bar is not None:
                 bar.close(self._signum is None and not self.folder.disk_full and driver.failure is None)
 
+    def _run_shards(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
+        """On Dask: the shards' counts make the summary and move the bar; records only if asked for."""
+        started = time.monotonic()
+        self.sharded = ShardedRun(self.out, self.opts)
+        bar = Progress(self.summary, self._counter, self.label) if wanted(self.opts.progress) else None
+        moves = ShardBar(bar)
+        try:
+            with _signals(self._on_signal):
+                for item in self.sharded.results(entries, self.records):
+                    if isinstance(item, FetchResult):
+                        yield item
+                    elif item.get("progress"):
+                        moves.progress(item["number"], item["done"])
+                    else:
+                        self.summary.merge(item, skipped=bool(item.get("earlier")))
+                        self.summary.seconds = time.monotonic() - started
+                        moves.finished(item)
+        finally:
+            self.summary.seconds = time.monotonic() - started
+            if bar is not None:
+                bar.close(self._signum is None)
+
     def _exchange(self, entries: Iterator[Entry], planner: Planner, records: queue.SimpleQueue[Any],
                   driver: Driver) -> Iterator[FetchResult]:
         """Queue the list's entries, a window ahead, and yield records until the driver ends."""
@@ -155,12 +180,17 @@ class Run:
             log.warning("stopping: finishing in-flight downloads (press Ctrl-C again to quit at once)")
             if self.driver is not None:
                 self.driver.stop()
+            if self.sharded is not None:
+                self.sharded.stop()
             return
         if not self.hard_exit:
             raise KeyboardInterrupt
         # Second signal from a terminal: kill the workers, drop temporary files, go.
-        if self.engine is not None:
-            for pid in self.engine.worker_pids & _live_children():
+        pids = self.engine.worker_pids if self.engine is not None else set()
+        if self.sharded is not None:
+            pids = self.sharded.worker_pids
+        if pids:
+            for pid in pids & _live_children():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:

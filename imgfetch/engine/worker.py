@@ -63,7 +63,7 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
     if log_pipe is not None:
         install_in_worker(log_pipe, log_level)
         pid_log.setLevel(logging.INFO)  # emitted only when options.log_pids asks for it
-    _own_process(opts)
+    own_process(opts)
     if opts.initializer is not None:
         try:
             opts.initializer(*opts.initargs)
@@ -186,7 +186,7 @@ class _Worker:
                 return
 
 
-def _own_process(opts: Options) -> None:
+def own_process(opts: Options) -> None:
     """Settings for a process that is ours alone (a pool worker): global state may be set."""
     # Our own --max-pixels check decides; Pillow's global limit (which some decoders check on their own, e.g.
     # WebP and TIFF) must not pre-empt a larger --max-pixels. It stays as a backstop. fetch() leaves it alone.
@@ -208,7 +208,7 @@ class _RunState:
     def __init__(self, opts: Options, tmp: str) -> None:
         self.opts, self.pid = opts, os.getpid()
         self.stop = MarkerFlag(tmp)
-        _own_process(opts)
+        own_process(opts)
         self.fetcher = Fetcher(opts, self.stop)
 
 

@@ -56,10 +56,10 @@ class Options:
                                 check=optional(checks.number(above=0, words="a number of requests per second > 0")),
                                 help="at most R downloads started per second per host; hosts are interleaved")
     executor: str = option("process", group="pool", check=one_of(EXECUTORS), choices=EXECUTORS, per_url=False,
-                           help="process: a local process pool; dask: the same worker function on a Dask cluster "
-                                "(pip install 'imgfetch[dask]'). Under Dask, OUT must be on a filesystem every Dask "
-                                "worker shares, each URL is one Dask task (in flight: twice the cluster's threads), "
-                                "and --per-host/--rate hold across the whole cluster")
+                           help="process: a local process pool; dask: shards on a Dask cluster (pip install "
+                                "'imgfetch[dask]'): each slice of --shard-size URLs is one Dask task that downloads on "
+                                "--threads threads in a Dask worker process and writes its own outputs and manifest "
+                                "part. Under Dask, OUT must be on a filesystem every Dask worker shares")
     scheduler: str | None = option(None, group="pool", metavar="tcp://HOST:PORT", per_url=False,
                                    default_text="start a LocalCluster of --workers processes x --threads threads on "
                                                 "this machine",
@@ -192,7 +192,9 @@ class Options:
                                      "NNNNN.parquet. Both need pip install 'imgfetch[dataset]'")
     shard_size: int = option(10_000, group="dataset", check=_POSITIVE, metavar="N", parse=int, per_url=False,
                              help="images in a full shard; failed URLs take no room. Each worker process fills its own "
-                                  "shard, so a run ends with up to one partial shard per worker process")
+                                  "shard, so a run ends with up to one partial shard per worker process. With "
+                                  "--executor dask (any output format), shard N is slice N of the list: N URLs, one "
+                                  "Dask task; keep it the same between runs to resume")
     # input
     input_format: str | None = option(None, group="input", check=optional(one_of(INPUT_FORMATS)),
                                       choices=INPUT_FORMATS, per_url=False,
@@ -228,6 +230,7 @@ class Options:
             raise OptionError("scheduler needs executor dask", "scheduler", "executor")
         self._check_shaping()
         self._check_dataset()
+        self._check_dask()
         if self.insecure and self.ca_bundle:
             raise OptionError("insecure and ca_bundle contradict each other; give one", "insecure", "ca_bundle")
 
@@ -245,15 +248,20 @@ class Options:
         """Options that a dataset's shards cannot honour are refused, never silently ignored."""
         if self.output_format == "files":
             return
-        if self.executor == "dask":
-            raise OptionError(f"output_format {self.output_format} needs executor process (a Dask task is one URL, "
-                              "and shards are written by the worker processes of a local pool)", "output_format",
-                              "executor")
         for name, default in (("dedup", None), ("naming", "url"), ("subdirs", None), ("overwrite", False)):
             if getattr(self, name) != default:
                 raise OptionError(f"{name} applies to output_format files only (a shard's samples are named by "
                                   f"their shard and place, and a sample in a tar cannot be removed)", name,
                                   "output_format")
+
+    def _check_dask(self) -> None:
+        """What needs the one parent that sees every URL, which a run on Dask shards has not: refused."""
+        if self.executor != "dask":
+            return
+        for name in ("dedup", "per_host", "rate", "errors", "manifest"):
+            if getattr(self, name) is not None:
+                raise OptionError(f"{name} needs executor process (on Dask, each shard runs on its own and writes "
+                                  "its own manifest part)", name, "executor")
 
     @property
     def kept_columns(self) -> tuple[str, ...]:

@@ -144,6 +144,15 @@ class Progress:
                 self._set_total(self._total(self.bar.n))
                 self.bar.update(1)
 
+    def add_counts(self, done: int, skipped: int = 0) -> None:
+        """Count a batch of records at once (a sharded run's finished shard): ``skipped`` of them come off the total."""
+        with self._lock:
+            self._last_record = time.monotonic()
+            self.bar.set_postfix_str(self.summary.postfix() + self._waiting, refresh=False)
+            self.skipped += skipped
+            self._set_total(self._total(self.bar.n + max(0, done - skipped)))
+            self.bar.update(max(0, done - skipped))  # a shard run again after a crash may have shown more already
+
     def _tick(self) -> None:
         while not self._ticking.wait(TICK_S):
             with self._lock:

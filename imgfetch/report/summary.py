@@ -64,6 +64,27 @@ class Summary:
                 reason = OTHER
             self.reasons[reason] += 1
 
+    def merge(self, shard: dict, *, skipped: bool = False) -> None:
+        """Add a shard's counts (``as_dict``'s form, from a sharded run's task); ``skipped``: a shard done by
+        an earlier run, whose every record counts as skipped."""
+        for status, n in shard.get("counts", {}).items():
+            self.counts[status] = self.counts.get(status, 0) + n
+            if skipped:
+                self.skipped[status] += n
+        if not skipped:
+            self.skipped.update(shard.get("skipped", {}))
+            self.bytes += shard.get("bytes", 0)
+            self.dns_failed += shard.get("dns_failed", 0)
+        self.failures.update({(kind, status): n for kind, status, n in shard.get("failures", [])})
+        for reason, n in shard.get("reasons", {}).items():
+            self.reasons[reason if reason in self.reasons or len(self.reasons) < MAX_REASONS else OTHER] += n
+
+    def as_dict(self, reasons: int = MAX_REASONS) -> dict:
+        """The counts as plain JSON data (at most ``reasons`` failure reasons, the commonest): what ``merge`` takes."""
+        return {"counts": {k: v for k, v in self.counts.items() if v}, "skipped": dict(self.skipped),
+                "failures": [[kind, status, n] for (kind, status), n in self.failures.items()],
+                "reasons": dict(self.reasons.most_common(reasons)), "bytes": self.bytes, "dns_failed": self.dns_failed}
+
     @property
     def total(self) -> int:
         """Records so far: one per input line."""

@@ -14,9 +14,10 @@ from typing import IO, Any, Iterator
 from ..errors import OutputError
 from ..records import DUPLICATE, OK, SKIPPED
 from .keys import DIGEST_BYTES, KeyMap
+from .parts import part_files
 
-__all__ = ["MANIFEST_NAME", "key_digest", "line_at", "manifest_lines", "newest_offsets", "read_manifest",
-           "record_at"]
+__all__ = ["MANIFEST_NAME", "key_digest", "line_at", "manifest_lines", "newest_offsets", "newest_records",
+           "read_manifest", "record_at"]
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.jsonl"
@@ -141,7 +142,8 @@ def _in_line_order(lines: array[int], offsets: array[int]) -> array[int]:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The newest record per URL, in input order, as dicts (a folder means its manifest.jsonl).
+    """The newest record per URL, in input order, as dicts (a folder means its manifest.jsonl, and the
+    manifest parts of a run on Dask, ``manifest.parts/*.jsonl``, read as one table with it).
 
     A URL that some run saved is ``ok``, whichever run did it; ``skipped`` is True when the record's own
     run found it done (or, failed, did not retry it) and repeated the earlier record's facts.
@@ -150,10 +152,22 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     >>> df = pd.DataFrame(imgfetch.read_manifest("out"))         # doctest: +SKIP
     """
     path = Path(path)
+    parts = part_files(path) if path.is_dir() else []  # a sharded run's (--executor dask): one table with the rest
     if path.is_dir():
         path = path / MANIFEST_NAME
-    if not path.exists():
-        raise OutputError(f"{path}: no such manifest")
+    if not parts:
+        if not path.exists():
+            raise OutputError(f"{path}: no such manifest")
+        return newest_records(path)
+    newest: dict[Any, dict[str, Any]] = {}
+    for file in [path, *parts] if path.exists() else parts:
+        for record in newest_records(file):  # a part's record is newer than the main manifest's
+            newest[record.get("key")] = record
+    return sorted(newest.values(), key=lambda r: r["line"] if isinstance(r.get("line"), int) else _NO_LINE)
+
+
+def newest_records(path: Path) -> list[dict[str, Any]]:
+    """The newest record per URL of one manifest file, in input order."""
     offsets, _count = newest_offsets(path)
     with open(path, "rb") as handle:
         return [record_at(handle, offset) for offset in offsets]

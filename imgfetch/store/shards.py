@@ -45,7 +45,7 @@ def hold_sample(result: FetchResult, body: bytes, facts: Any, digest: str) -> No
     _held.sample = (body, facts.extension)
 
 
-def _take_held() -> tuple[bytes, str] | None:
+def take_held() -> tuple[bytes, str] | None:
     sample = getattr(_held, "sample", None)
     _held.sample = None
     return sample
@@ -75,7 +75,7 @@ class ShardOutbox:
         self.closed = False
 
     def put(self, record: FetchResult | None) -> None:
-        held = _take_held()
+        held = take_held()
         with self.lock:
             if record is None:
                 self._close()
@@ -133,9 +133,11 @@ class _Shard:
 class ShardWriter:
     """Fills one shard at a time with this worker process's records (called under ShardOutbox's lock)."""
 
-    def __init__(self, output_format: str, shard_size: int, caption_column: str | None, tmp: Path) -> None:
+    def __init__(self, output_format: str, shard_size: int, caption_column: str | None, tmp: Path,
+                 number: int | None = None) -> None:
+        """``number``: the one shard to fill (a sharded run's slice), instead of numbers claimed in ``tmp``."""
         self.output_format, self.shard_size, self.caption = output_format, shard_size, caption_column
-        self.tmp = Path(tmp)
+        self.tmp, self.number = Path(tmp), number
         self.digits = len(str(shard_size - 1))  # sample keys: shard number, then the index in the shard
         self.last = -1
         self.shard: _Shard | None = None
@@ -184,11 +186,18 @@ class ShardWriter:
         return body
 
     def _start(self, record: FetchResult) -> _Shard:
-        self.shard = _Shard(self._claim(), self.output_format, self.tmp, list(record.columns),
-                            self.caption is not None)
+        return self.begin(list(record.columns))
+
+    def begin(self, columns: list[str]) -> _Shard:
+        """Open the next shard now (a sharded run's shard exists even when none of its URLs is an image)."""
+        if self.shard is None:
+            self.shard = _Shard(self._claim(), self.output_format, self.tmp, columns, self.caption is not None)
         return self.shard
 
     def _claim(self) -> int:
+        """The next free shard number of the run (a Dask shard task's number is given)."""
+        if self.number is not None:
+            return self.number
         self.last = claim_number(self.tmp, self.last + 1)
         return self.last
 

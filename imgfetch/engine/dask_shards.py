@@ -1,0 +1,194 @@
+"""The client's side of a sharded run on Dask: hand out shards, collect their counts (imports distributed).
+
+Each shard is one Dask task (shard_task.run_shard). The client keeps IN_FLIGHT_PER_WORKER of them per
+Dask worker process, each placed on the worker with the fewest (a loose placement: should that worker
+die, Dask retries the shard on another), looked at again as workers join or leave. A worker process
+runs two at once and holds the third ready, so it never waits for the client between shards. What
+comes back is a few hundred bytes per shard, and while it runs, its record count once a second (a
+Dask event); image bytes and per-URL records stay on the workers.
+
+A stop keeps the local pool's promise, through the run's marker files: no shard and no URL starts,
+downloads in flight get STOP_GRACE_S, then are cut; the client returns once every task has ended (or
+ABORT_WAIT_S after the cut), and a task that ends later saves nothing.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import time
+import uuid
+from collections import Counter
+from typing import Any, Iterator
+
+from ..errors import ImgFetchError, OutputError
+from ..options import Options
+from .markers import RunMarkers
+from .schedule import ABORT_WAIT_S, STOP_GRACE_S
+from .shard_task import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
+
+log = logging.getLogger(__name__)
+IN_FLIGHT_PER_WORKER = SHARDS_PER_PROCESS + 1  # two running, one ready to start
+POLL_S = 0.25          # how often the loop looks at a stop and at the cluster's workers
+WORKERS_CHECK_S = 2.0  # how often the cluster's workers are looked at again
+CONNECT_TIMEOUT_S = 30
+CLOSE_WAIT_S = 2.0     # a close without a stop (the caller left early): wait this long for tasks to end
+
+
+class ShardClient:
+    """Runs ShardJobs on --scheduler's cluster (or a LocalCluster of --workers processes)."""
+
+    def __init__(self, opts: Options, tmp: str) -> None:
+        from distributed import Client
+
+        self.markers = RunMarkers(tmp)
+        try:
+            self.markers.create()
+        except OSError as exc:
+            raise OutputError(f"cannot write in {tmp}: {exc.strerror or exc}") from None
+        self.cluster = None
+        try:
+            if opts.scheduler:
+                self.client = Client(opts.scheduler, timeout=CONNECT_TIMEOUT_S)
+            else:
+                from .dask_local import IgnoreStopSignals, start_local_cluster
+
+                self.cluster = start_local_cluster(opts, threads=IN_FLIGHT_PER_WORKER)
+                self.client = Client(self.cluster)
+                self.client.register_plugin(IgnoreStopSignals())
+        except OSError as exc:
+            if self.cluster is not None:
+                self.cluster.close()
+            raise ImgFetchError(f"cannot reach the Dask scheduler {opts.scheduler}: {exc}") from None
+        log.info("running shards on Dask: %s", self.client)
+        self.topic = progress_topic(tmp)
+        self.client.subscribe_topic(self.topic, self._on_progress)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.held: dict[Any, tuple[int, str, int]] = {}  # future -> (shard number, the worker it was placed on, URLs)
+        self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.assigned: Counter[str] = Counter()
+        self.workers: list[str] = []
+        self._workers_at = float("-inf")
+        self.stop_requested = False
+        self._stopped_at: float | None = None
+        self._aborted_at: float | None = None
+
+    @property
+    def worker_pids(self) -> set[int]:
+        """Our own LocalCluster's worker processes (a second Ctrl-C kills them); none of a --scheduler's."""
+        if self.cluster is None:
+            return set()
+        from .dask_local import local_worker_pids
+
+        return local_worker_pids(self.cluster)
+
+    def _on_progress(self, event: tuple[float, Any]) -> None:
+        """A running shard's record count so far (on the client's event loop thread)."""
+        self.finished.put(tuple(event[1]))
+
+    def stop(self) -> None:
+        """Stop as on Ctrl-C (from a signal handler): no URL starts from now on; the loop does the rest."""
+        self.stop_requested = True
+        self.markers.drain()
+        self.finished.put(None)
+
+    def run(self, items: Iterator[ShardJob | dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Submit each job, a worker's share at a time, and yield each shard's counts as it ends. A dict
+        among ``items`` is a shard done earlier: it is yielded as it comes."""
+        more = True
+        while True:
+            if self.stop_requested:
+                if not self._stopping():
+                    return
+            else:
+                while more and len(self.held) < self._capacity():
+                    item = next(items, None)
+                    if item is None:
+                        more = False
+                    elif isinstance(item, dict):
+                        yield item
+                    else:
+                        self._submit(item)
+            if not self.held and (not more or self.stop_requested):
+                return
+            yield from self._collect(POLL_S)
+
+    def _capacity(self) -> int:
+        """Shards to keep in flight: IN_FLIGHT_PER_WORKER per Dask worker process now in the cluster."""
+        now = time.monotonic()
+        if now - self._workers_at > WORKERS_CHECK_S:
+            self.workers = sorted(self.client.nthreads())
+            self._workers_at = now
+        return IN_FLIGHT_PER_WORKER * len(self.workers)
+
+    def _submit(self, job: ShardJob) -> None:
+        worker = min(self.workers, key=lambda address: self.assigned[address])
+        future = self.client.submit(run_shard, job, key=f"imgfetch-shard-{self.run_id}-{job.number:05d}",
+                                    workers=[worker], allow_other_workers=True, pure=False)
+        self.held[future] = (job.number, worker, len(job.entries))
+        self.assigned[worker] += 1
+        future.add_done_callback(self.finished.put)  # on Dask's callback thread
+
+    def _collect(self, timeout: float) -> Iterator[dict[str, Any]]:
+        futures: list[Any] = []
+        try:
+            futures.append(self.finished.get(timeout=timeout))
+            while True:
+                futures.append(self.finished.get_nowait())
+        except queue.Empty:
+            pass
+        for future in futures:
+            if isinstance(future, tuple):  # (shard number, records so far): a running shard's progress
+                yield {"progress": True, "number": future[0], "done": future[1]}
+                continue
+            if future is None or future not in self.held or not future.done():
+                continue  # a wake-up, or a result lost with its worker: Dask runs the shard again
+            number, worker, size = self.held.pop(future)
+            self.assigned[worker] -= 1
+            yield self._counts(future, number, size)
+
+    def _counts(self, future: Any, number: int, size: int) -> dict[str, Any]:
+        try:
+            return future.result()
+        except Exception as exc:  # KilledWorker (a shard that keeps killing workers), or a bug
+            if self._stopped_at is not None:  # cancelled or lost during a stop: nothing to say
+                return {"number": number, "complete": False, "counts": {}}
+            log.warning("shard %05d was not finished (%s: %s); its URLs are fetched by the next run",
+                        number, type(exc).__name__, exc)
+            # Counted as failures (not written: the next run fetches them) so that the run does not end "all ok".
+            why = f"its shard was not finished ({type(exc).__name__}); fetched by the next run"
+            return {"number": number, "complete": False, "counts": {"failed": size}, "reasons": {why: size},
+                    "failures": [["crashed", None, size]]}
+
+    def _stopping(self) -> bool:
+        """Drain, then cut after the grace period, then give up; False once there is nothing to wait for."""
+        now = time.monotonic()
+        if self._stopped_at is None:
+            self._stopped_at = now
+            self.markers.drain()
+        if self._aborted_at is None and now - self._stopped_at >= STOP_GRACE_S:
+            self._aborted_at = now
+            self.markers.abort()
+        return bool(self.held) and (self._aborted_at is None or now - self._aborted_at < ABORT_WAIT_S)
+
+    def close(self) -> None:
+        """Leave the cluster; no task saves anything from now on (their markers are gone)."""
+        try:
+            if self.held and self._aborted_at is None:  # the caller left early: let the tasks see the cut
+                self.markers.abort()
+                self._wait(CLOSE_WAIT_S)
+            self.markers.abort()
+            if self.held:
+                self.client.cancel(list(self.held))  # frees the cluster of shards not yet started
+            self.client.unsubscribe_topic(self.topic)
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+    def _wait(self, seconds: float) -> None:
+        from distributed import wait
+
+        try:
+            wait(list(self.held), timeout=seconds)
+        except Exception:  # timed out, or some were cancelled or lost: nothing more to wait for
+            pass

@@ -1,0 +1,111 @@
+"""A run on Dask, as shards: the list cut into slices of --shard-size entries, one Dask task each.
+
+Slice N of the list is shard N, whatever ran it before, so a re-run finds each shard's outputs where
+the first run put them: a complete shard (its counts file is in ``manifest.parts``) is skipped
+without a task, a cut one is handed out again and redoes what it lacks (shard_task.py). The client
+reads the list, locks OUT and keeps its temporary folder (the stop markers, files' temporary names);
+the shards write everything else. What comes back is each shard's counts, for the summary and the
+bar; a library caller also gets each shard's records, read from its part once the shard has ended.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..options import Options
+from ..records import FetchResult
+from ..sources import Entry
+from ..store.files import OutputDir
+from ..store.parts import part_name, record_of, shard_done
+from ..store.reading import newest_records
+from .shard_task import ShardJob
+
+
+class ShardedRun:
+    """One run's shards on Dask; ``stop()`` from a signal handler stops it as Ctrl-C does."""
+
+    def __init__(self, out: OutputDir, opts: Options) -> None:
+        self.out, self.opts = out, opts
+        self.client: Any = None
+        self.stopped = False
+
+    @property
+    def worker_pids(self) -> set[int]:
+        return self.client.worker_pids if self.client is not None else set()
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.client is not None:
+            self.client.stop()
+
+    def results(self, entries: Iterator[Entry], records: bool) -> Iterator[dict[str, Any] | FetchResult]:
+        """Each shard's counts as it ends (a dict), followed by its records when ``records`` is True; and while
+        shards run, their progress (dicts with ``progress``: the shard's ``number`` and records ``done``)."""
+        from .dask_shards import ShardClient
+
+        self.out.open()
+        try:
+            assert self.out.tmp is not None
+            self.client = ShardClient(self.opts, str(self.out.tmp))
+            if self.stopped:
+                self.client.stop()
+            try:
+                for counts in self.client.run(self._jobs(entries, str(self.out.tmp))):
+                    yield counts
+                    if records and not counts.get("progress"):
+                        yield from self._records(counts)
+            finally:
+                self.client.close()
+        finally:
+            self.out.close()
+
+    def _jobs(self, entries: Iterator[Entry], tmp: str) -> Iterator[ShardJob | dict[str, Any]]:
+        root = str(self.out.root)
+        for number in itertools.count():
+            chunk = tuple(itertools.islice(entries, self.opts.shard_size))
+            if not chunk:
+                return
+            done = shard_done(root, number)
+            if done is not None:  # complete in an earlier run: skipped, no task
+                yield {**done, "number": number, "complete": True, "earlier": True}
+            else:
+                yield ShardJob(self.opts, root, tmp, number, chunk)
+
+    def _records(self, counts: dict[str, Any]) -> Iterator[FetchResult]:
+        part = self.out.root / part_name(counts["number"])
+        if not part.exists():
+            return
+        for data in newest_records(part):
+            record = record_of(data)
+            record.skipped = record.skipped or bool(counts.get("earlier"))
+            if record.path:
+                record.abspath = os.path.join(os.path.abspath(self.out.root), record.path)
+            yield record
+
+
+class ShardBar:
+    """Moves a run's bar from shards' progress and their final counts: each record once, skipped ones off the total."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.shown: dict[int, int] = {}  # shard number -> records shown from its progress so far
+
+    def progress(self, number: int, done: int) -> None:
+        step = done - self.shown.get(number, 0)
+        if step > 0 and self.bar is not None:
+            self.shown[number] = done
+            self.bar.add_counts(step)
+
+    def finished(self, counts: dict[str, Any]) -> None:
+        done = sum(counts.get("counts", {}).values())
+        skipped = done if counts.get("earlier") else sum(counts.get("skipped", {}).values())
+        shown = self.shown.pop(counts["number"], 0)
+        if self.bar is not None:
+            self.bar.add_counts(done - shown, skipped)
+
+
+def parts_folder(root: Path) -> Path:
+    """Where a run on Dask keeps its manifest: one part per shard."""
+    return root / Path(part_name(0)).parent

@@ -1,0 +1,169 @@
+"""A shard as one task on a cluster (--executor dask): slice N of the list, run in the Dask worker process.
+
+The task plans its entries as a run does (invalid, duplicate within the shard, done by an earlier
+attempt), hands the URLs to the process's download threads, which run the same per-URL pipeline as a
+local worker (``process_task``: budget, retries, validation, resize), and writes the shard's outputs
+itself (shard_sinks.py). It returns only the shard's counts, a few hundred bytes: no image and no
+per-URL record goes back to the client.
+
+Threads: a Dask worker process keeps one pool of --threads download threads per run, shared by the
+shards it runs, and runs at most SHARDS_PER_PROCESS of them at once (a Dask thread beyond that waits
+for a turn, idle). So a Dask worker started with --nthreads 64 runs 2 shards on --threads threads, not
+64 x --threads threads; and when one shard is down to its slowest URLs, the other keeps the threads
+busy: a slow URL holds its own thread only.
+
+A stop reaches the task through the run's marker files (markers.py): a shard that has not started
+returns cancelled, no URL starts once the run drains, and downloads in flight are cut at its abort.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from ..options import Options
+from ..net.fetcher import Fetcher
+from ..records import CANCELLED, FetchResult, Task
+from ..report.summary import Summary
+from ..sources import Entry
+from ..store.shards import take_held
+from .markers import MarkerFlag, may_start
+from .plan import Planner
+from .shard_sinks import open_sink, remove_stale_staging
+from .worker import cancelled_record, own_process, process_task
+
+SHARDS_PER_PROCESS = 2  # shards a Dask worker process runs at once, on one pool of --threads threads
+REASONS_SENT = 20       # failure reasons a shard's counts carry back to the client
+RUNS_KEPT = 4           # runs a Dask worker process keeps threads for (runs may share a cluster)
+PROGRESS_S = 1.0        # how often a running shard tells the client how far it is (for the bar)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardJob:
+    """Everything a shard task needs, all plain and picklable."""
+
+    opts: Options
+    out: str                      # the output folder, as every Dask worker reaches it
+    tmp: str                      # the run's temporary folder in it: the stop markers, files' temporary names
+    number: int
+    entries: tuple[Entry, ...]
+
+
+class _ProcessState:
+    """Per Dask worker process and run: the download threads, one fetcher for them, the stop flag."""
+
+    def __init__(self, opts: Options, tmp: str) -> None:
+        self.opts, self.pid = opts, os.getpid()
+        self.stop = MarkerFlag(tmp)
+        own_process(opts)
+        self.fetcher = Fetcher(opts, self.stop)
+        self.threads = ThreadPoolExecutor(opts.threads, thread_name_prefix="imgfetch-dl")
+        self.turns = threading.BoundedSemaphore(SHARDS_PER_PROCESS)
+        if opts.output_format != "files":
+            remove_stale_staging()
+
+
+_states: dict[str, _ProcessState] = {}  # by the run's temporary folder, unique to the run
+_state_lock = threading.Lock()
+
+
+def _state(opts: Options, tmp: str) -> _ProcessState:
+    with _state_lock:
+        state = _states.get(tmp)
+        if state is None or state.opts != opts or state.pid != os.getpid():
+            state = _states[tmp] = _ProcessState(opts, tmp)
+            while len(_states) > RUNS_KEPT:
+                _states.pop(next(iter(_states))).threads.shutdown(wait=False)
+        return state
+
+
+def run_shard(job: ShardJob) -> dict[str, Any]:
+    """Run one shard and write its outputs; return its counts (see ``shard_counts``)."""
+    started = time.monotonic()
+    if not may_start(job.tmp):
+        return _cancelled(job, started)
+    state = _state(job.opts, job.tmp)
+    with state.turns:
+        if not may_start(job.tmp):
+            return _cancelled(job, started)
+        return _run(job, state, started)
+
+
+def _run(job: ShardJob, state: _ProcessState, started: float) -> dict[str, Any]:
+    sink = open_sink(job.opts, job.out, job.number, [e.columns for e in job.entries[:1]])
+    if sink.done is not None:  # finished before (a retried task whose result was lost): nothing to do
+        sink.discard()
+        return {**sink.done, "number": job.number, "complete": True, "repeated": True}
+    summary, cancelled = Summary(), 0
+    try:
+        planner = Planner(sink.done_index, Path(job.out), job.opts.retry_failed, repeat=False)
+        progress = _Progress(job)
+        pending: list[Future[tuple[FetchResult, Any]]] = []
+        for entry in job.entries:
+            planned = planner.plan(entry)
+            if isinstance(planned.item, FetchResult):
+                sink.add(planned.item, None, fetched=False, append=planned.append)
+                summary.add(planned.item)
+                progress.add(planned.item)
+            else:
+                pending.append(state.threads.submit(_fetch, planned.item, job, state))
+        for future in as_completed(pending):
+            record, held = future.result()
+            if record.status == CANCELLED:  # never recorded: fetched again by the next run
+                cancelled += 1
+                continue
+            sink.add(record, held)
+            summary.add(record)
+            progress.add(record)
+        complete = cancelled == 0 and sink.finish(summary.as_dict(REASONS_SENT))
+    finally:
+        sink.close()
+    return {**summary.as_dict(REASONS_SENT), "number": job.number, "complete": complete, "cancelled": cancelled,
+            "seconds": round(time.monotonic() - started, 3), "pid": os.getpid()}
+
+
+def progress_topic(tmp: str) -> str:
+    """The Dask event topic on which a run's shards say how far they are (the run's temporary folder is unique)."""
+    return f"imgfetch-progress-{Path(tmp).name}"
+
+
+class _Progress:
+    """Tells the client, at most every PROGRESS_S, how many records this shard has made so far in this run (not
+    counting those an earlier attempt made): a Dask event, batched with the worker's other messages."""
+
+    def __init__(self, job: ShardJob) -> None:
+        self.topic, self.number, self.done = progress_topic(job.tmp), job.number, 0
+        self.sent_at = time.monotonic()
+        try:
+            from distributed import get_worker
+
+            self.worker: Any = get_worker()
+        except (ImportError, ValueError):  # not in a Dask worker: nobody to tell
+            self.worker = None
+
+    def add(self, record: FetchResult) -> None:
+        if record.skipped or self.worker is None:
+            return
+        self.done += 1
+        now = time.monotonic()
+        if now - self.sent_at >= PROGRESS_S:
+            self.sent_at = now
+            self.worker.log_event(self.topic, [self.number, self.done])
+
+
+def _fetch(task: Task, job: ShardJob, state: _ProcessState) -> tuple[FetchResult, Any]:
+    """One URL on a download thread: the local worker's pipeline; a dataset's image comes back beside its record."""
+    if not may_start(job.tmp):
+        return cancelled_record(task), None
+    record = process_task(task, job.opts, state.fetcher, Path(job.out), Path(job.tmp), cancel_save=state.stop.check,
+                          notes=False)  # the part is this shard's manifest: nothing for a run's journal to recover
+    return record, take_held()
+
+
+def _cancelled(job: ShardJob, started: float) -> dict[str, Any]:
+    return {"number": job.number, "complete": False, "cancelled": len(job.entries), "counts": {},
+            "seconds": round(time.monotonic() - started, 3), "pid": os.getpid()}

@@ -1,0 +1,65 @@
+"""The manifest in parts: one JSON Lines file per shard of a sharded run (--executor dask).
+
+Shard N of a run is slice N of the list (--shard-size entries), wherever it runs, so a re-run maps the
+same URLs to the same part. Its records are in ``manifest.parts/NNNNN.jsonl``; ``NNNNN_stats.json``
+beside it, written (or published) last, says the shard is complete: a re-run skips it without a download.
+For ``files`` the part grows record by record as the shard runs, on the shared output folder, so a cut
+shard is redone per URL from its own records; a dataset's part is published with its shard.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..records import FetchResult
+
+PARTS_DIR = "manifest.parts"
+_PART = re.compile(r"^(\d{5,})\.jsonl$")
+_FIELDS = {f.name for f in dataclasses.fields(FetchResult)} - {"columns", "abspath"}
+
+
+def part_name(number: int) -> str:
+    """The part's name relative to the output folder."""
+    return f"{PARTS_DIR}/{number:05d}.jsonl"
+
+
+def done_name(number: int) -> str:
+    """The shard's small stats, relative to the output folder: its presence says the shard is complete."""
+    return f"{PARTS_DIR}/{number:05d}_stats.json"
+
+
+def shard_done(root: str | os.PathLike[str], number: int) -> dict[str, Any] | None:
+    """The stats of shard ``number`` if it is complete in ``root``, else None."""
+    try:
+        with open(Path(root) / done_name(number), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """Write a small JSON file whole or not at all (a temporary name, then a rename)."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+def part_files(root: Path) -> list[Path]:
+    """The manifest parts in ``root``, in shard order."""
+    folder = root / PARTS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted((folder / name for name in os.listdir(folder) if _PART.match(name)), key=lambda p: p.name)
+
+
+def record_of(data: dict[str, Any]) -> FetchResult:
+    """A manifest line as a FetchResult: the record's fields, and the rest as its kept columns."""
+    fields = {name: value for name, value in data.items() if name in _FIELDS}
+    columns = {name: value for name, value in data.items() if name not in _FIELDS}
+    return FetchResult(**fields, columns=columns)
