@@ -1,8 +1,13 @@
-"""Shared fixtures: the built-in server on an ephemeral loopback port, and checks on output folders."""
+"""Shared fixtures: the built-in server on an ephemeral loopback port, checks on output folders, a real Dask
+cluster (``cluster``) and an S3 bucket on a moto_server (``moto_server``, ``s3``), both on loopback."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +49,67 @@ def assert_clean(out: Path, records: list[dict], manifest: str = "manifest.jsonl
     expected = {manifest} | {r["path"] for r in records if r["status"] in ("ok", "skipped")}
     expected |= {p.rsplit("/", 1)[0] for p in expected if "/" in p}
     assert tree(out) == expected
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A real `dask scheduler` and two `dask worker` processes on loopback (daskcluster.py): its address."""
+    from daskcluster import start_cluster, stop_cluster
+
+    address, procs = None, []
+    try:
+        address, procs = start_cluster(tmp_path_factory.mktemp("dask"))
+        yield address
+    finally:
+        stop_cluster(procs)
+
+
+BUCKETS = itertools.count()
+# A moto S3 server on an ephemeral loopback port. It prints its port, and stops when its stdin closes (the
+# test process ended, however it ended) or after MAX_LIFE_S, whichever comes first.
+MAX_LIFE_S = 600
+MOTO = f"""
+import os, sys, threading
+from moto.server import ThreadedMotoServer
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+threading.Timer({MAX_LIFE_S}, lambda: os._exit(3)).start()
+sys.stdin.read()
+server.stop()
+os._exit(0)
+"""
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    proc = subprocess.Popen([sys.executable, "-c", MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # its request log is noise here
+    try:
+        port = int(proc.stdout.readline())  # moto prints it once it listens
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture()
+def s3(moto_server, monkeypatch, tmp_path, request):
+    """A new bucket on the moto server, the AWS environment pointing at it, and a work folder of the test's own."""
+    import fsspec
+
+    from imgfetch.store import remote
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv(remote.CACHE_ENV, str(tmp_path / "cache"))
+    bucket = f"test-{next(BUCKETS)}-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir(bucket)
+    return fs, bucket

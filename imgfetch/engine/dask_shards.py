@@ -7,7 +7,8 @@ runs two at once and holds the third ready, so it never waits for the client bet
 comes back is a few hundred bytes per shard, and while it runs, its record count once a second (a
 Dask event); image bytes and per-URL records stay on the workers.
 
-A stop keeps the local pool's promise, through the run's marker files: no shard and no URL starts,
+A stop keeps the local pool's promise, through the run's marker files (or, for an OUT on object storage,
+the run's state in the scheduler: dask_markers.py): no shard and no URL starts,
 downloads in flight get STOP_GRACE_S, then are cut; the client returns once every task has ended (or
 ABORT_WAIT_S after the cut), and a task that ends later saves nothing.
 """
@@ -22,6 +23,7 @@ from typing import Any, Iterator
 
 from ..errors import ImgFetchError, OutputError
 from ..options import Options
+from .dask_markers import SchedulerMarkers
 from .markers import RunMarkers
 from .schedule import ABORT_WAIT_S, STOP_GRACE_S
 from .shard_task import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
@@ -37,14 +39,16 @@ CLOSE_WAIT_S = 2.0     # a close without a stop (the caller left early): wait th
 class ShardClient:
     """Runs ShardJobs on --scheduler's cluster (or a LocalCluster of --workers processes)."""
 
-    def __init__(self, opts: Options, tmp: str) -> None:
+    def __init__(self, opts: Options, tmp: str, *, remote: bool = False) -> None:
+        """``remote``: OUT is object storage, so the stop state lives in the scheduler, not in ``tmp``."""
         from distributed import Client
 
-        self.markers = RunMarkers(tmp)
-        try:
-            self.markers.create()
-        except OSError as exc:
-            raise OutputError(f"cannot write in {tmp}: {exc.strerror or exc}") from None
+        self.markers: RunMarkers | SchedulerMarkers = RunMarkers(tmp)
+        if not remote:
+            try:
+                self.markers.create()
+            except OSError as exc:
+                raise OutputError(f"cannot write in {tmp}: {exc.strerror or exc}") from None
         self.cluster = None
         try:
             if opts.scheduler:
@@ -60,6 +64,9 @@ class ShardClient:
                 self.cluster.close()
             raise ImgFetchError(f"cannot reach the Dask scheduler {opts.scheduler}: {exc}") from None
         log.info("running shards on Dask: %s", self.client)
+        if remote:
+            self.markers = SchedulerMarkers(self.client, tmp)
+            self.markers.create()
         self.topic = progress_topic(tmp)
         self.client.subscribe_topic(self.topic, self._on_progress)
         self.run_id = uuid.uuid4().hex[:8]

@@ -58,8 +58,13 @@ class Run:
         self._counter: ListCounter | None = None
 
     @property
-    def manifest_path(self) -> Path:
-        return parts_folder(self.folder.root) if self.opts.executor == "dask" else self.folder.manifest_path
+    def manifest_path(self) -> Path | str:
+        """Where the records are: the manifest, or on Dask its parts (a URL when OUT is object storage)."""
+        if self.opts.executor != "dask":
+            return self.folder.manifest_path
+        if self.folder.destination is not None:  # the shards' parts are only on the destination
+            return f"{self.folder.destination.url}/{parts_folder(Path()).as_posix()}"
+        return parts_folder(self.folder.root)
 
     @property
     def lines(self) -> int | None:
@@ -76,7 +81,9 @@ class Run:
         refuse_in_worker()
         if self.out.root.exists() and not self.out.root.is_dir():
             raise OutputError(f"{self.out.root}: is a file, not a folder")
-        refuse_overwriting_the_list(self.urls, self.manifest_path, Path(self.opts.errors) if self.opts.errors else None)
+        if isinstance(self.manifest_path, Path):
+            refuse_overwriting_the_list(self.urls, self.manifest_path,
+                                        Path(self.opts.errors) if self.opts.errors else None)
         self._counter = ListCounter(self.urls, self.opts.input_format)  # starts counting a list file at once
         entries = open_entries(self.urls, input_format=self.opts.input_format, url_column=self.opts.url_column,
                                url_key=self.opts.url_key, keep_columns=self.opts.kept_columns)
@@ -131,7 +138,7 @@ class Run:
     def _run_shards(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
         """On Dask: the shards' counts make the summary and move the bar; records only if asked for."""
         started = time.monotonic()
-        self.sharded = ShardedRun(self.out, self.opts)
+        self.sharded = ShardedRun(self.out, self.opts, self.folder.destination)
         bar = Progress(self.summary, self._counter, self.label) if wanted(self.opts.progress) else None
         moves = ShardBar(bar)
         try:

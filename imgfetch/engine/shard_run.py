@@ -6,10 +6,15 @@ without a task, a cut one is handed out again and redoes what it lacks (shard_ta
 reads the list, locks OUT and keeps its temporary folder (the stop markers, files' temporary names);
 the shards write everything else. What comes back is each shard's counts, for the summary and the
 bar; a library caller also gets each shard's records, read from its part once the shard has ended.
+
+With OUT on object storage (a Destination), the client checks it before any download (one line), lists
+which shards are complete there once, and each Dask worker uploads its shards itself; the client's local
+work folder holds only the lock and the temporary folder, and the stop state is in the scheduler.
 """
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,7 +23,8 @@ from ..options import Options
 from ..records import FetchResult
 from ..sources import Entry
 from ..store.files import OutputDir
-from ..store.parts import part_name, record_of, shard_done
+from ..store.parts import done_numbers, part_name, record_of, shard_done
+from ..store.remote import Destination
 from ..store.reading import newest_records
 from .shard_task import ShardJob
 
@@ -26,8 +32,8 @@ from .shard_task import ShardJob
 class ShardedRun:
     """One run's shards on Dask; ``stop()`` from a signal handler stops it as Ctrl-C does."""
 
-    def __init__(self, out: OutputDir, opts: Options) -> None:
-        self.out, self.opts = out, opts
+    def __init__(self, out: OutputDir, opts: Options, destination: Destination | None = None) -> None:
+        self.out, self.opts, self.destination = out, opts, destination
         self.client: Any = None
         self.stopped = False
 
@@ -48,11 +54,15 @@ class ShardedRun:
         self.out.open()
         try:
             assert self.out.tmp is not None
-            self.client = ShardClient(self.opts, str(self.out.tmp))
+            done = None
+            if self.destination is not None:
+                self.destination.check()  # the bucket, the credentials: one line before any download
+                done = done_numbers(self.destination)
+            self.client = ShardClient(self.opts, str(self.out.tmp), remote=self.destination is not None)
             if self.stopped:
                 self.client.stop()
             try:
-                for counts in self.client.run(self._jobs(entries, str(self.out.tmp))):
+                for counts in self.client.run(self._jobs(entries, str(self.out.tmp), done)):
                     yield counts
                     if records and not counts.get("progress"):
                         yield from self._records(counts)
@@ -61,26 +71,42 @@ class ShardedRun:
         finally:
             self.out.close()
 
-    def _jobs(self, entries: Iterator[Entry], tmp: str) -> Iterator[ShardJob | dict[str, Any]]:
+    def _jobs(self, entries: Iterator[Entry], tmp: str, listed: set[int] | None) -> Iterator[ShardJob | dict[str, Any]]:
+        """``listed``: the shards complete on the destination (None: OUT is a folder, looked at per shard)."""
         root = str(self.out.root)
+        where = self.destination or root
         for number in itertools.count():
             chunk = tuple(itertools.islice(entries, self.opts.shard_size))
             if not chunk:
                 return
-            done = shard_done(root, number)
+            done = shard_done(where, number) if listed is None or number in listed else None
             if done is not None:  # complete in an earlier run: skipped, no task
                 yield {**done, "number": number, "complete": True, "earlier": True}
             else:
-                yield ShardJob(self.opts, root, tmp, number, chunk)
+                yield ShardJob(self.opts, root, tmp, number, chunk, self.destination)
+
+    def _part(self, number: int) -> list[dict[str, Any]]:
+        """Shard ``number``'s records, the newest per URL, from OUT or the destination ([] if it has none)."""
+        if self.destination is None:
+            part = self.out.root / part_name(number)
+            return newest_records(part) if part.exists() else []
+        try:
+            with self.destination.open(part_name(number), "rb") as handle:
+                lines = handle.read().decode("utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        newest: dict[Any, dict[str, Any]] = {}
+        for line in lines:
+            data = json.loads(line)
+            newest.pop(data.get("key"), None)
+            newest[data.get("key")] = data
+        return list(newest.values())
 
     def _records(self, counts: dict[str, Any]) -> Iterator[FetchResult]:
-        part = self.out.root / part_name(counts["number"])
-        if not part.exists():
-            return
-        for data in newest_records(part):
+        for data in self._part(counts["number"]):
             record = record_of(data)
             record.skipped = record.skipped or bool(counts.get("earlier"))
-            if record.path:
+            if record.path and self.destination is None:
                 record.abspath = os.path.join(os.path.abspath(self.out.root), record.path)
             yield record
 

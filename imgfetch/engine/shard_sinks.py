@@ -5,7 +5,8 @@
   a stop) is redone per URL from its own records. The shard's counts, written last, say it is complete.
 - ``webdataset`` / ``parquet``: the tar, the parquet, the stats and the part are written on the Dask
   worker's local disk and published into OUT only once complete (store/publish.py), the counts last.
-  A shard cut short publishes nothing and is redone whole.
+  A shard cut short publishes nothing and is redone whole. When OUT is object storage (a Destination),
+  publishing is an upload of each file in the same order, straight from the Dask worker.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..records import FetchResult
 from ..store.manifest import DoneIndex
 from ..store.parts import done_name, part_name, shard_done, write_json
 from ..store.publish import publish
+from ..store.remote import Destination
 from ..store.shards import DATA_SUFFIX, ShardWriter, shard_name
 
 STAGING_PREFIX = "imgfetch-shard-"  # a dataset shard's folder on the Dask worker's local disk: then its process id
@@ -45,9 +47,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def open_sink(opts: Options, out: str, number: int, columns: list[dict[str, str]]) -> "FilesSink | DatasetSink":
+def open_sink(opts: Options, out: str | Destination, number: int, columns: list[dict[str, str]]) -> "FilesSink | DatasetSink":
     """The sink of shard ``number``; ``columns``: the first entry's kept columns (a dataset's row schema)."""
     if opts.output_format == "files":
+        assert isinstance(out, str)  # object storage takes the dataset formats only (engine/folder.py)
         return FilesSink(out, number)
     return DatasetSink(opts, out, number, list(columns[0]) if columns else [])
 
@@ -101,7 +104,7 @@ class FilesSink:
 class DatasetSink:
     """A ``webdataset`` or ``parquet`` shard, staged on local disk and published whole."""
 
-    def __init__(self, opts: Options, out: str, number: int, columns: list[str]) -> None:
+    def __init__(self, opts: Options, out: str | Destination, number: int, columns: list[str]) -> None:
         self.out, self.number, self.format = out, number, opts.output_format
         self.done = shard_done(out, number)
         self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-"))

@@ -12,8 +12,9 @@ for a turn, idle). So a Dask worker started with --nthreads 64 runs 2 shards on 
 64 x --threads threads; and when one shard is down to its slowest URLs, the other keeps the threads
 busy: a slow URL holds its own thread only.
 
-A stop reaches the task through the run's marker files (markers.py): a shard that has not started
-returns cancelled, no URL starts once the run drains, and downloads in flight are cut at its abort.
+A stop reaches the task through the run's marker files (markers.py), or, for an OUT on object storage,
+the run's state in the scheduler (dask_markers.py): a shard that has not started returns cancelled, no
+URL starts once the run drains, and downloads in flight are cut at its abort.
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ from ..net.fetcher import Fetcher
 from ..records import CANCELLED, FetchResult, Task
 from ..report.summary import Summary
 from ..sources import Entry
+from ..store.remote import Destination
 from ..store.shards import take_held
+from .dask_markers import scheduler_flag
 from .markers import MarkerFlag, may_start
 from .plan import Planner
 from .shard_sinks import open_sink, remove_stale_staging
@@ -51,14 +54,20 @@ class ShardJob:
     tmp: str                      # the run's temporary folder in it: the stop markers, files' temporary names
     number: int
     entries: tuple[Entry, ...]
+    destination: Destination | None = None  # OUT on object storage (pickles as its URL and options): the shard
+    # is published there, and ``tmp`` only names the run (its stop state is in the scheduler)
+
+    def may_start(self) -> bool:
+        """Whether the run lets a new download start."""
+        return scheduler_flag(self.tmp).may_start() if self.destination is not None else may_start(self.tmp)
 
 
 class _ProcessState:
     """Per Dask worker process and run: the download threads, one fetcher for them, the stop flag."""
 
-    def __init__(self, opts: Options, tmp: str) -> None:
+    def __init__(self, opts: Options, tmp: str, remote: bool) -> None:
         self.opts, self.pid = opts, os.getpid()
-        self.stop = MarkerFlag(tmp)
+        self.stop: Any = scheduler_flag(tmp) if remote else MarkerFlag(tmp)
         own_process(opts)
         self.fetcher = Fetcher(opts, self.stop)
         self.threads = ThreadPoolExecutor(opts.threads, thread_name_prefix="imgfetch-dl")
@@ -71,11 +80,11 @@ _states: dict[str, _ProcessState] = {}  # by the run's temporary folder, unique 
 _state_lock = threading.Lock()
 
 
-def _state(opts: Options, tmp: str) -> _ProcessState:
+def _state(opts: Options, tmp: str, remote: bool) -> _ProcessState:
     with _state_lock:
         state = _states.get(tmp)
         if state is None or state.opts != opts or state.pid != os.getpid():
-            state = _states[tmp] = _ProcessState(opts, tmp)
+            state = _states[tmp] = _ProcessState(opts, tmp, remote)
             while len(_states) > RUNS_KEPT:
                 _states.pop(next(iter(_states))).threads.shutdown(wait=False)
         return state
@@ -84,17 +93,17 @@ def _state(opts: Options, tmp: str) -> _ProcessState:
 def run_shard(job: ShardJob) -> dict[str, Any]:
     """Run one shard and write its outputs; return its counts (see ``shard_counts``)."""
     started = time.monotonic()
-    if not may_start(job.tmp):
+    if not job.may_start():
         return _cancelled(job, started)
-    state = _state(job.opts, job.tmp)
+    state = _state(job.opts, job.tmp, job.destination is not None)
     with state.turns:
-        if not may_start(job.tmp):
+        if not job.may_start():
             return _cancelled(job, started)
         return _run(job, state, started)
 
 
 def _run(job: ShardJob, state: _ProcessState, started: float) -> dict[str, Any]:
-    sink = open_sink(job.opts, job.out, job.number, [e.columns for e in job.entries[:1]])
+    sink = open_sink(job.opts, job.destination or job.out, job.number, [e.columns for e in job.entries[:1]])
     if sink.done is not None:  # finished before (a retried task whose result was lost): nothing to do
         sink.discard()
         return {**sink.done, "number": job.number, "complete": True, "repeated": True}
@@ -157,7 +166,7 @@ class _Progress:
 
 def _fetch(task: Task, job: ShardJob, state: _ProcessState) -> tuple[FetchResult, Any]:
     """One URL on a download thread: the local worker's pipeline; a dataset's image comes back beside its record."""
-    if not may_start(job.tmp):
+    if not job.may_start():
         return cancelled_record(task), None
     record = process_task(task, job.opts, state.fetcher, Path(job.out), Path(job.tmp), cancel_save=state.stop.check,
                           notes=False)  # the part is this shard's manifest: nothing for a run's journal to recover

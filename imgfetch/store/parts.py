@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..records import FetchResult
+from .remote import Destination
 
 PARTS_DIR = "manifest.parts"
 _PART = re.compile(r"^(\d{5,})\.jsonl$")
+_DONE = re.compile(r"^(\d{5,})_stats\.json$")
 _FIELDS = {f.name for f in dataclasses.fields(FetchResult)} - {"columns", "abspath"}
 
 
@@ -32,14 +34,28 @@ def done_name(number: int) -> str:
     return f"{PARTS_DIR}/{number:05d}_stats.json"
 
 
-def shard_done(root: str | os.PathLike[str], number: int) -> dict[str, Any] | None:
-    """The stats of shard ``number`` if it is complete in ``root``, else None."""
+def shard_done(root: str | os.PathLike[str] | Destination, number: int) -> dict[str, Any] | None:
+    """The stats of shard ``number`` if it is complete in ``root`` (a folder, or object storage), else None."""
     try:
-        with open(Path(root) / done_name(number), encoding="utf-8") as handle:
-            data = json.load(handle)
+        if isinstance(root, Destination):
+            with root.open(done_name(number), "rb") as handle:
+                data = json.loads(handle.read())
+        else:
+            with open(Path(root) / done_name(number), encoding="utf-8") as handle:
+                data = json.load(handle)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def parts_on(destination: Destination) -> Destination:
+    """The manifest parts' folder on object storage, as a Destination of its own (to list it)."""
+    return Destination(f"{destination.url}/{PARTS_DIR}", destination.storage_options)
+
+
+def done_numbers(destination: Destination) -> set[int]:
+    """The shards complete on object storage (their stats are in the parts' folder), listed at once."""
+    return {int(name.split("_", 1)[0]) for name in parts_on(destination).list() if _DONE.match(name)}
 
 
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:

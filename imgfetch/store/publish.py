@@ -7,7 +7,8 @@ whole or not at all: a rename when the staging folder is on OUT's filesystem, el
 temporary name beside its final one and a rename. So a kill mid-publish leaves whole files only, and
 the shard without its last file counts as not done: it is redone and published again over them.
 
-``publish`` is the seam for other destinations (object storage): it takes plain paths and names.
+``publish`` is the seam for other destinations: to object storage (a Destination, store/remote.py) each
+file is uploaded in the same order (an object PUT is whole or nothing, retried), then its local copy goes.
 """
 from __future__ import annotations
 
@@ -16,11 +17,18 @@ import os
 import shutil
 from pathlib import Path
 
+from .remote import Destination
+
 PARTIAL = ".publishing-"  # a copy on its way in: hidden, with the publishing process's id
 
 
-def publish(staged: list[tuple[str, str]], out: str) -> None:
+def publish(staged: list[tuple[str, str]], out: str | Destination) -> None:
     """Move each staged local file to ``out``/name (a '/'-separated relative name), in order."""
+    if isinstance(out, Destination):
+        for local, name in staged:
+            out.publish(local, name)
+            os.unlink(local)
+        return
     root = Path(out)
     for local, name in staged:
         final = root / name

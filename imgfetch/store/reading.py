@@ -9,12 +9,13 @@ import os
 from array import array
 from itertools import chain, compress
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Mapping
 
 from ..errors import OutputError
 from ..records import DUPLICATE, OK, SKIPPED
 from .keys import DIGEST_BYTES, KeyMap
-from .parts import part_files
+from .parts import PARTS_DIR, part_files, parts_on
+from .remote import Destination, is_remote, work_folder
 
 __all__ = ["MANIFEST_NAME", "key_digest", "line_at", "manifest_lines", "newest_offsets", "newest_records",
            "read_manifest", "record_at"]
@@ -141,9 +142,12 @@ def _in_line_order(lines: array[int], offsets: array[int]) -> array[int]:
     return array("q", (offset for _line, offset in heapq.merge(*runs)))
 
 
-def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def read_manifest(path: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+                  ) -> list[dict[str, Any]]:
     """The newest record per URL, in input order, as dicts (a folder means its manifest.jsonl, and the
-    manifest parts of a run on Dask, ``manifest.parts/*.jsonl``, read as one table with it).
+    manifest parts of a run on Dask, ``manifest.parts/*.jsonl``, read as one table with it). An OUT on
+    object storage (``s3://BUCKET/PREFIX``, with ``storage_options``) means the parts a run on Dask put
+    there, or else the manifest in its local work folder (a run on the local pool).
 
     A URL that some run saved is ``ok``, whichever run did it; ``skipped`` is True when the record's own
     run found it done (or, failed, did not retry it) and repeated the earlier record's facts.
@@ -151,6 +155,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     >>> import pandas as pd                                      # doctest: +SKIP
     >>> df = pd.DataFrame(imgfetch.read_manifest("out"))         # doctest: +SKIP
     """
+    if is_remote(path):
+        return _read_remote(str(path), storage_options or {})
     path = Path(path)
     parts = part_files(path) if path.is_dir() else []  # a sharded run's (--executor dask): one table with the rest
     if path.is_dir():
@@ -171,3 +177,26 @@ def newest_records(path: Path) -> list[dict[str, Any]]:
     offsets, _count = newest_offsets(path)
     with open(path, "rb") as handle:
         return [record_at(handle, offset) for offset in offsets]
+
+
+def _read_remote(url: str, storage_options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    parts = parts_on(Destination(url, storage_options))
+    names = [name for name in parts.list() if name.endswith(".jsonl")]
+    if not names:
+        local = work_folder(url) / MANIFEST_NAME
+        if local.exists():
+            return newest_records(local)
+        raise OutputError(f"{url}: no manifest ({PARTS_DIR}/ is empty, and no run on this machine wrote there)")
+    newest: dict[Any, dict[str, Any]] = {}
+    for name in names:
+        with parts.open(name, "rb") as handle:
+            for number, line in enumerate(handle.read().splitlines(), 1):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    log.warning("%s/%s:%d: unreadable manifest line ignored", parts.url, name, number)
+                    continue
+                if isinstance(record, dict):
+                    newest.pop(record.get("key"), None)
+                    newest[record.get("key")] = record
+    return sorted(newest.values(), key=lambda r: r["line"] if isinstance(r.get("line"), int) else _NO_LINE)

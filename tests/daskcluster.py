@@ -1,0 +1,55 @@
+"""A real `dask scheduler` and `dask worker` processes on loopback, for the tests that run shards on Dask
+(test_dask_shards.py, test_dask_s3.py): the ``cluster`` fixture is in conftest.py."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+DASK_THREADS = 4  # each Dask worker process's --nthreads: shard tasks, not downloads
+
+
+def dask_cmd(*args: str) -> list[str]:
+    return [os.path.join(os.path.dirname(sys.executable), "dask"), *args]
+
+
+def start_cluster(folder, workers: int = 2):
+    """A scheduler and ``workers`` single-process Dask workers on loopback; (address, processes)."""
+    info = folder / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    procs = [subprocess.Popen(dask_cmd("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                       "--scheduler-file", str(info)), **quiet)]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        for _ in range(workers):
+            procs.append(subprocess.Popen(dask_cmd("worker", address, "--host", "127.0.0.1", "--nworkers", "1",
+                                                   "--nthreads", str(DASK_THREADS), "--no-dashboard",
+                                                   "--local-directory", str(folder)), **quiet))
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(workers, timeout=60)
+    except BaseException:
+        stop_cluster(procs)  # nothing started here outlives a failed start
+        raise
+    return address, procs
+
+
+def stop_cluster(procs) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
