@@ -13,7 +13,12 @@ for dask, that is the client alone; for local, not the fork server's workers); t
 re-run of 50 URLs that are all done: start-up, imports, connecting); the scheduler's and the Dask workers' CPU (from /proc,
 before and after); images in the tars written (read back with tarfile). Figures are medians of --rounds.
 
+With --s3, a moto_server on loopback serves a bucket, and the dask run writes its shards to
+s3://BUCKET/dask-N (the Dask workers upload them; the client carries no bytes), read back from the bucket
+to count the images; the local run still writes a local folder. The issue's target is --s3.
+
     python benchmarks/dask_shards.py --count 4000 --rounds 3
+    python benchmarks/dask_shards.py --s3 --count 20000 --rounds 3
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from benchlib import PY  # noqa: E402
 from realistic import check_nginx, ensure_corpus, lognormal, start_nginx  # noqa: E402
+from objstore import start_moto  # noqa: E402
 from vs_img2dataset import images_in  # noqa: E402
 
 DASK = os.path.join(os.path.dirname(PY), "dask")
@@ -136,6 +142,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--run-timeout", type=float, default=600.0)
     parser.add_argument("--idle-probe", type=float, default=5.0, help="seconds to measure the idle scheduler's CPU")
+    parser.add_argument("--s3", action="store_true", help="dask writes to s3:// on a moto_server on loopback")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -143,7 +150,7 @@ def main() -> int:
     corpus = ensure_corpus(args.corpus_size, 0)
     work = Path(tempfile.mkdtemp(prefix="imgfetch-dask-shards-"))
     work.chmod(0o755)
-    nginx = scheduler = workers = None
+    nginx = scheduler = workers = moto = None
     runs: list[dict] = []
     fixed: dict = {"cpu_s": float("nan")}
     idle_per_s = float("nan")
@@ -152,14 +159,18 @@ def main() -> int:
         check_nginx(base, corpus)
         urls = work / "urls.txt"
         urls.write_text("".join(u + "\n" for u in lognormal(base, args.count, args.corpus_size, args.seed).urls))
+        bucket = None
+        if args.s3:  # before the cluster starts: the Dask workers take the endpoint and credentials from it
+            moto, bucket = start_bucket()
         address, scheduler, workers = start_cluster(work, args.workers, args.nthreads)
         common = ["--output-format", "webdataset", "--shard-size", str(args.shard_size), "--threads", str(args.threads),
                   "--timeout", str(args.timeout), "--retries", str(args.retries), "-q"]
         tools = {"local": ["--workers", str(args.workers)], "dask": ["--executor", "dask", "--scheduler", address]}
         warm = work / "warm.txt"
         warm.write_text("".join(urls.read_text().splitlines(keepends=True)[:50]))
-        run_one([PY, "-m", "imgfetch", "get", str(warm), "-o", str(work / "warm"), *common, *tools["dask"]], 120)
-        fixed = run_one([PY, "-m", "imgfetch", "get", str(warm), "-o", str(work / "warm"), *common, *tools["dask"]], 120)
+        warm_out = f"s3://{bucket}/warm" if bucket else str(work / "warm")
+        run_one([PY, "-m", "imgfetch", "get", str(warm), "-o", warm_out, *common, *tools["dask"]], 120)
+        fixed = run_one([PY, "-m", "imgfetch", "get", str(warm), "-o", warm_out, *common, *tools["dask"]], 120)
         print(f"dask client, a re-run of 50 URLs with nothing to do (start-up, imports, connecting): "
               f"{fixed['cpu_s']:.3f} s CPU", flush=True)
         idle_from, idle_at = proc_cpu_s(scheduler.pid), time.perf_counter()
@@ -169,10 +180,15 @@ def main() -> int:
         for round_ in range(args.rounds):
             for tool, extra in tools.items():
                 out = work / f"{tool}-{round_}"
+                target = f"s3://{bucket}/{tool}-{round_}" if bucket and tool == "dask" else str(out)
                 before = (proc_cpu_s(scheduler.pid), tree_cpu_s(workers.pid))
-                run = run_one([PY, "-m", "imgfetch", "get", str(urls), "-o", str(out), *common, *extra],
+                run = run_one([PY, "-m", "imgfetch", "get", str(urls), "-o", target, *common, *extra],
                               args.run_timeout)
-                run.update(tool=tool, round=round_, images=images_in(out),
+                if target != str(out):  # the shards are in the bucket: fetch them back to count what reads
+                    images = bucket_images(target, out)
+                else:
+                    images = images_in(out)
+                run.update(tool=tool, round=round_, images=images, output=target,
                            scheduler_cpu_s=proc_cpu_s(scheduler.pid) - before[0],
                            dask_workers_cpu_s=tree_cpu_s(workers.pid) - before[1],
                            shards=-(-args.count // args.shard_size))
@@ -183,6 +199,9 @@ def main() -> int:
     finally:
         stop_cluster(workers, scheduler)
         benchlib.stop(nginx)
+        if moto is not None:
+            moto.stdin.close()
+            moto.wait(10)
     summary = summarize(runs, args.count, fixed["cpu_s"], idle_per_s)
     print(json.dumps(summary, indent=1))
     if args.json:
@@ -190,6 +209,30 @@ def main() -> int:
                                          "summary": summary}, indent=1))
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def start_bucket() -> tuple[subprocess.Popen, str]:
+    """A moto_server on loopback with one bucket; this process's environment (and so the cluster's, started
+    after it, and every imgfetch run's) points at it."""
+    moto, endpoint = start_moto()
+    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_DEFAULT_REGION="us-east-1")
+    import fsspec
+
+    fsspec.filesystem("s3", skip_instance_cache=True).mkdir("imgfetch-bench")
+    return moto, "imgfetch-bench"
+
+
+def bucket_images(url: str, local: Path) -> int:
+    """Download the shards under url to local, count the images in its tars, then empty both."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    prefix = url.removeprefix("s3://")
+    fs.get(prefix + "/", str(local) + "/", recursive=True)
+    images = images_in(local)
+    fs.rm(prefix, recursive=True)
+    return images
 
 
 def summarize(runs: list[dict], count: int, fixed_cpu_s: float, idle_per_s: float) -> dict:

@@ -59,7 +59,8 @@ class Options:
                            help="process: a local process pool; dask: shards on a Dask cluster (pip install "
                                 "'imgfetch[dask]'): each slice of --shard-size URLs is one Dask task that downloads on "
                                 "--threads threads in a Dask worker process and writes its own outputs and manifest "
-                                "part. Under Dask, OUT must be on a filesystem every Dask worker shares")
+                                "part. Under Dask, OUT must be on a filesystem every Dask worker shares, or object storage "
+                                "(s3://BUCKET/PREFIX, with a dataset format): each Dask worker uploads its own shards")
     scheduler: str | None = option(None, group="pool", metavar="tcp://HOST:PORT", per_url=False,
                                    default_text="start a LocalCluster of --workers processes x --threads threads on "
                                                 "this machine",
