@@ -193,3 +193,17 @@ def test_a_stop_records_what_finished_and_leaves_nothing_in_the_bucket_or_the_sc
     assert sorted(r["line"] for r in records) == [5 * n + i for n in complete for i in range(1, 6)]
     with Client(cluster, timeout=30) as client:
         assert not client.get_metadata(["imgfetch-runs"], default={})  # no run's state left behind
+
+
+def test_download_returns_each_shards_records_read_back_from_the_bucket(cluster, moto_server, s3, tmp_path):
+    from imgfetch import download
+
+    fs, bucket = s3
+    out = f"s3://{bucket}/library"
+    storage = [("client_kwargs.endpoint_url", moto_server), ("key", "testing"), ("secret", "testing"),
+               ("client_kwargs.region_name", "us-east-1")]
+    with ImageServer(count=12, seed=26) as srv:
+        results = download(srv.image_urls(), out, executor="dask", scheduler=cluster, output_format="webdataset",
+                           shard_size=5, storage_options=storage, progress=False, timeout=2, retries=0)
+    assert [r.line for r in results] == list(range(1, 13)) and all(r.status == "ok" for r in results)
+    assert objects(fs, f"{bucket}/library") == expected_objects(3)
