@@ -32,6 +32,8 @@ from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FAILED, FetchResult, Task
 from ..urls import mask_url
+from .affinity import Homes
+from .politeness import Fits
 from .waker import Waker
 from .worker import worker_main
 
@@ -42,6 +44,7 @@ JOIN_S = 2.0               # how long close() waits for a worker to exit before 
 KILLED_JOIN_S = 1.0        # then, how long it waits for a killed worker to be gone
 PREFETCH_MIN = 2           # URLs queued in a worker beyond its threads, at the least
 PREFETCH_SHARE = 8         # and one more per this many threads
+HOMES_PER_WORKER = 1_024   # hosts whose worker the pool remembers, per worker: as many as a worker keeps idle
 Done = tuple[Task, FetchResult]
 
 
@@ -105,6 +108,7 @@ class LocalPool:
         self.window = opts.threads + prefetch(opts.threads)
         self.worker_pids: set[int] = set()  # live processes only: see the module docstring
         self.workers = [self._spawn() for _ in range(opts.workers)]
+        self.homes: Homes[_Worker] = Homes(HOMES_PER_WORKER * opts.workers)  # host -> the worker with its connections
         self.quarantine: list[_Worker] = []
         self.suspects: deque[Task] = deque()
         self.startup_deaths = 0
@@ -128,17 +132,15 @@ class LocalPool:
     def outstanding(self) -> int:
         return sum(len(w.held) for w in (*self.workers, *self.quarantine)) + len(self.suspects) + len(self.kept)
 
+    def placement(self) -> Fits:
+        """For the scheduler's next take: whether a host's URL would go to the worker holding its connections."""
+        return self.homes.fits()
+
     def submit(self, tasks: list[Task]) -> None:
-        """Share tasks among the workers, the emptiest first, within their windows."""
-        start = 0
-        for worker in sorted(self.workers, key=lambda w: -w.room):
-            take = min(worker.room, len(tasks) - start)
-            if take <= 0:
-                break
-            worker.give(tasks[start:start + take])
-            start += take
-        if start < len(tasks):
-            raise RuntimeError("submit() beyond room()")  # the engine never does this
+        """Share tasks among the workers within their windows: each to its host's worker if it has room
+        (engine/affinity.py), else to the emptiest."""
+        for worker, given in self.homes.place(tasks, self.workers):
+            worker.give(given)
 
     def poll(self, timeout: float) -> list[Done]:
         """Wait up to ``timeout`` for records; returns (task, record) for each finished task."""
