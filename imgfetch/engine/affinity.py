@@ -1,12 +1,14 @@
-"""Host -> worker affinity: a host's URLs go to the worker process that holds its idle connections.
+"""Host -> worker affinity: a host's URLs go to a worker process that holds an idle connection to it.
 
 Each worker process keeps its own idle keep-alive connections (net/pools.py), so a host whose URLs
-go to every worker is connected to from every worker. The pool therefore remembers, per host, the
-worker it last gave one of the host's URLs to (its *home*) and sends the next one there when that
-worker has room; otherwise to whichever worker has the most room, which becomes the new home. A URL
-never waits for its home: room anywhere is used. ``Homes`` is bounded (least recently used
-forgotten first), so a list over millions of hosts keeps state only for recent ones; each lookup
-is O(1).
+go to every worker is connected to from every worker. The pool therefore keeps, per host and
+worker, how many of the host's URLs are in flight there and how many connections the worker has
+opened to it (at least its most URLs in flight at once). A URL goes to a worker with room that
+has an idle connection to its host; when none has, to the emptiest worker (a new connection is
+needed wherever it goes). The scheduler asks ``fits`` first, so it can start another host's URL
+while a host's idle connections are all in full workers. A URL never waits for a busy worker:
+room anywhere is used. At most ``limit`` hosts are remembered (the least recent forgotten), so a
+list over millions of hosts keeps bounded state; each placement is O(workers).
 """
 from __future__ import annotations
 
@@ -29,61 +31,64 @@ class Slot(Protocol):
 W = TypeVar("W", bound=Slot)
 
 
-class Homes(Generic[W]):
-    """The worker each recent host's URLs last went to; at most ``limit`` hosts, the least recent forgotten."""
+class Affinity(Generic[W]):
+    """Per recent host: {worker: [connections opened there, URLs in flight there]}."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._home: OrderedDict[Host, W] = OrderedDict()
+        self._hosts: OrderedDict[Host, dict[W, list[int]]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._home)
+        return len(self._hosts)
 
-    def get(self, host: Host) -> W | None:
-        return self._home.get(host)
-
-    def set(self, host: Host, worker: W) -> None:
-        self._home[host] = worker
-        self._home.move_to_end(host)
-        if len(self._home) > self.limit:
-            self._home.popitem(last=False)
+    def idle(self, host: Host, worker: W) -> int:
+        """Connections to ``host`` that ``worker`` holds idle (an estimate: it may have closed some since)."""
+        conns, flying = self._hosts.get(host, {}).get(worker, (0, 0))
+        return conns - flying
 
     def fits(self) -> Callable[[Host], bool]:
-        """For one take: whether a host's next URL would go home (its home has room left, counting the
-        URLs this take has already promised it), or has no home (it goes anywhere)."""
-        promised: dict[int, int] = {}
+        """For one take: False for a host whose idle connections are all in workers without room left
+        (counting the URLs this take has already promised them); True otherwise."""
+        promised: dict[tuple[Host, W] | W, int] = {}
 
         def fits(host: Host) -> bool:
-            home = self._home.get(host)
-            if home is None or home.gone:
-                return True  # it goes anywhere: no worker holds its connections
-            taken = promised.get(id(home), 0)
-            if taken >= home.room:
-                return False
-            promised[id(home)] = taken + 1
-            return True
+            held = [w for w, (conns, flying) in self._hosts.get(host, {}).items()
+                    if not w.gone and conns - flying - promised.get((host, w), 0) > 0]
+            for worker in held:
+                if worker.room - promised.get(worker, 0) > 0:
+                    promised[worker] = promised.get(worker, 0) + 1
+                    promised[(host, worker)] = promised.get((host, worker), 0) + 1
+                    return True
+            return not held  # none idle anywhere: it needs a new connection wherever it goes
         return fits
 
     def place(self, tasks: list[Task], workers: list[W]) -> list[tuple[W, list[Task]]]:
-        """Share tasks among workers with room: each to its host's home if it has room, else to the
-        emptiest worker. The caller has made sure the workers have room for them all."""
-        room = {id(worker): worker.room for worker in workers}
-        given: dict[int, tuple[W, list[Task]]] = {}
-        homeless: list[tuple[Host, Task]] = []
-        for task in tasks:  # first those going home, so the others do not take their room
+        """Share tasks among workers: each to a worker with room and an idle connection to its host,
+        else to the emptiest. The caller has made sure the workers have room for them all."""
+        room = {worker: worker.room for worker in workers}
+        given: dict[W, list[Task]] = {}
+        for task in tasks:
             host = host_of(task.url)
-            home = self._home.get(host)
-            if home is not None and room.get(id(home), 0) > 0:
-                room[id(home)] -= 1
-                given.setdefault(id(home), (home, []))[1].append(task)
-                self.set(host, home)
-            else:
-                homeless.append((host, task))
-        for host, task in homeless:
-            worker = max(workers, key=lambda w: room[id(w)])
-            if room[id(worker)] <= 0:
+            with_room = [w for w in workers if room[w] > 0]
+            if not with_room:
                 raise RuntimeError("placed beyond the workers' room")  # the engine never does this
-            room[id(worker)] -= 1
-            given.setdefault(id(worker), (worker, []))[1].append(task)
-            self.set(host, worker)
-        return list(given.values())
+            worker = max(with_room, key=lambda w: (self.idle(host, w) > 0, room[w]))
+            room[worker] -= 1
+            given.setdefault(worker, []).append(task)
+            self._started(host, worker)
+        return list(given.items())
+
+    def _started(self, host: Host, worker: W) -> None:
+        here = self._hosts.setdefault(host, {})
+        self._hosts.move_to_end(host)
+        counts = here.setdefault(worker, [0, 0])
+        counts[1] += 1
+        counts[0] = max(counts[0], counts[1])  # more in flight than ever: it opened a connection
+        if len(self._hosts) > self.limit:
+            self._hosts.popitem(last=False)
+
+    def done(self, task: Task, worker: W) -> None:
+        """A task's record came back from ``worker``: its connection is idle again."""
+        counts = self._hosts.get(host_of(task.url), {}).get(worker)
+        if counts is not None and counts[1] > 0:
+            counts[1] -= 1

@@ -1,11 +1,15 @@
 """Per-host politeness, decided in the parent: hosts interleaved, at most N tasks in flight per host,
 at most R starts per second per host.
 
-Hosts are always interleaved (round-robin over the hosts with startable work), so a few big hosts
-do not take the whole pool while other hosts wait. Without --per-host, a soft cap (SOFT_CAP) keeps
-a host's downloads in flight few while other hosts have work that can start; when none has, the
-capped hosts share the pool, so a big host left alone at the end of a list still gets every thread.
---per-host N is a hard cap and --rate R exact; both hold whatever else is waiting.
+Hosts are always interleaved: the next task to start is from the host with the smallest share of
+its work in view already in flight (``in flight / (in flight + buffered)``). That is a soft
+per-host cap in proportion to each host's work: a host with a few URLs fetches them one after
+another (on one connection) while others have work, a big host keeps about its share of the
+pool, and every host finishes about when the others do, so no big host is left to take hundreds
+of new connections at the end. It binds only while other hosts have startable work: a host alone
+(the end of a list, or a list of one host) gets every free slot. --per-host N is a hard cap and
+--rate R exact; both hold whatever else is waiting. The share is of the work in view: at most
+``lookahead`` tasks are read ahead of the pool, so memory stays bounded on any list.
 
 Because the parent decides, the limits hold across every local worker and thread, and under Dask
 across every machine. A task holds its host's slot for all its attempts and redirect hops (they are
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
@@ -23,7 +27,6 @@ from ..records import FetchResult, Task
 
 LOOKAHEAD = 20_000       # tasks read ahead of the pool to find ones whose host is free (--per-host, --rate)
 SOFT_LOOKAHEAD = 4_096   # without them: enough to interleave hundreds of hosts; memory stays small on any list
-SOFT_MIN = 1             # the soft cap of a host with little work: its URLs one after another, on one connection
 SCAN_SLACK = 64          # hosts a take passes over looking for ones whose worker has room (then it takes any)
 PASSTHROUGH_MAX = 1_024  # ready-made records (skipped, duplicate, invalid) held before they are handed on
 WAIT_HINT_S = 0.2        # the wait hint when no rate limit is due sooner: the engine's usual poll interval
@@ -48,29 +51,27 @@ Fits = Callable[[Host], bool]  # whether a task for this host would go where its
 
 
 class HostScheduler:
-    """Hands out tasks whose host is under its limits, hosts in turn; passes ready-made records straight on.
+    """Hands out tasks whose host is under its limits, the host most behind first; passes ready-made
+    records straight on.
 
-    Every host with buffered tasks is in exactly one place: ``ready`` (may start now, in turn
-    order), ``waiting`` (a heap by the time --rate lets it start again), ``capped`` (at --per-host
-    until one of its tasks ends) or ``over`` (at the soft cap: starts only when no ready host
-    can, in turn order). A take therefore costs O(tasks taken + SCAN_SLACK + log hosts), not a
-    scan of every buffered host. ``next_start`` remembers a host only while its --rate interval
-    runs (``cooling``, in time order, says when to forget it), so a list of millions of hosts
-    keeps state only for those in play. It reads at most ``lookahead`` tasks ahead of the pool.
+    Every host with buffered tasks is in exactly one place: ``turns`` (may start now: a heap by the
+    share of its work in flight, stale entries skipped), ``waiting`` (a heap by the time --rate
+    lets it start again) or ``capped`` (at --per-host until one of its tasks ends). A take
+    therefore costs O((tasks taken + SCAN_SLACK) log hosts), not a scan of every buffered host.
+    ``next_start`` remembers a host only while its --rate interval runs (``cooling``, in time
+    order, says when to forget it), so a list of millions of hosts keeps state only for those in play.
     """
 
-    def __init__(self, source: Iterator[Task | FetchResult], per_host: int | None, rate: float | None,
-                 width: int = 0) -> None:
+    def __init__(self, source: Iterator[Task | FetchResult], per_host: int | None, rate: float | None) -> None:
         self.source = source
         self.per_host, self.interval = per_host, (1.0 / rate if rate else 0.0)
-        self.width = 0 if per_host else width  # the soft cap's pool size; a hard cap replaces the soft one
-        self.started = 0  # tasks in flight, over all hosts
         self.lookahead = lookahead(per_host, rate)
         self.pending: dict[Host, deque[Task]] = {}
         self.in_flight: dict[Host, int] = {}
         self.next_start: dict[Host, float] = {}
-        self.ready: deque[Host] = deque()
-        self.over: OrderedDict[Host, None] = OrderedDict()
+        self.turns: list[tuple[float, int, Host]] = []  # (share in flight, order, host)
+        self.turn: dict[Host, tuple[float, int]] = {}   # each startable host's live entry in ``turns``
+        self.order = 0
         self.waiting: list[tuple[float, Host]] = []
         self.capped: set[Host] = set()
         self.cooling: deque[tuple[float, Host]] = deque()  # (next start, host) of every start, oldest first
@@ -91,30 +92,39 @@ class HostScheduler:
         now = time.monotonic()  # after reading ahead, which may take a while: the intervals start now
         self._expire(now)
         chosen: list[Task] = []
-        for turns in (self.ready, self.over):  # the soft cap: over-cap hosts only when no ready host is left
-            self._take_turns(turns, n, chosen, fits, now)
-        return chosen
-
-    def _take_turns(self, turns: deque[Host] | OrderedDict[Host, None], n: int, chosen: list[Task],
-                    fits: Fits | None, now: float) -> None:
-        """Start hosts from ``turns`` in turn until ``chosen`` has n; a started host goes to the back."""
         passed: list[Host] = []
-        while turns and len(chosen) < n:
-            host = turns.popleft() if isinstance(turns, deque) else turns.popitem(last=False)[0]
+        while len(chosen) < n and (host := self._next_turn()) is not None:
             if fits is None or len(passed) >= SCAN_SLACK or fits(host):
                 chosen.append(self._start(host, now))
             else:
                 passed.append(host)
-        started = 0
-        while started < len(passed) and len(chosen) < n:  # nothing else could start: these go where there is room
-            chosen.append(self._start(passed[started], now))
-            started += 1
-        for host in reversed(passed[started:]):  # the rest keep their turn
-            if isinstance(turns, deque):
-                turns.appendleft(host)
+        for host in passed:  # if nothing else could start, these go wherever there is room
+            if len(chosen) < n:
+                chosen.append(self._start(host, now))
             else:
-                turns[host] = None
-                turns.move_to_end(host, last=False)
+                self._queue(host)
+        return chosen
+
+    def _next_turn(self) -> Host | None:
+        """The startable host with the smallest share of its work in flight, out of ``turns``."""
+        while self.turns:
+            share, order, host = heapq.heappop(self.turns)
+            if self.turn.get(host) == (share, order):
+                del self.turn[host]
+                return host
+            self.hosts_examined += 1  # a stale entry
+        return None
+
+    def _queue(self, host: Host) -> None:
+        """Put a startable host in ``turns`` (again, if its share changed: the old entry goes stale)."""
+        flying = self.in_flight.get(host, 0)
+        share = flying / (flying + len(self.pending[host]))
+        self.order += 1
+        self.turn[host] = (share, self.order)
+        heapq.heappush(self.turns, (share, self.order, host))
+        if len(self.turns) > 2 * len(self.turn) + 1024:  # stale entries: rebuild, so the heap stays bounded
+            self.turns = [(share, order, h) for h, (share, order) in self.turn.items()]
+            heapq.heapify(self.turns)
 
     def _start(self, host: Host, now: float) -> Task:
         self.hosts_examined += 1
@@ -122,7 +132,6 @@ class HostScheduler:
         task = queue.popleft()
         self.buffered -= 1
         self.in_flight[host] = self.in_flight.get(host, 0) + 1
-        self.started += 1
         if self.interval:
             self.next_start[host] = start = max(now, self.next_start.get(host, 0.0)) + self.interval
             self.cooling.append((start, host))
@@ -133,30 +142,17 @@ class HostScheduler:
         return task
 
     def _place(self, host: Host, now: float) -> None:
-        """File a host that has buffered tasks under ready, waiting, capped or over."""
+        """File a host that has buffered tasks under turns, waiting or capped."""
         self.hosts_examined += 1
         if self.per_host and self.in_flight.get(host, 0) >= self.per_host:
             self.capped.add(host)
         elif self.next_start.get(host, 0.0) > now:
             heapq.heappush(self.waiting, (self.next_start[host], host))
-        elif self.width and self.in_flight.get(host, 0) >= self._soft_cap(host):
-            self.over[host] = None
         else:
-            self.ready.append(host)
-
-    def _soft_cap(self, host: Host) -> int:
-        """Its share of the pool, by its share of the work in view (buffered and in flight).
-
-        Why a share, not one number for every host: a host's downloads in flight each need a connection,
-        and on a Zipf-like list a fixed cap holds the big hosts back until the small ones are done, then
-        lets them take the whole pool at the end (hundreds of new connections). In proportion, every host
-        finishes about when the others do, a big host keeps few more connections than it needs, and a
-        small one fetches its URLs one after another on one connection."""
-        work = len(self.pending.get(host, ())) + self.in_flight.get(host, 0)
-        return max(SOFT_MIN, -(-self.width * work // max(1, self.buffered + self.started)))
+            self._queue(host)
 
     def _expire(self, now: float) -> None:
-        """Hosts whose --rate interval is over: waiting ones become ready, and every one is forgotten."""
+        """Hosts whose --rate interval is over: waiting ones become startable, and every one is forgotten."""
         while self.waiting and self.waiting[0][0] <= now:
             self._place(heapq.heappop(self.waiting)[1], now)
         while self.cooling and self.cooling[0][0] <= now:
@@ -174,7 +170,6 @@ class HostScheduler:
         for task in tasks:
             host = host_of(task.url)
             left = self.in_flight.get(host, 1) - 1
-            self.started -= 1
             if left:
                 self.in_flight[host] = left
             else:
@@ -182,9 +177,8 @@ class HostScheduler:
             if host in self.capped:
                 self.capped.discard(host)
                 self._place(host, now)
-            elif host in self.over and left < self._soft_cap(host):  # under the soft cap again: its turn among the ready
-                del self.over[host]
-                self._place(host, now)
+            elif host in self.turn:  # a smaller share in flight now: an earlier turn
+                self._queue(host)
 
     def wait_hint(self) -> float:
         """Seconds until a rate-limited host may start again (for the pool's wait timeout)."""
@@ -207,6 +201,8 @@ class HostScheduler:
                 host = host_of(item.url)
                 if host in self.pending:
                     self.pending[host].append(item)
+                    if host in self.turn:  # more work: a smaller share in flight
+                        self._queue(host)
                 else:
                     self.pending[host] = deque([item])
                     self._place(host, now)

@@ -32,7 +32,7 @@ from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FAILED, FetchResult, Task
 from ..urls import mask_url
-from .affinity import Homes
+from .affinity import Affinity
 from .politeness import Fits
 from .waker import Waker
 from .worker import worker_main
@@ -44,7 +44,7 @@ JOIN_S = 2.0               # how long close() waits for a worker to exit before 
 KILLED_JOIN_S = 1.0        # then, how long it waits for a killed worker to be gone
 PREFETCH_MIN = 2           # URLs queued in a worker beyond its threads, at the least
 PREFETCH_SHARE = 8         # and one more per this many threads
-HOMES_PER_WORKER = 1_024   # hosts whose worker the pool remembers, per worker: as many as a worker keeps idle
+HOSTS_PER_WORKER = 1_024   # hosts whose connections the pool keeps track of, per worker: as many as one keeps idle
 Done = tuple[Task, FetchResult]
 
 
@@ -108,7 +108,7 @@ class LocalPool:
         self.window = opts.threads + prefetch(opts.threads)
         self.worker_pids: set[int] = set()  # live processes only: see the module docstring
         self.workers = [self._spawn() for _ in range(opts.workers)]
-        self.homes: Homes[_Worker] = Homes(HOMES_PER_WORKER * opts.workers)  # host -> the worker with its connections
+        self.affinity: Affinity[_Worker] = Affinity(HOSTS_PER_WORKER * opts.workers)  # which workers hold which hosts
         self.quarantine: list[_Worker] = []
         self.suspects: deque[Task] = deque()
         self.startup_deaths = 0
@@ -133,13 +133,13 @@ class LocalPool:
         return sum(len(w.held) for w in (*self.workers, *self.quarantine)) + len(self.suspects) + len(self.kept)
 
     def placement(self) -> Fits:
-        """For the scheduler's next take: whether a host's URL would go to the worker holding its connections."""
-        return self.homes.fits()
+        """For the scheduler's next take: whether a host's URL would go to a worker with an idle connection."""
+        return self.affinity.fits()
 
     def submit(self, tasks: list[Task]) -> None:
-        """Share tasks among the workers within their windows: each to its host's worker if it has room
-        (engine/affinity.py), else to the emptiest."""
-        for worker, given in self.homes.place(tasks, self.workers):
+        """Share tasks among the workers within their windows: each to a worker with an idle connection
+        to its host if one has room (engine/affinity.py), else to the emptiest."""
+        for worker, given in self.affinity.place(tasks, self.workers):
             worker.give(given)
 
     def poll(self, timeout: float) -> list[Done]:
@@ -179,6 +179,7 @@ class LocalPool:
                     task = worker.held.pop(record.key, None)
                     if task is not None:
                         done.append((task, record))
+                        self.affinity.done(task, worker)
                 if worker.quarantine and not worker.held:
                     worker.retiring = True  # one suspect per process: whatever it broke dies with it
                     worker.send(("exit",))

@@ -129,10 +129,10 @@ class Engine:
         return LocalPool(self.opts, self.root, self.tmp, self.log_pipe)
 
     def run(self, items: Iterable[Task | FetchResult]) -> Iterator[FetchResult]:
+        feeder = _feeder(iter(items), self.opts)
         self.start()
         backend = self.backend
         assert backend is not None
-        feeder = _feeder(iter(items), self.opts, self.capacity)
         try:
             yield from self._loop(feeder, backend)
             if self.failure is not None:
@@ -233,5 +233,5 @@ def _fill(feeder: HostScheduler, backend: Backend, passthrough: list[FetchResult
     return False, False
 
 
-def _feeder(source: Iterator[Task | FetchResult], opts: Options, width: int) -> HostScheduler:
-    return HostScheduler(source, opts.per_host, opts.rate, width)
+def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> HostScheduler:
+    return HostScheduler(source, opts.per_host, opts.rate)
