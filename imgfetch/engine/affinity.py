@@ -3,12 +3,15 @@
 Each worker process keeps its own idle keep-alive connections (net/pools.py), so a host whose URLs
 go to every worker is connected to from every worker. The pool therefore keeps, per host and
 worker, how many of the host's URLs are in flight there and how many connections the worker has
-opened to it (at least its most URLs in flight at once). A URL goes to a worker with room that
-has an idle connection to its host; when none has, to the emptiest worker (a new connection is
-needed wherever it goes). The scheduler asks ``fits`` first, so it can start another host's URL
-while a host's idle connections are all in full workers. A URL never waits for a busy worker:
-room anywhere is used. At most ``limit`` hosts are remembered (the least recent forgotten), so a
-list over millions of hosts keeps bounded state; each placement is O(workers).
+opened to it (its most URLs in flight there at once; an estimate, as a worker may close idle ones).
+
+Where a URL goes (``_Plan.choose``): among the workers with a free thread if any has one (a URL never
+queues behind a busy worker while another has a thread idle), else among those with room in their
+queue: one holding an idle connection to its host, else the emptiest. The scheduler asks ``fits``
+first, so that when a host's idle connections are all in workers that cannot take it now, it starts
+another host's URL instead; when nothing fits, the URL goes where there is room all the same.
+At most ``limit`` hosts are remembered (the least recent forgotten), so a list over millions of
+hosts keeps bounded state; a placement costs O(workers).
 """
 from __future__ import annotations
 
@@ -27,6 +30,9 @@ class Slot(Protocol):
     @property
     def room(self) -> int: ...
 
+    @property
+    def free_threads(self) -> int: ...
+
 
 W = TypeVar("W", bound=Slot)
 
@@ -42,38 +48,35 @@ class Affinity(Generic[W]):
         return len(self._hosts)
 
     def idle(self, host: Host, worker: W) -> int:
-        """Connections to ``host`` that ``worker`` holds idle (an estimate: it may have closed some since)."""
+        """Connections to ``host`` that ``worker`` holds idle, as far as the pool knows."""
         conns, flying = self._hosts.get(host, {}).get(worker, (0, 0))
         return conns - flying
 
-    def fits(self) -> Callable[[Host], bool]:
-        """For one take: False for a host whose idle connections are all in workers without room left
-        (counting the URLs this take has already promised them); True otherwise."""
-        promised: dict[tuple[Host, W] | W, int] = {}
+    def fits(self, workers: list[W]) -> Callable[[Host], bool]:
+        """For one take: whether a host's URL would go to a worker holding an idle connection to it (or it
+        has none anywhere, so any worker will do). Each True counts as placed for the rest of the take."""
+        plan = _Plan(self, workers)
 
         def fits(host: Host) -> bool:
-            held = [w for w, (conns, flying) in self._hosts.get(host, {}).items()
-                    if not w.gone and conns - flying - promised.get((host, w), 0) > 0]
-            for worker in held:
-                if worker.room - promised.get(worker, 0) > 0:
-                    promised[worker] = promised.get(worker, 0) + 1
-                    promised[(host, worker)] = promised.get((host, worker), 0) + 1
-                    return True
-            return not held  # none idle anywhere: it needs a new connection wherever it goes
+            worker = plan.choose(host)
+            if worker is None:
+                return False
+            if plan.idle(host, worker) > 0 or not any(plan.idle(host, w) > 0 for w in workers):
+                plan.commit(host, worker)
+                return True
+            return False
         return fits
 
     def place(self, tasks: list[Task], workers: list[W]) -> list[tuple[W, list[Task]]]:
-        """Share tasks among workers: each to a worker with room and an idle connection to its host,
-        else to the emptiest. The caller has made sure the workers have room for them all."""
-        room = {worker: worker.room for worker in workers}
+        """Share tasks among the workers (see the module docstring). The caller has made sure they have room."""
+        plan = _Plan(self, workers)
         given: dict[W, list[Task]] = {}
         for task in tasks:
             host = host_of(task.url)
-            with_room = [w for w in workers if room[w] > 0]
-            if not with_room:
+            worker = plan.choose(host)
+            if worker is None:
                 raise RuntimeError("placed beyond the workers' room")  # the engine never does this
-            worker = max(with_room, key=lambda w: (self.idle(host, w) > 0, room[w]))
-            room[worker] -= 1
+            plan.commit(host, worker)
             given.setdefault(worker, []).append(task)
             self._started(host, worker)
         return list(given.items())
@@ -92,3 +95,29 @@ class Affinity(Generic[W]):
         counts = self._hosts.get(host_of(task.url), {}).get(worker)
         if counts is not None and counts[1] > 0:
             counts[1] -= 1
+
+
+class _Plan(Generic[W]):
+    """The workers' room, free threads and idle connections as the URLs of one take or submit use them."""
+
+    def __init__(self, affinity: Affinity[W], workers: list[W]) -> None:
+        self.affinity, self.workers = affinity, workers
+        self.room = {w: w.room for w in workers}
+        self.free = {w: w.free_threads for w in workers}
+        self.used: dict[tuple[Host, W], int] = {}  # idle connections already given to a URL of this plan
+
+    def idle(self, host: Host, worker: W) -> int:
+        return 0 if worker.gone else self.affinity.idle(host, worker) - self.used.get((host, worker), 0)
+
+    def choose(self, host: Host) -> W | None:
+        """The worker a URL of ``host`` would go to now; None if no worker has room."""
+        free = [w for w in self.workers if self.free[w] > 0 and self.room[w] > 0]
+        candidates = free or [w for w in self.workers if self.room[w] > 0]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda w: (self.idle(host, w) > 0, self.room[w]))
+
+    def commit(self, host: Host, worker: W) -> None:
+        self.room[worker] -= 1
+        self.free[worker] -= 1
+        self.used[(host, worker)] = self.used.get((host, worker), 0) + 1

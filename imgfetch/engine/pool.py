@@ -71,7 +71,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.pid: int = self.process.pid
-        self.window = window
+        self.window, self.capacity = window, capacity
         self.quarantine = quarantine
         self.held: dict[str, Task] = {}
         self.ready = False
@@ -81,6 +81,11 @@ class _Worker:
     @property
     def room(self) -> int:
         return 0 if self.gone or self.retiring else self.window - len(self.held)
+
+    @property
+    def free_threads(self) -> int:
+        """Threads with nothing to do (as far as the parent knows): a task sent now starts at once."""
+        return max(0, min(self.room, self.capacity - len(self.held)))
 
     def send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -134,7 +139,7 @@ class LocalPool:
 
     def placement(self) -> Fits:
         """For the scheduler's next take: whether a host's URL would go to a worker with an idle connection."""
-        return self.affinity.fits()
+        return self.affinity.fits(self.workers)
 
     def submit(self, tasks: list[Task]) -> None:
         """Share tasks among the workers within their windows: each to a worker with an idle connection
