@@ -103,8 +103,7 @@ class DaskPool:
         return len(self.held)
 
     def placement(self) -> None:
-        """Dask places tasks on its workers itself: every host fits."""
-        return None
+        """Dask places tasks on its workers itself: every host fits (no placement check)."""
 
     def submit(self, tasks: list[Task]) -> None:
         futures = self.client.map(dask_task, [self.opts] * len(tasks), [self.root] * len(tasks),
