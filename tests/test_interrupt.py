@@ -224,7 +224,9 @@ def test_a_stop_records_everything_that_finished(tmp_path):
         urls = tmp_path / "urls.txt"
         urls.write_text("\n".join([*slow, hang, *server.image_urls()[:30]]) + "\n")
         out = tmp_path / "out"
-        proc = cli(urls, out, "-q", "--timeout", "40", "--max-time", "60")
+        # Three threads per worker: the slow three hold at most two of a worker's, so no fast URL is queued
+        # behind them (whichever worker each lands in) and all are done while the slow three are in flight.
+        proc = cli(urls, out, "-q", "--timeout", "40", "--max-time", "60", "--threads", "3")
         wait_for(lambda: manifest_lines(out) >= 30)  # the fast ones are done; the slow three are in flight
         os.killpg(proc.pid, signal.SIGINT)
         sent = time.monotonic()

@@ -64,7 +64,7 @@ def test_records_read_when_the_pool_gives_up_are_kept(server, tmp_path):
     gate.mkdir()
     latency = {8: 2500}  # B's last URL is still downloading when the failure is read
     slow = [f"{u}?latency_ms={latency.get(line, 500)}" for line, u in enumerate(server.image_urls()[1:25], 2)]
-    urls = [server.url("/img/0.jpg?crash=now"), *slow]  # A takes lines 1-4, B lines 5-8
+    urls = [server.url("/img/0.jpg?crash=now"), *slow]  # A takes lines 1, 3, 5, 7 and B 2, 4, 6, 8 (turn about)
     out = tmp_path / "out"
     opts = dict(FAST, timeout=5, deadline=8, workers=2, threads=2, start_method="fork")
     seen = []
@@ -72,14 +72,14 @@ def test_records_read_when_the_pool_gives_up_are_kept(server, tmp_path):
         for record in iter_download(urls, out, initializer=_crash_hook, initargs=(str(gate),), **opts):
             if not seen:  # A's replacement waits at the gate by now
                 (gate / "gate").touch()
-                time.sleep(1.0)  # meanwhile the replacement fails and B finishes lines 6 and 7
+                time.sleep(1.0)  # meanwhile the replacement fails and B finishes lines 4 and 6
             seen.append(record)
     records = read_manifest(out / "manifest.jsonl")
     assert all(r["status"] == "ok" for r in records)
     assert_clean(out, records)  # every image in OUT has its record
     lines = {r["line"] for r in records}
-    assert {5, 6, 7, 8} <= lines  # B's four: before the failure, read with it, and in flight at it
-    assert not {1, 2, 3, 4} & lines  # A's, never finished: fetched again next run
+    assert {2, 4, 6, 8} <= lines  # B's four: before the failure, read with it, and in flight at it
+    assert not {1, 3, 5, 7} & lines  # A's, never finished: fetched again next run
 
 
 def test_a_fresh_quarantine_process_for_each_suspect(server, tmp_path):

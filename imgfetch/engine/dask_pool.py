@@ -102,6 +102,9 @@ class DaskPool:
     def outstanding(self) -> int:
         return len(self.held)
 
+    def placement(self) -> None:
+        """Dask places tasks on its workers itself: every host fits (no placement check)."""
+
     def submit(self, tasks: list[Task]) -> None:
         futures = self.client.map(dask_task, [self.opts] * len(tasks), [self.root] * len(tasks),
                                   [self.tmp] * len(tasks), tasks, pure=False)

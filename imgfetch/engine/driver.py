@@ -27,7 +27,7 @@ from ..options import Options
 from ..records import FetchResult, Task
 from .folder import OutputFolder
 from .plan import Planned
-from .politeness import LOOKAHEAD, NOTHING_YET
+from .politeness import NOTHING_YET, lookahead
 from .schedule import Engine
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ class Driver:
                 self._relay.stop()
             self.folder.finish(complete=False)
             raise
-        lookahead = LOOKAHEAD if self.opts.per_host or self.opts.rate else 0
-        self.window = 2 * self.engine.capacity + lookahead + WINDOW_SLACK
+        self.window = 2 * self.engine.capacity + lookahead(self.opts.per_host, self.opts.rate) + WINDOW_SLACK
         self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
         self._thread.start()
 

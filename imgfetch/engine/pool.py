@@ -32,6 +32,8 @@ from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FAILED, FetchResult, Task
 from ..urls import mask_url
+from .affinity import Affinity
+from .politeness import Fits
 from .waker import Waker
 from .worker import worker_main
 
@@ -42,6 +44,7 @@ JOIN_S = 2.0               # how long close() waits for a worker to exit before 
 KILLED_JOIN_S = 1.0        # then, how long it waits for a killed worker to be gone
 PREFETCH_MIN = 2           # URLs queued in a worker beyond its threads, at the least
 PREFETCH_SHARE = 8         # and one more per this many threads
+HOSTS_PER_WORKER = 1_024   # hosts whose connections the pool keeps track of, per worker: as many as one keeps idle
 Done = tuple[Task, FetchResult]
 
 
@@ -68,7 +71,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.pid: int = self.process.pid
-        self.window = window
+        self.window, self.capacity = window, capacity
         self.quarantine = quarantine
         self.held: dict[str, Task] = {}
         self.ready = False
@@ -78,6 +81,11 @@ class _Worker:
     @property
     def room(self) -> int:
         return 0 if self.gone or self.retiring else self.window - len(self.held)
+
+    @property
+    def free_threads(self) -> int:
+        """Threads with nothing to do (as far as the parent knows): a task sent now starts at once."""
+        return max(0, min(self.room, self.capacity - len(self.held)))
 
     def send(self, message: tuple[Any, ...]) -> None:
         try:
@@ -105,6 +113,7 @@ class LocalPool:
         self.window = opts.threads + prefetch(opts.threads)
         self.worker_pids: set[int] = set()  # live processes only: see the module docstring
         self.workers = [self._spawn() for _ in range(opts.workers)]
+        self.affinity: Affinity[_Worker] = Affinity(HOSTS_PER_WORKER * opts.workers)  # which workers hold which hosts
         self.quarantine: list[_Worker] = []
         self.suspects: deque[Task] = deque()
         self.startup_deaths = 0
@@ -128,17 +137,15 @@ class LocalPool:
     def outstanding(self) -> int:
         return sum(len(w.held) for w in (*self.workers, *self.quarantine)) + len(self.suspects) + len(self.kept)
 
+    def placement(self) -> Fits:
+        """For the scheduler's next take: whether a host's URL would go to a worker with an idle connection."""
+        return self.affinity.fits(self.workers)
+
     def submit(self, tasks: list[Task]) -> None:
-        """Share tasks among the workers, the emptiest first, within their windows."""
-        start = 0
-        for worker in sorted(self.workers, key=lambda w: -w.room):
-            take = min(worker.room, len(tasks) - start)
-            if take <= 0:
-                break
-            worker.give(tasks[start:start + take])
-            start += take
-        if start < len(tasks):
-            raise RuntimeError("submit() beyond room()")  # the engine never does this
+        """Share tasks among the workers within their windows: each to a worker with an idle connection
+        to its host if one has room (engine/affinity.py), else to the emptiest."""
+        for worker, given in self.affinity.place(tasks, self.workers):
+            worker.give(given)
 
     def poll(self, timeout: float) -> list[Done]:
         """Wait up to ``timeout`` for records; returns (task, record) for each finished task."""
@@ -177,6 +184,7 @@ class LocalPool:
                     task = worker.held.pop(record.key, None)
                     if task is not None:
                         done.append((task, record))
+                        self.affinity.done(task, worker)
                 if worker.quarantine and not worker.held:
                     worker.retiring = True  # one suspect per process: whatever it broke dies with it
                     worker.send(("exit",))

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 from ..errors import ImgFetchError
 from ..options import Options
-from .politeness import HostScheduler, PlainFeeder
+from .politeness import Fits, HostScheduler
 from ..records import CANCELLED, FetchResult, Task
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Backend(Protocol):
     def drain(self) -> None: ...
     def abort(self) -> None: ...
     def close(self) -> None: ...
+    def placement(self) -> Fits | None: ...
 
 
 class InFlight(NamedTuple):
@@ -139,7 +140,7 @@ class Engine:
         finally:
             backend.close()
 
-    def _loop(self, feeder: PlainFeeder | HostScheduler, backend: Backend) -> Iterator[FetchResult]:
+    def _loop(self, feeder: HostScheduler, backend: Backend) -> Iterator[FetchResult]:
         passthrough: list[FetchResult] = []
         exhausted = False
         stop = _Stop(backend)
@@ -195,7 +196,7 @@ class _Stop:
         return False
 
 
-def _collect(feeder: PlainFeeder | HostScheduler, backend: Backend, timeout: float,
+def _collect(feeder: HostScheduler, backend: Backend, timeout: float,
              handed: _HandedOut) -> Iterator[FetchResult]:
     """Wait up to ``timeout`` for records; free their hosts' slots and hand them on."""
     finished = backend.poll(timeout)
@@ -208,12 +209,12 @@ def _collect(feeder: PlainFeeder | HostScheduler, backend: Backend, timeout: flo
                 yield record
 
 
-def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend, passthrough: list[FetchResult],
+def _fill(feeder: HostScheduler, backend: Backend, passthrough: list[FetchResult],
           handed: _HandedOut, admit: Callable[[list[Task]], list[Task]] | None = None) -> tuple[bool, bool]:
     """Hand the backend as many tasks as it has room for: (plan exhausted, more ready to hand out)."""
     room = backend.room()
     while room > 0:
-        tasks = feeder.take(room, passthrough)
+        tasks = feeder.take(room, passthrough, backend.placement())
         if tasks is None:
             return True, False
         if not tasks:
@@ -232,7 +233,5 @@ def _fill(feeder: PlainFeeder | HostScheduler, backend: Backend, passthrough: li
     return False, False
 
 
-def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> PlainFeeder | HostScheduler:
-    if opts.per_host or opts.rate:
-        return HostScheduler(source, opts.per_host, opts.rate)
-    return PlainFeeder(source)
+def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> HostScheduler:
+    return HostScheduler(source, opts.per_host, opts.rate)
