@@ -77,6 +77,9 @@ class OutputFolder:
             self.writer = ManifestWriter(self.manifest_path, in_flight=in_flight)
             self.errors = ErrorsList(errors, self.manifest_path) if errors else None
         except BaseException:
+            for opened in (self.writer, self.done, self.dedup):  # whatever opened before the failure
+                if opened is not None:
+                    opened.close()
             self.release()
             if new_manifest and is_empty_file(self.manifest_path):
                 self.manifest_path.unlink()
