@@ -43,19 +43,13 @@ class PipeHandler(logging.Handler):
 
 
 class LogRelay:
-    """Parent side: a pipe workers write to, and a thread re-emitting its lines through logging.
-
-    ``start()`` starts the thread: after forking the first workers, so that they are not forked from
-    a multi-threaded process (lines written meanwhile wait in the pipe)."""
+    """Parent side: a pipe workers write to, and a thread re-emitting its lines through logging."""
 
     def __init__(self, ctx: Any) -> None:
         self.reader, self.writer = ctx.Pipe(duplex=False)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="imgfetch-log-relay", daemon=True)
-
-    def start(self) -> LogRelay:
         self._thread.start()
-        return self
 
     def _pump(self) -> None:
         fd, pending = self.reader.fileno(), b""
@@ -76,8 +70,7 @@ class LogRelay:
     def stop(self) -> None:
         """Re-emit what has arrived, then stop (never waits on a worker)."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        self._thread.join(timeout=2.0)
         self.writer.close()
         self.reader.close()
 

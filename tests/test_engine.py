@@ -3,9 +3,6 @@ every download slot busy on a resumed or rate-limited list, the initializer."""
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 import time
 
 import pytest
@@ -120,23 +117,3 @@ def test_many_hosts_under_a_low_open_files_limit_never_run_out_of_descriptors(tm
     records = read_manifest(tmp_path / "o" / "manifest.jsonl")
     assert proc.returncode == 0, (proc.stderr, [r["error"] for r in records if r["status"] != "ok"][:3])
     assert len(records) == 240 and all(r["status"] == "ok" for r in records)
-
-
-FORK_WATCH = """
-import os, runpy, sys, threading
-os.register_at_fork(before=lambda: print("fork beside", threading.active_count() - 1, "threads", file=sys.stderr))
-sys.argv = ["imgfetch", *sys.argv[1:]]
-runpy.run_module("imgfetch", run_name="__main__")
-"""
-
-
-def test_fork_workers_are_forked_before_the_run_starts_any_thread(server, tmp_path):
-    """Forking a multi-threaded process can deadlock the child (Python 3.12+ warns): the first workers
-    are forked while the run still has only its main thread, and the log relay's thread starts after."""
-    urls = tmp_path / "urls.txt"
-    urls.write_text("\n".join(server.image_urls()[:6]) + "\n")
-    done = subprocess.run([sys.executable, "-c", FORK_WATCH, "get", str(urls), "-o", str(tmp_path / "out"),
-                           "--workers", "2", "--threads", "2", "--start-method", "fork", "-q"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert re.findall(r"^fork beside (\d+) threads$", done.stderr, re.M) == ["0", "0"], done.stderr

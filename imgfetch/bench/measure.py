@@ -203,7 +203,7 @@ def _pid_relay(opts: Options, stack: ExitStack) -> Any:
         return None
     from ..logrelay import LogRelay
 
-    relay = LogRelay(multiprocessing.get_context(opts.start_method)).start()
+    relay = LogRelay(multiprocessing.get_context(opts.start_method))
     stack.callback(relay.stop)
     return relay
 

@@ -95,7 +95,6 @@ class Driver:
             self.engine = Engine(self.opts, str(self.folder.root), str(self.folder.out.tmp), log_pipe=self._relay.writer,
                                  stop_requested=self._stop_requested, admit=self._admit)
             self.engine.start()
-            self._relay.start()  # after the first workers are forked: see LogRelay
         except BaseException:
             if self.engine is not None and self.engine.backend is not None:
                 self.engine.backend.close()
