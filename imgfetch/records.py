@@ -104,8 +104,9 @@ def human_bytes(size: int | None) -> str:
     """15320 -> '15.3 kB' (decimal units, as file managers show them)."""
     if size is None:
         return ""
+    amount: float = size
     for unit in ("B", "kB", "MB", "GB"):
-        if size < _KILO or unit == "GB":
-            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= _KILO
+        if amount < _KILO or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= _KILO
     return ""

@@ -72,7 +72,8 @@ def _quote(text: str, safe: frozenset[int]) -> str:
 
 def _remove_dots(path: str) -> str:
     """Resolve ``.`` and ``..`` segments of an absolute, already-quoted path."""
-    segments, out = path.split("/")[1:], []
+    segments = path.split("/")[1:]
+    out: list[str] = []
     for i, seg in enumerate(segments):
         upper = seg.upper()
         if upper in _DOT or upper in _DOTDOT:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import re
 import subprocess
@@ -16,6 +17,18 @@ from imgfetch.server import ImageServer
 
 START_METHODS = ("fork", "spawn", "forkserver")
 FAST = dict(timeout=0.5, deadline=2.0, retries=1, backoff=0.01, max_retry_after=0.2, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def library_logging():
+    """Each test starts with the library's logging: main() sets the 'imgfetch' logger up for a terminal
+    (its own handler, no propagation), which would hide later tests' records from caplog."""
+    loggers = [logging.getLogger(name) for name in ("imgfetch", "imgfetch.pids")]
+    saved = [(log.handlers[:], log.level, log.propagate) for log in loggers]
+    yield
+    for log, (handlers, level, propagate) in zip(loggers, saved):
+        log.handlers[:], log.propagate = handlers, propagate
+        log.setLevel(level)
 
 
 @pytest.fixture(scope="session")

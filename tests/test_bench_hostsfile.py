@@ -49,14 +49,15 @@ def test_ctrl_c_of_a_running_process_restores_the_file(tmp_path):
                                f"with HostsBlock([('127.0.101.1', 'a.webshape.test')], Path({str(hosts)!r})):\n"
                                "    print('ready', flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        assert b"a.webshape.test" in hosts.read_bytes()
-        child.send_signal(signal.SIGINT)
-        child.wait(10)
-    finally:
-        child.kill()
-        child.wait(10)
+    with child:  # closes its pipes
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            assert b"a.webshape.test" in hosts.read_bytes()
+            child.send_signal(signal.SIGINT)
+            child.wait(10)
+        finally:
+            child.kill()
+            child.wait(10)
     assert hosts.read_bytes() == ORIGINAL + b"\n"
 
 

@@ -88,6 +88,7 @@ def test_worker_killed_pool_is_rebuilt_and_repeat_killer_is_marked(tmp_path):
         watcher.start()
         proc.wait(timeout=60)
         watcher.join(timeout=5)
+        proc.stderr.close()  # the watcher has read it to its end
         assert len(killed) == 2 and killed[0] != killed[1]
         assert proc.returncode == 1
         records = {r["line"]: r for r in read_manifest(out / "manifest.jsonl")}
@@ -205,6 +206,7 @@ def test_a_worker_killed_beside_a_suspect_convicts_nobody(tmp_path):
         watcher.start()
         proc.wait(timeout=60)
         watcher.join(timeout=5)
+        proc.stderr.close()  # the watcher has read it to its end
         assert len(killed) == 2
         assert proc.returncode == 0
         records = read_manifest(out / "manifest.jsonl")

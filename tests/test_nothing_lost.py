@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_after_a_hard_kill_one_rerun_completes_every_url_without_overwrite(tmp_p
             while records_in(out) < start + 80 and time.monotonic() < deadline:
                 time.sleep(0.01)
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            proc.communicate(timeout=10)  # reads and closes its stderr
             orphans = max(orphans, len(unrecorded(out)))
         print(f"images without a record after a SIGKILL: {orphans}")
         again = run_cli(urls, out)
@@ -106,7 +107,7 @@ def test_errors_file_is_only_replaced_when_the_run_ends(tmp_path):
         while records_in(out, b"") < 5 and time.monotonic() < deadline:
             time.sleep(0.02)
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        proc.communicate(timeout=10)  # reads and closes its stderr
         assert errors.read_text() == "my own notes\n"
 
 
@@ -149,3 +150,14 @@ def test_a_compaction_killed_midway_leaves_nothing_after_the_next_run(server, tm
     (out / ".manifest.jsonl.4242.compact").write_text('{"half": "a compaction"}\n')  # SIGTERM mid-compaction
     assert main(["get", str(urls), "-o", str(out), *FAST_ARGS]) == 0
     assert_clean(out, read_manifest(out / "manifest.jsonl"))
+
+
+def test_a_relative_output_folder_keeps_its_own_temporary_folder(server, tmp_path, monkeypatch):
+    """From Python 3.12 on, mkdtemp names the run's temporary folder by an absolute path even in a
+    relative output folder; the run once took it for a killed run's leftover, removed it, and saved nothing."""
+    monkeypatch.chdir(tmp_path)
+    mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *args, **kwargs: os.path.abspath(mkdtemp(*args, **kwargs)))
+    urls = write_list(tmp_path / "urls.txt", server.image_urls()[:4])
+    assert main(["get", str(urls), "-o", "out", *FAST_ARGS[:4], "--start-method", "forkserver", "-q"]) == 0
+    assert [r["status"] for r in read_manifest(tmp_path / "out" / "manifest.jsonl")] == ["ok"] * 4

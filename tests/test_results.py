@@ -89,7 +89,8 @@ def test_show_outside_a_notebook_returns_the_sheet_and_saves_a_png(mixed, tmp_pa
 
     results = mixed[2]
     sheet = results.show(n=4, path=tmp_path / "sheet.png")
-    assert sheet.size == Image.open(tmp_path / "sheet.png").size and sheet.width > 4 * 160
+    with Image.open(tmp_path / "sheet.png") as saved:
+        assert sheet.size == saved.size and sheet.width > 4 * 160
     with_failed = show(results, n=4, failed=True, columns=4)
     assert with_failed.getpixel((GAP + 160 + GAP + 2, GAP + 2)) == FAILED_BACKGROUND  # line 2: the 404, a blank
     first = sheet.crop((GAP, GAP, GAP + 160, GAP + 160))

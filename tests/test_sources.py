@@ -293,11 +293,11 @@ def test_unreadable_file_reported_in_one_line(tmp_path: Path,
 def test_gzip_truncated_after_the_first_block(tmp_path: Path) -> None:
     lines = b"".join(b"http://example.com/%d.jpg\n" % i for i in range(200_000))
     path = write(tmp_path / "big.txt.gz", gzip.compress(lines)[:-5000])
-    entries = open_entries(path)                    # the head is fine
-    assert next(entries).url == "http://example.com/0.jpg"
-    with pytest.raises(InputError, match=r"big\.txt\.gz: not a valid gzip file"):
-        for _ in entries:
-            pass
+    with open_entries(path) as entries:             # the head is fine
+        assert next(entries).url == "http://example.com/0.jpg"
+        with pytest.raises(InputError, match=r"big\.txt\.gz: not a valid gzip file"):
+            for _ in entries:
+                pass
 
 
 @pytest.mark.parametrize("compress", [False, True])

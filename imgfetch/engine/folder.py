@@ -94,6 +94,9 @@ class OutputFolder:
             if self.remote is not None:
                 self.remote.adopt(done.shards, self._adopt)
         except BaseException:
+            for opened in (self.writer, self.done, self.dedup):  # whatever opened before the failure
+                if opened is not None:
+                    opened.close()
             self.release()
             if new_manifest and is_empty_file(self.manifest_path):
                 self.manifest_path.unlink()

@@ -83,7 +83,8 @@ class WatchedHTTPSConnection(HTTPSConnection):
 
 def pool_classes(line: IdleConnections) -> dict[str, type]:
     """A PoolManager's ``pool_classes_by_scheme``: pools of watched connections, idle ones kept in ``line``."""
-    queue_class = partial(IdleQueue, line)
+    # staticmethod: a partial stored on a class becomes a method descriptor in a future Python (3.13 warns)
+    queue_class = staticmethod(partial(IdleQueue, line))
     return {"http": type("WatchedHTTPPool", (HTTPConnectionPool,),
                          {"ConnectionCls": WatchedHTTPConnection, "QueueCls": queue_class}),
             "https": type("WatchedHTTPSPool", (HTTPSConnectionPool,),

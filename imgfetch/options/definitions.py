@@ -117,8 +117,8 @@ class Options:
                                       help="accepted formats (an allowlist), comma-separated; AVIF where Pillow can read it")
     max_pixels: int = option(PILLOW_MAX_PIXELS, group="images", check=_POSITIVE, metavar="N", parse=int,
                              help="images with more pixels are refused as decompression bombs. Above 178,956,970 "
-                                  "(twice Pillow's own limit), WebP, TIFF and animated frames still meet Pillow's "
-                                  "limit in an in-process fetch()")
+                                  "(twice Pillow's own limit), WebP, TIFF and animated frames may still meet Pillow's "
+                                  "limit in an in-process fetch(), as the Pillow version decides")
     # output
     naming: str = option("url", group="output", check=_naming, metavar="SCHEME",
                          help="file names: url (a safe URL basename + a short URL hash), hash (content sha256), index (line number), "

@@ -38,9 +38,9 @@ def make_image(seed: int, i: int, size: Optional[tuple[int, int]] = None) -> byt
     if size is not None:
         w, h = size
     g = rng.randint(MIN_GRID, MAX_GRID)
-    base = Image.frombytes("RGB", (g, g), rng.randbytes(g * g * 3)).resize((w, h), Image.BILINEAR)
+    base = Image.frombytes("RGB", (g, g), rng.randbytes(g * g * 3)).resize((w, h), Image.Resampling.BILINEAR)
     nw, nh = (w + 1) // 2, (h + 1) // 2
-    noise = Image.frombytes("L", (nw, nh), rng.randbytes(nw * nh)).resize((w, h), Image.NEAREST)
+    noise = Image.frombytes("L", (nw, nh), rng.randbytes(nw * nh)).resize((w, h), Image.Resampling.NEAREST)
     img = Image.blend(base, noise.convert("RGB"), NOISE_SHARE)
     # PNG level 1 and WebP method 0 are the fastest encoders: tests render many images.
     fmt, buf = FORMATS[i % len(FORMATS)][0], io.BytesIO()

@@ -86,8 +86,10 @@ def recover_unrecorded(root: Path, current_tmp: Path | None, recorded: Callable[
     ``recorded(key)``: the path of the key's newest ok record, or None. Returns how many images
     were removed. Call only while holding the output folder's lock.
     """
+    # By name: from Python 3.12 on, mkdtemp gives an absolute path even in a relative root, which glob does not
+    keep = current_tmp.name if current_tmp is not None else None
     stale = [folder for folder in root.glob(TMP_GLOB)
-             if folder != current_tmp and folder.is_dir() and not folder.is_symlink()]
+             if folder.name != keep and folder.is_dir() and not folder.is_symlink()]
     if not stale:
         return 0
     orphans = {relpath: (sha, size) for key, sha, size, relpath in _read_notes(stale) if recorded(key) != relpath}
