@@ -48,6 +48,25 @@ def read_manifest(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def read_tars(tars, decode: bool = True) -> list[dict]:
+    """Every sample of the tars (a path or a list of paths), read with the webdataset library as a
+    dataset's users read them; images decoded by Pillow unless ``decode`` is False."""
+    import gc
+    import warnings
+
+    import webdataset
+
+    if not tars:
+        return []
+    with warnings.catch_warnings():
+        # The webdataset library (0.2 to 1.0) leaves each tar it has read to the garbage collector to close.
+        warnings.simplefilter("ignore", ResourceWarning)
+        dataset = webdataset.WebDataset(tars, shardshuffle=False)
+        samples = list(dataset.decode("pil") if decode else dataset)
+        gc.collect()
+    return samples
+
+
 def tree(root: Path) -> set[str]:
     """Every entry under root (files, folders, links), relative, '/'-separated."""
     found = set()
@@ -86,7 +105,9 @@ import os, sys, threading
 from moto.server import ThreadedMotoServer
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 server.start()
-print(server.get_host_and_port()[1], flush=True)
+# get_host_and_port() came after moto 5.0.0 (our lowest); before it, the werkzeug server knows its port
+port = server.get_host_and_port()[1] if hasattr(server, "get_host_and_port") else server._server.server_port
+print(port, flush=True)
 threading.Timer({MAX_LIFE_S}, lambda: os._exit(3)).start()
 sys.stdin.read()
 server.stop()
@@ -108,6 +129,7 @@ def moto_server():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+        proc.stdout.close()
 
 
 @pytest.fixture()

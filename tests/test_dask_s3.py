@@ -11,8 +11,8 @@ import sys
 import time
 
 import pyarrow.parquet as pq
-import webdataset as wds
 
+from conftest import read_tars
 from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
@@ -59,7 +59,7 @@ def fetched_back(fs, prefix: str, local) -> tuple[list[dict], list[dict]]:
     """Download every object; read every tar with webdataset (images decoded) and the parquet with pyarrow."""
     fs.get(prefix + "/", str(local) + "/", recursive=True)
     tars = sorted(str(p) for p in local.glob("*.tar"))
-    samples = list(wds.WebDataset(tars, shardshuffle=False).decode("pil"))
+    samples = read_tars(tars)
     rows = [row for path in sorted(local.glob("*.parquet")) for row in pq.read_table(path).to_pylist()]
     return samples, rows
 

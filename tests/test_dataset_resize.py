@@ -6,11 +6,10 @@ import io
 
 import pyarrow.parquet as pq
 import pytest
-import webdataset as wds
 from PIL import Image
 
 from imgfetch import download
-from conftest import FAST
+from conftest import FAST, read_tars
 
 SIDE = 48
 DATASET = dict(FAST, workers=2, threads=4, start_method="fork", resize=SIDE, resize_mode="keep_ratio",
@@ -36,7 +35,7 @@ def test_resized_images_read_back_from_the_shards(server, tmp_path, output_forma
     images = []
     if output_format == "webdataset":
         tars = sorted(str(p) for p in tmp_path.glob("*.tar"))
-        for sample in wds.WebDataset(tars, shardshuffle=False).decode("pil"):
+        for sample in read_tars(tars):
             (image,) = [value for value in sample.values() if isinstance(value, Image.Image)]
             images.append((image, sample["json"]["url"]))
     else:

@@ -14,7 +14,6 @@ from pathlib import Path
 import fsspec
 import pyarrow.parquet as pq
 import pytest
-import webdataset as wds
 
 from imgfetch import ImgFetchError, OutputError, download
 from imgfetch.cli import main
@@ -22,7 +21,7 @@ from imgfetch.options import OptionError, Options
 from imgfetch.server import ImageServer
 from imgfetch.store import remote
 from imgfetch.store.remote import Destination
-from conftest import FAST, START_METHODS
+from conftest import FAST, START_METHODS, read_tars
 
 SHARD_OBJECT = re.compile(r"^\d{5}(\.tar|\.parquet|_stats\.json)$")
 
@@ -36,7 +35,7 @@ def fetched_back(fs, prefix: str, local: Path) -> tuple[list[dict], list[dict]]:
     """Download every object, then read the tars with webdataset (images decoded) and the parquet with pyarrow."""
     fs.get(prefix + "/", str(local) + "/", recursive=True)
     tars = sorted(str(p) for p in local.glob("*.tar"))
-    samples = list(wds.WebDataset(tars, shardshuffle=False).decode("pil")) if tars else []
+    samples = read_tars(tars)
     rows = [row for path in sorted(local.glob("*.parquet")) for row in pq.read_table(path).to_pylist()]
     return samples, rows
 
@@ -131,7 +130,7 @@ def test_a_file_url_destination_gets_whole_files_and_loses_what_a_kill_left(serv
     assert [r.status for r in results] == ["ok"] * 9
     assert sorted(p.name for p in out.iterdir()) == [f"{n:05d}{part}" for n in (8, 9)
                                                      for part in (".parquet", ".tar", "_stats.json")]
-    samples = list(wds.WebDataset(sorted(str(p) for p in out.glob("*.tar")), shardshuffle=False).decode("pil"))
+    samples = read_tars(sorted(str(p) for p in out.glob("*.tar")))
     assert sorted(s["json"]["url"] for s in samples) == sorted(urls)
 
 
