@@ -54,12 +54,12 @@ class SharedShardWriter:
 
     def _state(self) -> tuple[int, int, int]:
         try:
-            number, end, count = ((self.tmp / STATE_FILE).read_text().split() + ["", "", ""])[:3]
-            return int(number), int(end), int(count)
+            fields = ((self.tmp / STATE_FILE).read_text().split() + ["", "", ""])[:3]
+            return int(fields[0]), int(fields[1]), int(fields[2])
         except (OSError, ValueError):
-            number = claim_number(self.tmp, 0)
-            self._save(number, 0, 0)
-            return number, 0, 0
+            first = claim_number(self.tmp, 0)
+            self._save(first, 0, 0)
+            return first, 0, 0
 
     def _append(self, number: int, end: int, record: FetchResult, held: tuple[bytes, str]) -> int:
         body, extension = held
