@@ -53,3 +53,19 @@ def stop_cluster(procs) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def kill_a_busy_worker(client, timeout: float = 30) -> int:
+    """SIGKILL a Dask worker process that the scheduler says is running a task (a shard); its PID.
+
+    Not simply the lowest PID: when one worker holds every shard (the other still restarting from an
+    earlier test's kill), killing the idle one would prove nothing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = [address for address, keys in client.processing().items() if keys]
+        if busy:
+            pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            return pid
+        assert time.monotonic() < deadline, "no Dask worker is running a shard"
+        time.sleep(0.02)

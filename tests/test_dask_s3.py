@@ -13,6 +13,7 @@ import time
 import pyarrow.parquet as pq
 
 from conftest import read_tars
+from daskcluster import kill_a_busy_worker
 from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
@@ -108,7 +109,7 @@ def test_a_dask_worker_killed_mid_shard_leaves_one_record_per_url_and_no_tempora
             while srv.stats.requests < 6:  # both Dask workers are in the middle of their shards
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
-            os.kill(min(client.run(os.getpid).values()), signal.SIGKILL)
+            kill_a_busy_worker(client)
             _, err = proc.communicate(timeout=90)
         finally:
             if proc.poll() is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_tars, tree
+from daskcluster import kill_a_busy_worker
 from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
@@ -159,8 +160,7 @@ def test_a_dask_worker_killed_mid_shard_costs_no_sample_and_no_duplicate(cluster
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             wait_for(lambda: srv.stats.requests >= 6)  # both workers are in the middle of their shards
-            victim = min(client.run(os.getpid).values())
-            os.kill(victim, signal.SIGKILL)
+            kill_a_busy_worker(client)
             _, err = proc.communicate(timeout=90)
         finally:
             if proc.poll() is None:
