@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any
 
+from .markers import poll_until
+
 RUNS_KEY = "imgfetch-runs"
 RUNNING, DRAINING = "run", "drain"
 CHECK_S = 0.2  # how stale a process's answer may be
@@ -86,13 +88,7 @@ class SchedulerFlag:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep up to ``timeout`` seconds (None: until set); True as soon as the flag is set."""
-        end = None if timeout is None else time.monotonic() + timeout
-        while not self.check():
-            left = CHECK_S if end is None else end - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(CHECK_S, left))
-        return True
+        return poll_until(self.check, timeout, CHECK_S)
 
 
 def _this_worker() -> Any:

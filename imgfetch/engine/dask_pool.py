@@ -183,12 +183,17 @@ class DaskPool:
                 self.cluster.close()
 
     def _wait_for_held(self, seconds: float) -> None:
-        from distributed import wait
-
-        try:
-            wait(list(self.held), timeout=seconds)
-        except Exception:  # timed out, or some were cancelled or lost: nothing more to wait for
-            pass
+        wait_quietly(self.held, seconds)
         running = sum(not future.done() for future in self.held)
         if running:
             log.warning("%d Dask task(s) still running as the run ends; they save nothing", running)
+
+
+def wait_quietly(futures: Any, seconds: float) -> None:
+    """Wait up to ``seconds`` for Dask futures to end, however they end (done, cancelled, lost)."""
+    from distributed import wait
+
+    try:
+        wait(list(futures), timeout=seconds)
+    except Exception:  # noqa: BLE001 - timed out, or some were cancelled or lost: nothing more to wait for
+        pass

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from ..errors import ImgFetchError, OutputError
 from ..options import Options
 from .dask_markers import SchedulerMarkers
+from .dask_pool import wait_quietly
 from .markers import RunMarkers
 from .schedule import ABORT_WAIT_S, STOP_GRACE_S
 from .shard_task import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
@@ -182,7 +183,7 @@ class ShardClient:
         try:
             if self.held and self._aborted_at is None:  # the caller left early: let the tasks see the cut
                 self.markers.abort()
-                self._wait(CLOSE_WAIT_S)
+                wait_quietly(self.held, CLOSE_WAIT_S)
             self.markers.abort()
             if self.held:
                 self.client.cancel(list(self.held))  # frees the cluster of shards not yet started
@@ -192,10 +193,3 @@ class ShardClient:
             if self.cluster is not None:
                 self.cluster.close()
 
-    def _wait(self, seconds: float) -> None:
-        from distributed import wait
-
-        try:
-            wait(list(self.held), timeout=seconds)
-        except Exception:  # timed out, or some were cancelled or lost: nothing more to wait for
-            pass

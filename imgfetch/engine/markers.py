@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable
 
 START_MARKER = ".may-start"
 SAVE_MARKER = ".may-save"
@@ -73,13 +74,18 @@ class MarkerFlag:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep up to ``timeout`` seconds (None: until set); True as soon as the flag is set."""
-        end = None if timeout is None else time.monotonic() + timeout
-        while not self.is_set():
-            left = CHECK_S if end is None else end - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(CHECK_S, left))
-        return True
+        return poll_until(self.is_set, timeout, CHECK_S)
+
+
+def poll_until(check: Callable[[], bool], timeout: float | None, every: float) -> bool:
+    """Ask ``check`` every ``every`` seconds for up to ``timeout`` seconds (None: until it says yes)."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while not check():
+        left = every if end is None else end - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(every, left))
+    return True
 
 
 def _remove(path: str) -> None:
