@@ -56,16 +56,30 @@ def stop_cluster(procs) -> None:
 
 
 def kill_a_busy_worker(client, timeout: float = 30) -> int:
-    """SIGKILL a Dask worker process that the scheduler says is running a task (a shard); its PID.
+    """SIGKILL a Dask worker process that is downloading for a shard; its PID.
 
-    Not simply the lowest PID: when one worker holds every shard (the other still restarting from an
-    earlier test's kill), killing the idle one would prove nothing."""
+    Not simply the lowest PID, nor any worker the scheduler says holds a shard: when one worker holds every
+    shard, or the other is still starting after an earlier test's kill, killing it would prove nothing. The
+    kill comes 50 ms after a thread there is seen in ``process_task``, so its request has reached the server
+    (which the tests make answer after 150 ms): the kill cuts work in flight, and the shard must be redone."""
+    def downloading() -> bool:  # run in a Dask worker, so nested: cloudpickle sends it by value
+        """Whether a thread here is fetching a URL for a shard (a worker restarted by an earlier kill may hold
+        shards while it still imports, with nothing fetched yet)."""
+        for frame in sys._current_frames().values():
+            while frame is not None:
+                if frame.f_code.co_name == "process_task":
+                    return True
+                frame = frame.f_back
+        return False
+
     deadline = time.monotonic() + timeout
     while True:
         busy = [address for address, keys in client.processing().items() if keys]
-        if busy:
-            pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+        fetching = [address for address, yes in client.run(downloading, workers=busy).items() if yes] if busy else []
+        if fetching:
+            time.sleep(0.05)
+            pid = client.run(os.getpid, workers=fetching[:1])[fetching[0]]
             os.kill(pid, signal.SIGKILL)
             return pid
-        assert time.monotonic() < deadline, "no Dask worker is running a shard"
+        assert time.monotonic() < deadline, "no Dask worker is downloading for a shard"
         time.sleep(0.02)
