@@ -107,10 +107,10 @@ def test_env_proxies_resolved_once_with_no_proxy(monkeypatch):
 def test_user_headers_are_dropped_on_a_downgrade_or_another_port_as_requests_does():
     from urllib.parse import urlsplit
 
-    from imgfetch.net.fetcher import _drops_user_headers
+    from imgfetch.net.session import drops_user_headers
 
     def drops(a: str, b: str) -> bool:
-        return _drops_user_headers(urlsplit(a), urlsplit(b))
+        return drops_user_headers(urlsplit(a), urlsplit(b))
 
     assert drops("https://img.example.com/a", "http://img.example.com/b")        # https -> http
     assert drops("https://img.example.com/a", "https://cdn.example.com/b")       # another host

@@ -17,12 +17,11 @@ from .failures import Failure, describe, transient_status
 from .limits import idle_budget
 from ..options import Options
 from .optout import refuse_opted_out
-from .session import ProxyConfig, ca_verify, prepared_get, request_headers
-from .session import drops_user_headers as _drops_user_headers  # the name tests and older callers use
+from .session import ProxyConfig, ca_verify, drops_user_headers, prepared_get, request_headers
 from ..urls import mask_url
 from .watchdog import Armed, Watchdog
 
-__all__ = ["CANCELLED_ERROR", "Download", "Fetcher", "ProxyConfig", "StopFlag", "_drops_user_headers"]
+__all__ = ["CANCELLED_ERROR", "Download", "Fetcher", "ProxyConfig", "StopFlag"]
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024    # bytes read from the socket at a time
@@ -134,7 +133,7 @@ class Fetcher:
         auth: str | None = None  # the Authorization value derived for the previous hop
         for _hop in range(opts.max_redirects + 1):
             parts = urlsplit(current)
-            if auth is not None and _drops_user_headers(previous, parts):
+            if auth is not None and drops_user_headers(previous, parts):
                 auth = None  # as requests' rebuild_auth: credentials never follow to another host or to plain http
             # A user's own Authorization --header stands where it is sent; netrc fills in elsewhere.
             auth = hop_authorization(parts, auth, netrc=not (self._user_auth and headers is self._headers))
@@ -145,7 +144,7 @@ class Fetcher:
                 target = self._redirect_target(resp, current, seen)
             finally:
                 _release(resp)
-            if opts.headers and headers is self._headers and _drops_user_headers(origin, urlsplit(target)):
+            if opts.headers and headers is self._headers and drops_user_headers(origin, urlsplit(target)):
                 headers = self._bare_headers  # never leak Authorization or cookies to another host or to plain http
             seen.add(target)
             current, previous = target, parts
