@@ -46,13 +46,13 @@ def test_the_library_draws_no_bar_into_a_log_file_unless_asked(server, tmp_path)
         import imgfetch
 
         if __name__ == "__main__":
-            urls = {server.image_urls()[:4]!r}
-            imgfetch.download(urls, "a", workers=1, threads=2, start_method="fork")
+            urls = {[*server.image_urls()[:4], server.url("/status/404")]!r}
+            imgfetch.download(urls, "a", workers=1, threads=2, start_method="fork", retries=0)
             print("-- asked --", file=sys.stderr, flush=True)
-            imgfetch.download(urls, "b", workers=1, threads=2, start_method="fork", progress=True)
+            imgfetch.download(urls, "b", workers=1, threads=2, start_method="fork", retries=0, progress=True)
     """))
     with open(tmp_path / "job.log", "w") as log:
         subprocess.run([sys.executable, str(script)], cwd=tmp_path, stderr=log, check=True, timeout=60)
     by_default, asked = (tmp_path / "job.log").read_bytes().decode().split("-- asked --\n")
     assert by_default == ""  # no '\r' frames in the log
-    assert "\r" in asked and "4/4" in asked and "ok=4" in asked
+    assert "\r" in asked and "5/5" in asked and "ok=4 failed=1" in asked  # counted in the parent, failures too

@@ -55,6 +55,12 @@ def test_a_url_without_an_output_folder_or_beside_a_list_is_one_line(server, tmp
     assert tree(tmp_path) == {"urls.txt"}
 
 
+def test_a_list_piped_in_as_dash_is_downloaded(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(("\n".join(server.image_urls()[:3]) + "\n").encode())))
+    assert main(["get", "-", "-o", str(tmp_path / "o"), "-q", *FAST_ARGS]) == 0
+    assert len(read_manifest(tmp_path / "o" / "manifest.jsonl")) == 3
+
+
 def test_a_list_url_gets_advice_that_works_when_run(fresh_server, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["get", fresh_server.url("/urls.txt"), "-o", str(out)]) == 2

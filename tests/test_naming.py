@@ -1,9 +1,7 @@
-"""Naming schemes, subfolders and standard input, through the real pool."""
+"""Naming schemes and subfolders (imgfetch.store.files), through the real pool."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 
 from imgfetch import download
 from imgfetch.store.files import safe_stem, target_name
@@ -31,21 +29,3 @@ def test_url_names_never_collide_and_stay_safe():
     assert len(names) == 2 and all(n.startswith("a-") for n in names)
     assert safe_stem("../../etc/passwd") == "etc_passwd"
     assert safe_stem("COM1") == "image_COM1" and safe_stem("") == "image"
-
-
-def test_standard_input_list(server, tmp_path):
-    data = "\n".join(server.image_urls()[:3]) + "\n"
-    done = subprocess.run([sys.executable, "-m", "imgfetch", "get", "-", "-o", str(tmp_path / "o"), "-q",
-                           "--start-method", "fork"], input=data, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert len(read_manifest(tmp_path / "o" / "manifest.jsonl")) == 3
-
-
-def test_progress_bar_counts_in_the_parent(server, tmp_path, capsys):
-    from imgfetch import download
-
-    urls = tmp_path / "u.txt"
-    urls.write_text("\n".join(server.image_urls()[:5] + [server.url("/status/404")]) + "\n")
-    download(urls, tmp_path / "o", start_method="fork", retries=0, progress=True)
-    err = capsys.readouterr().err  # the library draws its bar on stderr (the CLI only on a terminal: test_ux)
-    assert "6/6" in err and "ok=5 failed=1" in err
