@@ -1,7 +1,9 @@
-"""Helpers shared by the side-by-side benchmarks (compare.py, realistic.py).
+"""Helpers shared by the benchmarks: servers (the built-in `imgfetch serve` and nginx, both on 127.0.0.1
+with an ephemeral port), process-tree CPU measurement through treecpu.py, output counting and a
+description of the machine.
 
-Servers (the built-in `imgfetch serve` and nginx, both on 127.0.0.1 with an ephemeral port),
-process-tree CPU measurement through treecpu.py, output counting and a description of the machine.
+The scripts import their sibling modules by name: `python benchmarks/X.py` puts benchmarks/ first on
+sys.path. imgfetch is imported as installed (`pip install -e .` in the checkout, or PYTHONPATH).
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# imgfetch.server.FORMATS's order: the built-in server's and the corpus's image i is i.<EXTS[i % 4]>. A copy, so
+# that benchlib imports no imgfetch (memory.py and commits.py measure other checkouts through PYTHONPATH).
+EXTS = ("jpg", "png", "webp", "gif")
 PY = sys.executable
 ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
 MIME_TYPES = "/etc/nginx/mime.types"

@@ -21,8 +21,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import HERE, PY, start_server, stop  # noqa: E402
+from benchlib import HERE, PY, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
 

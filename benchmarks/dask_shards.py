@@ -34,12 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-from benchlib import PY  # noqa: E402
-from realistic import check_nginx, ensure_corpus, lognormal, start_nginx  # noqa: E402
-from objstore import start_moto  # noqa: E402
-from vs_img2dataset import images_in  # noqa: E402
+import benchlib
+from benchlib import PY
+from scenarios import check_nginx, ensure_corpus, lognormal, start_nginx
+from objstore import start_moto
+from vs_img2dataset import images_in
 
 DASK = os.path.join(os.path.dirname(PY), "dask")
 TICK = os.sysconf("SC_CLK_TCK")

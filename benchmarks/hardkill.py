@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from imgfetch.server import ImageServer  # noqa: E402
+from imgfetch.server import ImageServer
 
 
 def ok_records(manifest: Path) -> int:

@@ -27,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from treecpu import all_pids, stat_fields  # noqa: E402  (the /proc readers, shared)
+from benchlib import EXTS
+from treecpu import all_pids, stat_fields  # the /proc readers, shared
 
 
 def closed_port() -> int:
@@ -54,7 +54,6 @@ def session_peaks(sid: int) -> dict[int, int]:
     return peaks
 
 
-EXTS = ("jpg", "png", "webp", "gif")  # the built-in server's image i has EXTS[i % 4]
 SERVED = 1000  # images of the fast server; URLs cycle over them with a query that makes each distinct
 
 

@@ -19,8 +19,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import PY, run_measured, server_cpu_s, start_server, stop  # noqa: E402
+from benchlib import PY, run_measured, server_cpu_s, start_server, stop
 
 MOTO = """
 import sys

@@ -4,10 +4,9 @@ Every tool downloads the same URL list into a fresh folder, runs are interleaved
 (A B C D A B C D ...) and each figure is the median of --rounds runs. Each run is wrapped in
 treecpu.py, so its CPU time covers the whole process tree (fork-server workers included).
 
-Servers, all on 127.0.0.1 with an ephemeral port:
-- nginx (one worker, echo module) serves a corpus of images rendered by imgfetch.server.make_image
-  (cached in /tmp/imgfetch-bench-corpus-N); /v/<file>?s=SECONDS answers after its own delay.
-  No Python in the hot path: a Python server would take CPU from the clients.
+Servers, all on 127.0.0.1 with an ephemeral port (scenarios.py):
+- nginx (one worker, echo module) serves a corpus of images rendered by imgfetch.server.make_image;
+  /v/<file>?s=SECONDS answers after its own delay. No Python in the hot path.
 - `python -m imgfetch serve` serves the failures of the faulty scenario (404, 403, 410, 500,
   hang, drip, reset, HTML sent as image/jpeg).
 
@@ -21,12 +20,12 @@ Scenarios:
   (webshape.py; needs root, openssl, nginx-light, libnginx-mod-http-echo, curl and aria2).
 
 Images: --image-sizes small (default) serves make_image's 64-320 px images (about 12 KB) in the
-plain scenarios; web serves web-sized ones (webshape.web_size: about 600 x 450, tens of KB), as the
+plain scenarios; web serves web-sized ones (scenarios.web_size: about 600 x 450, tens of KB), as the
 web scenarios always do.
 
 Tools: imgfetch get (defaults), imgfetch get --verify none, benchmarks/threadpool.py
 (ThreadPoolExecutor(128), timeout=30), curl --parallel, aria2c and, on uniform0 only,
-benchmarks/classic.py (ProcessPoolExecutor(3); --tools ...,classic).
+benchmarks/classic.py (the textbook ProcessPoolExecutor(3) of imgfetch bench; --tools ...,classic).
 
     python benchmarks/realistic.py --scenarios lognormal,faulty,uniform0,uniform50,uniform200 \\
         --count 4000 --uniform-count 10000 --rounds 3 \\
@@ -39,7 +38,6 @@ import argparse
 import json
 import math
 import os
-import random
 import re
 import shlex
 import shutil
@@ -49,22 +47,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-import webshape  # noqa: E402
-from benchlib import HERE, PY  # noqa: E402
+import benchlib
+import webshape
+from benchlib import EXTS, HERE, PY
+from scenarios import (CAP_S, FAULT_SERVER_COUNT, Scenario, check_fault_server, check_nginx, describe_corpus,
+                       ensure_corpus, faulty, lognormal, start_nginx, uniform)
 
-CAP_S = 30  # per-URL time cap given to every tool (as closely as each allows)
-LOGNORMAL_MEDIAN_S, LOGNORMAL_SIGMA, LOGNORMAL_CAP_S = 0.080, 1.0, 5.0
-FAULT_SHARES = (("404", 0.03), ("403", 0.01), ("410", 0.005), ("500", 0.015),
-                ("hang", 0.015), ("drip", 0.005), ("reset", 0.01), ("html", 0.01))
-FAULT_SERVER_COUNT = 100  # images of `imgfetch serve --count` (drip needs /drip/<i>.<ext of i>)
-EXTS = ("jpg", "png", "webp", "gif")  # imgfetch.server.FORMATS order: image i has EXTS[i % 4]
 SCENARIOS = ("lognormal", "faulty", "uniform0", "uniform50", "uniform200")
 WEB_SCENARIOS = ("web", "web-faulty")
 ALL_TOOLS = ("imgfetch", "imgfetch-verify-none", "threadpool", "curl", "aria2c", "classic")
@@ -86,160 +76,6 @@ ARIA2C_FLAGS = ["-j", "128", *ARIA2C_CAPS, "--allow-overwrite=true", "--auto-fil
                 "--file-allocation=none", "--summary-interval=0", "-q"]
 CURL_FLAGS = ["--parallel", "--parallel-max", "200", "--max-time", str(CAP_S), "-s", "--no-progress-meter",
               "--fail"]
-
-
-# --------------------------------------------------------------------------- corpus and servers
-
-def ensure_corpus(size: int, seed: int, sizes: str = "small") -> Path:
-    """size images from make_image(seed, i) as i.<ext>, cached in the temp folder between runs;
-    sizes="web" renders them at webshape.web_size(seed, i)."""
-    from imgfetch.server import make_image
-
-    def render(i: int) -> bytes:
-        return make_image(seed, i, webshape.web_size(seed, i) if sizes == "web" else None)
-    path = Path(tempfile.gettempdir()) / (f"imgfetch-bench-corpus-{size}" + (f"-seed{seed}" if seed else "")
-                                          + ("-web" if sizes == "web" else ""))
-    marker = path / "corpus.json"
-    try:
-        info = json.loads(marker.read_text())
-        if (info.get("count") == size and info.get("seed") == seed and info.get("sizes", "small") == sizes
-                and all((path / f"{i}.{EXTS[i % 4]}").read_bytes() == render(i) for i in range(min(8, size)))
-                and sum(1 for p in path.iterdir() if p.name != "corpus.json") == size):
-            return path
-    except (OSError, ValueError):
-        pass
-    print(f"rendering a corpus of {size} images into {path} ...", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".partial-", dir=path.parent))
-    for i in range(size):
-        (tmp / f"{i}.{EXTS[i % 4]}").write_bytes(render(i))
-    (tmp / "corpus.json").write_text(json.dumps({"count": size, "seed": seed, "sizes": sizes}) + "\n")
-    tmp.chmod(0o755)  # nginx's worker drops root and must read the files
-    shutil.rmtree(path, ignore_errors=True)
-    try:
-        os.rename(tmp, path)
-    except OSError:  # another run put it there first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
-
-
-def start_nginx(corpus: Path, work: Path) -> tuple[subprocess.Popen, str]:
-    block = ("location ~ ^/v/(?<p>.*)$ { echo_sleep $arg_s; echo_exec /static/$p; } "
-             f"location /static/ {{ alias {corpus}/; }}")
-    started = benchlib.start_nginx(work, block, modules=(benchlib.ECHO_MODULE,),
-                                   http_extra=f"include {benchlib.MIME_TYPES}; "
-                                              "default_type application/octet-stream; sendfile on;")
-    if started is None:
-        sys.exit("nginx is not installed (apt-get install nginx-light libnginx-mod-http-echo)")
-    return started
-
-
-def check_nginx(base: str, corpus: Path) -> None:
-    """Content-Type, bytes and delay of one image per format; raises on any mismatch."""
-    types = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
-    for i in range(4):
-        name = f"{i}.{EXTS[i]}"
-        for delay in (0.0, 0.2):
-            started = time.perf_counter()
-            with urllib.request.urlopen(f"{base}/v/{name}?s={delay:g}&u=check", timeout=10) as resp:
-                body, ctype = resp.read(), resp.headers.get("Content-Type")
-            took = time.perf_counter() - started
-            if ctype != types[EXTS[i]] or body != (corpus / name).read_bytes() or took < delay:
-                raise RuntimeError(f"nginx check failed for {name}?s={delay}: Content-Type {ctype}, "
-                                   f"{len(body)} bytes, {took:.3f} s")
-
-
-def check_fault_server(base: str) -> None:
-    for path, want in (("/status/404?u=check", 404), ("/status/500?u=check", 500), ("/html-as-jpeg?u=check", 200),
-                       (f"/img/1.{EXTS[1]}", 200)):
-        try:
-            with urllib.request.urlopen(base + path, timeout=10) as resp:
-                status = resp.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        if status != want:
-            raise RuntimeError(f"fault server check failed: {path} answered {status}, not {want}")
-
-
-# --------------------------------------------------------------------------- URL lists
-
-@dataclass
-class Scenario:
-    name: str
-    title: str
-    urls: list[str]
-    kinds: list[str]  # "image" or the fault kind, per URL
-    delays: list[float] = field(default_factory=list)  # per image URL, seconds
-
-    @property
-    def expected(self) -> int:
-        return sum(1 for k in self.kinds if k == "image")
-
-    def describe(self) -> dict:
-        faults: dict[str, int] = {}
-        for kind in self.kinds:
-            if kind != "image":
-                faults[kind] = faults.get(kind, 0) + 1
-        d = sorted(self.delays)
-        stats = {}
-        if d:
-            stats = {"delay_median_s": round(statistics.median(d), 4),
-                     "delay_p99_s": round(d[min(len(d) - 1, int(0.99 * len(d)))], 4),
-                     "delay_max_s": round(d[-1], 4), "delay_mean_s": round(statistics.fmean(d), 4)}
-        return {"title": self.title, "urls": len(self.urls), "image_urls": self.expected, "faults": faults, **stats}
-
-
-def image_url(base: str, i: int, corpus_size: int, delay: float) -> str:
-    j = i % corpus_size
-    return f"{base}/v/{j}.{EXTS[j % 4]}?s={delay:.3f}&u={i}"
-
-
-def lognormal(base: str, n: int, corpus_size: int, seed: int) -> Scenario:
-    rng = random.Random(seed)
-    mu = math.log(LOGNORMAL_MEDIAN_S)
-    delays = [min(LOGNORMAL_CAP_S, rng.lognormvariate(mu, LOGNORMAL_SIGMA)) for _ in range(n)]
-    delays = [round(d, 3) for d in delays]
-    urls = [image_url(base, i, corpus_size, d) for i, d in enumerate(delays)]
-    return Scenario("lognormal", f"log-normal delays (median {LOGNORMAL_MEDIAN_S * 1000:g} ms, sigma "
-                    f"{LOGNORMAL_SIGMA:g}, cap {LOGNORMAL_CAP_S:g} s), {n} distinct images",
-                    urls, ["image"] * n, delays)
-
-
-def fault_url(kind: str, fault_base: str, i: int) -> str:
-    if kind in ("404", "403", "410", "500"):
-        return f"{fault_base}/status/{kind}?u={i}"
-    if kind == "hang":
-        return f"{fault_base}/hang?seconds={CAP_S}&u={i}"
-    if kind == "drip":
-        k = i % FAULT_SERVER_COUNT
-        return f"{fault_base}/drip/{k}.{EXTS[k % 4]}?interval=1&u={i}"
-    if kind == "reset":
-        return f"{fault_base}/reset?u={i}"
-    if kind == "html":
-        return f"{fault_base}/html-as-jpeg?u={i}"
-    raise ValueError(kind)
-
-
-def faulty(base: str, fault_base: str, n: int, corpus_size: int, seed: int) -> Scenario:
-    sc = lognormal(base, n, corpus_size, seed)
-    rng = random.Random(seed + 1)
-    kinds = [kind for kind, share in FAULT_SHARES for _ in range(round(n * share))]
-    positions = rng.sample(range(n), len(kinds))  # random positions, in random order
-    delays = list(sc.delays)
-    for pos, kind in zip(positions, kinds):
-        sc.urls[pos] = fault_url(kind, fault_base, pos)
-        sc.kinds[pos] = kind
-        delays[pos] = None
-    sc.delays = [d for d in delays if d is not None]
-    sc.name = "faulty"
-    sc.title = (f"the lognormal list with {len(kinds)} of {n} URLs ({len(kinds) / n:.1%}) replaced by failures: "
-                + ", ".join(f"{k} {s:.1%}" for k, s in FAULT_SHARES))
-    return sc
-
-
-def uniform(base: str, name: str, m: int, delay_ms: float, corpus_size: int) -> Scenario:
-    delay = delay_ms / 1000
-    urls = [image_url(base, i, corpus_size, delay) for i in range(m)]
-    return Scenario(name, f"{m} distinct images, each delayed {delay_ms:g} ms", urls, ["image"] * m, [delay] * m)
 
 
 def out_name(i: int, url: str) -> str:
@@ -555,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         if plain:
             nginx, base = start_nginx(corpus, work / "nginx")
             check_nginx(base, corpus)
-            print(f"nginx on {base} (corpus {corpus}: {webshape.describe_corpus(corpus)})", flush=True)
+            print(f"nginx on {base} (corpus {corpus}: {describe_corpus(corpus)})", flush=True)
         if "faulty" in args.scenario_list:
             fault, fault_base = benchlib.start_server(FAULT_SERVER_COUNT)
             check_fault_server(fault_base)
@@ -565,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             web.start()
             print(f"web: nginx over TLS on {args.web_hosts} loopback addresses, port {web.port}, names in "
                   f"/etc/hosts until the end; every tool trusts {web.bundle} (--web-trust {args.web_trust}) "
-                  f"(corpus {web_corpus}: {webshape.describe_corpus(web_corpus)})", flush=True)
+                  f"(corpus {web_corpus}: {describe_corpus(web_corpus)})", flush=True)
         print(flush=True)
         for name in args.scenario_list:
             if name in WEB_SCENARIOS:

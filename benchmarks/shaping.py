@@ -20,19 +20,17 @@ import json
 import random
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from imgfetch.images import inspect_image  # noqa: E402
-from imgfetch.images.transform import Shaping, shape_image  # noqa: E402
-from imgfetch.options import KNOWN_FORMATS  # noqa: E402
-from imgfetch.store.dedup import Dedup  # noqa: E402
-from imgfetch.store.nearhash import NearIndex  # noqa: E402
+from imgfetch.images import inspect_image
+from imgfetch.images.transform import Shaping, shape_image
+from imgfetch.options import KNOWN_FORMATS
+from imgfetch.store.dedup import Dedup
+from imgfetch.store.nearhash import NearIndex
 
 
 def photo(size: tuple[int, int], seed: int = 1) -> Image.Image:

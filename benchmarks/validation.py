@@ -1,7 +1,7 @@
 """What validation costs per image, by format, on web-sized images (one thread, no I/O).
 
 The images are the first --count of the web corpus that realistic.py serves (make_image at
-webshape.web_size: about 600 x 450). Each is checked --repeat times with
+scenarios.web_size: about 600 x 450). Each is checked --repeat times with
 imgfetch.images.inspect_image at --verify none, fast and full, and opened and load()ed by plain
 Pillow; the figure is the mean over the images of each one's median CPU time (this thread's, so
 that other work on a busy machine counts less), in ms.
@@ -15,13 +15,11 @@ import io
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-import webshape  # noqa: E402
+import benchlib
+from scenarios import web_size
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF")  # imgfetch.server.FORMATS order: image i has FORMATS[i % 4]
 ACCEPTED = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
@@ -59,7 +57,7 @@ def main() -> int:
     images: dict[str, list[bytes]] = {f: [] for f in FORMATS}
     sizes: dict[str, list[tuple[int, int]]] = {f: [] for f in FORMATS}
     for i in range(args.count):
-        size = webshape.web_size(args.seed, i)
+        size = web_size(args.seed, i)
         images[FORMATS[i % 4]].append(make_image(args.seed, i, size))
         sizes[FORMATS[i % 4]].append(size)
     machine = benchlib.machine_info()

@@ -33,10 +33,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
-from benchlib import PY  # noqa: E402
-from realistic import check_nginx, ensure_corpus, lognormal, start_nginx  # noqa: E402
+import benchlib
+from benchlib import PY
+from scenarios import check_nginx, ensure_corpus, lognormal, start_nginx
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".avif")
 

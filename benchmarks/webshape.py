@@ -22,7 +22,6 @@
 """
 from __future__ import annotations
 
-import math
 import os
 import random
 import shutil
@@ -36,8 +35,9 @@ import urllib.request
 from pathlib import Path
 
 import benchlib
-from benchlib import HERE, PY
+from benchlib import EXTS, HERE, PY
 from hostsfile import HOSTS, HostsBlock
+from scenarios import LOGNORMAL_MEDIAN_S, LOGNORMAL_SIGMA, lognormal_delays
 
 DOMAIN = "webshape.test"
 ZIPF_S = 1.0
@@ -47,11 +47,6 @@ DRIP_RATE, DRIP_BYTES = 150, 1500  # bytes/s; a drip (a cut JPEG) ends after 10 
 DEAD_SHARE = 0.02
 WEB_FAULTS = (("404", 0.03), ("403", 0.01), ("500", 0.01), ("hang", 0.01), ("drip", 0.005),
               ("close", 0.005), ("html", 0.005))
-LOGNORMAL_MEDIAN_S, LOGNORMAL_SIGMA, LOGNORMAL_CAP_S = 0.080, 1.0, 5.0
-WEB_SIDE_MEDIAN, WEB_SIDE_SIGMA, WEB_SIDE_MIN, WEB_SIDE_MAX = 600, 0.3, 200, 1600
-WEB_ASPECTS = ((4, 3), (3, 2), (1, 1), (16, 9), (3, 4), (2, 3))
-WEB_ASPECT_WEIGHTS = (45, 20, 15, 10, 6, 4)
-EXTS = ("jpg", "png", "webp", "gif")
 APT = "apt-get update && apt-get install -y nginx-light libnginx-mod-http-echo openssl curl aria2"
 ARIA2C_FLAGS = ["-j", "128", f"--connect-timeout={TIMEOUT_S}", f"--timeout={TIMEOUT_S}",
                 f"--max-tries={MAX_TIME_S // TIMEOUT_S}", "--retry-wait=0", "--lowest-speed-limit=1K",
@@ -65,15 +60,6 @@ CAPS_NOTE = (f"per-URL caps: imgfetch --max-time {MAX_TIME_S} --timeout {TIMEOUT
              f"curl the same (--retry-max-time {MAX_TIME_S}); aria2c {MAX_TIME_S // TIMEOUT_S} tries of "
              f"{TIMEOUT_S} s (no total cap; a body under 1 KiB/s is dropped after its 10 s grace); the thread "
              f"pool timeout={TIMEOUT_S} per read, no retries, no total cap (a drip runs to its end)")
-
-
-def web_size(seed: int, i: int) -> tuple[int, int]:
-    """A web image's (width, height): long side log-normal around 600 px, mostly 4:3 and 3:2."""
-    rng = random.Random(f"web-size:{seed}:{i}")
-    long_side = round(rng.lognormvariate(math.log(WEB_SIDE_MEDIAN), WEB_SIDE_SIGMA))
-    long_side = min(WEB_SIDE_MAX, max(WEB_SIDE_MIN, long_side))
-    a, b = rng.choices(WEB_ASPECTS, WEB_ASPECT_WEIGHTS)[0]
-    return (long_side, round(long_side * b / a)) if a >= b else (round(long_side * a / b), long_side)
 
 
 def missing(tools: list[str]) -> list[str]:
@@ -250,8 +236,7 @@ class WebShape:
         rng = random.Random(seed)
         hosts = min(self.hosts, n)
         seq = zipf_hosts(n, hosts, rng)
-        mu = math.log(LOGNORMAL_MEDIAN_S)
-        delays = [round(min(LOGNORMAL_CAP_S, rng.lognormvariate(mu, LOGNORMAL_SIGMA)), 3) for _ in range(n)]
+        delays = lognormal_delays(rng, n)
         urls, kinds = [], ["image"] * n
         for i, (k, d) in enumerate(zip(seq, delays)):
             j = i % corpus_size
@@ -363,20 +348,3 @@ def connection_report(runs: list[dict], labels: dict[str, str]) -> str:
               "request); TLS sessions resumed = connections whose `$ssl_session_reused` is `r`. Medians of the "
               "rounds. Dead hosts refuse, so they open nothing."]
     return "\n".join(lines)
-
-
-def describe_corpus(corpus: Path) -> str:
-    """Mean size and bytes per format of the corpus nginx serves."""
-    from PIL import Image
-    by: dict[str, list[tuple[int, int, int]]] = {}
-    for p in sorted(corpus.iterdir()):
-        if p.suffix.lstrip(".") in EXTS:
-            with Image.open(p) as im:
-                by.setdefault(p.suffix.lstrip("."), []).append((im.width, im.height, p.stat().st_size))
-    allv = [v for vs in by.values() for v in vs]
-    parts = [f"{ext} {statistics.fmean(b for _, _, b in vs) / 1000:.0f} KB" for ext, vs in by.items()]
-    return (f"{len(allv)} images, mean {statistics.fmean(w for w, _, _ in allv):.0f} x "
-            f"{statistics.fmean(h for _, h, _ in allv):.0f} px, "
-            f"mean {statistics.fmean(b for *_, b in allv) / 1000:.0f} KB "
-            f"({', '.join(parts)})")
-
