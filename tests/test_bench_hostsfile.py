@@ -4,6 +4,7 @@ Tried on a copy in tmp_path, never on /etc/hosts itself.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-from hostsfile import HostsBlock, remove_stale  # noqa: E402
+_spec = importlib.util.spec_from_file_location("hostsfile", BENCHMARKS / "hostsfile.py")
+hostsfile = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hostsfile)  # a benchmark script, loaded by its path: benchmarks/ is no package
+HostsBlock, remove_stale = hostsfile.HostsBlock, hostsfile.remove_stale
 
 ORIGINAL = b"127.0.0.1 localhost\n::1 localhost ip6-localhost\n# a comment, kept\n10.1.2.3 printer.lan"
 ENTRIES = [("127.0.101.1", "img-000.webshape.test"), ("127.0.101.2", "img-001.webshape.test")]
@@ -44,11 +47,10 @@ def test_ctrl_c_of_a_running_process_restores_the_file(tmp_path):
     hosts = tmp_path / "hosts"
     hosts.write_bytes(ORIGINAL + b"\n")
     child = subprocess.Popen(
-        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(BENCHMARKS)!r}); "
-                               "from pathlib import Path; from hostsfile import HostsBlock\n"
+        [sys.executable, "-c", "import time; from pathlib import Path; from hostsfile import HostsBlock\n"
                                f"with HostsBlock([('127.0.101.1', 'a.webshape.test')], Path({str(hosts)!r})):\n"
                                "    print('ready', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=BENCHMARKS, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # -c: the cwd is on sys.path
     with child:  # closes its pipes
         try:
             assert child.stdout.readline().strip() == "ready"
