@@ -83,9 +83,12 @@ def assert_clean(out: Path, records: list[dict], manifest: str = "manifest.jsonl
     assert tree(out) == expected
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    """A real `dask scheduler` and two `dask worker` processes on loopback (daskcluster.py): its address."""
+    """A real `dask scheduler` and two `dask worker` processes on loopback (daskcluster.py): its address.
+
+    One for the whole session: starting one costs seconds. A test that kills a worker waits for its nanny to
+    bring it back, so the next test finds two."""
     from daskcluster import start_cluster, stop_cluster
 
     address, procs = None, []
@@ -98,8 +101,9 @@ def cluster(tmp_path_factory):
 
 BUCKETS = itertools.count()
 # A moto S3 server on an ephemeral loopback port. It prints its port, and stops when its stdin closes (the
-# test process ended, however it ended) or after MAX_LIFE_S, whichever comes first.
-MAX_LIFE_S = 600
+# test process ended, however it ended) or after MAX_LIFE_S, whichever comes first. One for the whole session
+# (each test has a bucket of its own): its start costs seconds.
+MAX_LIFE_S = 3600
 MOTO = f"""
 import os, sys, threading
 from moto.server import ThreadedMotoServer
@@ -115,7 +119,7 @@ os._exit(0)
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_server():
     proc = subprocess.Popen([sys.executable, "-c", MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)  # its request log is noise here

@@ -2,14 +2,12 @@
 test_dask_shards.py), and a LocalCluster."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
 
 from imgfetch import download, read_manifest
 from imgfetch.cli import main
@@ -22,53 +20,13 @@ def assert_clean(out, records) -> None:
     assert tree(out) == {r["path"] for r in records if r["status"] == "ok"} | parts
 
 
-
-def dask_cmd(*args: str) -> list[str]:
-    return [os.path.join(os.path.dirname(sys.executable), "dask"), *args]
-
-
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dask")
-    info = folder / "scheduler.json"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    procs = [subprocess.Popen(dask_cmd("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                                       "--scheduler-file", str(info)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)]
-    try:
-        deadline = time.monotonic() + 60
-        while not info.exists() or not info.read_text().strip():
-            assert time.monotonic() < deadline, "dask scheduler did not start"
-            time.sleep(0.1)
-        address = json.loads(info.read_text())["address"]
-        for _ in range(2):
-            procs.append(subprocess.Popen(
-                dask_cmd("worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
-                         "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--local-directory", str(folder)),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env))
-        from distributed import Client
-
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
-def test_500_images_through_two_dask_workers(dask_cluster, server, tmp_path):
+def test_500_images_through_two_dask_workers(cluster, server, tmp_path):
     from imgfetch.server import ImageServer
 
     with ImageServer(count=500, seed=11, latency_ms=5) as many:
         urls = many.image_urls()
         out = tmp_path / "out"
-        results = download(urls, out, executor="dask", scheduler=dask_cluster, threads=8, progress=False,
+        results = download(urls, out, executor="dask", scheduler=cluster, threads=8, progress=False,
                            timeout=2, retries=1, shard_size=50)
         assert len(results) == 500 and all(r.status == "ok" for r in results)
         for r in results:
@@ -80,10 +38,10 @@ def test_500_images_through_two_dask_workers(dask_cluster, server, tmp_path):
         assert_clean(out, records)
 
 
-def test_dask_executor_through_the_cli(dask_cluster, server, tmp_path, capsys):
+def test_dask_executor_through_the_cli(cluster, server, tmp_path, capsys):
     urls = tmp_path / "urls.txt"
     urls.write_text("\n".join(server.image_urls()[:20] + [server.url("/status/404")]) + "\n")
-    code = main(["get", str(urls), "-o", str(tmp_path / "o"), "--executor", "dask", "--scheduler", dask_cluster,
+    code = main(["get", str(urls), "-o", str(tmp_path / "o"), "--executor", "dask", "--scheduler", cluster,
                  "--retries", "0"])
     assert code == 1
     assert "ok 20, failed 1" in capsys.readouterr().err  # the summary (-q would print errors only)
@@ -117,7 +75,7 @@ def wait_for(predicate, seconds: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def test_records_done_but_not_yet_reported_when_a_stop_gives_up_are_kept(dask_cluster, monkeypatch, tmp_path):
+def test_records_done_but_not_yet_reported_when_a_stop_gives_up_are_kept(cluster, monkeypatch, tmp_path):
     """The engine gives up on a stop the moment it starts (no grace, no wait), after every task has
     finished but before any record was collected: each saved image still gets its record."""
     from distributed import wait
@@ -132,7 +90,7 @@ def test_records_done_but_not_yet_reported_when_a_stop_gives_up_are_kept(dask_cl
 
     monkeypatch.setattr(schedule, "STOP_GRACE_S", 0.0)
     monkeypatch.setattr(schedule, "ABORT_WAIT_S", 0.0)
-    opts = Options(executor="dask", scheduler=dask_cluster, timeout=2, retries=0, progress=False)
+    opts = Options(executor="dask", scheduler=cluster, timeout=2, retries=0, progress=False)
 
     def all_finished() -> bool:
         held = list(engine.backend.held) if engine.backend is not None else []
