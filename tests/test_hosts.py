@@ -8,7 +8,6 @@ import time
 import uuid
 from collections import deque
 
-import pytest
 
 import fake_dns
 from imgfetch import download, iter_download
@@ -16,7 +15,7 @@ from imgfetch.engine import politeness
 from imgfetch.engine.affinity import Affinity
 from imgfetch.engine.politeness import HostScheduler
 from imgfetch.records import Task
-from conftest import FAST, START_METHODS
+from conftest import FAST
 
 HOSTS = 30
 
@@ -30,10 +29,11 @@ def zipf_list(server, count: int, hosts: int, seed: int) -> list[str]:
             for i, k in enumerate(picks)]
 
 
-@pytest.mark.parametrize("start_method", START_METHODS)
-def test_a_list_over_many_hosts_keeps_each_host_on_few_connections(fresh_server, tmp_path, start_method):
+# Under fork only, as the other scheduling tests here: placing hosts is the parent's work, whatever the start method
+# (an initializer under spawn: test_engine.py's test_initializer_runs_once_in_every_worker).
+def test_a_list_over_many_hosts_keeps_each_host_on_few_connections(fresh_server, tmp_path):
     urls = zipf_list(fresh_server, 600, HOSTS, seed=1)
-    results = download(urls, tmp_path / "o", workers=4, threads=16, start_method=start_method,
+    results = download(urls, tmp_path / "o", workers=4, threads=16, start_method="fork",
                        initializer=fake_dns.install, **dict(FAST, timeout=5.0))
     assert [r.status for r in results] == ["ok"] * len(urls)
     # About one per thread (64) and one per host: each host's URLs on the workers holding its connections,
@@ -55,13 +55,12 @@ def test_a_big_host_left_alone_at_the_end_gets_every_thread(fresh_server, tmp_pa
     assert took < 2.5  # 64 URLs of 100 ms on 16 threads: about 0.4 s of downloads (8 at a time: 0.8 s more)
 
 
-@pytest.mark.parametrize("start_method", START_METHODS)
-def test_a_slow_host_first_in_the_list_does_not_hold_the_hosts_after_it(fresh_server, tmp_path, start_method):
+def test_a_slow_host_first_in_the_list_does_not_hold_the_hosts_after_it(fresh_server, tmp_path):
     tag = uuid.uuid4().hex[:8]
     path = fresh_server.images.path
     slow = [f"http://slow-{tag}.test:{fresh_server.port}{path(i)}?latency_ms=1500&u={i}" for i in range(12)]
     fast = [f"http://fast-{tag}.test:{fresh_server.port}{path(i % 40)}?latency_ms=20&u={i}" for i in range(60)]
-    downloads = iter_download(slow + fast, tmp_path / "o", workers=2, threads=4, start_method=start_method,
+    downloads = iter_download(slow + fast, tmp_path / "o", workers=2, threads=4, start_method="fork",
                               initializer=fake_dns.install, **dict(FAST, timeout=5.0, max_time=10.0))
     started, fast_done, slow_done = None, [], []
     for record in downloads:
