@@ -117,23 +117,29 @@ class OnceSlow:
 
     def __init__(self, body: bytes) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(5)
+        self.listener.settimeout(0.05)  # a closed listener does not wake accept(): it looks at `done` this often
         self.port = self.listener.getsockname()[1]
         self.answer = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        self.done = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
     def _serve(self) -> None:
-        held = []
-        for n in range(4):
+        held: list[socket.socket] = []
+        n = 0
+        while n < 4 and not self.done.is_set():
             try:
                 conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 break
+            conn.settimeout(None)  # blocking, as before: the short timeout is the listener's, for `done`
             held.append(conn)
             if n:
                 conn.recv(65536)
                 time.sleep(0.1)  # the client waits for the answer, as it mostly does
                 conn.sendall(self.answer)
+            n += 1
         for conn in held:
             conn.close()
 
@@ -142,8 +148,9 @@ class OnceSlow:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.listener.close()
+        self.done.set()
         self.thread.join(6)
+        self.listener.close()
 
 
 def test_a_retry_after_a_deadline_gets_a_deadline_of_its_own(server, tmp_path, monkeypatch):

@@ -29,17 +29,22 @@ class RawServer:
 
     def __init__(self, answer: bytes, connections: int = 20) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(5)
+        self.listener.settimeout(0.05)  # a closed listener does not wake accept(): it looks at `done` this often
         self.port = self.listener.getsockname()[1]
         self.answer = answer
+        self.done = threading.Event()
         self.thread = threading.Thread(target=self._serve, args=(connections,), daemon=True)
 
     def _serve(self, connections: int) -> None:
-        for _ in range(connections):
+        served = 0
+        while served < connections and not self.done.is_set():
             try:
                 conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            served += 1
             with conn:
                 conn.settimeout(2)
                 try:
@@ -53,8 +58,9 @@ class RawServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.listener.close()
+        self.done.set()
         self.thread.join(5)
+        self.listener.close()
 
 
 def test_a_refused_connection_is_a_connection_failure_whatever_the_path_says(tmp_path):
