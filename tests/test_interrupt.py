@@ -16,9 +16,9 @@ from imgfetch.server import ImageServer
 from conftest import assert_clean, read_manifest, tree
 
 
-def cli(urls: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:
+def cli(urls: Path, out: Path, *extra: str, start_method: str = "forkserver", **popen) -> subprocess.Popen:
     argv = [sys.executable, "-m", "imgfetch", "get", str(urls), "-o", str(out), "--workers", "2", "--threads", "2",
-            "--timeout", "2", "--retries", "0", "--start-method", "forkserver", *extra]
+            "--timeout", "2", "--retries", "0", "--start-method", start_method, *extra]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, **popen)
 
@@ -59,7 +59,7 @@ def test_interrupt_flushes_a_consistent_manifest_and_resumes(tmp_path, signum, c
 
         finished = {"/img/" + r["url"].rsplit("/img/", 1)[1] for r in records}
         server.stats.reset()
-        proc = cli(urls, out, "-q")
+        proc = cli(urls, out, "-q", start_method="fork")  # a resume, whatever started the workers: fork starts soonest
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert not finished & set(server.stats.by_path)  # nothing finished is fetched twice
