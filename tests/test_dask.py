@@ -20,31 +20,22 @@ def assert_clean(out, records) -> None:
     assert tree(out) == {r["path"] for r in records if r["status"] == "ok"} | parts
 
 
-def test_500_images_through_two_dask_workers(cluster, server, tmp_path):
+def test_images_through_two_dask_workers(cluster, tmp_path):
     from imgfetch.server import ImageServer
 
-    with ImageServer(count=500, seed=11, latency_ms=5) as many:
+    with ImageServer(count=120, seed=11, latency_ms=5) as many:
         urls = many.image_urls()
         out = tmp_path / "out"
         results = download(urls, out, executor="dask", scheduler=cluster, threads=8, progress=False,
-                           timeout=2, retries=1, shard_size=50)
-        assert len(results) == 500 and all(r.status == "ok" for r in results)
+                           timeout=2, retries=1, shard_size=12)
+        assert len(results) == 120 and all(r.status == "ok" for r in results)
         for r in results:
             assert (out / r.path).read_bytes() == many.image_bytes(r.line - 1)
         records = read_manifest(out)
-        assert len(records) == 500 and len(os.listdir(out / "manifest.parts")) == 2 * 10
+        assert len(records) == 120 and len(os.listdir(out / "manifest.parts")) == 2 * 10
         assert len({r["pid"] for r in records}) > 1  # both Dask worker processes did work
         assert os.getpid() not in {r["pid"] for r in records}
         assert_clean(out, records)
-
-
-def test_dask_executor_through_the_cli(cluster, server, tmp_path, capsys):
-    urls = tmp_path / "urls.txt"
-    urls.write_text("\n".join(server.image_urls()[:20] + [server.url("/status/404")]) + "\n")
-    code = main(["get", str(urls), "-o", str(tmp_path / "o"), "--executor", "dask", "--scheduler", cluster,
-                 "--retries", "0"])
-    assert code == 1
-    assert "ok 20, failed 1" in capsys.readouterr().err  # the summary (-q would print errors only)
 
 
 def test_scheduler_needs_the_dask_executor(tmp_path, capsys):
