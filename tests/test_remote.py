@@ -128,7 +128,7 @@ def test_a_file_url_destination_gets_whole_files_and_loses_what_a_kill_left(serv
     (out / "00007.tar").write_bytes(b"a tar without its stats")  # and a kill between the tar and its stats
     urls = server.image_urls()[:9]
     results = download(urls, f"file://{out}", output_format="webdataset", shard_size=5, workers=1, threads=3,
-                       start_method="spawn", **FAST)
+                       start_method="fork", **FAST)  # spawned workers publishing: test_ctrl_c_uploads_exactly_...
     assert [r.status for r in results] == ["ok"] * 9
     assert sorted(p.name for p in out.iterdir()) == [f"{n:05d}{part}" for n in (8, 9)
                                                      for part in (".parquet", ".tar", "_stats.json")]
