@@ -42,7 +42,8 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     set of keyword arguments serves both (one URL draws no bar).
     """
     from .net.fetcher import Fetcher
-    from .urls import InvalidURL, mask_url, normalize_url, normalized_key
+    from .errors import InvalidURL
+    from .urls import mask_url, normalize_url, normalized_key
     from .engine.folder import is_remote
     from .engine.worker import process_task
 

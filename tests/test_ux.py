@@ -280,5 +280,5 @@ def test_workers_that_import_an_unguarded_script_exit_quietly(server, tmp_path):
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.count("Traceback") == 1 and "RuntimeError" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith("imgfetch.engine.pool.PoolKeepsDying: worker processes keep dying")
+    assert done.stderr.strip().splitlines()[-1].startswith("imgfetch.errors.PoolKeepsDying: worker processes keep dying")
     assert 2 < done.stdout.count("top level runs") < 12  # the parent, then each worker, which exited at once

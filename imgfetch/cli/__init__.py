@@ -51,8 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..errors import ImgFetchError, Interrupted
-    from ..options import OptionError
+    from ..errors import ImgFetchError, Interrupted, OptionError
 
     try:
         return _command(args)

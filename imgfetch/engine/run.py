@@ -23,14 +23,13 @@ from ..store.outputs import refuse_overwriting_the_list
 from ..options import Options
 from ..report.progress import Progress, wanted
 from ..report.summary import Summary
-from ..records import FAILED, OK, FetchResult
+from ..records import FAILED, OK, FetchResult, permanent_failure
 from ..sources import Entry, ListCounter, open_entries
 from .driver import Driver, Request
 from .folder import OutputFolder
 from .plan import Planner
 from .schedule import Engine
 from .shard_run import ShardBar, ShardedRun, parts_folder
-from ..net.failures import permanent_failure
 
 log = logging.getLogger(__name__)
 SIGNAL_EXIT_BASE = 128  # a process ended by signal N exits with 128 + N, as shells report it

@@ -5,7 +5,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..records import FAILED, INVALID, OK, STATUSES, FetchResult
+from ..records import FAILED, INVALID, OK, STATUSES, ErrorKind, FetchResult
 
 MAX_REASONS = 1000  # distinct reasons kept; the rest are counted as "other reasons"
 OTHER = "other reasons"
@@ -56,7 +56,7 @@ class Summary:
             self.bytes += result.bytes
         if result.status == FAILED:
             self.failures[result.error_kind, result.http_status] += 1
-            if result.error_kind == "dns" and not result.skipped:
+            if result.error_kind == ErrorKind.DNS and not result.skipped:
                 self.dns_failed += 1
         if result.status in (FAILED, INVALID):
             reason = failure_reason(result.status, result.error)
