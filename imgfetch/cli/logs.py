@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+from typing import IO
 
 log = logging.getLogger("imgfetch")
 
 
 class _BarSafeHandler(logging.Handler):
-    """Writes log lines above the progress bar instead of through it."""
+    """Writes log lines to ``stream``, above the progress bar instead of through it."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
+        self.stream = stream
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             from tqdm import tqdm
 
-            tqdm.write(self.format(record), file=sys.stderr)
+            tqdm.write(self.format(record), file=self.stream)
         except Exception:
             self.handleError(record)
 
@@ -28,8 +32,8 @@ class _Formatter(logging.Formatter):
         return message
 
 
-def setup_logging(args: argparse.Namespace) -> None:
-    handler = _BarSafeHandler()
+def setup_logging(args: argparse.Namespace, stream: IO[str]) -> None:
+    handler = _BarSafeHandler(stream)
     handler.setFormatter(_Formatter())
     log.handlers[:] = [handler]
     log.propagate = False

@@ -1,0 +1,42 @@
+"""What the command line takes from its process: standard streams, and which of them is a terminal.
+
+``main(argv, env)`` reads and writes only through an Environment, as httpie's does: by default the
+process's own; a test passes its own streams and says which one is a terminal, so the logic needs
+no pseudo-terminal. (The bar's width is read from its stream as it redraws, so a real terminal's
+resize is followed; a stream that is no real terminal gets 80 columns.)
+"""
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream (pythonw), or a closed one
+        return False
+
+
+def _binary(stream: Any) -> IO[bytes]:
+    """A text stream's bytes underneath (standard input is read as bytes: gzip, encodings are sniffed)."""
+    return getattr(stream, "buffer", None) or io.BytesIO()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The command line's streams; each ``*_isatty`` defaults to what the stream says of itself."""
+
+    stdin: IO[bytes] = field(default_factory=lambda: _binary(sys.stdin))
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    stdin_isatty: bool | None = None
+    stdout_isatty: bool | None = None
+    stderr_isatty: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stdin", "stdout", "stderr"):
+            if getattr(self, f"{name}_isatty") is None:
+                object.__setattr__(self, f"{name}_isatty", _is_terminal(getattr(self, name)))
