@@ -22,7 +22,7 @@ from typing import IO, Any, Iterable, Iterator, Mapping, Union
 from .errors import OutputError
 from .options import Options
 from .options.keywords import keyword_signature, options_from_keywords
-from .records import INVALID, FetchResult, Task
+from .records import INVALID, ErrorKind, FetchResult, Task
 from .report.results import Results
 from .urls import looks_like_url
 
@@ -54,7 +54,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
         normalized = normalize_url(url)
     except InvalidURL as exc:
         return FetchResult(url=mask_url(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc),
-                           error_kind="invalid")
+                           error_kind=ErrorKind.INVALID)
     if is_remote(out_dir):
         raise OutputError(f"fetch() saves a file in a local folder, not in {out_dir}; object storage takes "
                           "download(..., output_format='webdataset')")
