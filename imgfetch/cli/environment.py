@@ -1,7 +1,7 @@
-"""What the command line takes from its process: standard streams, and which of them is a terminal.
+"""What the command line takes from its process: its standard streams, and whether stderr is a terminal.
 
 ``main(argv, env)`` reads and writes only through an Environment, as httpie's does: by default the
-process's own; a test passes its own streams and says which one is a terminal, so the logic needs
+process's own; a test passes its own streams (one may say it is a terminal), so the logic needs
 no pseudo-terminal. (The bar's width is read from its stream as it redraws, so a real terminal's
 resize is followed; a stream that is no real terminal gets 80 columns.)
 """
@@ -27,16 +27,13 @@ def _binary(stream: Any) -> IO[bytes]:
 
 @dataclass(frozen=True)
 class Environment:
-    """The command line's streams; each ``*_isatty`` defaults to what the stream says of itself."""
+    """The command line's streams, and whether stderr is a terminal (there is a bar): by default what it says."""
 
     stdin: IO[bytes] = field(default_factory=lambda: _binary(sys.stdin))
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
-    stdin_isatty: bool | None = None
-    stdout_isatty: bool | None = None
     stderr_isatty: bool | None = None
 
     def __post_init__(self) -> None:
-        for name in ("stdin", "stdout", "stderr"):
-            if getattr(self, f"{name}_isatty") is None:
-                object.__setattr__(self, f"{name}_isatty", _is_terminal(getattr(self, name)))
+        if self.stderr_isatty is None:
+            object.__setattr__(self, "stderr_isatty", _is_terminal(self.stderr))

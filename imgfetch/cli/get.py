@@ -15,8 +15,6 @@ from ..urls import looks_like_url
 from . import ExitStatus
 from .environment import Environment
 
-TOP_REASONS = 5  # failure reasons listed in the summary
-
 
 def options_from_args(args: argparse.Namespace, env: Environment | None = None) -> Options:
     """The declared options given, plus what -q, -v and the terminal (``env``: this process's) decide."""
@@ -96,7 +94,7 @@ def no_urls(source: str | list[str], input_format: str | None) -> str:
 def report(results: Any, args: argparse.Namespace, retry_failed: str) -> str:
     """The end of a run: counts, the commonest failures, the manifest, how to retry."""
     summary = results.totals
-    lines = [f"done: {results.summary(TOP_REASONS)}", f"manifest: {results.manifest}"]
+    lines = [f"done: {results.summary()}", f"manifest: {results.manifest}"]
     failed = summary.counts["failed"]
     if failed:
         lines += retry_lines(*summary.failure_split(), retry_failed)
