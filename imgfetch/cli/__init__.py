@@ -52,10 +52,10 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             args = parse_command_line(parser, argv)
     except SystemExit as exc:  # --help, --version, usage errors: argparse has already said why
         return int(exc.code or 0)
-    from .logs import setup_logging
+    from .logs import logging_to
 
-    setup_logging(args, env.stderr)
-    return _run(args, env)
+    with logging_to(env.stderr, args):
+        return _run(args, env)
 
 
 def _run(args: argparse.Namespace, env: Environment) -> ExitStatus:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-from typing import IO
+from typing import IO, Iterator
 
 log = logging.getLogger("imgfetch")
 
@@ -30,6 +31,18 @@ class _Formatter(logging.Formatter):
         if record.levelno >= logging.WARNING:
             return f"imgfetch: {record.levelname.lower()}: {message}"
         return message
+
+
+@contextlib.contextmanager
+def logging_to(stream: IO[str], args: argparse.Namespace) -> Iterator[None]:
+    """imgfetch's log lines on ``stream`` while a command runs, at the level -q/-v ask for; as before after it."""
+    handlers, propagate, level = log.handlers[:], log.propagate, log.level
+    setup_logging(args, stream)
+    try:
+        yield
+    finally:
+        log.handlers[:], log.propagate = handlers, propagate
+        log.setLevel(level)
 
 
 def setup_logging(args: argparse.Namespace, stream: IO[str]) -> None:
