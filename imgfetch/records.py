@@ -43,11 +43,8 @@ class ErrorKind(str, enum.Enum):
         member._value_, member.meaning, member.permanent = value, meaning, permanent
         return member
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # and so format() and f-strings: the value, as a StrEnum's
         return self._value_
-
-    def __format__(self, spec: str) -> str:
-        return format(self._value_, spec)
 
     HTTP = "http", "the server answered with an HTTP error status (404, 500, ...)"
     TIMEOUT = "timeout", "no answer in --timeout, or the URL took longer than --max-time / --deadline"

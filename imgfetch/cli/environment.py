@@ -1,9 +1,7 @@
 """What the command line takes from its process: its standard streams, and whether stderr is a terminal.
 
-``main(argv, env)`` reads and writes only through an Environment, as httpie's does: by default the
-process's own; a test passes its own streams (one may say it is a terminal), so the logic needs
-no pseudo-terminal. (The bar's width is read from its stream as it redraws, so a real terminal's
-resize is followed; a stream that is no real terminal gets 80 columns.)
+``main(argv, env)`` uses nothing else (httpie's idea), so a test passes its own streams instead of a pty.
+The bar reads its width from its stream as it redraws: a stream that is no real terminal gets 80 columns.
 """
 from __future__ import annotations
 
