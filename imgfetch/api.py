@@ -8,8 +8,6 @@ The keyword arguments are the fields of :class:`imgfetch.Options`. Each function
 (``help()``, ``inspect.signature``, a notebook's completion) is derived from the declarations in
 ``imgfetch/options/definitions.py``, with their types and defaults (options/keywords.py). ``None`` for
 an option whose default is computed (``workers``, ``start_method``) asks for that default.
-
-May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.net, imgfetch.engine, imgfetch.report
 """
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Run-level exceptions. Per-URL problems are never raised: they are records.
-
-May import: nothing else from imgfetch
-"""
+"""Run-level exceptions. Per-URL problems are never raised: they are records."""
 from __future__ import annotations
 
 

@@ -1,7 +1,4 @@
-"""The plain records that flow from workers to the parent.
-
-May import: nothing else from imgfetch
-"""
+"""The plain records that flow from workers to the parent."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields

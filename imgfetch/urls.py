@@ -1,9 +1,4 @@
-"""One URL: normalising it to the form that is fetched and keyed, and masking its secrets for logs.
-
-A leaf module, so every part of the flow may use it.
-
-May import: nothing else from imgfetch
-"""
+"""One URL: normalising it to the form that is fetched and keyed, and masking its secrets for logs."""
 from __future__ import annotations
 
 import hashlib

@@ -5,8 +5,6 @@
 - ``get.py``, ``bench.py``, ``serve.py``: the commands; what they print to the terminal is printed here.
 - ``usage.py``: help texts, examples, and usage errors that guide; ``logs.py``: log lines above the bar.
 - ``main`` here is the only place in imgfetch that turns exceptions into exit codes.
-
-May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.sources, imgfetch.engine, imgfetch.store, imgfetch.bench, imgfetch.server, imgfetch.logrelay
 """
 from __future__ import annotations
 

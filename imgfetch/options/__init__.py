@@ -6,8 +6,6 @@
 - ``checks.py``: the checks the declarations name, and ``parse_size``.
 - ``docs.py``: the README's option table, rendered from the declarations.
 - ``keywords.py``: the library's keyword arguments and signatures, derived from the declarations.
-
-May import: nothing else from imgfetch
 """
 from .checks import parse_size
 from .definitions import (INPUT_FORMATS, KNOWN_FORMATS, NAMINGS, OUTPUT_FORMATS, RECORD_FIELDS, START_METHODS, VERIFY_MODES, Options,

@@ -3,8 +3,6 @@
 request loop; ``wire`` HTTP/1.1 parsing and writing; ``routes`` which path gives what; ``faults`` the answers
 that misbehave on purpose (each bounded in time); ``netmodel`` the per-image latency and fault mix; ``synth``
 the deterministic images and bombs; ``stats`` the request counters. It never imports the engine.
-
-May import: nothing else from imgfetch
 """
 from .faults import CHUNK, MAX_HANG_S
 from .lifecycle import STOP_TIMEOUT_S, ImageServer
