@@ -22,6 +22,7 @@ from .options import Options
 from .options.keywords import keyword_signature, options_from_keywords
 from .records import INVALID, FetchResult, Task
 from .report.results import Results
+from .store.files import TMP_PREFIX
 from .urls import looks_like_url
 
 URLs = Union[str, "os.PathLike[str]", Iterable[Union[str, Mapping[str, Any]]]]
@@ -58,7 +59,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     root = Path(out_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".imgfetch-tmp-", dir=root))
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
     except OSError as exc:
         raise OutputError(f"cannot use output folder {root}: {exc.strerror or exc}") from None
     try:

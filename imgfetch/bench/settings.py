@@ -9,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..options import START_METHODS, usable_cpus
+from ..options import START_METHODS, default_workers
 from ..options.checks import comma_list
 from ..options.spec import Check, OptionError, check_fields, option
 
 DEFAULT_THREADS = (1, 16, 128, 256)  # from one thread per worker to past get's default of 128
-MAX_SWEEP_WORKERS = 32    # the default worker sweep stops here, however many CPUs
-WORKERS_PER_CPU = 2       # get's default: two worker processes per usable CPU
 MAX_LATENCY_MS = 60_000   # --latency-ms: a minute per image is already far past any real host
 MAX_LATENCY_SPREAD = 5    # --latency-spread, the log-normal sigma: 5 already spans orders of magnitude
 MIN_SECONDS, MAX_SECONDS = 0.05, 3600  # --seconds counted per run: too short to count anything, an hour
@@ -25,8 +23,8 @@ SERVER, COMPARE, MEASURE, OUTPUT = "the built-in server", "what to compare", "ho
 
 
 def default_worker_sweep(cpus: int | None = None) -> tuple[int, ...]:
-    """1, 2, 4, ... up to 2 x the CPUs (get's default), that value included; at most 32."""
-    top = min(MAX_SWEEP_WORKERS, WORKERS_PER_CPU * (cpus or usable_cpus()))
+    """1, 2, 4, ... up to get's default for this many CPUs (default: the usable ones), that value included."""
+    top = default_workers(cpus)
     sizes, n = [], 1
     while n < top:
         sizes.append(n)

@@ -11,10 +11,9 @@ from urllib.parse import urlsplit
 from ..errors import InputError, Interrupted
 from ..options import Options
 from ..options.arguments import given
+from ..report.summary import TOP_REASONS
 from ..sources import list_format
 from ..urls import looks_like_url
-
-TOP_REASONS = 5  # failure reasons listed in the summary
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
