@@ -9,7 +9,7 @@ import pytest
 
 from imgfetch.bench.settings import SHARED_WITH_GET, BenchOutputs, BenchSettings
 from imgfetch.cli import main
-from imgfetch.cli.serve import ServeOptions
+from imgfetch.server import ServerSettings
 from imgfetch.options import Options
 from imgfetch.options.docs import help_line, markdown_table, table_in
 from imgfetch.options.spec import declared, flag_of
@@ -38,7 +38,7 @@ def test_readme_table_is_the_declarations():
     assert flags == [flag_of(f) for f, spec in declared(Options) if spec.on_cli]
 
 
-COMMANDS = {"get": [(Options, None)], "serve": [(ServeOptions, None)],
+COMMANDS = {"get": [(Options, None)], "serve": [(ServerSettings, None)],
             "bench": [(BenchSettings, None), (BenchOutputs, None), (Options, SHARED_WITH_GET)]}
 
 

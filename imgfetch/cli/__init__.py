@@ -87,9 +87,9 @@ def _flag_for(command: str) -> Any:
     from ..bench.settings import BenchOutputs, BenchSettings
     from ..options import Options
     from ..options.arguments import flag_for
-    from .serve import ServeOptions
+    from ..server.settings import ServerSettings
 
-    classes = {"serve": (ServeOptions,), "bench": (BenchSettings, BenchOutputs, Options)}.get(command, (Options,))
+    classes = {"serve": (ServerSettings,), "bench": (BenchSettings, BenchOutputs, Options)}.get(command, (Options,))
     return lambda name: "-v" if name == "log_pids" and command == "get" else flag_for(classes, name)
 
 
