@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Union
 
 from .errors import OutputError
 from .options import Options
@@ -25,10 +25,16 @@ from .report.results import Results
 from .store.files import TMP_PREFIX
 from .urls import looks_like_url
 
+if TYPE_CHECKING:  # Unpack is Python 3.11's; type checkers know typing_extensions' on 3.10 too
+    from typing_extensions import Unpack
+
+    from .options.typed import DownloadKeywords, FetchKeywords
+
 URLs = Union[str, "os.PathLike[str]", Iterable[Union[str, Mapping[str, Any]]]]
 
 
-def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None = None, **kwargs: Any) -> FetchResult:
+def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None = None,
+          **kwargs: Unpack[FetchKeywords]) -> FetchResult:
     """Fetch, validate and save one URL in this process (no pool, no manifest).
 
     >>> r = fetch("http://127.0.0.1:8000/img/0.jpg", "out")   # doctest: +SKIP
@@ -74,7 +80,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
 
 
 def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | None = None,
-                  **kwargs: Any) -> Iterator[FetchResult]:
+                  **kwargs: Unpack[DownloadKeywords]) -> Iterator[FetchResult]:
     """Download a list through the process pool, yielding records in the order they complete.
 
     Same arguments as :func:`download`. Options are checked now; the run starts when you
@@ -89,7 +95,7 @@ def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Optio
 
 
 def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | None = None,
-             **kwargs: Any) -> Results:
+             **kwargs: Unpack[DownloadKeywords]) -> Results:
     """Download a list through the process pool exactly as ``imgfetch get`` does.
 
     ``urls``: a list file (txt, csv, tsv, jsonl, optionally .gz) as a path, ``"-"`` for standard
