@@ -57,8 +57,8 @@ class BenchSettings:
                                               help="processes of the classic ProcessPoolExecutor(N).map row(s)")
     chunksize: int = option(1, group=COMPARE, check=whole(1), parse=int, metavar="C",
                             help="the classic row's executor.map(..., chunksize=C)")
-    seconds: float = option(1.0, group=MEASURE, check=number(at_least=MIN_SECONDS, at_most=MAX_SECONDS), parse=float, metavar="S",
-                            help="each run counts the images saved in S seconds, after the ramp")
+    seconds: float = option(1.0, group=MEASURE, check=number(at_least=MIN_SECONDS, at_most=MAX_SECONDS), parse=float,
+                            metavar="S", help="each run counts the images saved in S seconds, after the ramp")
     ramp: float = option(0.3, group=MEASURE, check=number(at_least=0, at_most=MAX_RAMP), parse=float, metavar="S",
                          help="seconds at the start of each run that are not counted, while processes, threads "
                               "and connections start")

@@ -6,6 +6,7 @@
 - ``checks.py``: the checks the declarations name, and ``parse_size``.
 - ``docs.py``: the README's option table, rendered from the declarations.
 - ``keywords.py``: the library's keyword arguments and signatures, derived from the declarations.
+- ``typed.py``: those keyword arguments as TypedDicts for type checkers, written by keywords.py.
 """
 from .checks import parse_size
 from .definitions import (INPUT_FORMATS, KNOWN_FORMATS, NAMINGS, OUTPUT_FORMATS, START_METHODS, VERIFY_MODES, Options,

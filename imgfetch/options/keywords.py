@@ -87,7 +87,8 @@ def typed_module() -> str:
              "from typing import Any, Callable, Literal, Mapping, Sequence, TypedDict"]
     for name, bases, members, doc in classes:
         lines += ["", "", f"class {name}({bases}):", f'    """{doc}"""', ""]
-        lines += [f"    {field.name}: {annotation(field, spec)}" for field, spec in declared(Options) if field.name in members]
+        lines += [f"    {field.name}: {annotation(field, spec)}" for field, spec in declared(Options)
+                  if field.name in members]
     return "\n".join(lines) + "\n"
 
 

@@ -6,10 +6,9 @@ import dataclasses
 import logging
 import os
 import threading
-
-from .connection import Connections
 from typing import Any
 
+from .connection import Connections
 from .netmodel import NetModel
 from .routes import Routes
 from .settings import ServerSettings
