@@ -7,7 +7,9 @@ the deterministic images and bombs; ``stats`` the request counters; ``settings``
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
 
 # Imported on first use, so that the command line's parser reads ServerSettings without asyncio and Pillow.
 _LAZY = {"CHUNK": "faults", "MAX_HANG_S": "faults", "STOP_TIMEOUT_S": "lifecycle", "ImageServer": "lifecycle",
@@ -29,12 +31,4 @@ if TYPE_CHECKING:
     from .synth import FORMATS, make_image
     from .wire import MAX_STREAM_S
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
