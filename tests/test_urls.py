@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from imgfetch import download, fetch
-from imgfetch.urls import SECRET_PARAMS, InvalidURL, mask_url, normalize_url, url_key
+from imgfetch.errors import InvalidURL
+from imgfetch.urls import SECRET_PARAMS, mask_url, normalize_url, url_key
 
 
 @pytest.mark.parametrize("raw, expected", [
