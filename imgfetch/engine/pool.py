@@ -31,6 +31,7 @@ from typing import Any, Iterable
 from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FAILED, FetchResult, Task
+from ..store.shards import worker_imports
 from ..urls import mask_url
 from .affinity import Affinity
 from .politeness import Fits
@@ -106,8 +107,9 @@ class LocalPool:
         self.opts = opts
         self.ctx = multiprocessing.get_context(opts.start_method)
         if opts.start_method == "forkserver":
-            # The fork server imports requests and Pillow once; every worker forked from it starts warm.
-            self.ctx.set_forkserver_preload(["imgfetch.engine.worker"])
+            # The fork server imports requests and Pillow once (and pyarrow for a dataset); every worker forked
+            # from it starts warm.
+            self.ctx.set_forkserver_preload(["imgfetch.engine.worker", *worker_imports(opts.output_format)])
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self._args = (opts, root, tmp, log_pipe, level)
         self.window = opts.threads + prefetch(opts.threads)

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..records import CANCELLED, FAILED, OK, FetchResult
-from .shardfiles import IMAGE_COLUMN, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema, warm_up
+from .shardfiles import (IMAGE_COLUMN, WARM_IMPORTS, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema,
+                         warm_up)
 
 log = logging.getLogger(__name__)
 BASE_FILE = "shard-base"  # in the run's temporary folder: the first shard number this run may use
@@ -49,6 +50,11 @@ def take_held() -> tuple[bytes, str] | None:
     sample = getattr(_held, "sample", None)
     _held.sample = None
     return sample
+
+
+def worker_imports(output_format: str) -> tuple[str, ...]:
+    """Modules a dataset's worker processes import as they start (for a fork server to import once)."""
+    return () if output_format == "files" else WARM_IMPORTS
 
 
 def shard_outbox(outbox: Any, opts: Any, tmp: Path, quarantine: bool = False) -> Any:
