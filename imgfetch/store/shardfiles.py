@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import os
+import struct
 import tarfile
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,12 @@ GROUP_ROWS = 1024  # rows buffered before a parquet row group is written
 GROUP_BYTES = 32 * 1024 * 1024  # or image bytes buffered (--output-format parquet)
 BLOCK = tarfile.BLOCKSIZE
 MEMBER_MODE = 0o644
+# A ustar header: name, mode, uid, gid, size, mtime, checksum, type, link name, magic and version, user and
+# group names, device numbers, name prefix, padding to 512 bytes (the layout tarfile writes).
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
+_OCTAL_11 = 8 ** 11  # sizes and times in 11 octal digits
+_MODE, _ZERO_ID = b"%07o\0" % MEMBER_MODE, b"0000000\0"
+_FIXED_SUM = sum(_MODE + _ZERO_ID * 2 + b" " * 8 + tarfile.REGTYPE + tarfile.POSIX_MAGIC)  # what every header has
 TOP_REASONS = 50  # failure reasons kept in a shard's stats
 
 
@@ -151,10 +158,17 @@ class RowsFile:
 
 
 def member_header(name: str, size: int, mtime: int) -> bytes:
-    """A tar member's header (ustar); its data follows, padded to a whole block."""
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = size, mtime, MEMBER_MODE
-    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+    """A tar member's header (ustar, as tarfile writes it); its data follows, padded to a whole block.
+    Packed here for a sample's short name (tarfile's TarInfo.tobuf takes 30 us, twice per sample)."""
+    raw = name.encode("utf-8")
+    if len(raw) > tarfile.LENGTH_NAME or not (0 <= size < _OCTAL_11 and 0 <= mtime < _OCTAL_11):
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, mtime, MEMBER_MODE
+        return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+    size_field, mtime_field = b"%011o\0" % size, b"%011o\0" % mtime
+    checksum = _FIXED_SUM + sum(raw) + sum(size_field) + sum(mtime_field)  # of all bytes, the checksum's as blanks
+    return _USTAR.pack(raw, _MODE, _ZERO_ID, _ZERO_ID, size_field, mtime_field, b"%06o\0 " % checksum,
+                       tarfile.REGTYPE, b"", tarfile.POSIX_MAGIC, b"", b"", b"", b"", b"")
 
 
 def tar_end(offset: int) -> bytes:

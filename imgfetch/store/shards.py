@@ -153,13 +153,13 @@ class ShardWriter:
         try:
             shard = self.shard or self._start(record)
             record.shard = shard.name
-            image = None
+            image = row = None
             if record.status == OK and held is not None:
                 try:
-                    image = self._sample(shard, record, held)
+                    image, row = self._sample(shard, record, held)
                 except OSError as exc:  # the sample was cut back out of the tar: this URL fails, the shard goes on
                     as_failed(record, shard.name, exc)
-            row = row_of(record, self.caption)
+            row = row or row_of(record, self.caption)  # a sample's json is its row
             if image is not None and shard.tar is None:
                 row[IMAGE_COLUMN] = image
             shard.rows.add(row)
@@ -173,15 +173,17 @@ class ShardWriter:
         if shard.ok >= self.shard_size:
             self.close()
 
-    def _sample(self, shard: _Shard, record: FetchResult, held: tuple[bytes, str]) -> bytes:
+    def _sample(self, shard: _Shard, record: FetchResult, held: tuple[bytes, str]) -> tuple[bytes, dict[str, Any]]:
+        """(the image, the record's row) once the sample is in the shard."""
         body, extension = held
         record.sample = f"{shard.number:05d}{shard.ok:0{self.digits}d}"
+        row = row_of(record, self.caption)
         if shard.tar is not None:
             mtime = int(time.time())
             shard.tar.begin()
             try:
                 shard.tar.add(record.sample + extension, body, mtime)
-                shard.tar.add(record.sample + ".json", json_bytes(row_of(record, self.caption)), mtime)
+                shard.tar.add(record.sample + ".json", json_bytes(row), mtime)
                 if self.caption is not None:
                     shard.tar.add(record.sample + ".txt", record.columns.get(self.caption, "").encode("utf-8"), mtime)
                 shard.tar.flush()
@@ -189,7 +191,7 @@ class ShardWriter:
                 shard.tar.rollback()
                 raise
         shard.ok += 1
-        return body
+        return body, row
 
     def _start(self, record: FetchResult) -> _Shard:
         return self.begin(list(record.columns))
