@@ -5,20 +5,25 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
 __all__ = [
     "fetch", "download", "iter_download", "Downloader", "read_manifest", "show", "Options", "FetchResult", "Results",
-    "ImgFetchError", "InputError", "OutputError", "Interrupted", "__version__",
+    "ErrorKind", "ImgFetchError", "OptionError", "InvalidURL", "InputError", "OutputError", "DiskFull", "Interrupted",
+    "PoolKeepsDying", "WorkerInitFailed", "MissingMainGuard", "__version__",
 ]
 
 # Imported on first use, so `imgfetch --help` does not pay for requests and Pillow.
 _LAZY = {
     "fetch": "api", "download": "api", "iter_download": "api", "Downloader": "api", "Options": "options",
-    "read_manifest": "store.reading", "show": "report.contact", "Results": "report.results", "FetchResult": "records", "ImgFetchError": "errors", "InputError": "errors",
-    "OutputError": "errors", "Interrupted": "errors",
+    "read_manifest": "store.reading", "show": "report.contact", "Results": "report.results", "FetchResult": "records",
+    "ErrorKind": "records", **dict.fromkeys(("ImgFetchError", "OptionError", "InvalidURL", "InputError", "OutputError",
+                                             "DiskFull", "Interrupted", "PoolKeepsDying", "WorkerInitFailed",
+                                             "MissingMainGuard"), "errors"),
 }
 
 if TYPE_CHECKING:
@@ -27,19 +32,12 @@ if TYPE_CHECKING:
     from .report.contact import show
     from .store.reading import read_manifest
     from .report.results import Results
-    from .errors import ImgFetchError, InputError, Interrupted, OutputError
+    from .errors import (DiskFull, ImgFetchError, InputError, Interrupted, InvalidURL, MissingMainGuard, OptionError,
+                         OutputError, PoolKeepsDying, WorkerInitFailed)
     from .options import Options
-    from .records import FetchResult
+    from .records import ErrorKind, FetchResult
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'imgfetch' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -8,8 +8,6 @@ The keyword arguments are the fields of :class:`imgfetch.Options`. Each function
 (``help()``, ``inspect.signature``, a notebook's completion) is derived from the declarations in
 ``imgfetch/options/definitions.py``, with their types and defaults (options/keywords.py). ``None`` for
 an option whose default is computed (``workers``, ``start_method``) asks for that default.
-
-May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.net, imgfetch.engine, imgfetch.report
 """
 from __future__ import annotations
 
@@ -17,19 +15,26 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Union
 
 from .errors import OutputError
 from .options import Options
 from .options.keywords import keyword_signature, options_from_keywords
-from .records import INVALID, FetchResult, Task
+from .records import INVALID, ErrorKind, FetchResult, Task
 from .report.results import Results
+from .store.files import TMP_PREFIX
 from .urls import looks_like_url
+
+if TYPE_CHECKING:  # Unpack is Python 3.11's; type checkers know typing_extensions' on 3.10 too
+    from typing_extensions import Unpack
+
+    from .options.typed import DownloadKeywords, FetchKeywords
 
 URLs = Union[str, "os.PathLike[str]", Iterable[Union[str, Mapping[str, Any]]]]
 
 
-def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None = None, **kwargs: Any) -> FetchResult:
+def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None = None,
+          **kwargs: Unpack[FetchKeywords]) -> FetchResult:
     """Fetch, validate and save one URL in this process (no pool, no manifest).
 
     >>> r = fetch("http://127.0.0.1:8000/img/0.jpg", "out")   # doctest: +SKIP
@@ -42,7 +47,8 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     set of keyword arguments serves both (one URL draws no bar).
     """
     from .net.fetcher import Fetcher
-    from .urls import InvalidURL, mask_url, normalize_url, normalized_key
+    from .errors import InvalidURL
+    from .urls import mask_url, normalize_url, normalized_key
     from .engine.folder import is_remote
     from .engine.worker import process_task
 
@@ -53,14 +59,14 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
         normalized = normalize_url(url)
     except InvalidURL as exc:
         return FetchResult(url=mask_url(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc),
-                           error_kind="invalid")
+                           error_kind=ErrorKind.INVALID)
     if is_remote(out_dir):
         raise OutputError(f"fetch() saves a file in a local folder, not in {out_dir}; object storage takes "
                           "download(..., output_format='webdataset')")
     root = Path(out_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".imgfetch-tmp-", dir=root))
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
     except OSError as exc:
         raise OutputError(f"cannot use output folder {root}: {exc.strerror or exc}") from None
     try:
@@ -75,7 +81,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
 
 
 def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | None = None,
-                  **kwargs: Any) -> Iterator[FetchResult]:
+                  **kwargs: Unpack[DownloadKeywords]) -> Iterator[FetchResult]:
     """Download a list through the process pool, yielding records in the order they complete.
 
     Same arguments as :func:`download`. Options are checked now; the run starts when you
@@ -89,9 +95,10 @@ def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Optio
     return Run(_source(urls), out_dir, opts).results()
 
 
-def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | None = None,
-             **kwargs: Any) -> Results:
-    """Download a list through the process pool exactly as ``imgfetch get`` does.
+def download(urls: URLs, out_dir: str | os.PathLike[str], *, keep_records: bool = True,
+             exit_on_second_signal: bool = False, progress_file: IO[str] | None = None, options: Options | None = None,
+             **kwargs: Unpack[DownloadKeywords]) -> Results:
+    """Download a list through the process pool; ``imgfetch get`` is this call.
 
     ``urls``: a list file (txt, csv, tsv, jsonl, optionally .gz) as a path, ``"-"`` for standard
     input, one URL as a string, or any iterable of URL strings (or of dicts with a ``url`` key).
@@ -108,6 +115,12 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | 
     (``workers must be a whole number >= 1, got 0``); run-level problems raise ImgFetchError.
     On Ctrl-C (or SIGTERM) it raises :class:`~imgfetch.Interrupted`, whose ``results`` holds
     what finished; calling again resumes.
+
+    What a command-line tool wants: ``keep_records=False`` keeps no record in memory (each is in the
+    manifest): the Results is empty, with the run's counts (``.counts``, ``.summary()``, ``.totals``);
+    ``exit_on_second_signal``: a second Ctrl-C kills the workers and ends the process at once (exit
+    status 128 + the signal) instead of raising KeyboardInterrupt; ``progress_file``: where the bar
+    is drawn (stderr by default), and whose terminal ``progress=None`` looks at.
     """
     from .errors import Interrupted
     from .engine.guard import check_main_guard
@@ -115,14 +128,22 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | 
 
     opts = options_from_keywords(download, kwargs, options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)
-    run = Run(_source(urls), out_dir, opts)
+    run = Run(_source(urls), out_dir, opts, hard_exit_on_second_signal=exit_on_second_signal, records=keep_records,
+              progress_file=progress_file)
     records: list[FetchResult] = []
+
+    def results() -> Results:
+        return Results(records, out_dir, run.summary, run.manifest_path, listed=run.lines,
+                       counts_only=not keep_records)
+
     try:
-        records.extend(run.results())
+        for record in run.results():
+            if keep_records:
+                records.append(record)
     except Interrupted as exc:
-        exc.results = Results(records, out_dir, run.summary, run.manifest_path)  # type: ignore[attr-defined]
+        exc.results = results()  # type: ignore[attr-defined]
         raise
-    return Results(records, out_dir, run.summary, run.manifest_path)
+    return results()
 
 
 def __getattr__(name: str) -> Any:

@@ -8,32 +8,10 @@ option table are all derived from these fields, so an option is written down in 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-Check = Callable[[str, Any], Any]  # (option name, value) -> the value to keep; raises OptionError
-
-
-class OptionError(ValueError):
-    """A bad option, in the library's words (``workers must be ...``); ``names`` are the options it is about."""
-
-    def __init__(self, message: str, *names: str) -> None:
-        super().__init__(message)
-        self.names = names
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), *self.names))
-
-    def spelled(self, spell: Callable[[str], str]) -> str:
-        """The message with each option name written by ``spell`` (the CLI passes its flags)."""
-        text, position, parts = str(self), 0, []
-        for name in self.names:  # names come before values in every message: replace their first use
-            found = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])").search(text, position)
-            if found is not None:
-                parts.append(text[position:found.start()] + spell(name))
-                position = found.end()
-        return "".join(parts) + text[position:]
+Check = Callable[[str, Any], Any]  # (option name, value) -> the value to keep; raises imgfetch.errors.OptionError
 
 
 @dataclass(frozen=True)
@@ -62,6 +40,12 @@ def option(default: Any = dataclasses.MISSING, *, default_factory: Any = datacla
     """A dataclass field declared with its :class:`OptionSpec` (keyword arguments are its fields)."""
     return dataclasses.field(default=default, default_factory=default_factory,
                              metadata={"option": OptionSpec(**spec)})
+
+
+def redeclared(cls: type, name: str, default: Any) -> Any:
+    """``cls``'s option ``name`` declared again with another default: the same check, help, flag and limits."""
+    field = next(field for field in dataclasses.fields(cls) if field.name == name)
+    return dataclasses.field(default=default, metadata=field.metadata)
 
 
 def spec_of(field: dataclasses.Field[Any]) -> OptionSpec:

@@ -34,7 +34,7 @@ _USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
 _OCTAL_11 = 8 ** 11  # sizes and times in 11 octal digits
 _MODE, _ZERO_ID = b"%07o\0" % MEMBER_MODE, b"0000000\0"
 _FIXED_SUM = sum(_MODE + _ZERO_ID * 2 + b" " * 8 + tarfile.REGTYPE + tarfile.POSIX_MAGIC)  # what every header has
-TOP_REASONS = 50  # failure reasons kept in a shard's stats
+STATS_REASONS = 50  # failure reasons kept in a shard's stats
 
 
 def require_pyarrow(what: str) -> Any:
@@ -234,7 +234,7 @@ class ShardStats:
         """Written last: a stats file says the shard's other files are complete."""
         data = {"shard": self.name, "output_format": self.output_format, "count": self.count, "successes": self.status["ok"],
                 "failed": self.count - self.status["ok"], "status": dict(self.status), "error_kinds": dict(self.kinds),
-                "failure_reasons": dict(self.reasons.most_common(TOP_REASONS)), "bytes": self.bytes,
+                "failure_reasons": dict(self.reasons.most_common(STATS_REASONS)), "bytes": self.bytes,
                 "start_time": self.wall, "end_time": wall, "duration": round(ended - self.started, 3),
                 "pid": os.getpid()}
         with open(path, "w", encoding="utf-8") as handle:
