@@ -2,7 +2,7 @@
 
 ``download`` and ``iter_download`` run a list on the same driver as ``Downloader`` (the executor of
 URLs, engine/downloader.py), so there is one path through the engine. ``fetch`` runs the same per-URL
-pipeline as every worker (``engine.worker.process_task``), in this process: no pool, no manifest.
+pipeline as every worker (``engine/pipeline.py``), in this process: no pool, no manifest.
 
 The keyword arguments are the fields of :class:`imgfetch.Options`. Each function's signature
 (``help()``, ``inspect.signature``, a notebook's completion) is derived from the declarations in
@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping, Union
 from .errors import OutputError
 from .options import Options
 from .options.keywords import keyword_signature, options_from_keywords
-from .records import INVALID, FetchResult, Task
+from .records import FetchResult, Task, invalid_record
 from .report.results import Results
 from .urls import looks_like_url
 
@@ -42,9 +42,9 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     set of keyword arguments serves both (one URL draws no bar).
     """
     from .net.fetcher import Fetcher
-    from .urls import InvalidURL, mask_url, normalize_url, normalized_key
+    from .urls import InvalidURL, normalize_url, normalized_key
     from .engine.folder import is_remote
-    from .engine.worker import process_task
+    from .engine.pipeline import process_task
 
     opts = options_from_keywords(fetch, kwargs, options)
     if opts.output_format != "files":  # one URL, one file: shards are a run's (download)
@@ -52,8 +52,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     try:
         normalized = normalize_url(url)
     except InvalidURL as exc:
-        return FetchResult(url=mask_url(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc),
-                           error_kind="invalid")
+        return invalid_record(url, str(exc))
     if is_remote(out_dir):
         raise OutputError(f"fetch() saves a file in a local folder, not in {out_dir}; object storage takes "
                           "download(..., output_format='webdataset')")

@@ -1,4 +1,4 @@
-"""Run the same per-URL worker function on a Dask cluster.
+"""The Downloader's backend on a Dask cluster: the same per-URL pipeline (pipeline.py), one Dask task per URL.
 
 Each URL is one Dask task, so a slow URL holds one Dask thread and nothing else, and the
 work in flight follows the cluster's size: twice its total threads (workers x threads),
@@ -18,14 +18,15 @@ import importlib
 import logging
 import queue
 import time
+from pathlib import Path
 from typing import Any
 
 from ..errors import ImgFetchError, OutputError
 from ..options import Options
-from ..records import FAILED, FetchResult, Task
-from ..urls import mask_url
-from .markers import RunMarkers
-from .worker import cancelled_record, dask_task
+from ..records import FetchResult, Task, cancelled_record, crashed_record
+from .markers import RunMarkers, may_start
+from .pipeline import process_task
+from .shard_task import process_state
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "--executor dask needs Dask: pip install 'imgfetch[dask]'"
@@ -42,6 +43,19 @@ def require_dask() -> None:
         importlib.import_module("distributed")
     except ImportError:
         raise ImgFetchError(INSTALL_HINT) from None
+
+
+def url_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
+    """One URL as one Dask task, on whichever Dask worker thread runs it.
+
+    The run's marker files (markers.py) stand in for the local pool's drain and abort messages: a task
+    queued when the run stopped returns at once without downloading, and one in flight when it aborted
+    is cut and saves nothing.
+    """
+    if not may_start(tmp):
+        return cancelled_record(task)
+    state = process_state(opts, tmp, remote=False)  # the process's fetcher for this run, shared with its threads
+    return process_task(task, opts, state.fetcher, Path(root), Path(tmp), cancel_save=state.stop.check)
 
 
 class DaskPool:
@@ -106,7 +120,7 @@ class DaskPool:
         """Dask places tasks on its workers itself: every host fits (no placement check)."""
 
     def submit(self, tasks: list[Task]) -> None:
-        futures = self.client.map(dask_task, [self.opts] * len(tasks), [self.root] * len(tasks),
+        futures = self.client.map(url_task, [self.opts] * len(tasks), [self.root] * len(tasks),
                                   [self.tmp] * len(tasks), tasks, pure=False)
         for task, future in zip(tasks, futures):
             self.held[future] = task
@@ -148,9 +162,7 @@ class DaskPool:
             if self.stopping:
                 return cancelled_record(task)
             log.warning("a Dask task was lost (%s)", type(exc).__name__)
-            return FetchResult(url=mask_url(task.url), key=task.key, line=task.line, status=FAILED,
-                               error=f"worker crashed ({type(exc).__name__}: Dask gave up on this URL)", error_kind="crashed",
-                               columns=task.columns)
+            return crashed_record(task, f"{type(exc).__name__}: Dask gave up on this URL")
         return record
 
     def wake(self) -> None:
