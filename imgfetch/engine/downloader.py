@@ -28,7 +28,7 @@ from .driver import Driver, Request
 from .folder import OutputFolder
 from .guard import check_main_guard, refuse_in_worker
 from .plan import Planned, Planner
-from .schedule import ABORT_WAIT_S, STOP_GRACE_S
+from .engine import ABORT_WAIT_S, STOP_GRACE_S
 
 log = logging.getLogger(__name__)
 STOPPED_WORKERS_S = 5.0  # after a stop's grace and abort: for the workers to exit and the folder to be released
