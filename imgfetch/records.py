@@ -112,8 +112,9 @@ def _about(url: str, key: str, line: int | None, status: str, columns: dict[str,
 
 
 def cancelled_record(task: Task) -> FetchResult:
-    """A task the run stopped before it ended: never recorded, fetched again next run."""
-    return _about(task.url, task.key, task.line, CANCELLED, task.columns, error=CANCELLED)  # the error net/fetcher.py gives a download cut short
+    """A task the run stopped before it ended: never recorded, fetched again next run. Its error is the one
+    net/fetcher.py gives a download cut short."""
+    return _about(task.url, task.key, task.line, CANCELLED, task.columns, error=CANCELLED)
 
 
 def failed_record(task: Task, error: str | None = None, error_kind: str | None = None, **facts: Any) -> FetchResult:
