@@ -13,10 +13,13 @@ import signal
 import threading
 from typing import Any
 
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ..errors import ImgFetchError
 from ..options import Options
+
+CONNECT_TIMEOUT_S = 30  # how long to try reaching --scheduler before giving up
 
 
 class IgnoreStopSignals(WorkerPlugin):
@@ -30,10 +33,22 @@ class IgnoreStopSignals(WorkerPlugin):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def start_local_cluster(opts: Options, threads: int | None = None) -> LocalCluster:
-    """--workers processes x ``threads`` Dask threads (--threads unless given), on loopback only."""
-    return LocalCluster(n_workers=opts.workers, threads_per_worker=threads or opts.threads, processes=True,
-                        host="127.0.0.1", dashboard_address="127.0.0.1:0")
+def connect(opts: Options, threads: int | None = None) -> tuple[Client, LocalCluster | None]:
+    """A client of --scheduler, or of a new LocalCluster of --workers processes x ``threads`` Dask threads
+    (--threads unless given), on loopback only, whose workers ignore stop signals; and that cluster."""
+    cluster = None
+    try:
+        if opts.scheduler:
+            return Client(opts.scheduler, timeout=CONNECT_TIMEOUT_S), None
+        cluster = LocalCluster(n_workers=opts.workers, threads_per_worker=threads or opts.threads, processes=True,
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
+        client = Client(cluster)
+        client.register_plugin(IgnoreStopSignals())
+        return client, cluster
+    except OSError as exc:
+        if cluster is not None:
+            cluster.close()
+        raise ImgFetchError(f"cannot reach the Dask scheduler {opts.scheduler}: {exc}") from None
 
 
 def local_worker_pids(cluster: Any) -> set[int]:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ImgFetchError, OutputError
+from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FetchResult, Task, cancelled_record, crashed_record
 from .markers import RunMarkers, may_start
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "--executor dask needs Dask: pip install 'imgfetch[dask]'"
 IN_FLIGHT_PER_THREAD = 2   # tasks per Dask thread: one running, one ready to start
 SIZE_CHECK_S = 2.0         # how often the cluster's size is looked at again
-CONNECT_TIMEOUT_S = 30     # how long to try reaching --scheduler before giving up
 STOP_RESULT_WAIT_S = 1.0   # during a stop, how long to wait for a finished task's result to arrive
 CLOSE_WAIT_S = 2.0         # at a close without a stop (the caller left early): wait this long for tasks to end
 
@@ -63,28 +62,12 @@ class DaskPool:
 
     def __init__(self, opts: Options, root: str, tmp: str) -> None:
         require_dask()
-        from distributed import Client
-
         self.opts, self.root, self.tmp = opts, root, tmp
         self.markers = RunMarkers(tmp)
-        try:
-            self.markers.create()
-        except OSError as exc:
-            raise OutputError(f"cannot write in {tmp}: {exc.strerror or exc}") from None
-        self.cluster = None
-        try:
-            if opts.scheduler:
-                self.client = Client(opts.scheduler, timeout=CONNECT_TIMEOUT_S)
-            else:
-                from .dask_local import IgnoreStopSignals, start_local_cluster
+        self.markers.create()
+        from .dask_local import connect
 
-                self.cluster = start_local_cluster(opts)
-                self.client = Client(self.cluster)
-                self.client.register_plugin(IgnoreStopSignals())
-        except OSError as exc:
-            if self.cluster is not None:
-                self.cluster.close()
-            raise ImgFetchError(f"cannot reach the Dask scheduler {opts.scheduler}: {exc}") from None
+        self.client, self.cluster = connect(opts)
         log.info("running on Dask: %s", self.client)
         self.held: dict[Any, Task] = {}
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()

@@ -21,7 +21,6 @@ import uuid
 from collections import Counter
 from typing import Any, Iterator
 
-from ..errors import ImgFetchError, OutputError
 from ..options import Options
 from .dask_markers import SchedulerMarkers
 from .dask_pool import wait_quietly
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = SHARDS_PER_PROCESS + 1  # two running, one ready to start
 POLL_S = 0.25          # how often the loop looks at a stop and at the cluster's workers
 WORKERS_CHECK_S = 2.0  # how often the cluster's workers are looked at again
-CONNECT_TIMEOUT_S = 30
 CLOSE_WAIT_S = 2.0     # a close without a stop (the caller left early): wait this long for tasks to end
 
 
@@ -42,28 +40,12 @@ class ShardClient:
 
     def __init__(self, opts: Options, tmp: str, *, remote: bool = False) -> None:
         """``remote``: OUT is object storage, so the stop state lives in the scheduler, not in ``tmp``."""
-        from distributed import Client
-
         self.markers: RunMarkers | SchedulerMarkers = RunMarkers(tmp)
         if not remote:
-            try:
-                self.markers.create()
-            except OSError as exc:
-                raise OutputError(f"cannot write in {tmp}: {exc.strerror or exc}") from None
-        self.cluster = None
-        try:
-            if opts.scheduler:
-                self.client = Client(opts.scheduler, timeout=CONNECT_TIMEOUT_S)
-            else:
-                from .dask_local import IgnoreStopSignals, start_local_cluster
+            self.markers.create()
+        from .dask_local import connect
 
-                self.cluster = start_local_cluster(opts, threads=IN_FLIGHT_PER_WORKER)
-                self.client = Client(self.cluster)
-                self.client.register_plugin(IgnoreStopSignals())
-        except OSError as exc:
-            if self.cluster is not None:
-                self.cluster.close()
-            raise ImgFetchError(f"cannot reach the Dask scheduler {opts.scheduler}: {exc}") from None
+        self.client, self.cluster = connect(opts, threads=IN_FLIGHT_PER_WORKER)
         log.info("running shards on Dask: %s", self.client)
         if remote:
             self.markers = SchedulerMarkers(self.client, tmp)

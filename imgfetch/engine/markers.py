@@ -18,6 +18,8 @@ import os
 import time
 from typing import Callable
 
+from ..errors import OutputError
+
 START_MARKER = ".may-start"
 SAVE_MARKER = ".may-save"
 CHECK_S = 0.1  # how stale a MarkerFlag's answer may be: one stat per process this often, not per chunk
@@ -31,8 +33,12 @@ class RunMarkers:
         self.save = os.path.join(tmp, SAVE_MARKER)
 
     def create(self) -> None:
-        for path in (self.start, self.save):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        """Both markers: downloads may start and save. OutputError when the folder cannot be written."""
+        try:
+            for path in (self.start, self.save):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except OSError as exc:
+            raise OutputError(f"cannot write in {os.path.dirname(self.start)}: {exc.strerror or exc}") from None
 
     def drain(self) -> None:
         """No task starts a download from now on."""
