@@ -31,7 +31,6 @@ from ..store.files import ignore_file_size_signal
 from ..store.shards import close_shard, shard_outbox
 from .pipeline import own_process, pid_log, process_task
 
-log = logging.getLogger(__name__)
 PARENT_CHECK_S = 1.0  # how often an idle worker checks that its parent is still there
 THREAD_JOIN_S = 2.0   # how long an exiting worker waits for each of its threads
 
