@@ -45,12 +45,8 @@ def require_dask() -> None:
 
 
 def url_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
-    """One URL as one Dask task, on whichever Dask worker thread runs it.
-
-    The run's marker files (markers.py) stand in for the local pool's drain and abort messages: a task
-    queued when the run stopped returns at once without downloading, and one in flight when it aborted
-    is cut and saves nothing.
-    """
+    """One URL as one Dask task, on whichever Dask worker thread runs it; a stop reaches it through the
+    run's marker files (see the module docstring)."""
     if not may_start(tmp):
         return cancelled_record(task)
     state = process_state(opts, tmp, remote=False)  # the process's fetcher for this run, shared with its threads

@@ -61,12 +61,10 @@ def own_process(opts: Options) -> None:
 
 def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path, *,
                  cancel_save: Callable[[], bool] | None = None, notes: bool = True) -> FetchResult:
-    """Fetch, inspect, transform and store one URL (see the module docstring). Every problem becomes a
-    failed record.
+    """Fetch, inspect, transform and store one URL (steps 1-4 above); every problem becomes a failed record.
 
-    ``cancel_save`` is asked just before the image is saved: True makes the URL cancelled
-    (nothing saved, nothing recorded, fetched again next run). ``notes``: note each save in
-    the run's temporary folder first (store/journal.py); a run's workers do, fetch() need not."""
+    ``cancel_save`` is asked just before the image is saved: True makes the URL cancelled. ``notes``: note
+    each save in the run's temporary folder first (store/journal.py); a run's workers do, fetch() need not."""
     started = time.monotonic()
     result = failed_record(task, pid=os.getpid())  # until a step says otherwise
     if opts.log_pids:
