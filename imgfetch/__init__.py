@@ -11,14 +11,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "fetch", "download", "iter_download", "Downloader", "read_manifest", "show", "Options", "FetchResult", "Results",
-    "ImgFetchError", "InputError", "OutputError", "Interrupted", "__version__",
+    "ErrorKind", "ImgFetchError", "OptionError", "InvalidURL", "InputError", "OutputError", "DiskFull", "Interrupted",
+    "PoolKeepsDying", "WorkerInitFailed", "MissingMainGuard", "__version__",
 ]
 
 # Imported on first use, so `imgfetch --help` does not pay for requests and Pillow.
 _LAZY = {
     "fetch": "api", "download": "api", "iter_download": "api", "Downloader": "api", "Options": "options",
-    "read_manifest": "store.reading", "show": "report.contact", "Results": "report.results", "FetchResult": "records", "ImgFetchError": "errors", "InputError": "errors",
-    "OutputError": "errors", "Interrupted": "errors",
+    "read_manifest": "store.reading", "show": "report.contact", "Results": "report.results", "FetchResult": "records",
+    "ErrorKind": "records", **dict.fromkeys(("ImgFetchError", "OptionError", "InvalidURL", "InputError", "OutputError",
+                                             "DiskFull", "Interrupted", "PoolKeepsDying", "WorkerInitFailed",
+                                             "MissingMainGuard"), "errors"),
 }
 
 if TYPE_CHECKING:
@@ -27,9 +30,10 @@ if TYPE_CHECKING:
     from .report.contact import show
     from .store.reading import read_manifest
     from .report.results import Results
-    from .errors import ImgFetchError, InputError, Interrupted, OutputError
+    from .errors import (DiskFull, ImgFetchError, InputError, Interrupted, InvalidURL, MissingMainGuard, OptionError,
+                         OutputError, PoolKeepsDying, WorkerInitFailed)
     from .options import Options
-    from .records import FetchResult
+    from .records import ErrorKind, FetchResult
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import IO, Any, Iterable, Iterator, Mapping, Union
 
 from .errors import OutputError
 from .options import Options
@@ -42,7 +42,8 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     set of keyword arguments serves both (one URL draws no bar).
     """
     from .net.fetcher import Fetcher
-    from .urls import InvalidURL, normalize_url, normalized_key
+    from .errors import InvalidURL
+    from .urls import normalize_url, normalized_key
     from .engine.folder import is_remote
     from .engine.pipeline import process_task
 
@@ -88,9 +89,10 @@ def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Optio
     return Run(_source(urls), out_dir, opts).results()
 
 
-def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | None = None,
+def download(urls: URLs, out_dir: str | os.PathLike[str], *, keep_records: bool = True,
+             exit_on_second_signal: bool = False, progress_file: IO[str] | None = None, options: Options | None = None,
              **kwargs: Any) -> Results:
-    """Download a list through the process pool exactly as ``imgfetch get`` does.
+    """Download a list through the process pool; ``imgfetch get`` is this call.
 
     ``urls``: a list file (txt, csv, tsv, jsonl, optionally .gz) as a path, ``"-"`` for standard
     input, one URL as a string, or any iterable of URL strings (or of dicts with a ``url`` key).
@@ -107,6 +109,12 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | 
     (``workers must be a whole number >= 1, got 0``); run-level problems raise ImgFetchError.
     On Ctrl-C (or SIGTERM) it raises :class:`~imgfetch.Interrupted`, whose ``results`` holds
     what finished; calling again resumes.
+
+    What a command-line tool wants: ``keep_records=False`` keeps no record in memory (each is in the
+    manifest): the Results is empty, with the run's counts (``.counts``, ``.summary()``, ``.totals``);
+    ``exit_on_second_signal``: a second Ctrl-C kills the workers and ends the process at once (exit
+    status 128 + the signal) instead of raising KeyboardInterrupt; ``progress_file``: where the bar
+    is drawn (stderr by default), and whose terminal ``progress=None`` looks at.
     """
     from .errors import Interrupted
     from .engine.guard import check_main_guard
@@ -114,14 +122,22 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | 
 
     opts = options_from_keywords(download, kwargs, options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)
-    run = Run(_source(urls), out_dir, opts)
+    run = Run(_source(urls), out_dir, opts, hard_exit_on_second_signal=exit_on_second_signal, records=keep_records,
+              progress_file=progress_file)
     records: list[FetchResult] = []
+
+    def results() -> Results:
+        return Results(records, out_dir, run.summary, run.manifest_path, listed=run.lines,
+                       counts_only=not keep_records)
+
     try:
-        records.extend(run.results())
+        for record in run.results():
+            if keep_records:
+                records.append(record)
     except Interrupted as exc:
-        exc.results = Results(records, out_dir, run.summary, run.manifest_path)  # type: ignore[attr-defined]
+        exc.results = results()  # type: ignore[attr-defined]
         raise
-    return Results(records, out_dir, run.summary, run.manifest_path)
+    return results()
 
 
 def __getattr__(name: str) -> Any:

@@ -1,10 +1,11 @@
-"""The plain records that flow from workers to the parent, and the canned ones (cancelled, failed, invalid,
-duplicate, skipped, read back), each built here once: URLs masked, keys normalised, in one place.
+"""The plain records that flow from workers to the parent; ErrorKind, why a URL failed; and the canned records
+(cancelled, failed, invalid, duplicate, skipped, read back), each built here once: URLs masked, keys normalised.
 
 May import: imgfetch.urls
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -24,6 +25,66 @@ COPY_FACTS = ("bytes", "sha256", "format", "width", "height", "http_status", "fi
               "original_width", "original_height", "phash", "dup_of")
 REPR_URL_CHARS = 80  # a longer URL is cut with '...' in a record's repr
 _KILO = 1000  # decimal units, as file managers show sizes
+RETRYABLE_STATUSES = (408, 429)  # request timeout, too many requests; and every 5xx
+SERVER_ERRORS = 500  # statuses from here on may succeed on a retry
+
+
+class ErrorKind(str, enum.Enum):
+    """Why a URL failed: the ``error_kind`` of a failed or invalid record, decided from exception types.
+
+    A member is its value, the string manifests and shards hold (``ErrorKind.DNS == "dns"``).
+    ``meaning`` says what it covers (the README's table); ``permanent``: a re-run does not retry it
+    under --retry-failed transient, since asking again gets the same answer (http: by its status).
+    """
+
+    _value_: str
+    meaning: str
+    permanent: bool
+
+    def __new__(cls, value: str, meaning: str, permanent: bool = False) -> ErrorKind:
+        member = str.__new__(cls, value)
+        member._value_, member.meaning, member.permanent = value, meaning, permanent
+        return member
+
+    def __str__(self) -> str:  # and so format() and f-strings: the value, as a StrEnum's
+        return self._value_
+
+    HTTP = "http", "the server answered with an HTTP error status (404, 500, ...)"
+    TIMEOUT = "timeout", "no answer in --timeout, or the URL took longer than --max-time / --deadline"
+    CONNECTION = "connection", "refused, reset or closed before the whole body arrived"
+    DNS = "dns", "the host name does not resolve, or the resolver did not answer in time"
+    TLS = "tls", "the TLS handshake or certificate check failed"
+    PROXY = "proxy", "the proxy refused or failed"
+    PROTOCOL = "protocol", "a malformed HTTP answer (bad headers, conflicting lengths, bad encoding)"
+    REDIRECT = "redirect", "a redirect loop, too many hops, or a hop to a refused scheme", True
+    TOO_LARGE = "too_large", "over --max-bytes or --max-pixels", True
+    EMPTY = "empty", "HTTP 200 with no body"
+    NOT_IMAGE = "not_image", "the body is not an image", True
+    CORRUPT = "corrupt", "an image that cannot be decoded", True
+    FORMAT = "format", "an image in a format not in --formats", True
+    FILTERED = "filtered", "an image refused by --min-image-size or --max-aspect-ratio", True
+    DISALLOWED = "disallowed", "an X-Robots-Tag header opts the image out (--disallowed-header-directives)", True
+    DISK = "disk", "the image could not be saved"
+    DISK_FULL = "disk_full", "the image could not be saved: no space left (the run stops; re-run it after freeing space)"
+    CRASHED = "crashed", "the worker process died twice while fetching this URL"
+    INVALID = "invalid", "not a usable http(s) URL", True
+    INTERNAL = "internal", "a bug in imgfetch (please report it)"
+
+
+def transient_status(status: int) -> bool:
+    """Whether an HTTP error status may go away on a retry: 408, 429 and 5xx."""
+    return status in RETRYABLE_STATUSES or status >= SERVER_ERRORS
+
+
+def permanent_failure(error_kind: str | None, http_status: int | None) -> bool:
+    """Whether a failed record's cause stays the same when asked again: an HTTP error but 408, 429 and 5xx
+    (404, 410, 403, ...), or an answer that is no usable image. Unknown kinds count as transient."""
+    if error_kind == ErrorKind.HTTP:
+        return http_status is not None and not transient_status(http_status)
+    return error_kind in _PERMANENT_KINDS
+
+
+_PERMANENT_KINDS = frozenset(kind for kind in ErrorKind if kind.permanent)
 
 
 @dataclass(frozen=True)
@@ -58,7 +119,7 @@ class FetchResult:
     http_status: int | None = None
     final_url: str | None = None
     error: str | None = None
-    error_kind: str | None = None  # one of net.failures.ERROR_KINDS when status is failed or invalid
+    error_kind: str | None = None  # an ErrorKind when status is failed or invalid (a str: the manifest's)
     attempts: int | None = None
     elapsed_s: float | None = None
     pid: int | None = None
@@ -124,13 +185,13 @@ def failed_record(task: Task, error: str | None = None, error_kind: str | None =
 
 def crashed_record(task: Task, why: str) -> FetchResult:
     """The task's worker process died while fetching it (``why``: how the backend knows)."""
-    return failed_record(task, f"worker crashed ({why})", "crashed")
+    return failed_record(task, f"worker crashed ({why})", ErrorKind.CRASHED)
 
 
 def invalid_record(text: str, error: str | None, line: int | None = None,
                    columns: dict[str, str] | None = None) -> FetchResult:
     """A list entry (or fetch()'s URL) that is not a URL imgfetch can fetch; ``error`` says why."""
-    return _about(text, normalized_key(text), line, INVALID, columns, error=error, error_kind="invalid")
+    return _about(text, normalized_key(text), line, INVALID, columns, error=error, error_kind=ErrorKind.INVALID)
 
 
 def duplicate_record(url: str, key: str, line: int, columns: dict[str, str]) -> FetchResult:

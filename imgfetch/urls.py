@@ -2,7 +2,7 @@
 
 A leaf module, so every part of the flow may use it.
 
-May import: nothing else from imgfetch
+May import: imgfetch.errors
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from functools import lru_cache
 from urllib.parse import unquote
 
 import idna
+
+from .errors import InvalidURL
 
 # Query (and fragment) parameters whose values mask_url() hides, compared case-insensitively.
 SECRET_PARAMS = ("X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Signature",
@@ -25,10 +27,6 @@ _PARAM_RE = re.compile(r"([?&;#])([^=&;#]*)=([^&;#]*)")
 def looks_like_url(text: str) -> bool:
     """Whether text starts like an absolute URL (``scheme://``): what a list file's name never does."""
     return _SCHEME_SLASHES_RE.match(text) is not None
-
-
-class InvalidURL(ValueError):
-    """A URL that cannot be downloaded; the message is the human-readable reason."""
 
 
 _SCHEME_SLASHES_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")

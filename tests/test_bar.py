@@ -1,4 +1,4 @@
-"""The bar in its harder moments: the last minute of slow URLs, a terminal without a size, a log file."""
+"""The bar in its harder moments: the last minute of slow URLs, a real terminal without a size, a log file."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from test_ux import BAR_ARGS, imgfetch, in_terminal, write_list
+from test_ux import BAR_ARGS, imgfetch, in_terminal, on_terminal, write_list
 
 WAITING = re.compile(r"\[00:0\d<(?P<eta>00:0\d|\?), +(?P<rate>[\d.]+)(?P<unit>img/s|s/img), ok=3 [^\]]*, "
                      r"2 waiting, longest \d s\]")
@@ -20,8 +20,8 @@ def images_per_second(frame: re.Match) -> float:
 def test_the_bar_says_what_it_waits_on_with_an_eta_within_the_budget(server, tmp_path):
     hanging = [server.url("/hang?seconds=20"), server.url("/hang?seconds=20&b")]
     urls = write_list(tmp_path / "u.txt", [*server.image_urls()[:3], *hanging])
-    screen = in_terminal(imgfetch("get", str(urls), "-o", str(tmp_path / "o"), "--workers", "1", "--threads", "8",
-                                  "--max-time", "4.5", "--timeout", "10", "--retries", "0", "--start-method", "fork"))
+    _, screen = on_terminal(["get", str(urls), "-o", str(tmp_path / "o"), "--workers", "1", "--threads", "8",
+                             "--max-time", "4.5", "--timeout", "10", "--retries", "0", "--start-method", "fork"])
     waiting = [m for m in map(WAITING.search, re.split(r"[\r\n]", screen)) if m]
     assert len(waiting) >= 2, screen  # '2 waiting, longest 3 s' from two seconds on, until --max-time ends them
     assert all(m["eta"] != "00:00" for m in waiting)  # not a stale ETA: the budgets bound it

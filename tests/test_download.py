@@ -115,3 +115,19 @@ def test_saved_images_honour_the_umask_and_the_errors_file_stays_private(server,
     assert stat.S_IMODE(os.stat(out / ok.path).st_mode) == image_mode  # readable by others, as curl's files are
     assert stat.S_IMODE(os.stat(out / "manifest.jsonl").st_mode) == image_mode
     assert stat.S_IMODE(os.stat(tmp_path / "failed.txt").st_mode) == 0o600  # full URLs, maybe with credentials
+
+
+def test_a_run_for_a_command_line_keeps_counts_not_records_and_draws_where_it_is_told(server, tmp_path):
+    """What `imgfetch get` asks of download(): no record held in memory, the bar on its own stream."""
+    import io
+
+    out, bar = tmp_path / "out", io.StringIO()
+    urls = [*server.image_urls()[:3], server.url("/status/404"), "ftp://x/y"]
+    options = {**FAST, "progress": True}
+    results = download(urls, out, workers=1, threads=2, start_method="fork", keep_records=False, progress_file=bar,
+                       **options)
+    assert len(results) == 0 and len(read_manifest(out / "manifest.jsonl")) == 5  # every record is in the manifest
+    assert results.counts == {"ok": 3, "failed": 1, "invalid": 1, "duplicate": 0}
+    assert results.totals.failure_split() == (0, 1) and results.manifest == out / "manifest.jsonl"
+    assert "1 × HTTP 404 Not Found" in results.summary() and results.listed == 5
+    assert "5/5" in bar.getvalue() and "ok=3 failed=1 invalid=1" in bar.getvalue()

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from imgfetch import download, fetch
-from imgfetch.net.failures import ERROR_KINDS
+from imgfetch import ErrorKind, download, fetch
 from conftest import FAST, read_manifest
 from tlsserver import TLSServer
 
 DATA = Path(__file__).parent / "data"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def free_port() -> int:
@@ -105,7 +105,29 @@ def test_every_failed_record_in_the_manifest_has_a_documented_kind(server, tmp_p
     kinds = {r["line"]: r["error_kind"] for r in read_manifest(tmp_path / "o" / "manifest.jsonl")}
     assert kinds == {1: "http", 2: "connection", 3: "not_image", 4: "redirect", 5: "corrupt", 6: "too_large",
                      7: "invalid", 8: None}
-    assert set(kinds.values()) - {None} <= set(ERROR_KINDS)
+    assert set(kinds.values()) - {None} <= set(ErrorKind)
+    assert {kind: ErrorKind(kind).permanent for kind in kinds.values() if kind not in (None, "http")} == {
+        "connection": False, "not_image": True, "redirect": True, "corrupt": True, "too_large": True, "invalid": True}
+
+
+def test_the_readme_tables_every_error_kind_as_declared():
+    text = README.read_text(encoding="utf-8")
+    table = text.split("<!-- error kinds: ")[1].split("<!-- end of error kinds -->")[0]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table.splitlines()[3:] if line.strip()]
+    retried = {True: "no", False: "yes"}
+    assert rows == [[f"`{kind.value}`", kind.meaning, "for 408, 429 and 5xx" if kind == "http" else retried[kind.permanent]]
+                    for kind in ErrorKind], "README.md's error kinds differ from imgfetch.ErrorKind (records.py)"
+
+
+def test_error_kinds_are_the_strings_manifests_hold(tmp_path):
+    """Manifests written by earlier versions stay readable: each kind is its value, in JSON and in text."""
+    assert [kind.value for kind in ErrorKind] == [
+        "http", "timeout", "connection", "dns", "tls", "proxy", "protocol", "redirect", "too_large", "empty",
+        "not_image", "corrupt", "format", "filtered", "disallowed", "disk", "disk_full", "crashed", "invalid",
+        "internal"]
+    assert json.dumps({"error_kind": ErrorKind.DISK_FULL}) == '{"error_kind": "disk_full"}'
+    assert f"{ErrorKind.DNS}" == str(ErrorKind.DNS) == "dns" and ErrorKind.DNS == "dns"
+    assert {"dns": 1}[ErrorKind.DNS] == 1  # a kind read back from a manifest and one made here count together
 
 
 def _boom(*args: object, **kwargs: object) -> None:

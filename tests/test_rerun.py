@@ -144,6 +144,6 @@ def test_csv_line_is_the_data_row_number(fresh_server, tmp_path):
     ("disk_full", 200, False), ("crashed", None, False), ("internal", None, False), (None, None, False),
 ])
 def test_which_failures_are_permanent(kind, status, permanent):
-    from imgfetch.net.failures import permanent_failure
+    from imgfetch.records import permanent_failure
 
     assert permanent_failure(kind, status) is permanent

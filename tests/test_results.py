@@ -97,6 +97,9 @@ def test_show_outside_a_notebook_returns_the_sheet_and_saves_a_png(mixed, tmp_pa
     assert len(first.getcolors(1 << 16)) > 50 and first.getpixel((80, 80)) != CELL_BACKGROUND  # a real thumbnail
 
 
+RUN_ONLY = ("keep_records", "exit_on_second_signal", "progress_file")  # download()'s own, for a command-line tool
+
+
 def test_signatures_are_the_options_fields_with_their_defaults():
     fields = {f.name: f for f in dataclasses.fields(Options)}
 
@@ -106,7 +109,7 @@ def test_signatures_are_the_options_fields_with_their_defaults():
 
     for function in (download, iter_download, fetch):
         params = {name: p for name, p in inspect.signature(function).parameters.items()
-                  if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "options"}
+                  if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("options", *RUN_ONLY)}
         if function is not fetch:
             assert set(params) == set(fields), function.__name__
         else:  # fetch takes only what one URL in this process uses

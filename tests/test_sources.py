@@ -15,7 +15,8 @@ import pytest
 from imgfetch.errors import InputError
 from imgfetch.sources import readers
 from imgfetch.sources import INPUT_FORMATS, Entry, iter_entries, open_entries
-from imgfetch.urls import SECRET_PARAMS, InvalidURL, mask_url, normalize_url, url_key
+from imgfetch.errors import InvalidURL
+from imgfetch.urls import SECRET_PARAMS, mask_url, normalize_url, url_key
 
 
 def write(path: Path, data: bytes, compress: bool = False) -> Path:

@@ -1,9 +1,11 @@
-"""What a person at a terminal sees: the bar (in a real pty), the summary, help, errors that guide."""
+"""What a person at a terminal sees: the bar (once in a real pty, else in a stream that says it is a terminal),
+the summary, help, errors that guide."""
 from __future__ import annotations
 
 import fcntl
 import gc
 import gzip
+import io
 import os
 import pty
 import re
@@ -19,6 +21,7 @@ import time
 import pytest
 
 from imgfetch.cli import main
+from imgfetch.cli.environment import Environment
 from imgfetch.server import ImageServer
 from conftest import tree
 
@@ -59,6 +62,20 @@ def in_terminal(argv: list[str], stdin: bytes | None = None, seconds: float = 60
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+class Terminal(io.StringIO):
+    """Standard error that says it is a terminal, and keeps what the bar drew (80 columns: it has no size)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def on_terminal(argv: list[str], stdin: bytes = b"") -> tuple[int, str]:
+    """main(argv) in this process with stderr on a terminal: (exit status, everything drawn on stderr)."""
+    screen = Terminal()
+    status = main(argv, Environment(stdin=io.BytesIO(stdin), stdout=io.StringIO(), stderr=screen))
+    return status, screen.getvalue()
+
+
 def imgfetch(*args: str) -> list[str]:
     return [sys.executable, "-m", "imgfetch", *args]
 
@@ -88,25 +105,41 @@ def test_a_resume_counts_skipped_apart_and_the_bar_covers_the_downloads(server, 
     assert main(["get", str(urls), "-o", str(out), "-q", *FAST_ARGS]) == 0
     for path in sorted(p for p in out.iterdir() if p.suffix != ".jsonl")[:6]:
         path.unlink()
-    bar = final_bar(in_terminal(imgfetch("get", str(urls), "-o", str(out), *BAR_ARGS)))
-    assert "6/6" in bar and "100%" in bar and "ok=30 (24 earlier)" in bar
+    status, screen = on_terminal(["get", str(urls), "-o", str(out), *BAR_ARGS])
+    bar = final_bar(screen)
+    assert status == 0 and "6/6" in bar and "100%" in bar and "ok=30 (24 earlier)" in bar
 
 
 def test_gzip_and_stdin_lists_get_a_bar_too(server, tmp_path):
     listing = tmp_path / "u.txt.gz"
     listing.write_bytes(gzip.compress(("\n".join(server.image_urls()[:12]) + "\n").encode()))
-    assert "12/12" in final_bar(in_terminal(imgfetch("get", str(listing), "-o", str(tmp_path / "a"), *BAR_ARGS)))
-    piped = ("\n".join(server.image_urls()[:9]) + "\n").encode()
-    bar = final_bar(in_terminal(imgfetch("get", "-", "-o", str(tmp_path / "b"), *BAR_ARGS), stdin=piped))
-    assert "9/9" in bar and "ok=9" in bar  # no total while reading; the finished bar shows it
+    assert "12/12" in final_bar(on_terminal(["get", str(listing), "-o", str(tmp_path / "a"), *BAR_ARGS])[1])
+    piped = gzip.compress(("\n".join(server.image_urls()[:9]) + "\n").encode())  # standard input is sniffed too
+    status, screen = on_terminal(["get", "-", "-o", str(tmp_path / "b"), *BAR_ARGS], stdin=piped)
+    bar = final_bar(screen)
+    assert status == 0 and "9/9" in bar and "ok=9" in bar  # no total while reading; the finished bar shows it
 
 
 def test_the_clock_moves_while_urls_hang(server, tmp_path):
     urls = write_list(tmp_path / "u.txt", [server.url("/hang"), server.url("/hang?2")])
-    screen = in_terminal(imgfetch("get", str(urls), "-o", str(tmp_path / "o"), "--workers", "1", "--threads", "2",
-                                  "--timeout", "1.6", "--retries", "0", "--start-method", "fork"))
+    status, screen = on_terminal(["get", str(urls), "-o", str(tmp_path / "o"), "--workers", "1", "--threads", "2",
+                                  "--timeout", "1.6", "--retries", "0", "--start-method", "fork"])
+    assert status == 1
     assert re.search(r"0/2 \[00:01<", screen), screen  # redrawn at 0 done, a second in
     assert "ok=0 failed=2" in final_bar(screen)
+
+
+def test_main_reads_and_writes_only_through_its_environment(server, tmp_path, capsys):
+    env = Environment(stdin=io.BytesIO(("\n".join(server.image_urls()[:2]) + "\n").encode()), stdout=io.StringIO(),
+                      stderr=io.StringIO())
+    assert main(["get", "-", "-o", str(tmp_path / "o"), "--insecure", *FAST_ARGS], env) == 0
+    err = env.stderr.getvalue()
+    assert "imgfetch: warning: --insecure" in err and "done: ok 2, failed 0" in err  # log lines and the summary
+    assert "\r" not in err  # not a terminal: no bar
+    assert main([], env) == 0 and env.stdout.getvalue().startswith("usage: imgfetch")
+    assert main(["get", "-", "-o", "o", "--wrokers", "2"], env) == 2
+    assert env.stderr.getvalue().endswith("unrecognized option --wrokers; did you mean --workers?\n")
+    assert capsys.readouterr() == ("", "")  # nothing went to the process's own streams
 
 
 def test_no_bar_into_a_file_but_a_summary_with_reasons_manifest_and_retry(server, tmp_path, capsys):
@@ -280,5 +313,5 @@ def test_workers_that_import_an_unguarded_script_exit_quietly(server, tmp_path):
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.count("Traceback") == 1 and "RuntimeError" not in done.stderr
-    assert done.stderr.strip().splitlines()[-1].startswith("imgfetch.engine.pool.PoolKeepsDying: worker processes keep dying")
+    assert done.stderr.strip().splitlines()[-1].startswith("imgfetch.errors.PoolKeepsDying: worker processes keep dying")
     assert 2 < done.stdout.count("top level runs") < 12  # the parent, then each worker, which exited at once

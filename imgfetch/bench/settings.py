@@ -11,7 +11,8 @@ from typing import Any
 
 from ..options import START_METHODS, usable_cpus
 from ..options.checks import comma_list
-from ..options.spec import Check, OptionError, check_fields, option
+from ..errors import OptionError
+from ..options.spec import Check, check_fields, option
 
 DEFAULT_THREADS = (1, 16, 128, 256)  # from one thread per worker to past get's default of 128
 MAX_SWEEP_WORKERS = 32    # the default worker sweep stops here, however many CPUs

@@ -4,21 +4,27 @@
   ``imgfetch.options.arguments`` (the declarations).
 - ``get.py``, ``bench.py``, ``serve.py``: the commands; what they print to the terminal is printed here.
 - ``usage.py``: help texts, examples, and usage errors that guide; ``logs.py``: log lines above the bar.
+- ``environment.py``: the streams a command reads and writes, and which is a terminal (tests pass their own).
 - ``main`` here is the only place in imgfetch that turns exceptions into exit codes.
 
-May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.sources, imgfetch.engine, imgfetch.store, imgfetch.bench, imgfetch.server, imgfetch.logrelay
+May import: imgfetch.api, imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.sources, imgfetch.engine, imgfetch.store, imgfetch.bench, imgfetch.server, imgfetch.logrelay
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import re
 import signal
 import sys
 from typing import Any, Sequence
 
+from .environment import Environment
+
 
 class ExitStatus(enum.IntEnum):
+    """The exit status of ``imgfetch``; the README's table says when each is given."""
+
     OK = 0
     SOME_FAILED = 1
     ERROR = 2
@@ -29,59 +35,60 @@ class ExitStatus(enum.IntEnum):
 _SAID_ERROR = re.compile(r"^(imgfetch: )?error: ", re.IGNORECASE)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Run the command line (``sys.argv[1:]`` by default) in ``env`` (this process's streams by default)."""
     from ..store.files import ignore_file_size_signal
     from .parser import build_parser, parse_command_line
 
+    env = Environment() if env is None else env
     ignore_file_size_signal()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
-        parser.print_help()
+        parser.print_help(env.stdout)
         return ExitStatus.OK
     try:
-        args = parse_command_line(parser, argv)
+        with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):  # argparse's own words
+            args = parse_command_line(parser, argv)
     except SystemExit as exc:  # --help, --version, usage errors: argparse has already said why
         return int(exc.code or 0)
-    from .logs import setup_logging
+    from .logs import logging_to
 
-    setup_logging(args)
-    return _run(args)
+    with logging_to(env.stderr, args):
+        return _run(args, env)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from ..errors import ImgFetchError, Interrupted
-    from ..options import OptionError
+def _run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    from ..errors import ImgFetchError, Interrupted, OptionError
 
     try:
-        return _command(args)
+        return _command(args, env)
     except OptionError as exc:  # bad options, from their declared checks
-        return _fail(args, exc.spelled(_flag_for(args.command)))
+        return _fail(args, env, exc.spelled(_flag_for(args.command)))
     except ValueError as exc:
-        return _fail(args, str(exc))
+        return _fail(args, env, str(exc))
     except Interrupted as exc:
         return ExitStatus.TERMINATED if exc.signum == signal.SIGTERM else ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except ImgFetchError as exc:
-        return _fail(args, str(exc))
+        return _fail(args, env, str(exc))
     except OSError as exc:
-        return _fail(args, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        return _fail(args, env, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 
 
-def _command(args: argparse.Namespace) -> int:
+def _command(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.command == "serve":
         from .serve import serve_command
 
-        return serve_command(args)
+        return serve_command(args, env)
     if args.command == "bench":
         from .bench import run_bench_command
 
-        return run_bench_command(args)
+        return run_bench_command(args, env)
     from .get import get_command
 
-    return get_command(args)
+    return get_command(args, env)
 
 
 def _flag_for(command: str) -> Any:
@@ -95,13 +102,13 @@ def _flag_for(command: str) -> Any:
     return lambda name: "-v" if name == "log_pids" and command == "get" else flag_for(classes, name)
 
 
-def _fail(args: argparse.Namespace, message: str) -> int:
+def _fail(args: argparse.Namespace, env: Environment, message: str) -> ExitStatus:
     if getattr(args, "traceback", False):
         import traceback
 
-        traceback.print_exc()
+        traceback.print_exc(file=env.stderr)
     # A message may carry its own "imgfetch: error:" (MissingMainGuard, a SystemExit that speaks for itself)
     # or a library's "error: ": say it once.
-    print(f"imgfetch: error: {_SAID_ERROR.sub('', message)}", file=sys.stderr)
+    print(f"imgfetch: error: {_SAID_ERROR.sub('', message)}", file=env.stderr)
     return ExitStatus.ERROR
 

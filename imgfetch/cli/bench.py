@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +18,8 @@ from ..bench.table import format_report
 from ..errors import OutputError
 from ..options import Options
 from ..options.arguments import given
+from . import ExitStatus
+from .environment import Environment
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[BenchSettings, BenchOu
     return settings, outputs, Options(**engine)
 
 
-def run_bench_command(args: argparse.Namespace) -> int:
+def run_bench_command(args: argparse.Namespace, env: Environment) -> ExitStatus:
     """Run the benchmark the command line describes; 1 if any download failed, else 0."""
     settings, outputs, opts = settings_from_args(args)
     chart_size = _chart_size(outputs.chart_size) if outputs.chart else None  # before a minute of measuring, not after
@@ -45,18 +46,18 @@ def run_bench_command(args: argparse.Namespace) -> int:
         log.warning("every row and every run fetches the same URLs from the same servers again (up to %d "
                     "times each); keep the list short with --limit and be polite with --per-host and --rate",
                     (1 + len(settings.classic_workers) + len(settings.workers) * len(settings.threads)) * settings.repeat)
-    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=env.stderr, flush=True))
     report = _run_rows(settings, opts, say, verbose=args.verbose > 0)
     advice = advise(report)
-    print(format_report(report, advice, every_pid=args.verbose > 0))
+    print(format_report(report, advice, every_pid=args.verbose > 0), file=env.stdout)
     if report.bursts is not None:
-        print(format_bursts(report.bursts))
+        print(format_bursts(report.bursts), file=env.stdout)
     say(f"bench took {report.wall_s:.0f} s")
     _save(outputs, report, advice, chart_size)
     if report.failures:
-        print(f"imgfetch: {report.failures} downloads failed across all runs", file=sys.stderr)
-        return 1
-    return 0
+        print(f"imgfetch: {report.failures} downloads failed across all runs", file=env.stderr)
+        return ExitStatus.SOME_FAILED
+    return ExitStatus.OK
 
 
 def _chart_size(text: str) -> tuple[int, int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,35 +12,35 @@ from ..options import Options
 from ..options.arguments import given
 from ..sources import list_format
 from ..urls import looks_like_url
+from . import ExitStatus
+from .environment import Environment
 
-TOP_REASONS = 5  # failure reasons listed in the summary
 
-
-def options_from_args(args: argparse.Namespace) -> Options:
-    """The declared options given, plus what -q, -v and the terminal decide."""
+def options_from_args(args: argparse.Namespace, env: Environment | None = None) -> Options:
+    """The declared options given, plus what -q, -v and the terminal (``env``: this process's) decide."""
+    on_terminal = (env or Environment()).stderr_isatty
     return Options(**given(Options, args),
-                   progress=not args.quiet and sys.stderr.isatty(),  # no bar redrawn into a log file
+                   progress=not args.quiet and bool(on_terminal),  # no bar redrawn into a log file
                    log_pids=args.verbose > 0)
 
 
-def get_command(args: argparse.Namespace) -> int:
-    """Run the download; 0 if every URL ended ok, 1 if some failed."""
-    from ..engine.run import Run
+def get_command(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    """Run the download as the library's download() does, keeping counts only; OK if every URL ended ok."""
+    from ..api import download
 
-    source = source_of(args.urls, args.out)
-    run = Run(source, args.out, options_from_args(args), hard_exit_on_second_signal=True, records=False)
+    source, opts = source_of(args.urls, args.out), options_from_args(args, env)
     try:
-        for _result in run.results():
-            pass
-    except Interrupted:
+        results = download(env.stdin if source == "-" else source, args.out, options=opts,
+                           keep_records=False, exit_on_second_signal=True, progress_file=env.stderr)
+    except Interrupted as exc:
         if not args.quiet:
-            print(interrupted_report(run), file=sys.stderr)
+            print(interrupted_report(exc.results), file=env.stderr)  # type: ignore[attr-defined]
         raise
     if not args.quiet:
-        print(report(run, args), file=sys.stderr)
-        if not run.summary.total:  # exit 0 still: an incremental feed is often empty, and that is no failure
-            print(no_urls(source, args.input_format), file=sys.stderr)
-    return 0 if run.summary.all_ok else 1
+        print(report(results, args, opts.retry_failed), file=env.stderr)
+        if not results.totals.total:  # exit 0 still: an incremental feed is often empty, and that is no failure
+            print(no_urls(source, args.input_format), file=env.stderr)
+    return ExitStatus.OK if results.totals.all_ok else ExitStatus.SOME_FAILED
 
 
 def source_of(arguments: list[str], out: str) -> str | list[str]:
@@ -92,21 +91,15 @@ def no_urls(source: str | list[str], input_format: str | None) -> str:
     return f"the list had no URLs: {name} is empty or has only {_NOTHING_BUT[fmt]}"
 
 
-def report(run: Any, args: argparse.Namespace) -> str:
+def report(results: Any, args: argparse.Namespace, retry_failed: str) -> str:
     """The end of a run: counts, the commonest failures, the manifest, how to retry."""
-    summary = run.summary
-    lines = [f"done: {summary.line()}"]
-    if summary.reasons:
-        lines += ["failures:", *summary.reason_lines(TOP_REASONS)]
-    advice = summary.dns_advice()
-    if advice:
-        lines.append(advice)
-    lines.append(f"manifest: {run.manifest_path}")
+    summary = results.totals
+    lines = [f"done: {results.summary()}", f"manifest: {results.manifest}"]
     failed = summary.counts["failed"]
     if failed:
-        lines += retry_lines(*run.failure_split(), run.opts.retry_failed)
+        lines += retry_lines(*summary.failure_split(), retry_failed)
         if args.errors:
-            also = "" if run.opts.retry_failed == "transient" else " --retry-failed all"
+            also = "" if retry_failed == "transient" else " --retry-failed all"
             lines.append(f"  or retry just those, listed in {args.errors}: "
                          f"imgfetch get {shlex.quote(args.errors)} -o {shlex.quote(args.out)}{also}")
         else:
@@ -136,10 +129,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def interrupted_report(run: Any) -> str:
-    summary = run.summary
-    of = f" of {run.lines:,}" if run.lines else ""
+def interrupted_report(results: Any) -> str:
+    summary = results.totals
+    of = f" of {results.listed:,}" if results.listed else ""
     counts = ", ".join(summary.count_text(name) for name, n in summary.counts.items() if n or name == "ok")
     return (f"interrupted: {summary.total:,}{of} URLs done ({counts}) in {summary.seconds:.1f} s\n"
-            f"manifest: {run.manifest_path}\n"
+            f"manifest: {results.manifest}\n"
             f"run the same command again to resume: finished URLs are skipped")

@@ -2,20 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import sys
+from typing import IO, Iterator
 
 log = logging.getLogger("imgfetch")
 
 
 class _BarSafeHandler(logging.Handler):
-    """Writes log lines above the progress bar instead of through it."""
+    """Writes log lines to ``stream``, above the progress bar instead of through it."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
+        self.stream = stream
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             from tqdm import tqdm
 
-            tqdm.write(self.format(record), file=sys.stderr)
+            tqdm.write(self.format(record), file=self.stream)
         except Exception:
             self.handleError(record)
 
@@ -28,8 +33,20 @@ class _Formatter(logging.Formatter):
         return message
 
 
-def setup_logging(args: argparse.Namespace) -> None:
-    handler = _BarSafeHandler()
+@contextlib.contextmanager
+def logging_to(stream: IO[str], args: argparse.Namespace) -> Iterator[None]:
+    """imgfetch's log lines on ``stream`` while a command runs, at the level -q/-v ask for; as before after it."""
+    handlers, propagate, level = log.handlers[:], log.propagate, log.level
+    setup_logging(args, stream)
+    try:
+        yield
+    finally:
+        log.handlers[:], log.propagate = handlers, propagate
+        log.setLevel(level)
+
+
+def setup_logging(args: argparse.Namespace, stream: IO[str]) -> None:
+    handler = _BarSafeHandler(stream)
     handler.setFormatter(_Formatter())
     log.handlers[:] = [handler]
     log.propagate = False

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import argparse
 import errno
+import sys
 import threading
 from dataclasses import asdict, dataclass
+from typing import IO
 
 from ..errors import ImgFetchError
 from ..options.checks import number, whole
 from ..options.spec import check_fields, option
+from . import ExitStatus
+from .environment import Environment
 
 _AT_LEAST_0 = number(at_least=0)
 SERVER = "the built-in server"
@@ -39,7 +43,7 @@ class ServeOptions:
         check_fields(self)
 
 
-def serve(options: ServeOptions) -> int:
+def serve(options: ServeOptions, out: IO[str] | None = None) -> ExitStatus:
     """Serve until Ctrl-C; every image is rendered first, so no client pays for it mid-benchmark."""
     from ..server import ImageServer
 
@@ -54,16 +58,16 @@ def serve(options: ServeOptions) -> int:
         for i in range(options.count):
             server.image_bytes(i)
         print(f"serving {options.count} images on {server.base_url} (list: {server.url('/urls.txt')}); "
-              "Ctrl-C stops", flush=True)
+              "Ctrl-C stops", file=out or sys.stdout, flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
-    return 0
+    return ExitStatus.OK
 
 
-def serve_command(args: argparse.Namespace) -> int:
+def serve_command(args: argparse.Namespace, env: Environment) -> ExitStatus:
     from ..options.arguments import given
 
-    return serve(ServeOptions(**given(ServeOptions, args)))
+    return serve(ServeOptions(**given(ServeOptions, args)), env.stdout)

@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DiskFull, OutputError
-from ..options import Options, OptionError
+from ..errors import DiskFull, OptionError, OutputError
+from ..options import Options
 from ..records import FAILED, FetchResult
 from ..store.dedup import Dedup
 from ..store.errorlist import ErrorsList

@@ -18,17 +18,9 @@ import os
 import sys
 from typing import Any
 
-from ..errors import ImgFetchError
+from ..errors import MissingMainGuard
 
 WORKER_PREFIX = "imgfetch-"  # the names the pool gives its processes
-
-
-class MissingMainGuard(SystemExit, ImgFetchError):
-    """A script calls imgfetch at its top level under spawn or forkserver.
-
-    A SystemExit, so an uncaught one ends the script with its one-line message and no
-    traceback; an ImgFetchError (and so an Exception), so callers can catch it.
-    """
 
 
 def refuse_in_worker() -> None:

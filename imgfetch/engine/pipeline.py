@@ -35,7 +35,7 @@ from ..images import NotAnImage
 from ..net.fetcher import CANCELLED_ERROR, Fetcher
 from ..net.limits import raise_open_files_limit
 from ..options import Options
-from ..records import CANCELLED, FAILED, OK, FetchResult, Task, failed_record
+from ..records import CANCELLED, FAILED, OK, ErrorKind, FetchResult, Task, failed_record
 from ..store.files import target_name, write_atomic
 from ..store.journal import save_notes
 from ..store.shards import hold_sample
@@ -74,7 +74,7 @@ def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: P
     except Exception as exc:  # a bug must not take the worker or the run down with it
         log.warning("internal error on %s: %s: %s", result.url, type(exc).__name__, exc, exc_info=True)
         result.status, result.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
-        result.error_kind = "internal"
+        result.error_kind = ErrorKind.INTERNAL
     result.elapsed_s = round(time.monotonic() - started, ELAPSED_DIGITS)
     result.fetched_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     return result
@@ -110,7 +110,7 @@ def _run_steps(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher,
         write_atomic(root, tmp, relpath, body, replace=opts.overwrite or relpath == task.owned_path)
     except OSError as exc:
         result.error = f"cannot save {relpath}: {exc.strerror or exc}"
-        result.error_kind = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "disk"
+        result.error_kind = ErrorKind.DISK_FULL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ErrorKind.DISK
         return
     result.status, result.path, result.bytes, result.sha256 = OK, relpath, len(body), digest
     result.format, result.width, result.height = facts.format, facts.width, facts.height

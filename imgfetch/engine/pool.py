@@ -28,7 +28,7 @@ from collections import deque
 from multiprocessing.connection import wait
 from typing import Any, Iterable
 
-from ..errors import ImgFetchError
+from ..errors import ImgFetchError, PoolKeepsDying, WorkerInitFailed
 from ..options import Options
 from ..records import FetchResult, Task, crashed_record
 from .affinity import Affinity
@@ -45,14 +45,6 @@ PREFETCH_MIN = 2           # URLs queued in a worker beyond its threads, at the 
 PREFETCH_SHARE = 8         # and one more per this many threads
 HOSTS_PER_WORKER = 1_024   # hosts whose connections the pool keeps track of, per worker: as many as one keeps idle
 Done = tuple[Task, FetchResult]
-
-
-class PoolKeepsDying(ImgFetchError):
-    """Worker processes die as soon as they start; the run cannot make progress."""
-
-
-class WorkerInitFailed(ImgFetchError):
-    """The user's initializer raised in a worker process."""
 
 
 def prefetch(threads: int) -> int:

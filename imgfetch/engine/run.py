@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 from ..errors import DiskFull, Interrupted, OutputError
 from .guard import refuse_in_worker
@@ -23,14 +23,13 @@ from ..store.outputs import refuse_overwriting_the_list
 from ..options import Options
 from ..report.progress import Progress, wanted
 from ..report.summary import Summary
-from ..records import FAILED, OK, FetchResult
+from ..records import OK, FetchResult
 from ..sources import Entry, ListCounter, open_entries
 from .driver import Driver, Request
 from .folder import OutputFolder
 from .plan import Planner
 from .engine import Engine
 from .shard_run import ShardBar, ShardedRun, parts_folder
-from ..net.failures import permanent_failure
 
 log = logging.getLogger(__name__)
 SIGNAL_EXIT_BASE = 128  # a process ended by signal N exits with 128 + N, as shells report it
@@ -43,9 +42,11 @@ class Run:
     """A whole download run. Iterate ``results()``; ``summary`` fills in as records arrive."""
 
     def __init__(self, urls: Any, out_dir: str | os.PathLike[str], opts: Options, *,
-                 hard_exit_on_second_signal: bool = False, label: str | None = None, records: bool = True) -> None:
-        """``records``: on Dask, read each shard's records back for ``results()`` (the CLI needs counts only)."""
-        self.urls, self.opts, self.records = urls, opts, records
+                 hard_exit_on_second_signal: bool = False, label: str | None = None, records: bool = True,
+                 progress_file: IO[str] | None = None) -> None:
+        """``records``: on Dask, read each shard's records back for ``results()`` (the CLI needs counts only);
+        ``progress_file``: where the bar goes (stderr by default)."""
+        self.urls, self.opts, self.records, self.progress_file = urls, opts, records, progress_file
         self.folder = OutputFolder(out_dir, opts)
         self.out = self.folder.out
         self.summary = Summary()
@@ -70,11 +71,6 @@ class Run:
     def lines(self) -> int | None:
         """The list's entries, once the background count (or len) knows them; else None."""
         return self._counter.total if self._counter is not None else None
-
-    def failure_split(self) -> tuple[int, int]:
-        """This run's failed URLs as (transient, permanent): what --retry-failed transient fetches again, and not."""
-        permanent = sum(n for (kind, status), n in self.summary.failures.items() if permanent_failure(kind, status))
-        return self.summary.counts[FAILED] - permanent, permanent
 
     def results(self) -> Iterator[FetchResult]:
         """Yield one record per input URL as it completes; raises only for run-level failures."""
@@ -114,8 +110,8 @@ class Run:
         driver.start()
         self.engine = engine = driver.engine
         assert engine is not None
-        bar = Progress(self.summary, self._counter, self.label, in_flight=engine.in_flight,
-                       budget_s=self.opts.max_time) if wanted(self.opts.progress) else None
+        bar = Progress(self.summary, self._counter, self.label, in_flight=engine.in_flight, budget_s=self.opts.max_time,
+                       file=self.progress_file) if wanted(self.opts.progress, self.progress_file) else None
         try:
             planner = Planner(driver.folder.done, self.folder.root, self.opts.retry_failed,  # type: ignore[arg-type]
                               shard_in_place=self.folder.shard_in_place)
@@ -139,7 +135,8 @@ class Run:
         """On Dask: the shards' counts make the summary and move the bar; records only if asked for."""
         started = time.monotonic()
         self.sharded = ShardedRun(self.out, self.opts, self.folder.destination)
-        bar = Progress(self.summary, self._counter, self.label) if wanted(self.opts.progress) else None
+        bar = (Progress(self.summary, self._counter, self.label, file=self.progress_file)
+               if wanted(self.opts.progress, self.progress_file) else None)
         moves = ShardBar(bar)
         try:
             with _signals(self._on_signal):

@@ -5,7 +5,7 @@ png: the PNG/APNG chunk structure check; gif: the GIF block walk (every frame, t
 reasons: NotAnImage and how its reasons are worded; transform: filters, resizing and re-encoding
 (shape_image, Shaping, Filtered); phash: the perceptual hash --dedup phash:D compares.
 
-May import: nothing else from imgfetch
+May import: imgfetch.records
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from PIL import Image
 
+from ..records import ErrorKind
+
 MAX_ERROR_CHARS = 80  # of the detail in "corrupt PNG image (<detail>)"
 _ELLIPSIS = "..."
 _WORD_CUT_FROM = 3  # a detail is cut at a space only if that keeps over 1/3 of the limit
@@ -12,17 +14,17 @@ class NotAnImage(ValueError):
     """The body is not an acceptable image; the message says why."""
 
     @property
-    def kind(self) -> str:
-        """The record's error_kind (see failures.ERROR_KINDS), from how this package words its reasons."""
+    def kind(self) -> ErrorKind:
+        """The record's error_kind, from how this package words its reasons."""
         text = str(self)
         for prefix, kind in _KINDS:
             if text.startswith(prefix):
                 return kind
-        return "not_image"
+        return ErrorKind.NOT_IMAGE
 
 
-_KINDS = (("corrupt", "corrupt"), ("bad image size", "corrupt"), ("format ", "format"),
-          ("decompression bomb", "too_large"), ("empty", "empty"))
+_KINDS = (("corrupt", ErrorKind.CORRUPT), ("bad image size", ErrorKind.CORRUPT), ("format ", ErrorKind.FORMAT),
+          ("decompression bomb", ErrorKind.TOO_LARGE), ("empty", ErrorKind.EMPTY))
 
 
 def corrupt(fmt: str, exc: BaseException) -> NotAnImage:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile
 
+from ..records import ErrorKind
 from .inspection import ImageFacts, check_pixels, opened_image
 from .phash import perceptual_hash
 from .reasons import NotAnImage, corrupt
@@ -35,8 +36,8 @@ class Filtered(NotAnImage):
     """An image refused by a filter (--min-image-size, --max-aspect-ratio); the message says which."""
 
     @property
-    def kind(self) -> str:
-        return "filtered"
+    def kind(self) -> ErrorKind:
+        return ErrorKind.FILTERED
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ verification and headers; ``auth`` the credentials each hop carries (URL userinf
 inside the budget, cached per process; ``connect`` a TCP connection to any of a host's
 addresses within one timeout; ``pools`` idle connections kept by one budget over all hosts;
 ``tls`` one TLS context per process that resumes sessions; ``watchdog`` the hard cap that cuts
-a download past its deadline; ``failures`` failures described for people (ERROR_KINDS), and
-which are permanent; ``limits`` open-file limits; ``optout`` the X-Robots-Tag opt-outs and the
+a download past its deadline; ``failures`` failures described for people, each of an ErrorKind
+(records.py); ``limits`` open-file limits; ``optout`` the X-Robots-Tag opt-outs and the
 User-Agent token.
 
-May import: imgfetch.options, imgfetch.urls
+May import: imgfetch.options, imgfetch.records, imgfetch.urls
 """

@@ -8,6 +8,7 @@ import time
 
 from .failures import Failure
 from ..options import Options
+from ..records import ErrorKind
 
 BACKOFF_CAP = 30.0         # longest backoff between two attempts, in seconds
 JITTER = (0.5, 1.5)        # each backoff is scaled by a random factor in this range, so retries spread out
@@ -38,7 +39,7 @@ class Budget:
             message = f"timed out: download took longer than --deadline {self.deadline:g} s"
         else:
             message = f"timed out: download took longer than --max-time {self.max_time:g} s"
-        return Failure(message, "timeout", transient=True, status=status, final_url=url)
+        return Failure(message, ErrorKind.TIMEOUT, transient=True, status=status, final_url=url)
 
 
 def retry_wait(opts: Options, attempts: int, retry_after: float | None, left: float) -> tuple[float, str | None]:

@@ -13,7 +13,8 @@ from requests.structures import CaseInsensitiveDict
 from .adapter import WatchedAdapter
 from .auth import hop_authorization
 from .budget import Budget, parse_retry_after, retry_wait
-from .failures import Failure, describe, transient_status
+from ..records import ErrorKind, transient_status
+from .failures import Failure, describe
 from .limits import idle_budget
 from ..options import Options
 from .optout import refuse_opted_out
@@ -155,15 +156,15 @@ class Fetcher:
     def _redirect_target(self, resp: requests.Response, current: str, seen: set[str]) -> str:
         location = resp.headers.get("Location")
         if not location:
-            raise Failure(f"HTTP {resp.status_code} redirect without a Location", "protocol", transient=False,
+            raise Failure(f"HTTP {resp.status_code} redirect without a Location", ErrorKind.PROTOCOL, transient=False,
                            status=resp.status_code, final_url=current)
         target = urljoin(current, location.strip()).split("#", 1)[0]
         scheme = urlsplit(target).scheme.lower()
         if scheme not in ("http", "https"):
             raise Failure(f"redirect to {scheme or 'an unknown scheme'}: refused (only http and https are followed)",
-                          "redirect", transient=False, status=resp.status_code, final_url=current)
+                          ErrorKind.REDIRECT, transient=False, status=resp.status_code, final_url=current)
         if target in seen:
-            raise Failure("redirect loop", "redirect", transient=False, status=resp.status_code, final_url=target)
+            raise Failure("redirect loop", ErrorKind.REDIRECT, transient=False, status=resp.status_code, final_url=target)
         return target
 
     def _get(self, url: str, parts: SplitResult, headers: CaseInsensitiveDict, auth: str | None, budget: Budget,
@@ -182,7 +183,7 @@ class Fetcher:
         if self._stopping():
             return Failure(CANCELLED_ERROR, "cancelled", transient=False, status=status, final_url=url)
         failure = describe(exc, self.opts.timeout, url, status=status, got=got)
-        if failure.kind != "dns" and (armed.fired or time.monotonic() >= budget.attempt_end):
+        if failure.kind != ErrorKind.DNS and (armed.fired or time.monotonic() >= budget.attempt_end):
             return budget.overrun(url, status)  # a DNS lookup that ran out of time says so itself
         return failure
 
@@ -192,14 +193,14 @@ class Fetcher:
         if status != HTTP_OK:
             transient = transient_status(status)
             retry_after = parse_retry_after(resp.headers.get("Retry-After")) if status in _RETRY_AFTER else None
-            raise Failure(f"HTTP {status} {resp.reason or ''}".strip(), "http", transient=transient, status=status,
+            raise Failure(f"HTTP {status} {resp.reason or ''}".strip(), ErrorKind.HTTP, transient=transient, status=status,
                            retry_after=retry_after, final_url=url)
         refuse_opted_out(resp.raw.headers, opts, status, url)  # net/optout.py: X-Robots-Tag, before the body
         length = resp.headers.get("Content-Length")
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
         if length and length.isdigit() and not encoded and int(length) > opts.max_bytes:
             raise Failure(f"too large: Content-Length {int(length):,} bytes > --max-bytes {opts.max_bytes:,}",
-                          "too_large", transient=False, status=status, final_url=url)
+                          ErrorKind.TOO_LARGE, transient=False, status=status, final_url=url)
         body = self._read_body(resp, url, budget, armed)
         return body, status, url, resp.headers.get("Content-Type")
 
@@ -221,14 +222,14 @@ class Fetcher:
                 total += len(chunk)
                 if total > opts.max_bytes:
                     raise Failure(f"too large: body exceeds --max-bytes {opts.max_bytes:,} bytes",
-                                  "too_large", transient=False, status=HTTP_OK, final_url=url)
+                                  ErrorKind.TOO_LARGE, transient=False, status=HTTP_OK, final_url=url)
                 parts.append(chunk)
         except Failure:
             raise
         except Exception as exc:  # urllib3/http.client errors while streaming the body
             raise self._failure(exc, budget, armed, url, status=HTTP_OK, got=total) from None
         if not total:
-            raise Failure("empty response (HTTP 200 with no body)", "empty", transient=False, status=HTTP_OK,
+            raise Failure("empty response (HTTP 200 with no body)", ErrorKind.EMPTY, transient=False, status=HTTP_OK,
                           final_url=url)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 

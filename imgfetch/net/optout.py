@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..options import Options
+from ..records import ErrorKind
 from .failures import Failure
 
 HEADER = "X-Robots-Tag"
@@ -44,7 +45,7 @@ def refuse_opted_out(headers: Any, opts: Options, status: int, url: str) -> None
     values = headers.getlist(HEADER) if hasattr(headers, "getlist") else [v for v in [headers.get(HEADER)] if v]
     refused = opted_out(values, opts.disallowed_header_directives, our_tokens(opts)) if values else None
     if refused:
-        raise Failure(f"disallowed by X-Robots-Tag: {refused}", "disallowed", transient=False, status=status,
+        raise Failure(f"disallowed by X-Robots-Tag: {refused}", ErrorKind.DISALLOWED, transient=False, status=status,
                       final_url=url)
 
 

@@ -2,18 +2,19 @@
 
 - ``definitions.py``: :class:`Options`, every option of a run declared once (type, default, check, help, flag).
 - ``values.py``: the fixed values options draw on (choices, record fields, pool defaults).
-- ``spec.py``: ``option()``, the field declaration, and :class:`OptionError`.
+- ``spec.py``: ``option()``, the field declaration (a bad value raises ``imgfetch.errors.OptionError``).
 - ``checks.py``: the checks the declarations name, and ``parse_size``.
 - ``docs.py``: the README's option table, rendered from the declarations.
 - ``keywords.py``: the library's keyword arguments and signatures, derived from the declarations.
 
-May import: nothing else from imgfetch
+May import: imgfetch.errors
 """
 from .checks import parse_size
 from .definitions import (INPUT_FORMATS, KNOWN_FORMATS, NAMINGS, OUTPUT_FORMATS, RECORD_FIELDS, START_METHODS, VERIFY_MODES, Options,
                           default_start_method, default_workers)
 from .values import usable_cpus
-from .spec import OptionError, OptionSpec, option
+from ..errors import OptionError
+from .spec import OptionSpec, option
 
 __all__ = [
     "Options", "OptionError", "OptionSpec", "option", "parse_size", "usable_cpus", "default_workers",

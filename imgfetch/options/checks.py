@@ -6,7 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .spec import Check, OptionError
+from ..errors import OptionError
+from .spec import Check
 
 SIZE_UNITS = "KMGT"  # powers of 1024
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)

@@ -8,32 +8,10 @@ option table are all derived from these fields, so an option is written down in 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-Check = Callable[[str, Any], Any]  # (option name, value) -> the value to keep; raises OptionError
-
-
-class OptionError(ValueError):
-    """A bad option, in the library's words (``workers must be ...``); ``names`` are the options it is about."""
-
-    def __init__(self, message: str, *names: str) -> None:
-        super().__init__(message)
-        self.names = names
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), *self.names))
-
-    def spelled(self, spell: Callable[[str], str]) -> str:
-        """The message with each option name written by ``spell`` (the CLI passes its flags)."""
-        text, position, parts = str(self), 0, []
-        for name in self.names:  # names come before values in every message: replace their first use
-            found = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])").search(text, position)
-            if found is not None:
-                parts.append(text[position:found.start()] + spell(name))
-                position = found.end()
-        return "".join(parts) + text[position:]
+Check = Callable[[str, Any], Any]  # (option name, value) -> the value to keep; raises imgfetch.errors.OptionError
 
 
 @dataclass(frozen=True)

@@ -46,11 +46,12 @@ def in_jupyter() -> bool:
     return shell is not None and "qt" not in type(shell).__name__.lower()
 
 
-def wanted(progress: bool | None) -> bool:
-    """Whether to draw a bar: as asked, or (None) on a terminal or in Jupyter, never into a log file."""
+def wanted(progress: bool | None, file: IO[str] | None = None) -> bool:
+    """Whether to draw a bar: as asked, or (None) on a terminal (``file``, stderr by default) or in Jupyter,
+    never into a log file."""
     if progress is not None:
         return progress
-    return in_jupyter() or _is_terminal(sys.stderr)
+    return in_jupyter() or _is_terminal(file or sys.stderr)
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -91,10 +92,12 @@ class Progress:
     """The bar of one run. ``add`` every record; ``close(complete)`` at the end."""
 
     def __init__(self, summary: Summary, counter: Any | None, label: str | None = None, *,
-                 in_flight: InFlightProbe | None = None, budget_s: float | None = None) -> None:
+                 in_flight: InFlightProbe | None = None, budget_s: float | None = None,
+                 file: IO[str] | None = None) -> None:
         """``counter``: anything with a ``total`` (None until known) and a ``stop()``, such as a ListCounter.
 
-        ``in_flight`` says what the workers hold (see InFlightProbe); ``budget_s`` is one URL's --max-time.
+        ``in_flight`` says what the workers hold (see InFlightProbe); ``budget_s`` is one URL's --max-time;
+        ``file`` is where a text bar is drawn (stderr by default).
         """
         self.summary, self.counter = summary, counter
         self.skipped = 0
@@ -110,7 +113,8 @@ class Progress:
         if self._notebook:
             options["display"] = False  # displayed here, with a handle to store its final text at the end
         else:
-            options["ncols"], options["nrows"] = terminal_size(sys.stderr)  # the ticker follows resizes
+            options["file"] = file or sys.stderr
+            options["ncols"], options["nrows"] = terminal_size(options["file"])  # the ticker follows resizes
         self.bar = bar_class(total=self._total(0), **options)
         self._shown = _display(self.bar.container) if self._notebook else None
         self._ticking = threading.Event()

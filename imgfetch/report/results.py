@@ -28,12 +28,17 @@ class Results(list):  # type: ignore[type-arg]
     """
 
     def __init__(self, records: Iterable[FetchResult] = (), out_dir: str | os.PathLike[str] | None = None,
-                 summary: Summary | None = None, manifest: str | os.PathLike[str] | None = None) -> None:
+                 summary: Summary | None = None, manifest: str | os.PathLike[str] | None = None, *,
+                 listed: int | None = None, counts_only: bool = False) -> None:
+        """``counts_only``: the run kept no records (``download(keep_records=False)``): the counts are ``summary``'s."""
         super().__init__(sorted(records, key=_input_order))
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.manifest = Path(manifest) if manifest is not None else None
+        # where the records are; a URL (str) when they are on object storage
+        self.manifest = manifest if isinstance(manifest, str) and "://" in manifest else \
+            Path(manifest) if manifest is not None else None
+        self.listed = listed  # the list's entries, once counted (None for standard input, or not counted yet)
         self.seconds = summary.seconds if summary is not None else 0.0
-        self._summary = _count(self, self.seconds)
+        self._summary = summary if counts_only and summary is not None else _count(self, self.seconds)
 
     def _subset(self, records: Iterable[FetchResult]) -> "Results":
         subset = Results(records, self.out_dir, None, self.manifest)
@@ -59,6 +64,11 @@ class Results(list):  # type: ignore[type-arg]
     def counts(self) -> dict[str, int]:
         """Records by status: ok, failed, invalid, duplicate (ok and failed include the skipped ones)."""
         return dict(self._summary.counts)
+
+    @property
+    def totals(self) -> Summary:
+        """The counts behind ``summary()``: by status, skipped, failure reasons and kinds, bytes, seconds."""
+        return self._summary
 
     @property
     def bytes(self) -> int:

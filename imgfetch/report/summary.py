@@ -5,7 +5,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..records import FAILED, INVALID, OK, STATUSES, FetchResult
+from ..records import FAILED, INVALID, OK, STATUSES, ErrorKind, FetchResult, permanent_failure
 
 MAX_REASONS = 1000  # distinct reasons kept; the rest are counted as "other reasons"
 OTHER = "other reasons"
@@ -56,7 +56,7 @@ class Summary:
             self.bytes += result.bytes
         if result.status == FAILED:
             self.failures[result.error_kind, result.http_status] += 1
-            if result.error_kind == "dns" and not result.skipped:
+            if result.error_kind == ErrorKind.DNS and not result.skipped:
                 self.dns_failed += 1
         if result.status in (FAILED, INVALID):
             reason = failure_reason(result.status, result.error)
@@ -93,6 +93,11 @@ class Summary:
     @property
     def all_ok(self) -> bool:
         return not (self.counts[FAILED] or self.counts[INVALID])
+
+    def failure_split(self) -> tuple[int, int]:
+        """The failed URLs as (transient, permanent): what --retry-failed transient fetches again, and not."""
+        permanent = sum(n for (kind, status), n in self.failures.items() if permanent_failure(kind, status))
+        return self.counts[FAILED] - permanent, permanent
 
     def count_text(self, status: str, *, short: bool = False) -> str:
         """'ok 300 (275 from earlier runs)', 'failed 25 (21 not retried)': a status's count, and how many of

@@ -10,7 +10,7 @@ import dataclasses
 import io
 import os
 from collections.abc import Generator, Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from ..errors import InputError
 from .parquet import open_parquet, parquet_entries
@@ -55,7 +55,8 @@ def open_entries(source: Any, *, input_format: str | None = None, url_column: st
                  url_key: str = "url", keep_columns: tuple[str, ...] = ()) -> Entries:
     """Open and check the list now (raising InputError / ValueError); return a lazy iterator.
 
-    ``source``: a path, ``"-"`` for standard input, or an iterable of str or of mappings.
+    ``source``: a path, ``"-"`` for standard input, a binary stream (read as standard input is), or an
+    iterable of str or of mappings.
     """
     keep = tuple(keep_columns)
     fmt = input_format.lower() if isinstance(input_format, str) else input_format
@@ -64,23 +65,28 @@ def open_entries(source: Any, *, input_format: str | None = None, url_column: st
     if isinstance(source, (str, bytes, os.PathLike)) and os.path.isdir(source):
         return Entries(_folder_entries(os.fsdecode(source), list_files(source, fmt), fmt, url_column, url_key, keep),
                        None)
-    if isinstance(source, (str, bytes, os.PathLike)):
+    if isinstance(source, (str, bytes, os.PathLike)) or is_stream(source):
         return _open_file(source, fmt, url_column, url_key, keep)
     if isinstance(source, Iterable):
         return Entries(iterable_entries(source, url_key, keep), None)
     raise TypeError(f"cannot read URLs from {type(source).__name__}")
 
 
-def _open_file(source: str | bytes | os.PathLike[Any], fmt: str | None, url_column: str,
+def is_stream(source: Any) -> bool:
+    """Whether a list is a binary stream given by the caller (the CLI's standard input)."""
+    return isinstance(source, io.IOBase) or hasattr(source, "read") and not isinstance(source, (str, bytes))
+
+
+def _open_file(source: str | bytes | os.PathLike[Any] | IO[bytes], fmt: str | None, url_column: str,
                url_key: str, keep: tuple[str, ...]) -> Entries:
-    is_stdin = isinstance(source, str) and source == _STDIN
-    name = "<stdin>" if is_stdin else os.fsdecode(source)
+    is_stdin = isinstance(source, str) and source == _STDIN or is_stream(source)
+    name = "<stdin>" if is_stdin else os.fsdecode(source)  # type: ignore[arg-type]
     if fmt is None:
         fmt = "txt" if is_stdin else format_of(name)
     if fmt == "txt" and keep:
         raise ValueError("--keep-columns and --caption-column need a CSV, TSV, JSON Lines or parquet list")
     if fmt == "parquet":
-        if is_stdin:
+        if is_stdin or not isinstance(source, (str, bytes, os.PathLike)):
             raise InputError("a parquet list is read from a file, not from standard input")
         parquet, handle = open_parquet(source, name)
         try:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..urls import InvalidURL, normalize_url
+from ..errors import InvalidURL
+from ..urls import normalize_url
 from .csvlines import CsvLines
 from .streams import RAW_PREFIX_CHARS, guard, numbered_lines
 

@@ -83,8 +83,8 @@ def _open_raw(source: Any, name: str) -> IO[bytes]:
 
 def open_stream(source: Any, name: str, is_stdin: bool, fmt: str) -> io.BufferedReader:
     """Open, gunzip if needed (magic bytes) and sniff; raise one-line InputErrors."""
-    if is_stdin:
-        raw, closes = sys.stdin.buffer, []
+    if is_stdin:  # "-", or a stream the caller gave: the caller's to close
+        raw, closes = sys.stdin.buffer if isinstance(source, str) else source, []
     else:
         raw = _open_raw(source, name)
         closes = [raw]

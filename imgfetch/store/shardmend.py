@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..records import FAILED, FetchResult
+from ..records import FAILED, ErrorKind, FetchResult
 from .shardfiles import (BLOCK, IMAGE_COLUMN, RowsFile, ShardStats, compression, read_stats, record_of_row,
                          require_pyarrow, row_of, row_schema, tar_end)
 
@@ -114,7 +114,7 @@ def write_rows(rows_path: str, stats_path: str, name: str, output_format: str, r
 
 def lost_record(record: FetchResult) -> FetchResult:
     """A failure that supersedes a record whose sample no complete shard holds."""
-    return dataclasses.replace(record, status=FAILED, error=LOST, error_kind="disk", shard=None, sample=None,
+    return dataclasses.replace(record, status=FAILED, error=LOST, error_kind=ErrorKind.DISK, shard=None, sample=None,
                                bytes=None, sha256=None, format=None, width=None, height=None, skipped=False)
 
 

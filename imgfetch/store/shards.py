@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..records import CANCELLED, FAILED, OK, FetchResult
+from ..records import CANCELLED, FAILED, OK, ErrorKind, FetchResult
 from .shardfiles import IMAGE_COLUMN, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema, warm_up
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,6 @@ def as_failed(record: FetchResult, where: str, exc: Exception) -> None:
     record.status, record.sample, record.bytes, record.sha256 = FAILED, None, None, None
     record.format = record.width = record.height = None
     record.error = f"cannot save to {where}: {getattr(exc, 'strerror', None) or exc}"
-    record.error_kind = "disk_full" if full else "disk" if isinstance(exc, OSError) else "internal"
+    record.error_kind = ErrorKind.DISK_FULL if full else ErrorKind.DISK if isinstance(exc, OSError) else ErrorKind.INTERNAL
     if not isinstance(exc, OSError):
         log.warning("internal error writing %s: %s: %s", where, type(exc).__name__, exc, exc_info=True)

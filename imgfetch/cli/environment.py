@@ -1,0 +1,37 @@
+"""What the command line takes from its process: its standard streams, and whether stderr is a terminal.
+
+``main(argv, env)`` uses nothing else (httpie's idea), so a test passes its own streams instead of a pty.
+The bar reads its width from its stream as it redraws: a stream that is no real terminal gets 80 columns.
+"""
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream (pythonw), or a closed one
+        return False
+
+
+def _binary(stream: Any) -> IO[bytes]:
+    """A text stream's bytes underneath (standard input is read as bytes: gzip, encodings are sniffed)."""
+    return getattr(stream, "buffer", None) or io.BytesIO()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The command line's streams, and whether stderr is a terminal (there is a bar): by default what it says."""
+
+    stdin: IO[bytes] = field(default_factory=lambda: _binary(sys.stdin))
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    stderr_isatty: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.stderr_isatty is None:
+            object.__setattr__(self, "stderr_isatty", _is_terminal(self.stderr))
