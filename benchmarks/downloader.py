@@ -28,6 +28,7 @@ from pathlib import Path
 
 from imgfetch import Downloader, download
 from imgfetch.bench.serverproc import ServerProcess
+from imgfetch.server import ServerSettings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ASYNC_SLICE = 100  # URLs submitted between two awaits, in the sliced program
@@ -164,7 +165,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start")
     out = Path(tempfile.mkdtemp(prefix="imgfetch-downloader-bench-"))
     try:
-        with ServerProcess(200, args.latency_ms) as server:
+        with ServerProcess(ServerSettings(count=200, latency_ms=args.latency_ms)) as server:
             for name in args.only or list(PARTS):
                 PARTS[name](server.urls, out / name, args)
     finally:

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -35,15 +37,7 @@ if TYPE_CHECKING:
     from .options import Options
     from .records import ErrorKind, FetchResult
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'imgfetch' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -8,8 +8,6 @@ The keyword arguments are the fields of :class:`imgfetch.Options`. Each function
 (``help()``, ``inspect.signature``, a notebook's completion) is derived from the declarations in
 ``imgfetch/options/definitions.py``, with their types and defaults (options/keywords.py). ``None`` for
 an option whose default is computed (``workers``, ``start_method``) asks for that default.
-
-May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.net, imgfetch.engine, imgfetch.report
 """
 from __future__ import annotations
 
@@ -17,19 +15,26 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping, Union
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Union
 
 from .errors import OutputError
 from .options import Options
 from .options.keywords import keyword_signature, options_from_keywords
 from .records import FetchResult, Task, invalid_record
 from .report.results import Results
+from .store.files import TMP_PREFIX
 from .urls import looks_like_url
+
+if TYPE_CHECKING:  # Unpack is Python 3.11's; type checkers know typing_extensions' on 3.10 too
+    from typing_extensions import Unpack
+
+    from .options.typed import DownloadKeywords, FetchKeywords
 
 URLs = Union[str, "os.PathLike[str]", Iterable[Union[str, Mapping[str, Any]]]]
 
 
-def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None = None, **kwargs: Any) -> FetchResult:
+def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None = None,
+          **kwargs: Unpack[FetchKeywords]) -> FetchResult:
     """Fetch, validate and save one URL in this process (no pool, no manifest).
 
     >>> r = fetch("http://127.0.0.1:8000/img/0.jpg", "out")   # doctest: +SKIP
@@ -60,7 +65,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     root = Path(out_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".imgfetch-tmp-", dir=root))
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
     except OSError as exc:
         raise OutputError(f"cannot use output folder {root}: {exc.strerror or exc}") from None
     try:
@@ -75,7 +80,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
 
 
 def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Options | None = None,
-                  **kwargs: Any) -> Iterator[FetchResult]:
+                  **kwargs: Unpack[DownloadKeywords]) -> Iterator[FetchResult]:
     """Download a list through the process pool, yielding records in the order they complete.
 
     Same arguments as :func:`download`. Options are checked now; the run starts when you
@@ -91,7 +96,7 @@ def iter_download(urls: URLs, out_dir: str | os.PathLike[str], *, options: Optio
 
 def download(urls: URLs, out_dir: str | os.PathLike[str], *, keep_records: bool = True,
              exit_on_second_signal: bool = False, progress_file: IO[str] | None = None, options: Options | None = None,
-             **kwargs: Any) -> Results:
+             **kwargs: Unpack[DownloadKeywords]) -> Results:
     """Download a list through the process pool; ``imgfetch get`` is this call.
 
     ``urls``: a list file (txt, csv, tsv, jsonl, optionally .gz) as a path, ``"-"`` for standard

@@ -1,9 +1,5 @@
-"""Run-level exceptions, all under ImgFetchError; builtins mixed in where they fit (a bad option is a ValueError).
-
-Per-URL problems are never raised to the caller: they are records (``error_kind``, ``error``).
-
-May import: nothing else from imgfetch
-"""
+"""Run-level exceptions, all under ImgFetchError, builtins mixed in where they fit (a bad option is a
+ValueError). Per-URL problems are never raised: they are records (``error_kind``, ``error``)."""
 from __future__ import annotations
 
 import re

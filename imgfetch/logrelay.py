@@ -3,8 +3,6 @@
 Each record is one os.write() of at most PIPE_BUF bytes, which POSIX makes atomic: a worker
 killed by SIGKILL can lose its own line but never corrupt another's (a multiprocessing.Queue
 can be left locked or half-written, and then the parent hangs).
-
-May import: nothing else from imgfetch
 """
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The plain records that flow from workers to the parent; ErrorKind, why a URL failed; and the canned records
-(cancelled, failed, invalid, duplicate, skipped, read back), each built here once: URLs masked, keys normalised.
-
-May import: imgfetch.urls
-"""
+"""The plain records that flow from workers to the parent, and the canned ones, each built here once."""
 from __future__ import annotations
 
 import enum
@@ -23,6 +19,7 @@ FAILURE_FACTS = ("http_status", "final_url", "error", "error_kind", "fetched_at"
 # The fields of a duplicate of an earlier image (--dedup) that a skipped one repeats: what was fetched, and the first.
 COPY_FACTS = ("bytes", "sha256", "format", "width", "height", "http_status", "final_url", "error", "fetched_at",
               "original_width", "original_height", "phash", "dup_of")
+SOURCE_COLUMN = "source"  # the column that names an entry's list file, when the list is a folder of lists
 REPR_URL_CHARS = 80  # a longer URL is cut with '...' in a record's repr
 _KILO = 1000  # decimal units, as file managers show sizes
 RETRYABLE_STATUSES = (408, 429)  # request timeout, too many requests; and every 5xx
@@ -143,7 +140,7 @@ class FetchResult:
     def to_json_dict(self) -> dict[str, Any]:
         """The manifest form: kept columns flattened into the record."""
         # Not dataclasses.asdict: its deep copy of every field cost more than the rest of writing a record.
-        data = {name: getattr(self, name) for name in _JSON_FIELDS}
+        data = {name: getattr(self, name) for name in MANIFEST_FIELDS}
         data.update(self.columns)
         return data
 
@@ -161,8 +158,9 @@ class FetchResult:
         return f"<FetchResult {self.status}{line} {url!r}{error}>"
 
 
-_JSON_FIELDS = tuple(f.name for f in fields(FetchResult) if f.name not in ("columns", "abspath"))
-_FLAT_FIELDS = frozenset(_JSON_FIELDS)
+MANIFEST_FIELDS = tuple(f.name for f in fields(FetchResult) if f.name not in ("columns", "abspath"))
+RECORD_FIELDS = MANIFEST_FIELDS + (SOURCE_COLUMN,)  # what a manifest record holds besides the columns kept
+_FLAT_FIELDS = frozenset(MANIFEST_FIELDS)
 
 
 def _about(url: str, key: str, line: int | None, status: str, columns: dict[str, str] | None,

@@ -1,16 +1,11 @@
-"""One URL: normalising it to the form that is fetched and keyed, and masking its secrets for logs.
-
-A leaf module, so every part of the flow may use it.
-
-May import: imgfetch.errors
-"""
+"""One URL: normalising it to the form that is fetched and keyed, and masking its secrets for logs."""
 from __future__ import annotations
 
 import hashlib
 import ipaddress
 import re
 from functools import lru_cache
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import idna
 
@@ -40,7 +35,8 @@ _QUERY_SAFE = _PATH_SAFE | frozenset(b"?")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _PERCENT = ord("%")
 _ESCAPE_LEN = len("%XX")
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+Host = tuple[str, int]  # (hostname, port)
 _MAX_PORT = 65535
 _PORT_DIGITS = len(str(_MAX_PORT)) + 1  # of a port's digits (zeros dropped), enough to be too big
 _MAX_LABEL = 63  # characters of one DNS label (RFC 1035)
@@ -159,7 +155,7 @@ def _scheme(raw: str) -> tuple[str, str]:
     if not m:
         raise InvalidURL("not a URL")
     scheme, rest = m.group(1).lower(), s[m.end():]
-    if scheme not in _DEFAULT_PORTS:
+    if scheme not in DEFAULT_PORTS:
         if len(scheme) == 1 or "." in scheme or rest[:1].isdigit():  # C:\..., host:port
             raise InvalidURL("not a URL")
         raise InvalidURL(f"unsupported scheme '{scheme}' (only http and https)")
@@ -191,7 +187,7 @@ def _port_part(port: str, scheme: str) -> str:
     digits = port.lstrip("0")[:_PORT_DIGITS] if port.isascii() and port.isdigit() else "x"
     if port and not (digits.isdigit() and 1 <= int(digits) <= _MAX_PORT):
         raise InvalidURL(f"bad port {port!r} (must be a number from 1 to {_MAX_PORT})")
-    return f":{digits}" if port and digits != _DEFAULT_PORTS[scheme] else ""
+    return f":{digits}" if port and int(digits) != DEFAULT_PORTS[scheme] else ""
 
 
 def _encoded(userinfo: str, path: str, query: str | None) -> tuple[str, str, str]:
@@ -234,3 +230,9 @@ def mask_url(url: str) -> str:
 def _mask_param(m: re.Match[str]) -> str:
     name = unquote(m.group(2).replace("+", " ")).strip().lower()
     return f"{m.group(1)}{m.group(2)}=***" if m.group(3) and name in _SECRET_NAMES else m.group(0)
+
+
+def host_of(url: str) -> Host:
+    """(hostname, port) of a URL, the scheme's default port filled in: a host as --per-host counts them."""
+    parts = urlsplit(url)
+    return (parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, DEFAULT_PORTS["http"]))

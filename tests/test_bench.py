@@ -476,16 +476,17 @@ def test_chart_without_matplotlib_is_one_line_before_any_run(tmp_path, capsys, m
 
 @pytest.mark.parametrize("argv, needle", [
     (["--workers", "1,x"], "--workers takes comma-separated whole numbers"),
-    (["--workers", "0,2"], "--workers sizes must be >= 1"),
-    (["--threads", "-4"], "--threads sizes must be >= 1"),
-    (["--classic-workers", "0"], "--classic-workers sizes must be >= 1"),
-    (["--chunksize", "0"], "--chunksize must be >= 1"),
+    (["--workers", "0,2"], "--workers must be a whole number >= 1"),
+    (["--threads", "-4"], "--threads must be a whole number >= 1"),
+    (["--classic-workers", "0"], "--classic-workers must be a whole number >= 1"),
+    (["--chunksize", "0"], "--chunksize must be a whole number >= 1"),
     (["--seconds", "0"], "--seconds must be between 0.05 and 3600"),
     (["--ramp", "-1"], "--ramp must be between 0 and 60"),
-    (["--repeat", "0"], "--repeat must be >= 1"),
-    (["--count", "-1"], "--count must be >= 1"),
+    (["--repeat", "0"], "--repeat must be a whole number >= 1"),
+    (["--count", "-1"], "--count must be a whole number >= 1"),
+    (["--latency-ms", "70000"], "--latency-ms must be between 0 and 60000"),
     (["--per-host", "0"], "--per-host must be a whole number >= 1"),
-    (["--start-methods", "fork,threads"], "--start-methods: unknown start method threads"),
+    (["--start-methods", "fork,threads"], "--start-methods must be one of fork, spawn, forkserver, got 'threads'"),
     (["--chart", "c.png", "--chart-size", "big"], "--chart-size takes WIDTHxHEIGHT"),
 ])
 def test_bad_bench_options_exit_2_with_one_line(argv, needle, capsys, tmp_path):

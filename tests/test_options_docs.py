@@ -9,7 +9,7 @@ import pytest
 
 from imgfetch.bench.settings import SHARED_WITH_GET, BenchOutputs, BenchSettings
 from imgfetch.cli import main
-from imgfetch.cli.serve import ServeOptions
+from imgfetch.server import ServerSettings
 from imgfetch.options import Options
 from imgfetch.options.docs import help_line, markdown_table, table_in
 from imgfetch.options.spec import declared, flag_of
@@ -38,7 +38,7 @@ def test_readme_table_is_the_declarations():
     assert flags == [flag_of(f) for f, spec in declared(Options) if spec.on_cli]
 
 
-COMMANDS = {"get": [(Options, None)], "serve": [(ServeOptions, None)],
+COMMANDS = {"get": [(Options, None)], "serve": [(ServerSettings, None)],
             "bench": [(BenchSettings, None), (BenchOutputs, None), (Options, SHARED_WITH_GET)]}
 
 
@@ -75,3 +75,25 @@ def test_cli_and_library_build_the_same_options(server, tmp_path):
     untouched = {f.name for f in dataclasses.fields(Options)} - {"threads", "headers", "keep_columns", "formats",
                                                                   "max_bytes", "insecure", "rate", "progress"}
     assert all(getattr(from_cli, name) == getattr(Options(), name) for name in untouched)
+
+
+def test_type_checkers_see_each_functions_keywords_as_declared():
+    """options/typed.py is what the declarations make of it now, and names each function's keywords, typed as its
+    signature says (mypy checks a misspelled one in tests/typing/library_keywords.py)."""
+    import inspect
+    import typing
+
+    from imgfetch import Downloader, download, fetch, iter_download
+    from imgfetch.options import typed
+    from imgfetch.options.keywords import TYPED, typed_module
+
+    assert TYPED.read_text(encoding="utf-8") == typed_module(), "stale: run python -m imgfetch.options.keywords"
+    for function, keywords in [(fetch, typed.FetchKeywords), (download, typed.DownloadKeywords),
+                               (iter_download, typed.DownloadKeywords), (Downloader.__init__, typed.DownloaderKeywords)]:
+        declared_types = {name: hint.__forward_arg__ for name, hint in keywords.__annotations__.items()}
+        parameters = inspect.signature(function).parameters.values()
+        code = function.__code__  # the function's own keyword-only parameters (options=, download's keep_records=)
+        own = set(code.co_varnames[code.co_argcount:code.co_argcount + code.co_kwonlyargcount])
+        assert declared_types == {p.name: p.annotation for p in parameters
+                                  if p.kind == p.KEYWORD_ONLY and p.name not in own}, function
+        assert typing.get_type_hints(keywords, vars(typed))  # every annotation names a real type

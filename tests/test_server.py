@@ -615,9 +615,11 @@ def test_cli_serve_realistic_matches_in_process_model() -> None:
 @pytest.mark.parametrize("argv, needle", [
     (["--faults", "teapot=1"], "unknown kind 'teapot'"),
     (["--faults", "404=0.7,500=0.7"], "sum to 1.4"),
-    (["--latency-spread", "-1"], "--latency-spread must be >= 0"),
-    (["--hang-s", "-2"], "--hang-s must be >= 0"),
-    (["--hang-s", "500"], "hang_s must be between 0 and 120"),
+    (["--latency-spread", "-1"], "--latency-spread must be between 0 and 5"),
+    (["--hang-s", "-2"], "--hang-s must be between 0 and 120"),
+    (["--hang-s", "500"], "--hang-s must be between 0 and 120"),
+    (["--latency-ms", "61000"], "--latency-ms must be between 0 and 60000"),
+    (["--port", "70000"], "--port must be a whole number from 0 to 65535"),
 ])
 def test_cli_serve_bad_values_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
     assert main(["serve", "--count", "2", *argv]) == 2

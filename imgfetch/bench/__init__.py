@@ -3,6 +3,4 @@ imgfetch's engine over a sweep of workers x threads, each run time-boxed, then t
 JSON and chart (the command itself, which prints them, is ``imgfetch/cli/bench.py``).
 ``settings`` declares its options; ``plan`` holds the rows and the report; ``measure`` runs the rows (``bursts`` the note on a warm Downloader against a fresh download(), ``classic`` the textbook baselines, ``folders`` where runs save, ``serverproc``
 the built-in server); ``advice`` reads the numbers; ``table``, ``jsondoc`` and ``chart`` show them.
-
-May import: imgfetch.api, imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.sources, imgfetch.logrelay, imgfetch.server
 """

@@ -211,11 +211,13 @@ def _pid_relay(opts: Options, stack: ExitStack) -> Any:
 def _urls(settings: BenchSettings, stack: ExitStack, announce: Callable[[str], Any]) -> tuple[list[str], str]:
     """The URLs to fetch and where they come from: the built-in server, or the list file."""
     if settings.urls is None:
+        from ..server import ServerSettings
         from .serverproc import ServerProcess
 
         count = min(settings.count, settings.limit or settings.count)
         announce(f"starting the built-in server: rendering {count} images")
-        server = stack.enter_context(ServerProcess(count, settings.latency_ms, settings.latency_spread))
+        served = ServerSettings(count=count, latency_ms=settings.latency_ms, latency_spread=settings.latency_spread)
+        server = stack.enter_context(ServerProcess(served))
         return server.urls, f"the built-in server ({server.describe()}; {count} images)"
     urls = _listed_urls(settings.urls, settings.limit)
     return urls, f"{settings.urls} ({len(urls)} URLs)"

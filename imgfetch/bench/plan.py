@@ -8,16 +8,15 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable
-from urllib.parse import urlsplit
 
 from .classic import RunStats
 from ..options import Options
 from .settings import BenchSettings
+from ..urls import host_of
 
 SEQUENTIAL, CLASSIC, ENGINE = "sequential", "classic", "engine"
 MIN_RUNS = 2              # every row runs this often; more (up to --repeat) only while its runs disagree
 UNLISTED_METHOD = 99      # sorts get's default start method after the ones asked for when it is not among them
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def get_defaults() -> tuple[int, int, str]:
@@ -150,11 +149,7 @@ class BenchReport:
 
 def count_hosts(urls: Iterable[str]) -> int:
     """Distinct (host, port) pairs, as --per-host counts them."""
-    hosts = set()
-    for url in urls:
-        parts = urlsplit(url)
-        hosts.add((parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, DEFAULT_PORTS["http"])))
-    return len(hosts)
+    return len({host_of(url) for url in urls})
 
 
 def plan_rows(settings: BenchSettings, opts: Options, hosts: int = 1) -> list[Row]:

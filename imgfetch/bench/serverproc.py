@@ -16,7 +16,7 @@ import multiprocessing
 from typing import Any, Sequence
 
 from ..errors import ImgFetchError
-from ..server import ImageServer, NetModel
+from ..server import ImageServer, NetModel, ServerSettings
 
 READY_TIMEOUT_S = 300.0  # rendering thousands of images on a busy machine takes a while
 STOP_TIMEOUT_S = 5.0     # for the server to stop when asked, before it is killed
@@ -25,19 +25,20 @@ FIRST_QUANTILE = 0.5     # the mixed order starts with the median latency
 
 
 class ServerProcess:
-    """``with ServerProcess(count, latency_ms, latency_spread) as server: server.urls``."""
+    """``with ServerProcess(ServerSettings(count=100, latency_ms=60)) as server: server.urls``."""
 
-    def __init__(self, count: int, latency_ms: float, latency_spread: float = 0.0, seed: int = 0) -> None:
-        self.count, self.latency_ms, self.latency_spread, self.seed = count, latency_ms, latency_spread, seed
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
         self.urls: list[str] = []
         self._conn: Any = None
         self._process: Any = None
 
     def describe(self) -> str:
         """'log-normal latency, median 80 ms, sigma 1' (the chart's title and the table's header)."""
-        if self.latency_spread:
-            return f"log-normal latency, median {self.latency_ms:g} ms, sigma {self.latency_spread:g}"
-        return f"fixed latency {self.latency_ms:g} ms"
+        s = self.settings
+        if s.latency_spread:
+            return f"log-normal latency, median {s.latency_ms:g} ms, sigma {s.latency_spread:g}"
+        return f"fixed latency {s.latency_ms:g} ms"
 
     def __enter__(self) -> "ServerProcess":
         # spawn: a fresh interpreter, whatever threads this process runs, and the fork server
@@ -45,11 +46,12 @@ class ServerProcess:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(target=serve, name="imgfetch-bench-server", daemon=True,
-                                        args=(child, self.count, self.latency_ms, self.latency_spread, self.seed))
+                                        args=(child, self.settings))
         self._process.start()
         child.close()
         urls = self._wait_ready()
-        model = NetModel(self.latency_ms, self.latency_spread, seed=self.seed)  # the server's own model
+        s = self.settings
+        model = NetModel(s.latency_ms, s.latency_spread, seed=s.seed)  # the server's own model
         self.urls = mixed_order(urls, [model.latency_s(i) for i in range(len(urls))])
         return self
 
@@ -82,11 +84,11 @@ class ServerProcess:
         self._conn.close()
 
 
-def serve(conn: Any, count: int, latency_ms: float, latency_spread: float, seed: int) -> None:
+def serve(conn: Any, settings: ServerSettings) -> None:
     """The server process: render every image, say where it listens, serve until told to stop."""
     try:
-        with ImageServer(count=count, latency_ms=latency_ms, latency_spread=latency_spread, seed=seed) as server:
-            for i in range(count):  # render every image before anything is timed
+        with ImageServer(settings) as server:
+            for i in range(settings.count):  # render every image before anything is timed
                 server.image_bytes(i)
             conn.send(("ready", server.image_urls()))
             try:

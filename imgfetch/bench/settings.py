@@ -2,32 +2,29 @@
 
 :class:`BenchSettings` is what to compare and how to measure it; :class:`BenchOutputs` is what to
 write besides the table. The CLI derives its arguments from them; ``--per-host``, ``--rate``,
-``--max-time``, ``--timeout`` and ``--retries`` are get's own declarations (:data:`SHARED_WITH_GET`).
+``--max-time``, ``--timeout`` and ``--retries`` are get's own declarations (:data:`SHARED_WITH_GET`), and
+``--count``, ``--latency-ms`` and ``--latency-spread`` the built-in server's (``ServerSettings``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from ..options import START_METHODS, usable_cpus
-from ..options.checks import comma_list
-from ..errors import OptionError
-from ..options.spec import Check, check_fields, option
+from ..options import START_METHODS, default_workers
+from ..options.checks import each_one_of, number, optional, whole, whole_numbers
+from ..options.spec import check_fields, option, redeclared
+from ..server.settings import ServerSettings
 
 DEFAULT_THREADS = (1, 16, 128, 256)  # from one thread per worker to past get's default of 128
-MAX_SWEEP_WORKERS = 32    # the default worker sweep stops here, however many CPUs
-WORKERS_PER_CPU = 2       # get's default: two worker processes per usable CPU
-MAX_LATENCY_MS = 60_000   # --latency-ms: a minute per image is already far past any real host
-MAX_LATENCY_SPREAD = 5    # --latency-spread, the log-normal sigma: 5 already spans orders of magnitude
 MIN_SECONDS, MAX_SECONDS = 0.05, 3600  # --seconds counted per run: too short to count anything, an hour
 MAX_RAMP = 60             # --ramp seconds: starting processes takes seconds, not minutes
 SHARED_WITH_GET = ("per_host", "rate", "max_time", "timeout", "retries")  # Options fields that every row's downloads use
-SERVER, COMPARE, MEASURE, OUTPUT = "the built-in server", "what to compare", "how to measure", "output"
+COMPARE, MEASURE, OUTPUT = "what to compare", "how to measure", "output"
+_SIZES = whole_numbers(1)
 
 
 def default_worker_sweep(cpus: int | None = None) -> tuple[int, ...]:
-    """1, 2, 4, ... up to 2 x the CPUs (get's default), that value included; at most 32."""
-    top = min(MAX_SWEEP_WORKERS, WORKERS_PER_CPU * (cpus or usable_cpus()))
+    """1, 2, 4, ... up to get's default for this many CPUs (default: the usable ones), that value included."""
+    top = default_workers(cpus)
     sizes, n = [], 1
     while n < top:
         sizes.append(n)
@@ -35,79 +32,37 @@ def default_worker_sweep(cpus: int | None = None) -> tuple[int, ...]:
     return tuple(sizes + [top])
 
 
-def _sizes(name: str, value: Any) -> tuple[int, ...]:
-    """Pool sizes, as 1,2,4 or a tuple: sorted, each once; an OptionError naming the option otherwise."""
-    if isinstance(value, str):
-        try:
-            value = tuple(int(part) for part in value.split(","))
-        except ValueError:
-            raise OptionError(f"{name} takes comma-separated whole numbers like 1,2,4, got {value!r}", name) from None
-    sizes = tuple(value)
-    if not sizes or any(n < 1 for n in sizes):
-        raise OptionError(f"{name} sizes must be >= 1, got {','.join(map(str, sizes))!r}", name)
-    return tuple(sorted(set(sizes)))
-
-
-def _at_least(low: int) -> Check:
-    def check(name: str, value: Any) -> Any:
-        if value is not None and not value >= low:
-            raise OptionError(f"{name} must be >= {low}, got {value}", name)
-        return value
-    return check
-
-
-def _between(low: float, high: float) -> Check:
-    def check(name: str, value: Any) -> Any:
-        if not low <= value <= high:  # also refuses nan
-            raise OptionError(f"{name} must be between {low:g} and {high:g}, got {value:g}", name)
-        return value
-    return check
-
-
-def _start_methods(name: str, value: Any) -> tuple[str, ...]:
-    methods = comma_list(value) if isinstance(value, str) else tuple(value)
-    unknown = [m for m in methods if m not in START_METHODS]
-    if unknown:
-        raise OptionError(f"{name}: unknown start method {', '.join(unknown)}; choose from {', '.join(START_METHODS)}",
-                          name)
-    return methods
-
-
 @dataclass(frozen=True)
 class BenchSettings:
     """What to benchmark; validated like Options (OptionError naming the option)."""
 
     urls: str | None = option(None, help="a URL list file; None: the built-in server")
-    count: int = option(1500, group=SERVER, check=_at_least(1), parse=int, metavar="N",
-                        help="images it serves; a run takes as many as it can in --seconds")
-    latency_ms: float = option(60.0, group=SERVER, check=_between(0, MAX_LATENCY_MS), parse=float, metavar="MS",
-                               help="median latency per image")
-    latency_spread: float = option(1.0, group=SERVER, check=_between(0, MAX_LATENCY_SPREAD), parse=float,
-                                   metavar="SIGMA",
-                                   help="sigma of the log-normal per-image latency: 1.0 puts p90 at 3.6 x and p99 at "
-                                        "10 x the median, as on the internet; 0 for a fixed latency")
-    limit: int | None = option(None, group=COMPARE, check=_at_least(1), parse=int, metavar="N", default_text="all",
+    # the server's own declarations, with a web-like latency by default (a run takes as many images as it can)
+    count: int = redeclared(ServerSettings, "count", 1500)
+    latency_ms: float = redeclared(ServerSettings, "latency_ms", 60.0)
+    latency_spread: float = redeclared(ServerSettings, "latency_spread", 1.0)
+    limit: int | None = option(None, group=COMPARE, check=optional(whole(1)), parse=int, metavar="N", default_text="all",
                                help="use only the first N URLs (or images of the server)")
-    workers: tuple[int, ...] = option(default_factory=default_worker_sweep, group=COMPARE, check=_sizes,
+    workers: tuple[int, ...] = option(default_factory=default_worker_sweep, group=COMPARE, check=_SIZES,
                                       metavar="N,N,...", default_text="1, 2, 4, ... up to get's default",
                                       help="engine: worker processes to sweep")
-    threads: tuple[int, ...] = option(DEFAULT_THREADS, group=COMPARE, check=_sizes, metavar="N,N,...",
+    threads: tuple[int, ...] = option(DEFAULT_THREADS, group=COMPARE, check=_SIZES, metavar="N,N,...",
                                       help="engine: download threads per worker to sweep; get's defaults are always "
                                            "a row")
-    start_methods: tuple[str, ...] = option((), group=COMPARE, check=_start_methods, metavar="M,M,...",
+    start_methods: tuple[str, ...] = option((), group=COMPARE, check=each_one_of(START_METHODS), metavar="M,M,...",
                                             default_text="get's: forkserver on Linux, spawn elsewhere",
                                             help="sweep the engine per start method: fork, spawn, forkserver; the "
                                                  "first one also starts the classic pool")
-    classic_workers: tuple[int, ...] = option((3,), group=COMPARE, check=_sizes, metavar="N,N,...",
+    classic_workers: tuple[int, ...] = option((3,), group=COMPARE, check=_SIZES, metavar="N,N,...",
                                               help="processes of the classic ProcessPoolExecutor(N).map row(s)")
-    chunksize: int = option(1, group=COMPARE, check=_at_least(1), parse=int, metavar="C",
+    chunksize: int = option(1, group=COMPARE, check=whole(1), parse=int, metavar="C",
                             help="the classic row's executor.map(..., chunksize=C)")
-    seconds: float = option(1.0, group=MEASURE, check=_between(MIN_SECONDS, MAX_SECONDS), parse=float, metavar="S",
-                            help="each run counts the images saved in S seconds, after the ramp")
-    ramp: float = option(0.3, group=MEASURE, check=_between(0, MAX_RAMP), parse=float, metavar="S",
+    seconds: float = option(1.0, group=MEASURE, check=number(at_least=MIN_SECONDS, at_most=MAX_SECONDS), parse=float,
+                            metavar="S", help="each run counts the images saved in S seconds, after the ramp")
+    ramp: float = option(0.3, group=MEASURE, check=number(at_least=0, at_most=MAX_RAMP), parse=float, metavar="S",
                          help="seconds at the start of each run that are not counted, while processes, threads "
                               "and connections start")
-    repeat: int = option(3, group=MEASURE, check=_at_least(1), parse=int, metavar="N",
+    repeat: int = option(3, group=MEASURE, check=whole(1), parse=int, metavar="N",
                          help="runs per row, interleaved: two, and up to N for a row whose runs differ by over "
                               "10 %; the table shows their median and min-max")
     keep: str | None = option(None, group=OUTPUT, metavar="DIR", default_text="temporary, removed",

@@ -6,8 +6,6 @@
 - ``usage.py``: help texts, examples, and usage errors that guide; ``logs.py``: log lines above the bar.
 - ``environment.py``: the streams a command reads and writes, and which is a terminal (tests pass their own).
 - ``main`` here is the only place in imgfetch that turns exceptions into exit codes.
-
-May import: imgfetch.api, imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.sources, imgfetch.engine, imgfetch.store, imgfetch.bench, imgfetch.server, imgfetch.logrelay
 """
 from __future__ import annotations
 
@@ -96,9 +94,9 @@ def _flag_for(command: str) -> Any:
     from ..bench.settings import BenchOutputs, BenchSettings
     from ..options import Options
     from ..options.arguments import flag_for
-    from .serve import ServeOptions
+    from ..server.settings import ServerSettings
 
-    classes = {"serve": (ServeOptions,), "bench": (BenchSettings, BenchOutputs, Options)}.get(command, (Options,))
+    classes = {"serve": (ServerSettings,), "bench": (BenchSettings, BenchOutputs, Options)}.get(command, (Options,))
     return lambda name: "-v" if name == "log_pids" and command == "get" else flag_for(classes, name)
 
 

@@ -6,7 +6,7 @@ import argparse
 from .. import __version__
 from ..options import Options
 from ..options.arguments import add_declared
-from .serve import ServeOptions
+from ..server.settings import ServerSettings
 from .usage import (BENCH_DESCRIPTION, BENCH_EXAMPLES, EXAMPLES, GET_DESCRIPTION, GET_EXAMPLES, SERVE_EXAMPLES,
                     GuidingParser, is_flag, loudness, server_diagnostics, unrecognized)
 
@@ -31,7 +31,7 @@ def build_parser() -> GuidingParser:
     serve = sub.add_parser("serve", parents=[server_diagnostics()], help="run the built-in loopback image server",
                            epilog=SERVE_EXAMPLES,
                            description="Serve synthetic images on 127.0.0.1 (tests, benchmarks, demos).")
-    add_declared(serve, ServeOptions)
+    add_declared(serve, ServerSettings)
     parser.commands = sub.choices  # the parser of each command, for errors that name its options
     return parser
 

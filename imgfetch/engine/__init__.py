@@ -8,6 +8,4 @@ collects their counts, ``shard_task`` runs one in a Dask worker process and ``sh
 its outputs (``dask_local`` the LocalCluster, ``markers`` how a stop reaches the tasks);
 ``dask_pool`` is the Downloader's per-URL Dask backend; ``guard`` the check for scripts without a
 ``__main__`` guard.
-
-May import: imgfetch.options, imgfetch.errors, imgfetch.records, imgfetch.urls, imgfetch.logrelay, imgfetch.sources, imgfetch.net, imgfetch.images, imgfetch.store, imgfetch.report
 """

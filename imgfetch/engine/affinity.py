@@ -19,7 +19,7 @@ from collections import OrderedDict
 from typing import Callable, Generic, Protocol, TypeVar
 
 from ..records import Task
-from .politeness import Host, host_of
+from ..urls import Host, host_of
 
 
 class Slot(Protocol):

@@ -17,10 +17,10 @@ import time
 import weakref
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from ..options import Options
-from ..options.keywords import keyword_signature, options_from_keywords
+from ..options.keywords import NOT_FOR_A_DOWNLOADER, keyword_signature, options_from_keywords
 from ..records import FetchResult
 from ..sources import entry_of
 from ..store.outputs import refuse_overwriting_the_list
@@ -30,9 +30,13 @@ from .guard import check_main_guard, refuse_in_worker
 from .plan import Planned, Planner
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
 
+if TYPE_CHECKING:  # Unpack is Python 3.11's; type checkers know typing_extensions' on 3.10 too
+    from typing_extensions import Unpack
+
+    from ..options.typed import DownloaderKeywords
+
 log = logging.getLogger(__name__)
 STOPPED_WORKERS_S = 5.0  # after a stop's grace and abort: for the workers to exit and the folder to be released
-NOT_FOR_A_DOWNLOADER = ("progress", "input_format", "url_column", "output_format", "shard_size")  # a bar, and reading list files: download()'s
 _live: weakref.WeakSet[Downloader] = weakref.WeakSet()  # shut down at interpreter exit, as the stdlib's executors are
 
 
@@ -59,7 +63,8 @@ class Downloader:
     time: keep them short, and never wait in one for another of its Futures.
     """
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, options: Options | None = None, **kwargs: Any) -> None:
+    def __init__(self, out_dir: str | os.PathLike[str], *, options: Options | None = None,
+                 **kwargs: Unpack[DownloaderKeywords]) -> None:
         opts = options_from_keywords(Downloader.__init__, kwargs, options)
         if opts.output_format != "files":  # a shard is complete only when its worker ends: a run's, not a service's
             raise ValueError(f"a Downloader saves files; for output_format {opts.output_format} use download()")

@@ -21,9 +21,9 @@ import heapq
 import time
 from collections import deque
 from typing import Callable, Iterable, Iterator
-from urllib.parse import urlsplit
 
 from ..records import FetchResult, Task
+from ..urls import Host, host_of
 
 LOOKAHEAD = 20_000       # tasks read ahead of the pool to find ones whose host is free (--per-host, --rate)
 SOFT_LOOKAHEAD = 4_096   # without them: enough to interleave hundreds of hosts; memory stays small on any list
@@ -31,20 +31,11 @@ SCAN_SLACK = 64          # hosts a take passes over looking for ones whose worke
 PASSTHROUGH_MAX = 1_024  # ready-made records (skipped, duplicate, invalid) held before they are handed on
 WAIT_HINT_S = 0.2        # the wait hint when no rate limit is due sooner: the engine's usual poll interval
 MIN_WAIT_HINT_S = 0.005  # shortest wait hint, so a host due any moment does not make the engine spin
-DEFAULT_PORTS = {"http": 80, "https": 443}
 NOTHING_YET = object()   # what a live source (the Downloader's) yields when it is empty for now, not for good
-
-Host = tuple[str, int]  # (hostname, port)
-
 
 def lookahead(per_host: int | None, rate: float | None) -> int:
     """How many tasks the scheduler reads ahead of the pool."""
     return LOOKAHEAD if per_host or rate else SOFT_LOOKAHEAD
-
-
-def host_of(url: str) -> Host:
-    parts = urlsplit(url)
-    return (parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme, DEFAULT_PORTS["http"]))
 
 
 Fits = Callable[[Host], bool]  # whether a task for this host would go where its connections are (see take)

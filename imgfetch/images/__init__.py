@@ -4,8 +4,6 @@ inspection: inspect_image, ImageFacts (format checks, pixel limits, the right ex
 png: the PNG/APNG chunk structure check; gif: the GIF block walk (every frame, to the trailer);
 reasons: NotAnImage and how its reasons are worded; transform: filters, resizing and re-encoding
 (shape_image, Shaping, Filtered); phash: the perceptual hash --dedup phash:D compares.
-
-May import: imgfetch.records
 """
 from __future__ import annotations
 

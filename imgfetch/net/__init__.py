@@ -8,6 +8,4 @@ addresses within one timeout; ``pools`` idle connections kept by one budget over
 a download past its deadline; ``failures`` failures described for people, each of an ErrorKind
 (records.py); ``limits`` open-file limits; ``optout`` the X-Robots-Tag opt-outs and the
 User-Agent token.
-
-May import: imgfetch.options, imgfetch.records, imgfetch.urls
 """

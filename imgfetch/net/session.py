@@ -12,12 +12,12 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import should_bypass_proxies
 
 from ..options import Options
+from ..urls import DEFAULT_PORTS
 from .optout import user_agent
 
 ACCEPT = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"
 ACCEPT_ENCODING = "gzip, deflate"
 PROXY_CACHE_HOSTS = 4096   # (scheme, host) pairs whose proxy choice is remembered
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ProxyConfig:

@@ -39,18 +39,23 @@ def whole(minimum: int) -> Check:
     return check
 
 
-def number(*, above: float | None = None, at_least: float | None = None, words: str | None = None) -> Check:
-    """A real number (not a bool, not NaN) above or at least a bound; ``words`` replaces every message."""
+def number(*, above: float | None = None, at_least: float | None = None, at_most: float | None = None,
+           words: str | None = None) -> Check:
+    """A real number (not a bool, not NaN) above or at least a bound, and at most another; ``words`` replaces
+    every message."""
+    if at_least is not None and at_most is not None:
+        bounds = f"between {at_least:g} and {at_most:g}"
+    else:
+        bounds = " and ".join(f"{sign} {bound:g}" for sign, bound in ((">", above), (">=", at_least), ("<=", at_most))
+                              if bound is not None)
+
     def check(name: str, value: Any) -> Any:
         real = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-        low = (above is not None and real and not value > above) or (at_least is not None and real and value < at_least)
-        if words and (not real or low):
-            raise OptionError(f"{name} must be {words}, got {value!r}", name)
-        if not real:
-            raise OptionError(f"{name} must be a number, got {value!r}", name)
-        if low:
-            bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
-            raise OptionError(f"{name} must be {bound}, got {value!r}", name)
+        inside = real and ((above is None or value > above) and (at_least is None or value >= at_least)
+                           and (at_most is None or value <= at_most))
+        if not inside:
+            wanted = words or ("a number" if not real else bounds)
+            raise OptionError(f"{name} must be {wanted}, got {value!r}", name)
         return value
     return check
 
@@ -62,6 +67,29 @@ def between(low: int, high: int) -> Check:
             raise OptionError(f"{name} must be a whole number from {low} to {high}, got {value!r}", name)
         return value
     return check
+
+
+def whole_numbers(minimum: int) -> Check:
+    """Whole numbers of at least ``minimum``, as a sequence or as text like 1,2,4: sorted, each once."""
+    each = whole(minimum)
+
+    def check(name: str, value: Any) -> tuple[int, ...]:
+        if isinstance(value, str):
+            try:
+                value = [int(part) for part in comma_list(value)]
+            except ValueError:
+                raise OptionError(f"{name} takes comma-separated whole numbers like 1,2,4, got {value!r}", name) from None
+        numbers = tuple(sorted({each(name, n) for n in value}))
+        if not numbers:
+            raise OptionError(f"{name} takes at least one whole number", name)
+        return numbers
+    return check
+
+
+def each_one_of(choices: tuple[str, ...]) -> Check:
+    """Some of ``choices``, as a sequence or comma-separated text, in the order given."""
+    each = one_of(choices)
+    return lambda name, value: tuple(each(name, item) for item in (comma_list(value) if isinstance(value, str) else value))
 
 
 def optional(inner: Check) -> Check:

@@ -12,9 +12,10 @@ from typing import Any, Callable
 from . import checks
 from .checks import comma_list, one_of, optional, whole
 from ..errors import OptionError
+from ..records import RECORD_FIELDS
 from .spec import check_fields, option
 from .values import (KNOWN_FORMATS, START_METHODS, VERIFY_MODES, NAMINGS, INPUT_FORMATS, OUTPUT_FORMATS, EXECUTORS,
-                     RETRY_FAILED, RECORD_FIELDS, RESIZE_MODES, ENCODE_FORMATS, OPT_OUT_DIRECTIVES, SHAPING,
+                     RETRY_FAILED, RESIZE_MODES, ENCODE_FORMATS, OPT_OUT_DIRECTIVES, SHAPING,
                      PILLOW_MAX_PIXELS, COLUMN_NAMING, default_workers, default_start_method)
 
 

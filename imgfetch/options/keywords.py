@@ -1,24 +1,30 @@
-"""The library's keyword arguments, derived from the declarations: signatures, and Options from keywords.
+"""The library's keyword arguments, derived from the declarations: signatures, Options from keywords, and the
+TypedDicts in typed.py.
 
 ``fetch``, ``download``, ``iter_download`` and ``Downloader`` take the options as keyword arguments.
 Their signatures (``help()``, ``inspect.signature``, a notebook's completion) are built here from
 :class:`Options`, with types and defaults; ``None`` for an option whose default is computed
-(``workers``, ``start_method``) asks for that default.
+(``workers``, ``start_method``) asks for that default. Type checkers read the same names and types from
+typed.py (``**kwargs: Unpack[DownloadKeywords]``), which ``python -m imgfetch.options.keywords`` writes from
+the same declarations; a test fails when it is stale.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import inspect
-from typing import Any, Callable, Collection
+from pathlib import Path
+from typing import Any, Callable, Collection, Mapping
 
 from .definitions import Options
-from .spec import declared
+from .spec import OptionSpec, declared
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
+NOT_FOR_A_DOWNLOADER = ("progress", "input_format", "url_column", "output_format", "shard_size")  # a bar, and list files
+TYPED = Path(__file__).with_name("typed.py")
 
 
-def options_from_keywords(function: Callable[..., Any], given: dict[str, Any], options: Options | None) -> Options:
+def options_from_keywords(function: Callable[..., Any], given: Mapping[str, Any], options: Options | None) -> Options:
     """Options from a function's keyword arguments, over ``options`` if given; TypeError for an unknown one."""
     allowed = function.__signature__.parameters  # type: ignore[attr-defined]
     name_of = function.__qualname__.replace(".__init__", "")
@@ -38,6 +44,13 @@ def computed(name: str) -> bool:
     return _FIELDS[name].default_factory is not dataclasses.MISSING
 
 
+def annotation(field: dataclasses.Field[Any], spec: OptionSpec) -> str:
+    """What the library takes for an option: its choices as a Literal, None where that asks for the default."""
+    optional = " | None" if "None" in str(field.type) else ""
+    text = spec.accepts or (f"Literal{list(spec.choices)}{optional}" if spec.choices else str(field.type))
+    return text + " | None" if computed(field.name) and "None" not in text else text
+
+
 def keyword_signature(function: Callable[..., Any], *, per_url: bool = False,
                       leave_out: Collection[str] = ()) -> inspect.Signature:
     """The function's own parameters, then one keyword argument per option (per_url: only those of one URL;
@@ -47,13 +60,41 @@ def keyword_signature(function: Callable[..., Any], *, per_url: bool = False,
     for field, spec in declared(Options):
         if per_url and not spec.per_url or field.name in leave_out:
             continue
-        optional = " | None" if "None" in str(field.type) else ""
-        annotation = spec.accepts or (f"Literal{list(spec.choices)}{optional}" if spec.choices else str(field.type))
-        if computed(field.name) and "None" not in annotation:
-            annotation += " | None"
         default = None if computed(field.name) else field.default
         keywords.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                          annotation=annotation))
+                                          annotation=annotation(field, spec)))
     keywords.append(inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None,
                                       annotation="Options | None"))
     return inspect.Signature(own + keywords, return_annotation=inspect.signature(function).return_annotation)
+
+
+def typed_module() -> str:
+    """typed.py's text: one TypedDict of keyword arguments per function, sharing what they share."""
+    names = [field.name for field, _ in declared(Options)]
+    fetch = {field.name for field, spec in declared(Options) if spec.per_url}
+    downloader = set(names) - set(NOT_FOR_A_DOWNLOADER)
+    classes = [("_SharedKeywords", "TypedDict, total=False", fetch & downloader,
+                "The keyword arguments fetch() and Downloader share."),
+               ("FetchKeywords", "_SharedKeywords, total=False", fetch - downloader, "fetch()'s keyword arguments."),
+               ("DownloaderKeywords", "_SharedKeywords, total=False", downloader - fetch,
+                "Downloader()'s keyword arguments."),
+               ("DownloadKeywords", "DownloaderKeywords, total=False", set(names) - downloader,
+                "download()'s and iter_download()'s keyword arguments.")]
+    lines = ['"""The library\'s keyword arguments for type checkers: ``**kwargs: Unpack[DownloadKeywords]``.', "",
+             "Written by ``python -m imgfetch.options.keywords`` from the declarations in definitions.py (the names,",
+             "and the types that keywords.annotation gives the signatures); do not edit: a test fails when it is stale.",
+             '"""', "from __future__ import annotations", "", "import os",
+             "from typing import Any, Callable, Literal, Mapping, Sequence, TypedDict"]
+    for name, bases, members, doc in classes:
+        lines += ["", "", f"class {name}({bases}):", f'    """{doc}"""', ""]
+        lines += [f"    {field.name}: {annotation(field, spec)}" for field, spec in declared(Options)
+                  if field.name in members]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    text = typed_module()
+    stale = not TYPED.exists() or TYPED.read_text(encoding="utf-8") != text
+    if stale:
+        TYPED.write_text(text, encoding="utf-8")
+    print(f"{TYPED}: {'updated' if stale else 'already up to date'}")

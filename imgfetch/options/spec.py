@@ -42,6 +42,12 @@ def option(default: Any = dataclasses.MISSING, *, default_factory: Any = datacla
                              metadata={"option": OptionSpec(**spec)})
 
 
+def redeclared(cls: type, name: str, default: Any) -> Any:
+    """``cls``'s option ``name`` declared again with another default: the same check, help, flag and limits."""
+    field = next(field for field in dataclasses.fields(cls) if field.name == name)
+    return dataclasses.field(default=default, metadata=field.metadata)
+
+
 def spec_of(field: dataclasses.Field[Any]) -> OptionSpec:
     return field.metadata["option"]
 

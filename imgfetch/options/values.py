@@ -1,4 +1,4 @@
-"""The fixed values options draw on: choices, record fields, pool defaults. Declared once; a leaf module."""
+"""The fixed values options draw on: choices and pool defaults. Declared once; a leaf module."""
 from __future__ import annotations
 
 import os
@@ -12,12 +12,6 @@ INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
 OUTPUT_FORMATS = ("files", "webdataset", "parquet")
 EXECUTORS = ("process", "dask")
 RETRY_FAILED = ("all", "transient", "none")
-RECORD_FIELDS = (
-    "url", "key", "line", "status", "skipped", "path", "bytes", "sha256", "format", "width", "height",
-    "http_status", "final_url", "error", "error_kind", "attempts", "elapsed_s", "pid", "fetched_at",
-    "original_width", "original_height", "dup_of", "phash",
-    "shard", "sample", "source",  # source: the list file a record came from, when the list is a folder
-)
 RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
 ENCODE_FORMATS = ("jpg", "png", "webp")
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")  # X-Robots-Tag, as img2dataset honours
@@ -36,9 +30,9 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_workers() -> int:
-    """Two worker processes per usable CPU, at most 32."""
-    return min(MAX_DEFAULT_WORKERS, WORKERS_PER_CPU * usable_cpus())
+def default_workers(cpus: int | None = None) -> int:
+    """Two worker processes per CPU (by default, the usable CPUs), at most 32."""
+    return min(MAX_DEFAULT_WORKERS, WORKERS_PER_CPU * (cpus or usable_cpus()))
 
 
 def default_start_method() -> str:

@@ -2,6 +2,4 @@
 progress.py draws the progress bar (fed the list's size by sources.ListCounter), contact.py draws
 the contact sheet of thumbnails (samples.py finds each image: a file, or a sample in a dataset shard),
 results.py holds the Results that download() returns.
-
-May import: imgfetch.records
 """

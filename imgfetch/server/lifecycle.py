@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import dataclasses
 import logging
 import os
 import threading
+from typing import Any
 
 from .connection import Connections
-from .netmodel import MAX_FAULT_HANG_S, FaultSpec, NetModel
+from .netmodel import NetModel
 from .routes import Routes
+from .settings import ServerSettings
 from .stats import ServerStats
 from .synth import ImageSet
-from .wire import MAX_STREAM_S
 
 log = logging.getLogger(__name__)
 
@@ -23,22 +24,11 @@ DRAIN_S = 2.0           # cancelled connection tasks get this long to end
 LISTEN_BACKLOG = 1024   # benchmarks open hundreds of connections at once
 
 
-def _loopback_host(host: str) -> str:
-    """``host`` as a loopback IP address; ValueError for anything else."""
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"ImageServer only binds loopback IP addresses, not {host!r}") from None
-    if not ip.is_loopback:
-        raise ValueError(f"refusing to bind non-loopback address {host!r}")
-    return str(ip)
-
-
 class ImageServer:
     """Asyncio HTTP/1.1 image server on a loopback address (see the package doc).
 
+    Takes a :class:`ServerSettings`, or its fields as keyword arguments (a bad one raises OptionError, a
+    ValueError naming it).
     ``latency_ms`` delays every answer; with ``latency_spread`` (sigma) > 0 it is
     the median of a per-image log-normal latency for routes serving image i
     (``latency_s(i)``; median 80 ms with sigma 1.0 gives p99 ~ 0.8 s). Other
@@ -54,21 +44,19 @@ class ImageServer:
     latencies and faults alike.
     """
 
-    def __init__(self, count: int = 100, latency_ms: float = 0.0, latency_spread: float = 0.0,
-                 faults: FaultSpec = None, hang_s: float = 60.0, drip_interval_s: float = 1.0,
-                 host: str = "127.0.0.1", port: int = 0, seed: int = 0) -> None:
-        if not 0.0 <= hang_s <= MAX_FAULT_HANG_S:
-            raise ValueError(f"hang_s must be between 0 and {MAX_FAULT_HANG_S:g}, got {hang_s:g}")
-        if not 0.0 <= drip_interval_s <= MAX_STREAM_S:
-            raise ValueError(f"drip_interval_s must be between 0 and {MAX_STREAM_S:g}, "
-                             f"got {drip_interval_s:g}")
-        self.model = NetModel(latency_ms, latency_spread, faults, seed)
-        self.count, self.latency_ms, self.seed = count, latency_ms, seed
-        self.latency_spread, self.faults = latency_spread, dict(self.model.faults)
-        self.hang_s, self.drip_interval_s = float(hang_s), float(drip_interval_s)
-        self.host, self.port = _loopback_host(host), port
+    def __init__(self, settings: ServerSettings | None = None, /, **changes: Any) -> None:
+        if settings is None:
+            settings = ServerSettings(**changes)
+        elif changes:
+            settings = dataclasses.replace(settings, **changes)
+        self.settings = settings
+        self.model = NetModel(settings.latency_ms, settings.latency_spread, settings.faults, settings.seed)
+        self.count, self.latency_ms, self.seed = settings.count, settings.latency_ms, settings.seed
+        self.latency_spread, self.faults = settings.latency_spread, dict(self.model.faults)
+        self.hang_s, self.drip_interval_s = float(settings.hang_s), float(settings.drip_interval_s)
+        self.host, self.port = settings.host, settings.port
         self.stats = ServerStats()
-        self.images = ImageSet(count, seed)
+        self.images = ImageSet(settings.count, settings.seed)
         routes = Routes(self.images, self.model, self.stats, self.url, self.hang_s, self.drip_interval_s)
         self._conns = Connections(routes, self.stats)
         self._loop: asyncio.AbstractEventLoop | None = None

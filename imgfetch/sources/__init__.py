@@ -6,8 +6,6 @@ streams: opening, gzip, sniffing, numbered lines; csvlines: CSV records kept und
 limit; readers: Entry, one URL's entry (entry_of) and each format's reader; parquet: parquet lists (pyarrow,
 a batch of rows at a time); entries: open_entries, the lazy iterator, and folders of lists;
 counting: ListCounter, a list file's entries counted in the background for the progress bar's total.
-
-May import: imgfetch.errors, imgfetch.urls
 """
 from __future__ import annotations
 

@@ -13,12 +13,12 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import IO, Any
 
 from ..errors import InputError
+from ..options.values import INPUT_FORMATS
+from ..records import SOURCE_COLUMN
 from .parquet import open_parquet, parquet_entries
 from .readers import Entry, csv_entries, iterable_entries, jsonl_entries, txt_entries
 from .streams import open_stream
 
-INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
-SOURCE_COLUMN = "source"  # the column that names an entry's file, when the list is a folder
 _EXTENSIONS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                ".parquet": "parquet"}
 _DELIMITERS = {"csv": ",", "tsv": "\t"}

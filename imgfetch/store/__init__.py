@@ -10,6 +10,4 @@ object storage (-o s3://...): remote.py is the Destination (fsspec, imported onl
 remoteshards.py uploads shards and reads them back; reading.py reads the manifest back
 (read_manifest); keys.py holds compact sets and maps of URL keys; dedup.py decides which images
 are copies of earlier ones (--dedup), nearhash.py finds near perceptual hashes.
-
-May import: imgfetch.errors, imgfetch.records
 """

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import OutputError
+from ..options.values import COLUMN_NAMING
 from .locking import FileLock
 from .noreplace import place_new
 
@@ -22,7 +23,6 @@ TMP_PREFIX = ".imgfetch-tmp-"
 MAX_STEM = 80  # characters of a name taken from a URL or a column, before the key is added
 URL_KEY_CHARS = 10  # of the URL key added to a name from the URL: different URLs, different files
 COLUMN_KEY_CHARS = 8  # of the URL key added to a name from a column
-COLUMN_NAMING = "column:"  # naming="column:NAME" names files after that column's value
 FILE_MODE = 0o666  # less the umask, as curl's and wget's files are
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TMP_SEQUENCE = itertools.count()

@@ -28,7 +28,7 @@ GROUP_ROWS = 1024  # rows buffered before a parquet row group is written
 GROUP_BYTES = 32 * 1024 * 1024  # or image bytes buffered (--output-format parquet)
 BLOCK = tarfile.BLOCKSIZE
 MEMBER_MODE = 0o644
-TOP_REASONS = 50  # failure reasons kept in a shard's stats
+STATS_REASONS = 50  # failure reasons kept in a shard's stats
 
 
 def require_pyarrow(what: str) -> Any:
@@ -224,7 +224,7 @@ class ShardStats:
         """Written last: a stats file says the shard's other files are complete."""
         data = {"shard": self.name, "output_format": self.output_format, "count": self.count, "successes": self.status["ok"],
                 "failed": self.count - self.status["ok"], "status": dict(self.status), "error_kinds": dict(self.kinds),
-                "failure_reasons": dict(self.reasons.most_common(TOP_REASONS)), "bytes": self.bytes,
+                "failure_reasons": dict(self.reasons.most_common(STATS_REASONS)), "bytes": self.bytes,
                 "start_time": self.wall, "end_time": wall, "duration": round(ended - self.started, 3),
                 "pid": os.getpid()}
         with open(path, "w", encoding="utf-8") as handle:
