@@ -18,10 +18,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..errors import ImgFetchError
-from ..records import FetchResult
+from ..records import FetchResult, record_from_flat
 
 DATASET_EXTRA = "pip install 'imgfetch[dataset]'"
 RENAMED = {"key": "url_key", "error": "error_message"}  # record field -> row column (img2dataset's names)
+_FROM_COLUMN = {column: name for name, column in RENAMED.items()}  # row column -> record field
 LEFT_OUT = ("sample", "path", "skipped", "columns", "abspath", "shard")  # not row columns: the row is the shard's
 IMAGE_COLUMN = "image"  # the image bytes, in --output-format parquet
 GROUP_ROWS = 1024  # rows buffered before a parquet row group is written
@@ -72,6 +73,14 @@ def row_of(record: FetchResult, caption_column: str | None) -> dict[str, Any]:
         if field.name not in LEFT_OUT and field.name != "url":
             row[RENAMED.get(field.name, field.name)] = getattr(record, field.name)
     return row
+
+
+def record_of_row(row: dict[str, Any], shard: str, caption_column: str | None = None) -> FetchResult:
+    """A shard's row (``row_of``) as the record it was made from: the row's key is the sample's; the caption
+    column is a kept column only when it is one of that name."""
+    flat = {_FROM_COLUMN.get(column, column): value for column, value in row.items()
+            if column not in ("key", IMAGE_COLUMN) and (column != "caption" or caption_column in (None, "caption"))}
+    return record_from_flat(flat, sample=row.get("key"), shard=shard)
 
 
 def row_schema(columns: list[str], caption: bool, image: bool) -> Any:

@@ -86,7 +86,7 @@ class ShardOutbox:
             if record is None:
                 self._close()
             elif self.closed:
-                _cut_short(record)  # the shard is closed: this URL is not recorded, the next run fetches it
+                _mark_cancelled(record)  # the shard is closed: this URL is not recorded, the next run fetches it
             elif record.status != CANCELLED:
                 self.writer.add(record, held)
             self.outbox.put(record)
@@ -151,7 +151,7 @@ class ShardWriter:
     def add(self, record: FetchResult, held: tuple[bytes, str] | None) -> None:
         """File the record (and its image) in the open shard; a failure to write makes it a failed record."""
         try:
-            shard = self.shard or self._start(record)
+            shard = self.shard or self.begin(list(record.columns))
             record.shard = shard.name
             image = row = None
             if record.status == OK and held is not None:
@@ -193,9 +193,6 @@ class ShardWriter:
         shard.ok += 1
         return body, row
 
-    def _start(self, record: FetchResult) -> _Shard:
-        return self.begin(list(record.columns))
-
     def begin(self, columns: list[str]) -> _Shard:
         """Open the next shard now (a sharded run's shard exists even when none of its URLs is an image)."""
         if self.shard is None:
@@ -236,7 +233,7 @@ def close_shard(outbox: Any) -> None:
         outbox.close_shard()
 
 
-def _cut_short(record: FetchResult) -> None:
+def _mark_cancelled(record: FetchResult) -> None:
     """A download that ended after its worker's shard was closed: cancelled, so never recorded."""
     record.status, record.error, record.error_kind = CANCELLED, "cancelled", None
     record.sample = record.shard = record.bytes = record.sha256 = record.format = record.width = record.height = None
