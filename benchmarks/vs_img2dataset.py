@@ -17,6 +17,13 @@ img2dataset --resize_mode keep_ratio --image_size N) and re-encode as --encode s
 own default (imgfetch --encode-format jpg, img2dataset --encode_format jpg), so both write the same kind of
 file; --encode own leaves imgfetch's default (each image's format: PNG and WebP cost far more to encode), and each run prints the smaller sides of the first
 200 images read back from its tars (all N when both did resize).
+
+Bytecode: a process that imports a module without its .pyc compiles it from source, and with
+PYTHONDONTWRITEBYTECODE set (as on the shared machine) it does so in every process of every run: 1-2 s of
+CPU per process for pandas, pyarrow, requests and Pillow. pip writes .pyc files as it installs; uv does not
+unless given --compile-bytecode. The script says, for each tool's environment, how many of its key modules
+lack bytecode; --compile-bytecode first compiles both environments' site-packages (python -m compileall),
+so that neither tool pays for compiling.
 """
 from __future__ import annotations
 
@@ -98,6 +105,34 @@ def smaller_sides(out: Path, limit: int = 200) -> dict[int, int]:
     return dict(sides)
 
 
+KEY_MODULES = {"imgfetch": ("imgfetch.engine.worker", "requests", "urllib3", "PIL.Image", "pyarrow.parquet", "pandas"),
+               "img2dataset": ("img2dataset", "requests", "PIL.Image", "pyarrow.parquet", "pandas", "cv2")}
+_MISSING_PYC = """import importlib.util, os, sys
+missing = []
+for name in sys.argv[1:]:
+    spec = importlib.util.find_spec(name)
+    origin = spec and spec.origin
+    if origin and origin.endswith(".py") and not os.path.exists(importlib.util.cache_from_source(origin)):
+        missing.append(name)
+print(" ".join(missing))"""
+
+
+def missing_bytecode(python: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` the interpreter ``python`` would compile from source on import (no .pyc)."""
+    done = subprocess.run([python, "-c", _MISSING_PYC, *modules], capture_output=True, text=True, timeout=120)
+    return done.stdout.split()
+
+
+def compile_bytecode(python: str) -> None:
+    """Compile the interpreter's site-packages (and so its tool) to .pyc files, as pip does when it installs."""
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([python, "-m", "compileall", "-q", "-j", "0", site], stdout=subprocess.DEVNULL, check=False)
+    here = Path(__file__).resolve().parents[1] / "imgfetch"  # an editable install's sources are not in site
+    if python == PY:
+        subprocess.run([python, "-m", "compileall", "-q", str(here)], stdout=subprocess.DEVNULL, check=False)
+
+
 def version(argv: list[str]) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
@@ -127,6 +162,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--run-timeout", type=float, default=600.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--compile-bytecode", action="store_true",
+                        help="compile both tools' environments to .pyc first (see the module docstring)")
     args = parser.parse_args()
     tools = [t for t in args.tools.split(",") if t and not (args.resize and t == "img2dataset-keep-bytes")]
     if not shutil.which(args.img2dataset):
@@ -136,7 +173,15 @@ def main() -> int:
     i2d_python = str(Path(args.img2dataset).with_name("python"))
     versions = {"imgfetch": version([PY, "-m", "imgfetch", "--version"]),
                 "img2dataset": version([i2d_python, "-c", "import importlib.metadata as m; print(m.version('img2dataset'))"])}
+    interpreters = {"imgfetch": PY, "img2dataset": i2d_python}
+    if args.compile_bytecode:
+        for python in interpreters.values():
+            compile_bytecode(python)
+    no_pyc = {tool: missing_bytecode(python, KEY_MODULES[tool]) for tool, python in interpreters.items()}
     print(f"machine: {benchlib.machine_info()}\nversions: {versions}\nload: {os.getloadavg()}")
+    for tool, missing in no_pyc.items():
+        print(f"{tool}: no bytecode for {', '.join(missing)}: every process compiles them (--compile-bytecode)"
+              if missing else f"{tool}: key modules have bytecode")
     corpus = ensure_corpus(args.corpus_size, 0)
     work = Path(tempfile.mkdtemp(prefix="imgfetch-vs-i2d-"))
     work.chmod(0o755)
@@ -187,7 +232,7 @@ def main() -> int:
               f"{statistics.median(r['cpu_s'] for r in mine):.2f} | {ratio:.2f}× |")
     print(f"load after: {os.getloadavg()}")
     if args.json:
-        args.json.write_text(json.dumps({"versions": versions, "args": {k: str(v) for k, v in vars(args).items()},
+        args.json.write_text(json.dumps({"versions": versions, "no_bytecode": no_pyc, "args": {k: str(v) for k, v in vars(args).items()},
                                          "runs": runs, "images_per_s": rate}, indent=1) + "\n")
     return 0
 

@@ -2,7 +2,7 @@
 
 ``download`` and ``iter_download`` run a list on the same driver as ``Downloader`` (the executor of
 URLs, engine/downloader.py), so there is one path through the engine. ``fetch`` runs the same per-URL
-pipeline as every worker (``engine.worker.process_task``), in this process: no pool, no manifest.
+pipeline as every worker (``engine/pipeline.py``), in this process: no pool, no manifest.
 
 The keyword arguments are the fields of :class:`imgfetch.Options`. Each function's signature
 (``help()``, ``inspect.signature``, a notebook's completion) is derived from the declarations in
@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Union
 from .errors import OutputError
 from .options import Options
 from .options.keywords import keyword_signature, options_from_keywords
-from .records import INVALID, ErrorKind, FetchResult, Task
+from .records import FetchResult, Task, invalid_record
 from .report.results import Results
 from .store.files import TMP_PREFIX
 from .urls import looks_like_url
@@ -48,9 +48,9 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     """
     from .net.fetcher import Fetcher
     from .errors import InvalidURL
-    from .urls import mask_url, normalize_url, normalized_key
+    from .urls import normalize_url, normalized_key
     from .engine.folder import is_remote
-    from .engine.worker import process_task
+    from .engine.pipeline import process_task
 
     opts = options_from_keywords(fetch, kwargs, options)
     if opts.output_format != "files":  # one URL, one file: shards are a run's (download)
@@ -58,8 +58,7 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     try:
         normalized = normalize_url(url)
     except InvalidURL as exc:
-        return FetchResult(url=mask_url(url), key=normalized_key(url), line=None, status=INVALID, error=str(exc),
-                           error_kind=ErrorKind.INVALID)
+        return invalid_record(url, str(exc))
     if is_remote(out_dir):
         raise OutputError(f"fetch() saves a file in a local folder, not in {out_dir}; object storage takes "
                           "download(..., output_format='webdataset')")

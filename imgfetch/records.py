@@ -1,9 +1,11 @@
-"""The plain records that flow from workers to the parent."""
+"""The plain records that flow from workers to the parent, and the canned ones, each built here once."""
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
+
+from .urls import mask_url, normalized_key
 
 OK, FAILED, INVALID, DUPLICATE = "ok", "failed", "invalid", "duplicate"
 STATUSES = (OK, FAILED, INVALID, DUPLICATE)
@@ -158,6 +160,56 @@ class FetchResult:
 
 MANIFEST_FIELDS = tuple(f.name for f in fields(FetchResult) if f.name not in ("columns", "abspath"))
 RECORD_FIELDS = MANIFEST_FIELDS + (SOURCE_COLUMN,)  # what a manifest record holds besides the columns kept
+_FLAT_FIELDS = frozenset(MANIFEST_FIELDS)
+
+
+def _about(url: str, key: str, line: int | None, status: str, columns: dict[str, str] | None,
+           **facts: Any) -> FetchResult:
+    """A record of ``url`` (masked here: credentials never reach a record)."""
+    return FetchResult(url=mask_url(url), key=key, line=line, status=status,
+                       columns={} if columns is None else columns, **facts)
+
+
+def cancelled_record(task: Task) -> FetchResult:
+    """A task the run stopped before it ended: never recorded, fetched again next run. Its error is the one
+    net/fetcher.py gives a download cut short."""
+    return _about(task.url, task.key, task.line, CANCELLED, task.columns, error=CANCELLED)
+
+
+def failed_record(task: Task, error: str | None = None, error_kind: str | None = None, **facts: Any) -> FetchResult:
+    """The task failed: ``error`` says why, in a line a person reads; ``error_kind`` sorts it (net/failures.py)."""
+    return _about(task.url, task.key, task.line, FAILED, task.columns, error=error, error_kind=error_kind, **facts)
+
+
+def crashed_record(task: Task, why: str) -> FetchResult:
+    """The task's worker process died while fetching it (``why``: how the backend knows)."""
+    return failed_record(task, f"worker crashed ({why})", ErrorKind.CRASHED)
+
+
+def invalid_record(text: str, error: str | None, line: int | None = None,
+                   columns: dict[str, str] | None = None) -> FetchResult:
+    """A list entry (or fetch()'s URL) that is not a URL imgfetch can fetch; ``error`` says why."""
+    return _about(text, normalized_key(text), line, INVALID, columns, error=error, error_kind=ErrorKind.INVALID)
+
+
+def duplicate_record(url: str, key: str, line: int, columns: dict[str, str]) -> FetchResult:
+    """A URL seen earlier in the same list: recorded, not fetched again."""
+    return _about(url, key, line, DUPLICATE, columns, error="same URL as an earlier line")
+
+
+def skipped_record(url: str, key: str, line: int, columns: dict[str, str], earlier: Mapping[str, Any],
+                   facts: tuple[str, ...]) -> FetchResult:
+    """A URL an earlier run settled: its status and the ``facts`` (e.g. FILE_FACTS) of its ``earlier`` record."""
+    return _about(url, key, line, earlier["status"], columns, skipped=True, **{name: earlier.get(name) for name in facts})
+
+
+def record_from_flat(data: Mapping[str, Any], **fixed: Any) -> FetchResult:
+    """A flat record (a manifest line: the fields, with kept columns beside them) as the FetchResult it was
+    written from; ``fixed`` fields override what it says."""
+    values = {name: value for name, value in data.items() if name in _FLAT_FIELDS}
+    values.setdefault("line", None)
+    columns = {name: value for name, value in data.items() if name not in _FLAT_FIELDS}
+    return FetchResult(**{**values, "columns": columns, **fixed})
 
 
 def human_bytes(size: int | None) -> str:

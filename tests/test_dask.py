@@ -72,15 +72,15 @@ def test_records_done_but_not_yet_reported_when_a_stop_gives_up_are_kept(cluster
     from distributed import wait
 
     from conftest import tree
-    from imgfetch.engine import schedule
+    from imgfetch.engine import engine as engine_module
     from imgfetch.options import Options
     from imgfetch.records import Task
     from imgfetch.server import ImageServer
     from imgfetch.store.files import OutputDir
     from imgfetch.urls import normalized_key
 
-    monkeypatch.setattr(schedule, "STOP_GRACE_S", 0.0)
-    monkeypatch.setattr(schedule, "ABORT_WAIT_S", 0.0)
+    monkeypatch.setattr(engine_module, "STOP_GRACE_S", 0.0)
+    monkeypatch.setattr(engine_module, "ABORT_WAIT_S", 0.0)
     opts = Options(executor="dask", scheduler=cluster, timeout=2, retries=0, progress=False)
 
     def all_finished() -> bool:
@@ -91,7 +91,7 @@ def test_records_done_but_not_yet_reported_when_a_stop_gives_up_are_kept(cluster
         return True
 
     with ImageServer(count=4, latency_ms=300) as srv, OutputDir(tmp_path / "out") as out:
-        engine = schedule.Engine(opts, str(out.root), str(out.tmp), stop_requested=all_finished)
+        engine = engine_module.Engine(opts, str(out.root), str(out.tmp), stop_requested=all_finished)
         tasks = [Task(url, normalized_key(url), n) for n, url in enumerate(srv.image_urls(), 1)]
         records = list(engine.run(tasks))
         saved = tree(out.root) - {out.tmp.name} - {p for p in tree(out.root) if p.startswith(out.tmp.name + "/")}

@@ -280,3 +280,23 @@ def test_ctrl_c_puts_open_shards_in_place_and_the_rerun_completes(tmp_path):
         assert again.returncode == 0, err
         assert server.stats.requests == 200 - len(stopped)  # nothing that was recorded is fetched again
         assert_complete_dataset(out, urls)
+
+
+def test_tar_members_have_the_headers_tarfile_writes(tmp_path):
+    """The shard writer packs a member's ustar header itself (tarfile's is slow): the same bytes, so any tar
+    reader takes them; a name too long for one field goes through tarfile (as a prefix and a name)."""
+    from imgfetch.store.shardfiles import MEMBER_MODE, TarFile, member_header
+
+    members = [("000000001.jpg", 12345, 1_700_000_000), ("000000001.json", 0, 0), ("é" * 30 + ".txt", 8**11 - 1, 1),
+               ("k" * 100, 7, 2), ("prefix/" * 10 + "n" * 40 + ".webp", 5, 3)]
+    for name, size, mtime in members:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = size, mtime, MEMBER_MODE
+        assert member_header(name, size, mtime) == info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+    path = tmp_path / "00000.tar"
+    tar = TarFile(str(path))
+    for name, _, mtime in members[:4]:
+        tar.add(name, name.encode("utf-8") * 3, mtime)
+    tar.close()
+    with tarfile.open(path) as read:
+        assert [(m.name, read.extractfile(m).read()) for m in read] == [(n, n.encode("utf-8") * 3) for n, _, _ in members[:4]]

@@ -145,7 +145,7 @@ def test_a_bug_in_a_worker_shows_its_stack_only_when_asked(server, tmp_path, fla
     """A bug inside a worker is one warning line; --traceback or -vv adds the worker's stack."""
     script = tmp_path / "run.py"
     script.write_text(
-        "import sys, imgfetch.engine.worker as w\n"
+        "import sys, imgfetch.engine.pipeline as w\n"
         "from imgfetch.cli import main\n"
         "def boom(*a, **k):\n    raise ZeroDivisionError('a bug')\n"
         "w.shape = boom\n"

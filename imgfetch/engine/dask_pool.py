@@ -1,4 +1,4 @@
-"""Run the same per-URL worker function on a Dask cluster.
+"""The Downloader's backend on a Dask cluster: the same per-URL pipeline (pipeline.py), one Dask task per URL.
 
 Each URL is one Dask task, so a slow URL holds one Dask thread and nothing else, and the
 work in flight follows the cluster's size: twice its total threads (workers x threads),
@@ -18,14 +18,15 @@ import importlib
 import logging
 import queue
 import time
+from pathlib import Path
 from typing import Any
 
 from ..errors import ImgFetchError
 from ..options import Options
-from ..records import FAILED, FetchResult, Task
-from ..urls import mask_url
-from .markers import RunMarkers
-from .worker import cancelled_record, dask_task
+from ..records import FetchResult, Task, cancelled_record, crashed_record
+from .markers import RunMarkers, may_start
+from .pipeline import process_task
+from .shard_task import process_state
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "--executor dask needs Dask: pip install 'imgfetch[dask]'"
@@ -41,6 +42,15 @@ def require_dask() -> None:
         importlib.import_module("distributed")
     except ImportError:
         raise ImgFetchError(INSTALL_HINT) from None
+
+
+def url_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
+    """One URL as one Dask task, on whichever Dask worker thread runs it; a stop reaches it through the
+    run's marker files (see the module docstring)."""
+    if not may_start(tmp):
+        return cancelled_record(task)
+    state = process_state(opts, tmp, remote=False)  # the process's fetcher for this run, shared with its threads
+    return process_task(task, opts, state.fetcher, Path(root), Path(tmp), cancel_save=state.stop.check)
 
 
 class DaskPool:
@@ -89,7 +99,7 @@ class DaskPool:
         """Dask places tasks on its workers itself: every host fits (no placement check)."""
 
     def submit(self, tasks: list[Task]) -> None:
-        futures = self.client.map(dask_task, [self.opts] * len(tasks), [self.root] * len(tasks),
+        futures = self.client.map(url_task, [self.opts] * len(tasks), [self.root] * len(tasks),
                                   [self.tmp] * len(tasks), tasks, pure=False)
         for task, future in zip(tasks, futures):
             self.held[future] = task
@@ -131,9 +141,7 @@ class DaskPool:
             if self.stopping:
                 return cancelled_record(task)
             log.warning("a Dask task was lost (%s)", type(exc).__name__)
-            return FetchResult(url=mask_url(task.url), key=task.key, line=task.line, status=FAILED,
-                               error=f"worker crashed ({type(exc).__name__}: Dask gave up on this URL)", error_kind="crashed",
-                               columns=task.columns)
+            return crashed_record(task, f"{type(exc).__name__}: Dask gave up on this URL")
         return record
 
     def wake(self) -> None:

@@ -28,7 +28,7 @@ from .driver import Driver, Request
 from .folder import OutputFolder
 from .guard import check_main_guard, refuse_in_worker
 from .plan import Planned, Planner
-from .schedule import ABORT_WAIT_S, STOP_GRACE_S
+from .engine import ABORT_WAIT_S, STOP_GRACE_S
 
 if TYPE_CHECKING:  # Unpack is Python 3.11's; type checkers know typing_extensions' on 3.10 too
     from typing_extensions import Unpack

@@ -28,7 +28,7 @@ from ..records import FetchResult, Task
 from .folder import OutputFolder
 from .plan import Planned
 from .politeness import NOTHING_YET, lookahead
-from .schedule import Engine
+from .engine import Engine
 
 log = logging.getLogger(__name__)
 WINDOW_SLACK = 4096  # requests a run keeps ahead of the engine, beyond twice what the workers hold

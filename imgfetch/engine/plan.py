@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from ..records import (COPY_FACTS, DUPLICATE, FAILED, FAILURE_FACTS, FILE_FACTS, INVALID, OK, FetchResult, Task,
-                       permanent_failure)
+from ..records import (COPY_FACTS, DUPLICATE, FAILED, FAILURE_FACTS, FILE_FACTS, OK, FetchResult, Task, duplicate_record,
+                       invalid_record, permanent_failure, skipped_record)
 from ..sources import Entry
 from ..store.files import file_matches
 from ..store.keys import KeySet
 from ..store.manifest import DoneIndex
-from ..urls import mask_url, normalized_key
+from ..urls import normalized_key
 
 
 class Planned(NamedTuple):
@@ -40,20 +40,15 @@ class Planner:
 
     def plan(self, entry: Entry) -> Planned:
         if entry.url is None:
-            return Planned(FetchResult(url=mask_url(entry.raw), key=normalized_key(entry.raw), line=entry.line,
-                                       status=INVALID, error=entry.error, error_kind="invalid", columns=entry.columns),
-                           None)
+            return Planned(invalid_record(entry.raw, entry.error, entry.line, entry.columns), None)
         key = normalized_key(entry.url)
-        masked = mask_url(entry.url)
         if self.seen is not None and not self.seen.add(bytes.fromhex(key)):
-            return Planned(FetchResult(url=masked, key=key, line=entry.line, status=DUPLICATE,
-                                       error="same URL as an earlier line", columns=entry.columns), None)
+            return Planned(duplicate_record(entry.url, key, entry.line, entry.columns), None)
         previous = self.done.get(key)
         facts = _standing_facts(previous, self.root, self.retry_failed, self.shard_in_place)
         if previous is not None and facts:
             failed = previous["status"] == FAILED
-            record = FetchResult(url=masked, key=key, line=entry.line, status=previous["status"], skipped=True,
-                                 columns=entry.columns, **{name: previous.get(name) for name in facts})
+            record = skipped_record(entry.url, key, entry.line, entry.columns, previous, facts)
             return Planned(record, entry.url if failed else None,
                            self.repeat and not (failed and _same_entry(previous, entry)))
         return Planned(Task(entry.url, key, entry.line, entry.columns, previous.get("path") if previous else None),

@@ -77,7 +77,7 @@ class HostScheduler:
         hosts it refuses keep their turn while up to SCAN_SLACK others are tried. Room is never left
         unused while a task could start, though: if too few fit, the refused ones start anyway.
         """
-        self._fill(passthrough)
+        self._read_ahead(passthrough)
         if self.exhausted and not self.buffered:
             return None
         now = time.monotonic()  # after reading ahead, which may take a while: the intervals start now
@@ -182,7 +182,8 @@ class HostScheduler:
         self.hosts_examined += 1
         return max(MIN_WAIT_HINT_S, min(WAIT_HINT_S, self.waiting[0][0] - time.monotonic()))
 
-    def _fill(self, passthrough: list[FetchResult]) -> None:
+    def _read_ahead(self, passthrough: list[FetchResult]) -> None:
+        """Read the source into the hosts' buffers, up to the lookahead; ready-made records go to ``passthrough``."""
         now = time.monotonic()
         while not self.exhausted and self.buffered < self.lookahead and len(passthrough) < PASSTHROUGH_MAX:
             item = next(self.source, None)

@@ -30,8 +30,8 @@ from typing import Any, Iterable
 
 from ..errors import ImgFetchError, PoolKeepsDying, WorkerInitFailed
 from ..options import Options
-from ..records import FAILED, FetchResult, Task
-from ..urls import mask_url
+from ..records import FetchResult, Task, crashed_record
+from ..store.shards import worker_imports
 from .affinity import Affinity
 from .politeness import Fits
 from .waker import Waker
@@ -53,7 +53,7 @@ def prefetch(threads: int) -> int:
     return max(PREFETCH_MIN, threads // PREFETCH_SHARE)
 
 
-class _Worker:
+class _WorkerHandle:
     """The parent's handle on one worker process and the tasks it holds."""
 
     def __init__(self, ctx: Any, args: tuple[Any, ...], capacity: int, window: int, quarantine: bool) -> None:
@@ -98,15 +98,16 @@ class LocalPool:
         self.opts = opts
         self.ctx = multiprocessing.get_context(opts.start_method)
         if opts.start_method == "forkserver":
-            # The fork server imports requests and Pillow once; every worker forked from it starts warm.
-            self.ctx.set_forkserver_preload(["imgfetch.engine.worker"])
+            # The fork server imports requests and Pillow once (and pyarrow for a dataset); every worker forked
+            # from it starts warm.
+            self.ctx.set_forkserver_preload(["imgfetch.engine.worker", *worker_imports(opts.output_format)])
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self._args = (opts, root, tmp, log_pipe, level)
         self.window = opts.threads + prefetch(opts.threads)
         self.worker_pids: set[int] = set()  # live processes only: see the module docstring
         self.workers = [self._spawn() for _ in range(opts.workers)]
-        self.affinity: Affinity[_Worker] = Affinity(HOSTS_PER_WORKER * opts.workers)  # which workers hold which hosts
-        self.quarantine: list[_Worker] = []
+        self.affinity: Affinity[_WorkerHandle] = Affinity(HOSTS_PER_WORKER * opts.workers)  # which workers hold which hosts
+        self.quarantine: list[_WorkerHandle] = []
         self.suspects: deque[Task] = deque()
         self.startup_deaths = 0
         self.start_failure: str | None = None  # why the last worker could not start, if it said
@@ -114,11 +115,11 @@ class LocalPool:
         self.stopping = False
         self.waker = Waker()  # wake(): a poll() in progress returns at once
 
-    def _spawn(self, quarantine: bool = False) -> _Worker:
+    def _spawn(self, quarantine: bool = False) -> _WorkerHandle:
         if quarantine:
-            worker = _Worker(self.ctx, self._args, 1, 1, quarantine=True)
+            worker = _WorkerHandle(self.ctx, self._args, 1, 1, quarantine=True)
         else:
-            worker = _Worker(self.ctx, self._args, self.opts.threads, self.window, quarantine=False)
+            worker = _WorkerHandle(self.ctx, self._args, self.opts.threads, self.window, quarantine=False)
         self.worker_pids.add(worker.pid)
         return worker
 
@@ -161,7 +162,7 @@ class LocalPool:
             raise
         return done
 
-    def _receive(self, worker: _Worker, done: list[Done]) -> bool:
+    def _receive(self, worker: _WorkerHandle, done: list[Done]) -> bool:
         """Read what the worker sent; False once its pipe has ended (it exited or died)."""
         while True:
             try:
@@ -188,7 +189,7 @@ class LocalPool:
             elif kind == "init-failed":
                 raise WorkerInitFailed(f"the worker initializer failed: {message[1]}")
 
-    def _died(self, worker: _Worker, done: list[Done]) -> None:
+    def _died(self, worker: _WorkerHandle, done: list[Done]) -> None:
         """A worker's pipe has ended: it exited or died. Replace it, and retry or convict what it held."""
         (self.quarantine if worker.quarantine else self.workers).remove(worker)
         self._reap([worker])  # it is exiting, if not gone already
@@ -207,7 +208,7 @@ class LocalPool:
             if unstarted:
                 replacement.give(unstarted)
 
-    def _died_starting(self, worker: _Worker) -> list[Task]:
+    def _died_starting(self, worker: _WorkerHandle) -> list[Task]:
         """A worker died before it was ready: the tasks it held, all innocent (it never started them)."""
         self.startup_deaths += 1
         if self.startup_deaths > MAX_STARTUP_DEATHS:
@@ -216,7 +217,7 @@ class LocalPool:
             raise PoolKeepsDying(f"worker processes keep dying as soon as they start: {why}")
         return list(worker.held.values())
 
-    def _suspect_held(self, worker: _Worker, done: list[Done]) -> None:
+    def _suspect_held(self, worker: _WorkerHandle, done: list[Done]) -> None:
         """A worker died while downloading: each URL it held is retried alone, or convicted if it was retried."""
         held = len(worker.held)
         if worker.quarantine:
@@ -227,7 +228,7 @@ class LocalPool:
                         worker.process.exitcode, held, "" if held == 1 else "s", "it" if held == 1 else "them")
         for task in worker.held.values():
             if task.suspect >= 1:
-                done.append((task, crashed_record(task)))
+                done.append((task, crashed_record(task, "its process died twice while fetching this URL")))
             else:
                 self.suspects.append(dataclasses.replace(task, suspect=task.suspect + 1))
 
@@ -264,7 +265,7 @@ class LocalPool:
         self.workers, self.quarantine = [], []
         self.waker.close()
 
-    def _reap(self, workers: Iterable[_Worker]) -> None:
+    def _reap(self, workers: Iterable[_WorkerHandle]) -> None:
         """Wait for workers to exit (killing any that do not); their PIDs leave ``worker_pids``."""
         deadline = time.monotonic() + JOIN_S
         for worker in workers:
@@ -275,9 +276,3 @@ class LocalPool:
                 worker.process.join(KILLED_JOIN_S)
             worker.conn.close()
             self.worker_pids.discard(worker.pid)
-
-
-def crashed_record(task: Task) -> FetchResult:
-    return FetchResult(url=mask_url(task.url), key=task.key, line=task.line, status=FAILED,
-                       error="worker crashed (its process died twice while fetching this URL)", error_kind="crashed",
-                       columns=task.columns)

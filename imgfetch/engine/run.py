@@ -28,7 +28,7 @@ from ..sources import Entry, ListCounter, open_entries
 from .driver import Driver, Request
 from .folder import OutputFolder
 from .plan import Planner
-from .schedule import Engine
+from .engine import Engine
 from .shard_run import ShardBar, ShardedRun, parts_folder
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..options import Options
-from ..records import FetchResult
+from ..records import FetchResult, record_from_flat
 from ..sources import Entry
 from ..store.files import OutputDir
-from ..store.parts import done_numbers, part_name, record_of, shard_done
+from ..store.parts import done_numbers, part_name, shard_done
 from ..store.remote import Destination
 from ..store.reading import newest_records
 from .shard_task import ShardJob
@@ -104,7 +104,7 @@ class ShardedRun:
 
     def _records(self, counts: dict[str, Any]) -> Iterator[FetchResult]:
         for data in self._part(counts["number"]):
-            record = record_of(data)
+            record = record_from_flat(data)
             record.skipped = record.skipped or bool(counts.get("earlier"))
             if record.path and self.destination is None:
                 record.abspath = os.path.join(os.path.abspath(self.out.root), record.path)

@@ -126,18 +126,18 @@ class DatasetSink:
         assert self.part is not None
         self.writer.close()
         self.part.close()
-        stats = self._staged("_stats.json")
+        stats = self._staging_path("_stats.json")
         if not os.path.exists(stats):  # the writer gave up on it (a disk error): redone next run
             return False
         write_json(self.staging / "done.json", counts)
         data = DATA_SUFFIX[self.format]
-        files = [(self._staged(suffix), shard_name(self.number, suffix)) for suffix in dict.fromkeys((".parquet", data))]
+        files = [(self._staging_path(suffix), shard_name(self.number, suffix)) for suffix in dict.fromkeys((".parquet", data))]
         publish([*files, (stats, shard_name(self.number, "_stats.json")),
                  (str(self.staging / "part.jsonl"), part_name(self.number)),
                  (str(self.staging / "done.json"), done_name(self.number))], self.out)
         return True
 
-    def _staged(self, suffix: str) -> str:
+    def _staging_path(self, suffix: str) -> str:
         return str(self.staging / (shard_name(self.number, suffix) + ".tmp"))
 
     def close(self) -> None:

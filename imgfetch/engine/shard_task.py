@@ -2,7 +2,7 @@
 
 The task plans its entries as a run does (invalid, duplicate within the shard, done by an earlier
 attempt), hands the URLs to the process's download threads, which run the same per-URL pipeline as a
-local worker (``process_task``: budget, retries, validation, resize), and writes the shard's outputs
+local worker (pipeline.py: budget, retries, validation, resize), and writes the shard's outputs
 itself (shard_sinks.py). It returns only the shard's counts, a few hundred bytes: no image and no
 per-URL record goes back to the client.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from ..options import Options
 from ..net.fetcher import Fetcher
-from ..records import CANCELLED, FetchResult, Task
+from ..records import CANCELLED, FetchResult, Task, cancelled_record
 from ..report.summary import Summary
 from ..sources import Entry
 from ..store.remote import Destination
@@ -36,8 +36,8 @@ from ..store.shards import take_held
 from .dask_markers import scheduler_flag
 from .markers import MarkerFlag, may_start
 from .plan import Planner
+from .pipeline import own_process, process_task
 from .shard_sinks import open_sink, remove_stale_staging
-from .worker import cancelled_record, own_process, process_task
 
 SHARDS_PER_PROCESS = 2  # shards a Dask worker process runs at once, on one pool of --threads threads
 REASONS_SENT = 20       # failure reasons a shard's counts carry back to the client
@@ -62,8 +62,9 @@ class ShardJob:
         return scheduler_flag(self.tmp).may_start() if self.destination is not None else may_start(self.tmp)
 
 
-class _ProcessState:
-    """Per Dask worker process and run: the download threads, one fetcher for them, the stop flag."""
+class ProcessState:
+    """Per Dask worker process and run: the download threads, one fetcher for them, the stop flag. The
+    Downloader's per-URL Dask tasks (dask_pool.py) use its fetcher and stop flag too."""
 
     def __init__(self, opts: Options, tmp: str, remote: bool) -> None:
         self.opts, self.pid = opts, os.getpid()
@@ -76,15 +77,16 @@ class _ProcessState:
             remove_stale_staging()
 
 
-_states: dict[str, _ProcessState] = {}  # by the run's temporary folder, unique to the run
+_states: dict[str, ProcessState] = {}  # by the run's temporary folder, unique to the run
 _state_lock = threading.Lock()
 
 
-def _state(opts: Options, tmp: str, remote: bool) -> _ProcessState:
+def process_state(opts: Options, tmp: str, remote: bool) -> ProcessState:
+    """This process's state for the run whose temporary folder is ``tmp``, made on its first task."""
     with _state_lock:
         state = _states.get(tmp)
         if state is None or state.opts != opts or state.pid != os.getpid():
-            state = _states[tmp] = _ProcessState(opts, tmp, remote)
+            state = _states[tmp] = ProcessState(opts, tmp, remote)
             while len(_states) > RUNS_KEPT:
                 _states.pop(next(iter(_states))).threads.shutdown(wait=False)
         return state
@@ -95,14 +97,14 @@ def run_shard(job: ShardJob) -> dict[str, Any]:
     started = time.monotonic()
     if not job.may_start():
         return _cancelled(job, started)
-    state = _state(job.opts, job.tmp, job.destination is not None)
+    state = process_state(job.opts, job.tmp, job.destination is not None)
     with state.turns:
         if not job.may_start():
             return _cancelled(job, started)
         return _run(job, state, started)
 
 
-def _run(job: ShardJob, state: _ProcessState, started: float) -> dict[str, Any]:
+def _run(job: ShardJob, state: ProcessState, started: float) -> dict[str, Any]:
     sink = open_sink(job.opts, job.destination or job.out, job.number, [e.columns for e in job.entries[:1]])
     if sink.done is not None:  # finished before (a retried task whose result was lost): nothing to do
         sink.discard()
@@ -164,7 +166,7 @@ class _Progress:
             self.worker.log_event(self.topic, [self.number, self.done])
 
 
-def _fetch(task: Task, job: ShardJob, state: _ProcessState) -> tuple[FetchResult, Any]:
+def _fetch(task: Task, job: ShardJob, state: ProcessState) -> tuple[FetchResult, Any]:
     """One URL on a download thread: the local worker's pipeline; a dataset's image comes back beside its record."""
     if not job.may_start():
         return cancelled_record(task), None

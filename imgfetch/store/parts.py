@@ -8,20 +8,17 @@ shard is redone per URL from its own records; a dataset's part is published with
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from ..records import FetchResult
 from .remote import Destination
 
 PARTS_DIR = "manifest.parts"
 _PART = re.compile(r"^(\d{5,})\.jsonl$")
 _DONE = re.compile(r"^(\d{5,})_stats\.json$")
-_FIELDS = {f.name for f in dataclasses.fields(FetchResult)} - {"columns", "abspath"}
 
 
 def part_name(number: int) -> str:
@@ -72,10 +69,3 @@ def part_files(root: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted((folder / name for name in os.listdir(folder) if _PART.match(name)), key=lambda p: p.name)
-
-
-def record_of(data: dict[str, Any]) -> FetchResult:
-    """A manifest line as a FetchResult: the record's fields, and the rest as its kept columns."""
-    fields = {name: value for name, value in data.items() if name in _FIELDS}
-    columns = {name: value for name, value in data.items() if name not in _FIELDS}
-    return FetchResult(**fields, columns=columns)

@@ -23,13 +23,13 @@ import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..errors import OutputError
 from ..records import FetchResult
 from .keys import KeySet
 from .remote import PARTIAL, Destination
-from .shardfiles import LEFT_OUT, RENAMED, require_pyarrow
+from .shardfiles import LEFT_OUT, RENAMED, record_of_row, require_pyarrow
 from .shards import DATA_SUFFIX, shard_name
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,8 @@ UPLOAD_THREADS = 2
 _STATS = "_stats.json"
 KNOWN_FILE = "shards-known.txt"  # in the work folder: "NAME ours|read|clash" for each shard its manifest holds
 _SHARD_FILE = re.compile(r"^(\d{5,})(\.tar|\.parquet|_stats\.json)$")
-# Row column -> record field, for the fields a record takes from a shard's row (never the image or kept columns).
-_FIELDS = {RENAMED.get(f.name, f.name): f.name for f in dataclasses.fields(FetchResult)
-           if f.name not in LEFT_OUT}
-_FIELDS["key"] = "sample"  # the row's key is the sample key; url_key is the record's key
+# The row columns a record is read back from (never the image or kept columns); the row's key is the sample key.
+_RECORD_COLUMNS = ("key", *(RENAMED.get(f.name, f.name) for f in dataclasses.fields(FetchResult) if f.name not in LEFT_OUT))
 
 
 class RemoteShards:
@@ -76,7 +74,7 @@ class RemoteShards:
         """Check the destination (one line if it cannot be used), publish the shards an earlier run left in
         the work folder, and list what is complete there."""
         self.destination.check()
-        for number in self._staged():
+        for number in self._not_uploaded():
             log.info("uploading shard %s, left in %s by an earlier run", shard_name(number, self.suffix), self.root)
             self._publish(number)
         names = set(self.destination.list())
@@ -92,12 +90,12 @@ class RemoteShards:
         """Remove this format's data files and rows whose stats are missing: a publish that a kill cut short
         (so a reader that globs the tars never meets a shard whose rows and records are not all there)."""
         for name in sorted(names):
-            if self._cut_short(name, stats):
+            if self._half_published(name, stats):
                 self.destination.remove(name)
                 log.info("removed %s from %s: an interrupted upload left it without its stats",
                          name, self.destination.url)
 
-    def _cut_short(self, name: str, stats: set[str]) -> bool:
+    def _half_published(self, name: str, stats: set[str]) -> bool:
         found = _SHARD_FILE.match(name.removesuffix(PARTIAL))
         if found is None:
             return False  # not a shard's: never touched
@@ -105,7 +103,7 @@ class RemoteShards:
             return True  # a copy into a file:// destination that a kill cut short
         return found.group(2) in self.parts and found.group(2) != _STATS and found.group(1) not in stats
 
-    def _staged(self) -> list[int]:
+    def _not_uploaded(self) -> list[int]:
         """Shards put in place in the work folder and not uploaded: their stats and data file are there."""
         numbers = []
         for path in self.root.glob("*" + _STATS):
@@ -180,19 +178,13 @@ class RemoteShards:
         count = 0
         with self.destination.open(name[: -len(self.suffix)] + ".parquet") as handle:
             rows = pq.ParquetFile(handle)
-            wanted = _FIELDS if write is not None else ("url_key",)
+            wanted = _RECORD_COLUMNS if write is not None else ("url_key",)
             columns = [column for column in rows.schema_arrow.names if column in wanted]
             for batch in rows.iter_batches(columns=columns):
                 for row in batch.to_pylist():
                     if write is not None:
-                        write(_record(row, name))
+                        write(record_of_row(row, name))
                     if clash:
                         self.clash_keys.add(bytes.fromhex(row["url_key"]))
                     count += 1
         return count
-
-
-def _record(row: dict[str, Any], shard: str) -> FetchResult:
-    fields = {_FIELDS[column]: value for column, value in row.items()}
-    fields.setdefault("line", None)
-    return FetchResult(shard=shard, **fields)

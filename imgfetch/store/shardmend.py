@@ -27,34 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ..records import FAILED, ErrorKind, FetchResult
-from .shardfiles import (BLOCK, IMAGE_COLUMN, RENAMED, RowsFile, ShardStats, compression, read_stats, require_pyarrow,
-                         row_of, row_schema, tar_end)
+from .shardfiles import (BLOCK, IMAGE_COLUMN, RowsFile, ShardStats, compression, read_stats, record_of_row,
+                         require_pyarrow, row_of, row_schema, tar_end)
 
-_FIELDS = {field.name for field in dataclasses.fields(FetchResult)}
-_FROM_COLUMN = {column: name for name, column in RENAMED.items()}  # row column -> record field
 LOST = "its shard was lost: the worker process writing it died; fetched again next run"
-
-
-def record_from_manifest(data: dict[str, Any], shard: str) -> FetchResult:
-    """A manifest record (kept columns flattened into it) as the FetchResult it was written from."""
-    fields = {name: value for name, value in data.items() if name in _FIELDS and name != "abspath"}
-    columns = {name: value for name, value in data.items() if name not in _FIELDS}
-    return FetchResult(**{**fields, "columns": columns, "shard": shard})
-
-
-def record_from_row(row: dict[str, Any], shard: str, caption_column: str | None) -> FetchResult:
-    """A shard's row (shardfiles.row_of) as the record it was made from."""
-    fields: dict[str, Any] = {"sample": row.get("key"), "shard": shard}
-    columns: dict[str, Any] = {}
-    for column, value in row.items():
-        name = _FROM_COLUMN.get(column, column)
-        if column in ("key", IMAGE_COLUMN) or column == "caption" and caption_column not in (None, "caption"):
-            continue
-        if name in _FIELDS and name not in ("columns", "abspath", "sample", "shard"):
-            fields[name] = value
-        else:
-            columns[column] = value
-    return FetchResult(**fields, columns=columns)
 
 
 def missing_records(rows_path: str, recorded: set[str], shard: str, caption_column: str | None) -> list[FetchResult]:
@@ -62,7 +38,7 @@ def missing_records(rows_path: str, recorded: set[str], shard: str, caption_colu
     pq = require_pyarrow("a dataset output")
     names = [name for name in pq.read_schema(rows_path).names if name != IMAGE_COLUMN]
     rows = pq.read_table(rows_path, columns=names).to_pylist()
-    return [record_from_row(row, shard, caption_column) for row in rows if row.get("url_key") not in recorded]
+    return [record_of_row(row, shard, caption_column) for row in rows if row.get("url_key") not in recorded]
 
 
 def mend_tar(path: str, samples: set[str]) -> set[str]:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..records import CANCELLED, FAILED, OK, ErrorKind, FetchResult
-from .shardfiles import IMAGE_COLUMN, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema, warm_up
+from .shardfiles import (IMAGE_COLUMN, WARM_IMPORTS, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema,
+                         warm_up)
 
 log = logging.getLogger(__name__)
 BASE_FILE = "shard-base"  # in the run's temporary folder: the first shard number this run may use
@@ -49,6 +50,11 @@ def take_held() -> tuple[bytes, str] | None:
     sample = getattr(_held, "sample", None)
     _held.sample = None
     return sample
+
+
+def worker_imports(output_format: str) -> tuple[str, ...]:
+    """Modules a dataset's worker processes import as they start (for a fork server to import once)."""
+    return () if output_format == "files" else WARM_IMPORTS
 
 
 def shard_outbox(outbox: Any, opts: Any, tmp: Path, quarantine: bool = False) -> Any:
@@ -80,7 +86,7 @@ class ShardOutbox:
             if record is None:
                 self._close()
             elif self.closed:
-                _cut_short(record)  # the shard is closed: this URL is not recorded, the next run fetches it
+                _mark_cancelled(record)  # the shard is closed: this URL is not recorded, the next run fetches it
             elif record.status != CANCELLED:
                 self.writer.add(record, held)
             self.outbox.put(record)
@@ -145,15 +151,15 @@ class ShardWriter:
     def add(self, record: FetchResult, held: tuple[bytes, str] | None) -> None:
         """File the record (and its image) in the open shard; a failure to write makes it a failed record."""
         try:
-            shard = self.shard or self._start(record)
+            shard = self.shard or self.begin(list(record.columns))
             record.shard = shard.name
-            image = None
+            image = row = None
             if record.status == OK and held is not None:
                 try:
-                    image = self._sample(shard, record, held)
+                    image, row = self._sample(shard, record, held)
                 except OSError as exc:  # the sample was cut back out of the tar: this URL fails, the shard goes on
                     as_failed(record, shard.name, exc)
-            row = row_of(record, self.caption)
+            row = row or row_of(record, self.caption)  # a sample's json is its row
             if image is not None and shard.tar is None:
                 row[IMAGE_COLUMN] = image
             shard.rows.add(row)
@@ -167,15 +173,17 @@ class ShardWriter:
         if shard.ok >= self.shard_size:
             self.close()
 
-    def _sample(self, shard: _Shard, record: FetchResult, held: tuple[bytes, str]) -> bytes:
+    def _sample(self, shard: _Shard, record: FetchResult, held: tuple[bytes, str]) -> tuple[bytes, dict[str, Any]]:
+        """(the image, the record's row) once the sample is in the shard."""
         body, extension = held
         record.sample = f"{shard.number:05d}{shard.ok:0{self.digits}d}"
+        row = row_of(record, self.caption)
         if shard.tar is not None:
             mtime = int(time.time())
             shard.tar.begin()
             try:
                 shard.tar.add(record.sample + extension, body, mtime)
-                shard.tar.add(record.sample + ".json", json_bytes(row_of(record, self.caption)), mtime)
+                shard.tar.add(record.sample + ".json", json_bytes(row), mtime)
                 if self.caption is not None:
                     shard.tar.add(record.sample + ".txt", record.columns.get(self.caption, "").encode("utf-8"), mtime)
                 shard.tar.flush()
@@ -183,10 +191,7 @@ class ShardWriter:
                 shard.tar.rollback()
                 raise
         shard.ok += 1
-        return body
-
-    def _start(self, record: FetchResult) -> _Shard:
-        return self.begin(list(record.columns))
+        return body, row
 
     def begin(self, columns: list[str]) -> _Shard:
         """Open the next shard now (a sharded run's shard exists even when none of its URLs is an image)."""
@@ -228,7 +233,7 @@ def close_shard(outbox: Any) -> None:
         outbox.close_shard()
 
 
-def _cut_short(record: FetchResult) -> None:
+def _mark_cancelled(record: FetchResult) -> None:
     """A download that ended after its worker's shard was closed: cancelled, so never recorded."""
     record.status, record.error, record.error_kind = CANCELLED, "cancelled", None
     record.sample = record.shard = record.bytes = record.sha256 = record.format = record.width = record.height = None

@@ -24,10 +24,10 @@ from array import array
 from pathlib import Path
 from typing import Any, Callable
 
-from ..records import OK, FetchResult
+from ..records import OK, FetchResult, record_from_flat
 from .reading import record_at
 from .shardfiles import read_stats, require_pyarrow
-from .shardmend import drop_rows, lost_record, mend_tar, missing_records, record_from_manifest, write_rows
+from .shardmend import drop_rows, lost_record, mend_tar, missing_records, write_rows
 from .shards import BASE_FILE, DATA_SUFFIX, shard_name
 from .sharedshard import shared_number
 
@@ -114,7 +114,7 @@ class ShardSet:
         if offset >= 0:
             tally.offsets.append(offset)
         if tally.ok >= self.shard_size:
-            self._place(number, final=False)
+            self._put_in_place(number, final=False)
 
     def supersedes(self, record: FetchResult, previous: dict[str, Any] | None) -> None:
         """This run's record of a URL whose ``previous`` record (an earlier run's) had a row in another shard:
@@ -146,7 +146,7 @@ class ShardSet:
         rows = self._temporary(number, ".parquet")
         assert self.manifest is not None
         with open(self.manifest, "rb") as handle:
-            records = [record_from_manifest(record_at(handle, offset), name) for offset in tally.offsets]
+            records = [record_from_flat(record_at(handle, offset), shard=name) for offset in tally.offsets]
         if closed:  # its worker closed it: the records the parent never read are in its rows
             missing = missing_records(rows, {record.key for record in records}, name, self.caption_column)
             log.info("shard %s: %d records its worker sent were never read; written from its rows", name, len(missing))
@@ -169,7 +169,7 @@ class ShardSet:
         """The workers have ended: put in place every shard whose records were all written; then take the rows
         that this run's shards replace out of earlier shards."""
         for number in sorted(self.written):
-            self._place(number, final=True)
+            self._put_in_place(number, final=True)
         for older, keys in sorted(self.older.items()):
             replaced = {key for key, number in keys if number in self.in_place}
             number = shard_number(older)
@@ -183,7 +183,7 @@ class ShardSet:
                 continue
             log.debug("%s: %d rows fetched again by this run taken out", rows.name, dropped)
 
-    def _place(self, number: int, final: bool) -> None:
+    def _put_in_place(self, number: int, final: bool) -> None:
         tally = self.written[number]
         ok, count = tally.ok, tally.count
         data = read_stats(self._temporary(number, "_stats.json"))

@@ -1,4 +1,4 @@
-"""The scheduling loop: keep every download slot busy, hand each record on the moment it exists.
+"""``Engine``, the scheduling loop: keep every download slot busy, hand each record on the moment it exists.
 
 The engine reads the plan (tasks, and records that need no download), hands tasks to a
 backend as fast as it has room (the local pool, or Dask), frees each URL's per-host slot as
@@ -111,7 +111,7 @@ class Engine:
     def start(self) -> None:
         """Start the backend's workers now, rather than when ``run`` starts."""
         if self.backend is None:
-            self.backend = self._start()
+            self.backend = self._start_backend()
 
     def wake(self) -> None:
         """The plan has more (or a stop was requested): end the wait for records now. From any thread."""
@@ -119,7 +119,7 @@ class Engine:
         if backend is not None:
             backend.wake()
 
-    def _start(self) -> Backend:
+    def _start_backend(self) -> Backend:
         if self.opts.executor == "dask":
             from .dask_pool import DaskPool
 
@@ -149,7 +149,7 @@ class Engine:
                 stop.start(self.grace_s)
             more = False
             if not stop.started and not exhausted:
-                exhausted, more = _fill(feeder, backend, passthrough, self._handed, self.admit)
+                exhausted, more = _hand_out(feeder, backend, passthrough, self._handed, self.admit)
             if passthrough:
                 yield from passthrough
                 passthrough.clear()
@@ -209,8 +209,8 @@ def _collect(feeder: HostScheduler, backend: Backend, timeout: float,
                 yield record
 
 
-def _fill(feeder: HostScheduler, backend: Backend, passthrough: list[FetchResult],
-          handed: _HandedOut, admit: Callable[[list[Task]], list[Task]] | None = None) -> tuple[bool, bool]:
+def _hand_out(feeder: HostScheduler, backend: Backend, passthrough: list[FetchResult],
+              handed: _HandedOut, admit: Callable[[list[Task]], list[Task]] | None = None) -> tuple[bool, bool]:
     """Hand the backend as many tasks as it has room for: (plan exhausted, more ready to hand out)."""
     room = backend.room()
     while room > 0:
