@@ -36,8 +36,8 @@ from pathlib import Path
 
 import benchlib
 from benchlib import PY
-from scenarios import check_nginx, ensure_corpus, lognormal, start_nginx
 from objstore import start_moto
+from scenarios import check_nginx, ensure_corpus, lognormal, start_nginx
 from vs_img2dataset import images_in
 
 DASK = os.path.join(os.path.dirname(PY), "dask")

@@ -52,8 +52,19 @@ from pathlib import Path
 import benchlib
 import webshape
 from benchlib import EXTS, HERE, PY
-from scenarios import (CAP_S, FAULT_SERVER_COUNT, Scenario, check_fault_server, check_nginx, describe_corpus,
-                       ensure_corpus, faulty, lognormal, start_nginx, uniform)
+from scenarios import (
+    CAP_S,
+    FAULT_SERVER_COUNT,
+    Scenario,
+    check_fault_server,
+    check_nginx,
+    describe_corpus,
+    ensure_corpus,
+    faulty,
+    lognormal,
+    start_nginx,
+    uniform,
+)
 
 SCENARIOS = ("lognormal", "faulty", "uniform0", "uniform50", "uniform200")
 WEB_SCENARIOS = ("web", "web-faulty")

@@ -26,10 +26,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 import benchlib
 from benchlib import EXTS
+from PIL import Image
 
 CAP_S = 30  # per-URL time cap given to every tool (as closely as each allows); a hang outlasts it
 LOGNORMAL_MEDIAN_S, LOGNORMAL_SIGMA, LOGNORMAL_CAP_S = 0.080, 1.0, 5.0

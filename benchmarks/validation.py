@@ -16,9 +16,8 @@ import statistics
 import sys
 import time
 
-from PIL import Image
-
 import benchlib
+from PIL import Image
 from scenarios import web_size
 
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF")  # imgfetch.server.FORMATS order: image i has FORMATS[i % 4]

@@ -29,13 +29,23 @@ _LAZY = {
 if TYPE_CHECKING:
     from .api import download, fetch, iter_download
     from .engine.downloader import Downloader
-    from .report.contact import show
-    from .store.reading import read_manifest
-    from .report.results import Results
-    from .errors import (DiskFull, ImgFetchError, InputError, Interrupted, InvalidURL, MissingMainGuard, OptionError,
-                         OutputError, PoolKeepsDying, WorkerInitFailed)
+    from .errors import (
+        DiskFull,
+        ImgFetchError,
+        InputError,
+        Interrupted,
+        InvalidURL,
+        MissingMainGuard,
+        OptionError,
+        OutputError,
+        PoolKeepsDying,
+        WorkerInitFailed,
+    )
     from .options import Options
     from .records import ErrorKind, FetchResult
+    from .report.contact import show
+    from .report.results import Results
+    from .store.reading import read_manifest
 
 __getattr__ = lazy_names(__name__, _LAZY)
 

@@ -46,11 +46,11 @@ def fetch(url: str, out_dir: str | os.PathLike[str], *, options: Options | None 
     The keywords are download()'s that apply to one URL; ``progress`` is taken too, so that one
     set of keyword arguments serves both (one URL draws no bar).
     """
-    from .net.fetcher import Fetcher
-    from .errors import InvalidURL
-    from .urls import normalize_url, normalized_key
     from .engine.folder import is_remote
     from .engine.pipeline import process_task
+    from .errors import InvalidURL
+    from .net.fetcher import Fetcher
+    from .urls import normalize_url, normalized_key
 
     opts = options_from_keywords(fetch, kwargs, options)
     if opts.output_format != "files":  # one URL, one file: shards are a run's (download)
@@ -121,9 +121,9 @@ def download(urls: URLs, out_dir: str | os.PathLike[str], *, keep_records: bool 
     status 128 + the signal) instead of raising KeyboardInterrupt; ``progress_file``: where the bar
     is drawn (stderr by default), and whose terminal ``progress=None`` looks at.
     """
-    from .errors import Interrupted
     from .engine.guard import check_main_guard
     from .engine.run import Run
+    from .errors import Interrupted
 
     opts = options_from_keywords(download, kwargs, options)
     check_main_guard(opts.start_method, opts.executor, opts.scheduler)

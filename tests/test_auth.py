@@ -6,8 +6,8 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from imgfetch import download, fetch
 from conftest import FAST, read_manifest
+from imgfetch import download, fetch
 
 SECRET = "s3cr3t-pw"
 USER = "u%40x"  # percent-encoded in the URL and in the route: the server expects "u@x"

@@ -13,21 +13,20 @@ import sys
 import time
 
 import pytest
-
 from PIL import Image
 
 from imgfetch.bench import bursts
 from imgfetch.bench import plan as sweep
 from imgfetch.bench.advice import advise
-from imgfetch.bench.jsondoc import to_json
-from imgfetch.bench.table import format_legend, format_report, format_table
 from imgfetch.bench.chart import draw_chart
 from imgfetch.bench.classic import Box, Outcome, RunStats, download_image, run_stats
+from imgfetch.bench.jsondoc import to_json
+from imgfetch.bench.measure import run_bench
+from imgfetch.bench.plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows
+from imgfetch.bench.settings import BenchSettings, default_worker_sweep
+from imgfetch.bench.table import format_legend, format_report, format_table
 from imgfetch.cli import main
 from imgfetch.options import Options
-from imgfetch.bench.plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows
-from imgfetch.bench.measure import run_bench
-from imgfetch.bench.settings import BenchSettings, default_worker_sweep
 
 HEADER = ["workers", "threads", "conc", "images", "images/s", "min-max", "speedup", "effic.", "first s", "failed",
           "notes"]

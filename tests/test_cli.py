@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from imgfetch.cli import main
 from conftest import assert_clean, read_manifest, tree
+from imgfetch.cli import main
 
 FAST_ARGS = ["--timeout", "0.5", "--deadline", "2", "--retries", "0", "--start-method", "fork"]
 

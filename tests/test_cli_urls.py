@@ -9,9 +9,9 @@ import textwrap
 
 import pytest
 
+from conftest import assert_clean, read_manifest, tree
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
-from conftest import assert_clean, read_manifest, tree
 
 FAST_ARGS = ["--timeout", "0.5", "--deadline", "2", "--retries", "0", "--start-method", "fork"]
 

@@ -8,12 +8,12 @@ import uuid
 from pathlib import Path
 
 import fake_dns
-from tlsserver import TLSServer
 from imgfetch import download, fetch
 from imgfetch.net.adapter import WatchedAdapter
 from imgfetch.net.fetcher import Fetcher
 from imgfetch.net.limits import idle_budget
 from imgfetch.options import Options
+from tlsserver import TLSServer
 
 DATA = Path(__file__).parent / "data"
 HOSTS = 100  # more than the 64 hosts a process used to keep connections to

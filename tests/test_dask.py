@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 
-
+from conftest import tree
 from imgfetch import download, read_manifest
 from imgfetch.cli import main
-from conftest import tree
 
 
 def assert_clean(out, records) -> None:

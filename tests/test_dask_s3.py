@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import distributed  # noqa: F401 - in the test extra: these tests run wherever the tests do, never skip
 import pyarrow.parquet as pq
 
 from conftest import read_tars
@@ -18,8 +19,6 @@ from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
 from imgfetch.store import remote
-
-import distributed  # noqa: F401 - in the test extra: these tests run wherever the tests do, never skip
 
 SHARD_FILES = ("_stats.json", ".parquet", ".tar")
 

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import distributed  # noqa: F401 - in the test extra: these tests run wherever the tests do, never skip
 import pytest
 
 from conftest import read_tars, tree
@@ -21,7 +22,6 @@ from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
 
-import distributed  # noqa: F401 - in the test extra: these tests run wherever the tests do, never skip
 
 def get(cluster, urls_file, out, *args: str) -> list[str]:
     return ["get", str(urls_file), "-o", str(out), "--executor", "dask", "--scheduler", cluster,

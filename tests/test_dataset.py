@@ -23,10 +23,10 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
+from conftest import FAST, read_manifest
 from imgfetch import ImgFetchError, Options, download, fetch
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
-from conftest import FAST, read_manifest
 
 DATASET = dict(FAST, workers=2, threads=4, start_method="fork")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from PIL import Image
 
+from conftest import FAST, read_manifest, read_tars
 from imgfetch import download, iter_download
 from imgfetch.records import OK, FetchResult
 from imgfetch.server import ImageServer
@@ -20,7 +21,6 @@ from imgfetch.store import shardfiles
 from imgfetch.store.shardmend import mend_tar
 from imgfetch.store.shards import ShardWriter
 from imgfetch.store.shardset import ShardSet, open_shards
-from conftest import FAST, read_manifest, read_tars
 
 DATASET = dict(FAST, workers=2, threads=4, start_method="fork", output_format="webdataset", shard_size=1000)
 

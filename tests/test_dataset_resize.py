@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from imgfetch import download
 from conftest import FAST, read_tars
+from imgfetch import download
 
 SIDE = 48
 DATASET = dict(FAST, workers=2, threads=4, start_method="fork", resize=SIDE, resize_mode="keep_ratio",

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from imgfetch.server import ImageServer
 from conftest import read_manifest, tree
+from imgfetch.server import ImageServer
 
 
 @pytest.fixture

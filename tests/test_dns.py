@@ -9,9 +9,9 @@ import uuid
 import pytest
 
 import fake_dns
+from conftest import FAST
 from imgfetch import fetch
 from imgfetch.cli import main
-from conftest import FAST
 
 
 @pytest.fixture()

@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from imgfetch import download, iter_download
 from conftest import FAST, START_METHODS, assert_clean, read_manifest, tree
+from imgfetch import download, iter_download
 
 
 @pytest.mark.parametrize("start_method", START_METHODS)

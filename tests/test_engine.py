@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from conftest import FAST, assert_clean, read_manifest
 from imgfetch import ImgFetchError, download, iter_download
 from imgfetch.server import ImageServer
-from conftest import FAST, assert_clean, read_manifest
 
 SLOW_OK = dict(FAST, timeout=3.0)  # for URLs that are slow on purpose
 

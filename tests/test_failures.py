@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from imgfetch import ErrorKind, download, fetch
 from conftest import FAST, read_manifest
+from imgfetch import ErrorKind, download, fetch
 from tlsserver import TLSServer
 
 DATA = Path(__file__).parent / "data"

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from imgfetch import download, fetch
 from conftest import assert_clean, read_manifest, tree
+from imgfetch import download, fetch
 
 QUICK = dict(timeout=0.3, deadline=1.0, retries=0, backoff=0.01, progress=False, workers=2, threads=4,
              start_method="forkserver")

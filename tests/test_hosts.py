@@ -8,14 +8,13 @@ import time
 import uuid
 from collections import deque
 
-
 import fake_dns
+from conftest import FAST
 from imgfetch import download, iter_download
 from imgfetch.engine import politeness
 from imgfetch.engine.affinity import Affinity
 from imgfetch.engine.politeness import HostScheduler
 from imgfetch.records import Task
-from conftest import FAST
 
 HOSTS = 30
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from imgfetch.server import ImageServer
 from conftest import assert_clean, read_manifest, tree
+from imgfetch.server import ImageServer
 
 
 def cli(urls: Path, out: Path, *extra: str, start_method: str = "forkserver", **popen) -> subprocess.Popen:

@@ -10,9 +10,9 @@ import tracemalloc
 import pytest
 
 import imgfetch
+from conftest import FAST, assert_clean, read_manifest
 from imgfetch import download
 from imgfetch.store.manifest import compact
-from conftest import FAST, assert_clean, read_manifest
 
 RUN = dict(workers=1, threads=4, start_method="fork", **FAST)
 

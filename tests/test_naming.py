@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import hashlib
 
+from conftest import FAST, assert_clean, read_manifest
 from imgfetch import download
 from imgfetch.store.files import safe_stem, target_name
-from conftest import FAST, assert_clean, read_manifest
 
 
 def test_hash_index_and_subdirs(server, tmp_path):

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
+from conftest import FAST, assert_clean, read_manifest
 from imgfetch import download, fetch
 from imgfetch.store import noreplace
 from imgfetch.store.files import write_atomic
-from conftest import FAST, assert_clean, read_manifest
 
 DATA = b"\x89PNG not really, but bytes all the same" * 40
 WAYS = {"renameat2": noreplace.RENAME, "no renameat2": noreplace.PLACEHOLDER,

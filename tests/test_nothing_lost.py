@@ -10,9 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from conftest import assert_clean, read_manifest, tree
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
-from conftest import assert_clean, read_manifest, tree
 
 FAST_ARGS = ["--timeout", "0.5", "--retries", "0", "--start-method", "fork", "-q"]
 

@@ -9,10 +9,10 @@ import pytest
 
 from imgfetch.bench.settings import SHARED_WITH_GET, BenchOutputs, BenchSettings
 from imgfetch.cli import main
-from imgfetch.server import ServerSettings
 from imgfetch.options import Options
 from imgfetch.options.docs import help_line, markdown_table, table_in
 from imgfetch.options.spec import declared, flag_of
+from imgfetch.server import ServerSettings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 NOT_DECLARED = {"-h", "--help", "-q", "--quiet", "-v", "-vv", "--verbose", "--traceback", "-o", "--out"}

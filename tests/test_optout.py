@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import FAST, read_manifest
 from imgfetch import download
 from imgfetch.net.optout import opted_out, our_tokens, user_agent
 from imgfetch.options import Options
-from conftest import FAST, read_manifest
 
 DEFAULT = Options().disallowed_header_directives
 US = frozenset({"imgfetch", "mybot"})

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FAST, assert_clean, read_manifest
 from imgfetch import ImgFetchError, download, iter_download
 from imgfetch.server import ImageServer
-from conftest import FAST, assert_clean, read_manifest
 
 SLOW_OK = dict(FAST, timeout=3.0)
 GATE_WAIT_S = 10.0  # the longest a gated initializer waits for its gate (the test opens it long before)

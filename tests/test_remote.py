@@ -15,13 +15,13 @@ import fsspec
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import FAST, read_tars
 from imgfetch import ImgFetchError, OutputError, download
 from imgfetch.cli import main
 from imgfetch.options import OptionError, Options
 from imgfetch.server import ImageServer
 from imgfetch.store import remote
 from imgfetch.store.remote import Destination
-from conftest import FAST, read_tars
 
 SHARD_OBJECT = re.compile(r"^\d{5}(\.tar|\.parquet|_stats\.json)$")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import imgfetch
+from conftest import FAST, read_manifest
 from imgfetch import download
 from imgfetch.cli import main
-from conftest import FAST, read_manifest
 
 RUN = dict(workers=1, threads=8, start_method="fork", **dict(FAST, retries=0))
 CLI = ["--workers", "1", "--threads", "8", "--timeout", "0.6", "--retries", "0", "--start-method", "fork"]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FAST
 from imgfetch import Options, download, fetch, iter_download
 from imgfetch.records import FetchResult
 from imgfetch.report.results import Results
-from conftest import FAST
 
 RUN = dict(workers=1, threads=4, start_method="fork", **FAST)
 

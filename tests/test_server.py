@@ -1,6 +1,7 @@
 """Tests for the loopback image server (real sockets on 127.0.0.1)."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import gzip
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +23,8 @@ import requests
 from PIL import Image
 
 from imgfetch.cli import main
-from imgfetch.server.netmodel import PRESETS, parse_faults
 from imgfetch.server import FAULT_KINDS, FORMATS, MAX_LATENCY_S, ImageServer
+from imgfetch.server.netmodel import PRESETS, parse_faults
 
 T = 2.0  # client timeout for requests that should answer at once
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 import imgfetch
-from imgfetch import download
 from conftest import FAST, assert_clean, read_manifest
+from imgfetch import download
 
 
 # fork, and forkserver for a fresh interpreter that imports the transform in its workers (as spawn would: the

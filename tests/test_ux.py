@@ -20,10 +20,10 @@ import time
 
 import pytest
 
+from conftest import tree
 from imgfetch.cli import main
 from imgfetch.cli.environment import Environment
 from imgfetch.server import ImageServer
-from conftest import tree
 
 FAST_ARGS = ["--timeout", "0.5", "--deadline", "2", "--retries", "0", "--start-method", "fork"]
 BAR_ARGS = ["--workers", "1", "--threads", "4", *FAST_ARGS]

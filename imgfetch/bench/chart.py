@@ -11,9 +11,9 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from .advice import Advice
 from ..errors import ImgFetchError
 from ..options import usable_cpus
+from .advice import Advice
 from .plan import BenchReport, Row, runs_per_row
 
 # --chart-size bounds, in pixels: smaller is unreadable, larger is a mistake.

@@ -5,9 +5,9 @@ import os
 import platform
 from typing import Any
 
+from ..options import usable_cpus
 from .advice import Advice
 from .bursts import BURST
-from ..options import usable_cpus
 from .plan import BenchReport, Row
 
 SCHEMA = "imgfetch-bench/2"

@@ -22,12 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .bursts import BURST, measure_bursts
-from .classic import Box, Outcome, RunStats, classic_pool, run_stats, sequential_loop
 from ..errors import ImgFetchError
-from .folders import keep_folder, scratch_folder
 from ..options import Options
 from ..records import OK
+from .bursts import BURST, measure_bursts
+from .classic import Box, Outcome, RunStats, classic_pool, run_stats, sequential_loop
+from .folders import keep_folder, scratch_folder
 from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows
 from .settings import BenchSettings
 

@@ -9,10 +9,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .classic import RunStats
 from ..options import Options
-from .settings import BenchSettings
 from ..urls import host_of
+from .classic import RunStats
+from .settings import BenchSettings
 
 SEQUENTIAL, CLASSIC, ENGINE = "sequential", "classic", "engine"
 MIN_RUNS = 2              # every row runs this often; more (up to --repeat) only while its runs disagree

@@ -7,8 +7,19 @@ from .. import __version__
 from ..options import Options
 from ..options.arguments import add_declared
 from ..server.settings import ServerSettings
-from .usage import (BENCH_DESCRIPTION, BENCH_EXAMPLES, EXAMPLES, GET_DESCRIPTION, GET_EXAMPLES, SERVE_EXAMPLES,
-                    GuidingParser, is_flag, loudness, server_diagnostics, unrecognized)
+from .usage import (
+    BENCH_DESCRIPTION,
+    BENCH_EXAMPLES,
+    EXAMPLES,
+    GET_DESCRIPTION,
+    GET_EXAMPLES,
+    SERVE_EXAMPLES,
+    GuidingParser,
+    is_flag,
+    loudness,
+    server_diagnostics,
+    unrecognized,
+)
 
 
 def build_parser() -> GuidingParser:

@@ -24,8 +24,8 @@ from typing import Any, Iterator
 from ..options import Options
 from .dask_markers import SchedulerMarkers
 from .dask_pool import wait_quietly
-from .markers import RunMarkers
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
+from .markers import RunMarkers
 from .shard_task import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ from ..records import FetchResult
 from ..sources import entry_of
 from ..store.outputs import refuse_overwriting_the_list
 from .driver import Driver, Request
+from .engine import ABORT_WAIT_S, STOP_GRACE_S
 from .folder import OutputFolder
 from .guard import check_main_guard, refuse_in_worker
 from .plan import Planned, Planner
-from .engine import ABORT_WAIT_S, STOP_GRACE_S
 
 if TYPE_CHECKING:  # Unpack is Python 3.11's; type checkers know typing_extensions' on 3.10 too
     from typing_extensions import Unpack

@@ -25,10 +25,10 @@ from ..errors import DiskFull
 from ..logrelay import LogRelay
 from ..options import Options
 from ..records import FetchResult, Task
+from .engine import Engine
 from .folder import OutputFolder
 from .plan import Planned
 from .politeness import NOTHING_YET, lookahead
-from .engine import Engine
 
 log = logging.getLogger(__name__)
 WINDOW_SLACK = 4096  # requests a run keeps ahead of the engine, beyond twice what the workers hold

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 from ..errors import ImgFetchError
 from ..options import Options
-from .politeness import Fits, HostScheduler
 from ..records import CANCELLED, FetchResult, Task
+from .politeness import Fits, HostScheduler
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0   # how long downloads in flight may go on after a stop request

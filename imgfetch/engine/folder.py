@@ -22,7 +22,6 @@ from ..options import Options
 from ..records import FAILED, FetchResult
 from ..store.dedup import Dedup
 from ..store.errorlist import ErrorsList
-from ..store.shardset import ShardSet, open_shards
 from ..store.files import OutputDir, file_matches
 from ..store.journal import recover_unrecorded
 from ..store.locking import FileLock
@@ -30,6 +29,7 @@ from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, 
 from ..store.outputs import is_empty_file, missing_folders, remove_if_empty
 from ..store.remote import Destination, is_remote, work_folder
 from ..store.remoteshards import RemoteShards
+from ..store.shardset import ShardSet, open_shards
 
 log = logging.getLogger(__name__)
 COMPACT_RATIO = 2  # compact a manifest once it holds over this many lines per URL it records

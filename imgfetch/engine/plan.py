@@ -4,8 +4,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from ..records import (COPY_FACTS, DUPLICATE, FAILED, FAILURE_FACTS, FILE_FACTS, OK, FetchResult, Task, duplicate_record,
-                       invalid_record, permanent_failure, skipped_record)
+from ..records import (
+    COPY_FACTS,
+    DUPLICATE,
+    FAILED,
+    FAILURE_FACTS,
+    FILE_FACTS,
+    OK,
+    FetchResult,
+    Task,
+    duplicate_record,
+    invalid_record,
+    permanent_failure,
+    skipped_record,
+)
 from ..sources import Entry
 from ..store.files import file_matches
 from ..store.keys import KeySet

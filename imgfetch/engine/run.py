@@ -7,8 +7,8 @@ the manifest; records come back here, in the order they complete, to be counted,
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import logging
+import multiprocessing
 import os
 import queue
 import signal
@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from ..errors import DiskFull, Interrupted, OutputError
-from .guard import refuse_in_worker
-from ..store.outputs import refuse_overwriting_the_list
 from ..options import Options
+from ..records import OK, FetchResult
 from ..report.progress import Progress, wanted
 from ..report.summary import Summary
-from ..records import OK, FetchResult
 from ..sources import Entry, ListCounter, open_entries
+from ..store.outputs import refuse_overwriting_the_list
 from .driver import Driver, Request
-from .folder import OutputFolder
-from .plan import Planner
 from .engine import Engine
+from .folder import OutputFolder
+from .guard import refuse_in_worker
+from .plan import Planner
 from .shard_run import ShardBar, ShardedRun, parts_folder
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from ..records import FetchResult, record_from_flat
 from ..sources import Entry
 from ..store.files import OutputDir
 from ..store.parts import done_numbers, part_name, shard_done
-from ..store.remote import Destination
 from ..store.reading import newest_records
+from ..store.remote import Destination
 from .shard_task import ShardJob
 
 

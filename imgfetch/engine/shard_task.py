@@ -26,8 +26,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from ..options import Options
 from ..net.fetcher import Fetcher
+from ..options import Options
 from ..records import CANCELLED, FetchResult, Task, cancelled_record
 from ..report.summary import Summary
 from ..sources import Entry
@@ -35,8 +35,8 @@ from ..store.remote import Destination
 from ..store.shards import take_held
 from .dask_markers import scheduler_flag
 from .markers import MarkerFlag, may_start
-from .plan import Planner
 from .pipeline import own_process, process_task
+from .plan import Planner
 from .shard_sinks import open_sink, remove_stale_staging
 
 SHARDS_PER_PROCESS = 2  # shards a Dask worker process runs at once, on one pool of --threads threads

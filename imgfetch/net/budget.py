@@ -6,9 +6,9 @@ import email.utils
 import random
 import time
 
-from .failures import Failure
 from ..options import Options
 from ..records import ErrorKind
+from .failures import Failure
 
 BACKOFF_CAP = 30.0         # longest backoff between two attempts, in seconds
 JITTER = (0.5, 1.5)        # each backoff is scaled by a random factor in this range, so retries spread out

@@ -10,16 +10,16 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from ..options import Options
+from ..records import ErrorKind, transient_status
+from ..urls import mask_url
 from .adapter import WatchedAdapter
 from .auth import hop_authorization
 from .budget import Budget, parse_retry_after, retry_wait
-from ..records import ErrorKind, transient_status
 from .failures import Failure, describe
 from .limits import idle_budget
-from ..options import Options
 from .optout import refuse_opted_out
 from .session import ProxyConfig, ca_verify, drops_user_headers, prepared_get, request_headers
-from ..urls import mask_url
 from .watchdog import Armed, Watchdog
 
 __all__ = ["CANCELLED_ERROR", "Download", "Fetcher", "ProxyConfig", "StopFlag"]

@@ -8,12 +8,21 @@
 - ``keywords.py``: the library's keyword arguments and signatures, derived from the declarations.
 - ``typed.py``: those keyword arguments as TypedDicts for type checkers, written by keywords.py.
 """
-from .checks import parse_size
-from .definitions import (INPUT_FORMATS, KNOWN_FORMATS, NAMINGS, OUTPUT_FORMATS, START_METHODS, VERIFY_MODES, Options,
-                          default_start_method, default_workers)
-from .values import usable_cpus
 from ..errors import OptionError
+from .checks import parse_size
+from .definitions import (
+    INPUT_FORMATS,
+    KNOWN_FORMATS,
+    NAMINGS,
+    OUTPUT_FORMATS,
+    START_METHODS,
+    VERIFY_MODES,
+    Options,
+    default_start_method,
+    default_workers,
+)
 from .spec import OptionSpec, option
+from .values import usable_cpus
 
 __all__ = [
     "Options", "OptionError", "OptionSpec", "option", "parse_size", "usable_cpus", "default_workers",

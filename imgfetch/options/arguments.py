@@ -12,7 +12,6 @@ from typing import Any, Iterable
 from .docs import help_line
 from .spec import declared, flag_of
 
-
 Argument = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's positional and keyword arguments
 
 

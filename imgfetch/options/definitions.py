@@ -9,14 +9,29 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import checks
-from .checks import comma_list, one_of, optional, whole
 from ..errors import OptionError
 from ..records import RECORD_FIELDS
+from . import checks
+from .checks import comma_list, one_of, optional, whole
 from .spec import check_fields, option
-from .values import (KNOWN_FORMATS, START_METHODS, VERIFY_MODES, NAMINGS, INPUT_FORMATS, OUTPUT_FORMATS, EXECUTORS,
-                     RETRY_FAILED, RESIZE_MODES, ENCODE_FORMATS, OPT_OUT_DIRECTIVES, SHAPING,
-                     PILLOW_MAX_PIXELS, COLUMN_NAMING, default_workers, default_start_method)
+from .values import (
+    COLUMN_NAMING,
+    ENCODE_FORMATS,
+    EXECUTORS,
+    INPUT_FORMATS,
+    KNOWN_FORMATS,
+    NAMINGS,
+    OPT_OUT_DIRECTIVES,
+    OUTPUT_FORMATS,
+    PILLOW_MAX_PIXELS,
+    RESIZE_MODES,
+    RETRY_FAILED,
+    SHAPING,
+    START_METHODS,
+    VERIFY_MODES,
+    default_start_method,
+    default_workers,
+)
 
 
 def _naming(name: str, value: Any) -> Any:

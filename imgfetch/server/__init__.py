@@ -24,8 +24,16 @@ __all__ = ["CHUNK", "FAULT_KINDS", "FORMATS", "MAX_FAULT_HANG_S", "MAX_HANG_S", 
 if TYPE_CHECKING:
     from .faults import CHUNK, MAX_HANG_S
     from .lifecycle import STOP_TIMEOUT_S, ImageServer
-    from .netmodel import (FAULT_KINDS, MAX_FAULT_HANG_S, MAX_LATENCY_S, PRESETS, STATUS_FAULTS, FaultSpec, NetModel,
-                           parse_faults)
+    from .netmodel import (
+        FAULT_KINDS,
+        MAX_FAULT_HANG_S,
+        MAX_LATENCY_S,
+        PRESETS,
+        STATUS_FAULTS,
+        FaultSpec,
+        NetModel,
+        parse_faults,
+    )
     from .settings import ServerSettings
     from .stats import ServerStats
     from .synth import FORMATS, make_image

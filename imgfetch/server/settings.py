@@ -6,8 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..options.checks import between, number, whole
 from ..errors import OptionError
+from ..options.checks import between, number, whole
 from ..options.spec import check_fields, option
 from .netmodel import MAX_FAULT_HANG_S, MAX_LATENCY_S, MAX_SPREAD, FaultSpec, parse_faults
 from .wire import MAX_STREAM_S

@@ -12,8 +12,7 @@ from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
-from ..errors import InvalidURL
+from ..errors import InputError, InvalidURL
 from ..urls import normalize_url
 from .csvlines import CsvLines
 from .streams import RAW_PREFIX_CHARS, guard, numbered_lines

@@ -18,8 +18,8 @@ from ..errors import DiskFull, OutputError
 from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
 from .keys import KeyMap
 from .locking import FileLock
-from .shardset import shard_number
 from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
+from .shardset import shard_number
 
 __all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "lock_manifest", "read_manifest"]
 

@@ -27,8 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from ..records import FAILED, ErrorKind, FetchResult
-from .shardfiles import (BLOCK, IMAGE_COLUMN, RowsFile, ShardStats, compression, read_stats, record_of_row,
-                         require_pyarrow, row_of, row_schema, tar_end)
+from .shardfiles import (
+    BLOCK,
+    IMAGE_COLUMN,
+    RowsFile,
+    ShardStats,
+    compression,
+    read_stats,
+    record_of_row,
+    require_pyarrow,
+    row_of,
+    row_schema,
+    tar_end,
+)
 
 LOST = "its shard was lost: the worker process writing it died; fetched again next run"
 

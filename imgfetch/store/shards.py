@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import CANCELLED, FAILED, OK, ErrorKind, FetchResult
-from .shardfiles import (IMAGE_COLUMN, WARM_IMPORTS, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema,
-                         warm_up)
+from .shardfiles import IMAGE_COLUMN, WARM_IMPORTS, RowsFile, ShardStats, TarFile, json_bytes, row_of, row_schema, warm_up
 
 log = logging.getLogger(__name__)
 BASE_FILE = "shard-base"  # in the run's temporary folder: the first shard number this run may use
