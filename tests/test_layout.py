@@ -54,3 +54,20 @@ def test_no_module_reaches_into_another_parts_private_names(path):
 def test_modules_stay_small(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_MODULE_LINES, f"{path} has {lines} lines"
+
+
+def test_the_readme_maps_every_module():
+    """The README's Architecture section is the one map of the package: a newcomer finds every module there
+    under its package (the packages' __init__ docstrings say one line and point to it)."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Architecture"):readme.index("\n## ", readme.index("## Architecture") + 1)]
+    entries = {line.split(":")[0].strip("- `"): line for line in section.split("\n- ")[1:]}
+    unmapped = []
+    for path in MODULES:
+        if path.name == "__init__.py":
+            continue
+        parts = path.relative_to(PACKAGE).parts
+        entry = section if len(parts) == 1 else next((text for name, text in entries.items() if name == f"{parts[0]}/"), "")
+        if f"`{path.name}`" not in entry and f"`{path.stem}`" not in entry:
+            unmapped.append(path.relative_to(PACKAGE).as_posix())
+    assert not unmapped, f"not in the README's map: {unmapped}"

@@ -1,12 +1,4 @@
-"""The command line: argparse (derived from the option declarations) -> a command -> an exit status.
-
-- ``parser.py``: the parser of ``get``, ``bench`` and ``serve``; the arguments themselves come from
-  ``imgfetch.options.arguments`` (the declarations).
-- ``get.py``, ``bench.py``, ``serve.py``: the commands; what they print to the terminal is printed here.
-- ``usage.py``: help texts, examples, and usage errors that guide; ``logs.py``: log lines above the bar.
-- ``environment.py``: the streams a command reads and writes, and which is a terminal (tests pass their own).
-- ``main`` here is the only place in imgfetch that turns exceptions into exit codes.
-"""
+"""The command line: argparse -> a command -> an exit status (the README's Architecture section maps its modules)."""
 from __future__ import annotations
 
 import argparse

@@ -1,9 +1,6 @@
-"""Built-in loopback image server (asyncio, hand-written HTTP/1.1) for tests, benchmarks and ``imgfetch serve``.
-``lifecycle`` holds ImageServer (socket on loopback only, thread, bounded stop); ``connection`` the keep-alive
-request loop; ``wire`` HTTP/1.1 parsing and writing; ``routes`` which path gives what; ``faults`` the answers
-that misbehave on purpose (each bounded in time); ``netmodel`` the per-image latency and fault mix; ``synth``
-the deterministic images and bombs; ``stats`` the request counters; ``settings`` ServerSettings, what it serves
-(ImageServer's arguments, declared once for ``imgfetch serve`` and ``imgfetch bench`` too).
+"""The built-in loopback image server for tests, benchmarks and ``imgfetch serve``.
+
+The README's Architecture section maps its modules.
 """
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""URL lists in: text, CSV, TSV or JSON Lines (optionally gzipped), parquet, a folder of lists, stdin or any
-iterable, streamed.
+"""URL lists in, streamed; per-URL problems become invalid entries, run-level ones raise InputError.
 
-Per-URL problems become invalid Entry records; run-level ones raise InputError.
-streams: opening, gzip, sniffing, numbered lines; csvlines: CSV records kept under the size
-limit; readers: Entry, one URL's entry (entry_of) and each format's reader; parquet: parquet lists (pyarrow,
-a batch of rows at a time); entries: open_entries, the lazy iterator, and folders of lists;
-counting: ListCounter, a list file's entries counted in the background for the progress bar's total.
+The README's Architecture section maps its modules.
 """
 from __future__ import annotations
 
