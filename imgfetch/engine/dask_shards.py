@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any, Iterator
 
 from ..options import Options
+from ..records import ErrorKind
 from .dask_markers import SchedulerMarkers
 from .dask_pool import wait_quietly
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
@@ -147,7 +148,7 @@ class ShardClient:
             # Counted as failures (not written: the next run fetches them) so that the run does not end "all ok".
             why = f"its shard was not finished ({type(exc).__name__}); fetched by the next run"
             return {"number": number, "complete": False, "counts": {"failed": size}, "reasons": {why: size},
-                    "failures": [["crashed", None, size]]}
+                    "failures": [[ErrorKind.CRASHED.value, None, size]]}
 
     def _stopping(self) -> bool:
         """Drain, then cut after the grace period, then give up; False once there is nothing to wait for."""

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..errors import DiskFull, OptionError, OutputError
 from ..options import Options
-from ..records import FAILED, FetchResult
+from ..records import FAILED, ErrorKind, FetchResult
 from ..store.dedup import Dedup
 from ..store.errorlist import ErrorsList
 from ..store.files import OutputDir, file_matches
@@ -133,7 +133,7 @@ class OutputFolder:
             return False
         if append and self.remember and self.done is not None and (result.status == FAILED or result.path):
             self.done.note(result.key, self.writer.offset)
-        if (result.error_kind == "disk_full" or self.writer.low_space) and not self.disk_full:
+        if (result.error_kind == ErrorKind.DISK_FULL or self.writer.low_space) and not self.disk_full:
             self.disk_full = True  # stop: downloads in flight finish into the manifest's reserve
             log.warning("the disk is full: stopping")
         return True
