@@ -165,8 +165,8 @@ def test_second_ctrl_c_quits_at_once(tmp_path):
         time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGINT)
         sent = time.monotonic()
-        proc.communicate(timeout=10)
-        assert proc.returncode == 130 and time.monotonic() - sent < 2
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 130 and time.monotonic() - sent < 2, err
         assert tree(out) <= {"manifest.jsonl"}  # no lock, no temporary folder
 
 

@@ -2,6 +2,7 @@
 lost, no innocent URL is convicted, and a second Ctrl-C kills nothing that is not ours."""
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -18,13 +20,16 @@ from imgfetch.server import ImageServer
 
 SLOW_OK = dict(FAST, timeout=3.0)
 GATE_WAIT_S = 10.0  # the longest a gated initializer waits for its gate (the test opens it long before)
+STARTED = 2         # with a folder: the workers that start before the crash (the gated test's --workers)
 
 
 def _crash_hook(folder: str | None = None) -> None:
     """A test initializer standing in for native code that crashes: a URL with ``crash=now`` kills its
     process as its request goes out; one with ``crash=next`` leaves its process broken (a corrupt
     heap, say), so the next request that process makes kills it. With ``folder``: a process that
-    starts after some process crashed waits for the file ``gate`` there, then its initializer fails."""
+    starts after some process crashed waits for the file ``gate`` there, then its initializer fails; and
+    ``crash=now`` waits until STARTED processes have started, so a first worker slow to start (under load)
+    is not taken for a replacement."""
     import requests.adapters
 
     if folder is not None and os.path.exists(os.path.join(folder, "crashed")):
@@ -32,12 +37,17 @@ def _crash_hook(folder: str | None = None) -> None:
         while not os.path.exists(os.path.join(folder, "gate")) and time.monotonic() < deadline:
             time.sleep(0.01)
         raise RuntimeError("no GPU here")
+    if folder is not None:  # after the check above: a crash now cannot make this process a replacement
+        Path(folder, f"started-{os.getpid()}").touch()
     send = requests.adapters.HTTPAdapter.send
     broken = threading.Event()
 
     def crashing_send(self, request, *args, **kwargs):
         if broken.is_set() or "crash=now" in request.url:
             if folder is not None:
+                deadline = time.monotonic() + GATE_WAIT_S
+                while len(glob.glob(os.path.join(folder, "started-*"))) < STARTED and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 Path(folder, "crashed").touch()
             os._exit(70)
         response = send(self, request, *args, **kwargs)
@@ -67,10 +77,15 @@ def test_records_read_when_the_pool_gives_up_are_kept(server, tmp_path):
     urls = [server.url("/img/0.jpg?crash=now"), *slow]  # A takes lines 1, 3, 5, 7 and B 2, 4, 6, 8 (turn about)
     out = tmp_path / "out"
     opts = dict(FAST, timeout=5, deadline=8, workers=2, threads=2, start_method="fork")
+    line_8 = urlsplit(server.image_urls()[7]).path
+    asked_before = server.stats.by_path[line_8]  # the server is the session's: other tests asked for it too
     seen = []
     with pytest.raises(ImgFetchError, match="the worker initializer failed: RuntimeError: no GPU here"):
         for record in iter_download(urls, out, initializer=_crash_hook, initargs=(str(gate),), **opts):
-            if not seen:  # A's replacement waits at the gate by now
+            if not seen:  # A's replacement waits at the gate by now; B has lines 6 and 8 queued or started
+                deadline = time.monotonic() + GATE_WAIT_S
+                while server.stats.by_path[line_8] == asked_before and time.monotonic() < deadline:
+                    time.sleep(0.01)  # the gate opens once line 8 is in flight: the stop that follows cuts nothing of B's
                 (gate / "gate").touch()
                 time.sleep(1.0)  # meanwhile the replacement fails and B finishes lines 4 and 6
             seen.append(record)
