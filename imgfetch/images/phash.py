@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from PIL import Image
 
-PHASH_BITS = 64  # imagehash's default: an 8x8 block of DCT coefficients
 EXTRA_MISSING = "--dedup phash needs imagehash: pip install 'imgfetch[phash]'"
 
 

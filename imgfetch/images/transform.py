@@ -127,11 +127,6 @@ def refuse_filtered(facts: ImageFacts, shaping: Shaping) -> None:
                        f"{shaping.max_aspect_ratio:g}")  # "WxH pixels": the summary groups them as one reason
 
 
-def output_size(width: int, height: int, shaping: Shaping) -> tuple[int, int]:
-    """The size an upright width x height image is saved at."""
-    return _sizes((width, height), shaping)[1]
-
-
 def _sizes(upright: tuple[int, int], shaping: Shaping) -> tuple[tuple[int, int], tuple[int, int]]:
     """(the size it is resampled to, the size it is saved at: after a center crop or borders)."""
     n, mode = shaping.resize, shaping.mode
