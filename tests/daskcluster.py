@@ -55,6 +55,34 @@ def stop_cluster(procs) -> None:
             proc.wait()
 
 
+def start_cli(args: list[str]) -> subprocess.Popen:
+    """``python -m imgfetch ARGS`` in a session of its own (a signal to its group reaches only it), stderr read."""
+    return subprocess.Popen([sys.executable, "-m", "imgfetch", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for(predicate, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def kill_a_worker_mid_run(client, proc: subprocess.Popen, started) -> str:
+    """Once ``started()``, SIGKILL a Dask worker that is downloading (kill_a_busy_worker), let the run end and
+    return its stderr; the run's group is killed if it outlives this, and the nanny's replacement worker is
+    waited for, for the next test."""
+    try:
+        wait_for(started)
+        kill_a_busy_worker(client)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    client.wait_for_workers(2, timeout=60)
+    return err
+
+
 def kill_a_busy_worker(client, timeout: float = 30) -> int:
     """SIGKILL a Dask worker process that is downloading for a shard; its PID.
 

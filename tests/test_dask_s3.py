@@ -14,7 +14,7 @@ import distributed  # noqa: F401 - in the test extra: these tests run wherever t
 import pyarrow.parquet as pq
 
 from conftest import read_tars
-from daskcluster import kill_a_busy_worker
+from daskcluster import kill_a_worker_mid_run, start_cli, wait_for
 from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
@@ -100,20 +100,9 @@ def test_a_dask_worker_killed_mid_shard_leaves_one_record_per_url_and_no_tempora
     out = f"s3://{bucket}/killed"
     with ImageServer(count=40, seed=22, latency_ms=150) as srv, Client(cluster, timeout=30) as client:
         write_list(tmp_path / "urls.txt", srv.image_urls())
-        proc = subprocess.Popen([sys.executable, "-m", "imgfetch", *get(cluster, moto_server, tmp_path / "urls.txt",
-                                 out, "--shard-size", "10", "--threads", "2", "-q")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 30
-            while srv.stats.requests < 6:  # both Dask workers are in the middle of their shards
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
-            kill_a_busy_worker(client)
-            _, err = proc.communicate(timeout=90)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        client.wait_for_workers(2, timeout=60)  # the nanny has restarted it, for the next test
+        proc = start_cli(get(cluster, moto_server, tmp_path / "urls.txt", out, "--shard-size", "10", "--threads", "2",
+                             "-q"))
+        err = kill_a_worker_mid_run(client, proc, lambda: srv.stats.requests >= 6)  # both workers mid-shard
         assert proc.returncode == 0, err
         assert srv.stats.requests > 40  # the killed worker's shard ran again on the live one
     records = read_manifest(out, storage_options=options(moto_server))
@@ -165,14 +154,10 @@ def test_a_stop_records_what_finished_and_leaves_nothing_in_the_bucket_or_the_sc
     out = f"s3://{bucket}/stopped"
     with ImageServer(count=40, seed=25, latency_ms=100) as srv:
         write_list(tmp_path / "urls.txt", srv.image_urls())
-        proc = subprocess.Popen([sys.executable, "-m", "imgfetch", *get(cluster, moto_server, tmp_path / "urls.txt",
-                                 out, "--shard-size", "5", "--threads", "1", "-q")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = start_cli(get(cluster, moto_server, tmp_path / "urls.txt", out, "--shard-size", "5", "--threads", "1",
+                             "-q"))
         try:
-            deadline = time.monotonic() + 30
-            while srv.stats.requests < 12:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_for(lambda: srv.stats.requests >= 12)
             os.killpg(proc.pid, signal.SIGINT)
             _, err = proc.communicate(timeout=60)
         finally:

@@ -8,8 +8,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import distributed  # noqa: F401 - in the test extra: these tests run wherever t
 import pytest
 
 from conftest import read_tars, tree
-from daskcluster import kill_a_busy_worker
+from daskcluster import kill_a_worker_mid_run, start_cli, wait_for
 from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
@@ -103,13 +101,6 @@ def test_webdataset_shards_written_by_the_dask_workers(cluster, tmp_path):
         assert not [p for p in tree(out) if ".tmp" in p or p.startswith(".imgfetch")]
 
 
-def wait_for(predicate, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
 def test_resume_skips_complete_shards_and_redoes_a_cut_one_per_url(cluster, tmp_path, capsys):
     with ImageServer(count=30, seed=8, latency_ms=5) as srv:
         write_list(tmp_path / "urls.txt", srv.image_urls())
@@ -155,17 +146,9 @@ def test_a_dask_worker_killed_mid_shard_costs_no_sample_and_no_duplicate(cluster
         urls = srv.image_urls()
         write_list(tmp_path / "urls.txt", urls)
         out = tmp_path / "out"
-        proc = subprocess.Popen([sys.executable, "-m", "imgfetch", *get(cluster, tmp_path / "urls.txt", out,
-                                 "--shard-size", "10", "--threads", "2", "--output-format", output_format, "-q")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            wait_for(lambda: srv.stats.requests >= 6)  # both workers are in the middle of their shards
-            kill_a_busy_worker(client)
-            _, err = proc.communicate(timeout=90)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        client.wait_for_workers(2, timeout=60)  # the nanny has restarted it, for the next test
+        proc = start_cli(get(cluster, tmp_path / "urls.txt", out, "--shard-size", "10", "--threads", "2",
+                             "--output-format", output_format, "-q"))
+        err = kill_a_worker_mid_run(client, proc, lambda: srv.stats.requests >= 6)  # both workers mid-shard
         assert proc.returncode == 0, err
         assert srv.stats.requests > 40  # the killed worker's shards were run again on a live one
         records = read_manifest(out)
@@ -220,9 +203,8 @@ def test_a_stop_under_dask_records_what_finished_and_leaves_nothing_running(clus
         drip = srv.url(srv.images.path(10).replace("/img/", "/drip/", 1) + "?interval=0.2")
         write_list(tmp_path / "urls.txt", [slow, *images[1:10], drip, *images[11:]])
         out = tmp_path / "out"
-        proc = subprocess.Popen([sys.executable, "-m", "imgfetch", *get(cluster, tmp_path / "urls.txt", out,
-                                 "--shard-size", "10", "--threads", "1", "--timeout", "5", "-q")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = start_cli(get(cluster, tmp_path / "urls.txt", out, "--shard-size", "10", "--threads", "1", "--timeout", "5",
+                             "-q"))
         try:
             held = {srv.images.path(0), srv.images.path(10).replace("/img/", "/drip/", 1)}
             wait_for(lambda: held <= set(srv.stats.by_path))  # both threads are held from here on
