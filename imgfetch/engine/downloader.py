@@ -23,10 +23,9 @@ from ..options import Options
 from ..options.keywords import NOT_FOR_A_DOWNLOADER, keyword_signature, options_from_keywords
 from ..records import FetchResult
 from ..sources import entry_of
-from ..store.outputs import refuse_overwriting_the_list
 from .driver import Driver, Request
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
-from .folder import OutputFolder
+from .folder import OutputFolder, refuse_overwriting_the_list
 from .guard import check_main_guard, refuse_in_worker
 from .plan import Planned, Planner
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Callable
 
 from ..errors import OutputError
@@ -29,25 +30,24 @@ class RunMarkers:
     """The parent's side: create both markers before the first task, remove them to stop."""
 
     def __init__(self, tmp: str) -> None:
-        self.start = os.path.join(tmp, START_MARKER)
-        self.save = os.path.join(tmp, SAVE_MARKER)
+        self.start, self.save = Path(tmp, START_MARKER), Path(tmp, SAVE_MARKER)
 
     def create(self) -> None:
         """Both markers: downloads may start and save. OutputError when the folder cannot be written."""
         try:
             for path in (self.start, self.save):
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                path.touch(0o644)
         except OSError as exc:
-            raise OutputError(f"cannot write in {os.path.dirname(self.start)}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write in {self.start.parent}: {exc.strerror or exc}") from None
 
     def drain(self) -> None:
         """No task starts a download from now on."""
-        _remove(self.start)
+        self.start.unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Downloads in flight are cut, and none is saved from now on."""
-        _remove(self.start)
-        _remove(self.save)
+        self.start.unlink(missing_ok=True)
+        self.save.unlink(missing_ok=True)
 
 
 def may_start(tmp: str) -> bool:
@@ -92,10 +92,3 @@ def poll_until(check: Callable[[], bool], timeout: float | None, every: float) -
             return False
         time.sleep(min(every, left))
     return True
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -23,10 +23,9 @@ from ..records import OK, FetchResult
 from ..report.progress import Progress, wanted
 from ..report.summary import Summary
 from ..sources import Entry, ListCounter, open_entries
-from ..store.outputs import refuse_overwriting_the_list
 from .driver import Driver, Request
 from .engine import Engine
-from .folder import OutputFolder
+from .folder import OutputFolder, refuse_overwriting_the_list
 from .guard import refuse_in_worker
 from .plan import Planner
 from .shard_run import ShardBar, ShardedRun, parts_folder

@@ -11,6 +11,7 @@ record, is fetched again like any other, and nothing blocks it: one re-run conve
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -62,10 +63,8 @@ class SaveNotes:
 
     def __del__(self) -> None:
         if self._fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # the drive is gone already
                 os.close(self._fd)
-            except OSError:
-                pass  # the drive is gone already
 
 
 @functools.lru_cache(maxsize=8)

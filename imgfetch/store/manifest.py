@@ -16,8 +16,8 @@ from typing import IO, Any, Callable
 
 from ..errors import DiskFull, OutputError
 from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
+from .files import FileLock
 from .keys import KeyMap
-from .locking import FileLock
 from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
 from .shardset import shard_number
 
@@ -132,7 +132,7 @@ class ManifestWriter:
             if self._handle.tell() > self._renew_at:  # sized at renewal, not per record: in_flight() is not free
                 self._reserve()
         except OSError as exc:  # a full disk: the run cannot keep its promise of a record per URL
-            raise _write_error(self.path, exc) from None
+            raise write_error(self.path, exc) from None
 
     def _reserve_bytes(self) -> int:
         """Room for the records of every download in flight, twice over: the reserve is renewed
@@ -156,10 +156,11 @@ class ManifestWriter:
             try:
                 handle.close()
             except OSError as exc:
-                raise _write_error(self.path, exc) from None
+                raise write_error(self.path, exc) from None
 
 
-def _write_error(path: Path, exc: OSError) -> OutputError:
+def write_error(path: Path, exc: OSError) -> OutputError:
+    """The run-level error for a failed write: DiskFull when the disk (or the quota) is full."""
     error = DiskFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
     return error(f"cannot write {path}: {exc.strerror or exc}")
 
@@ -230,13 +231,9 @@ def compact(path: Path) -> tuple[int, int]:
 
 def _fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (where the platform allows opening folders)."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -10,6 +10,7 @@ but a little speed.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -92,8 +93,6 @@ def _through_placeholder(tmp_name: str, target: str) -> None:
     try:
         os.replace(tmp_name, target)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(target)  # our own placeholder: leave the name as free as we found it
-        except OSError:
-            pass
         raise
