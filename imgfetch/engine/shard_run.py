@@ -14,7 +14,6 @@ work folder holds only the lock and the temporary folder, and the stop state is 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,7 +23,7 @@ from ..records import FetchResult, record_from_flat
 from ..sources import Entry
 from ..store.files import OutputDir
 from ..store.parts import done_numbers, part_name, shard_done
-from ..store.reading import newest_records
+from ..store.reading import newest_records, part_records
 from ..store.remote import Destination
 from .shard_task import ShardJob
 
@@ -90,17 +89,7 @@ class ShardedRun:
         if self.destination is None:
             part = self.out.root / part_name(number)
             return newest_records(part) if part.exists() else []
-        try:
-            with self.destination.open(part_name(number), "rb") as handle:
-                lines = handle.read().decode("utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        newest: dict[Any, dict[str, Any]] = {}
-        for line in lines:
-            data = json.loads(line)
-            newest.pop(data.get("key"), None)
-            newest[data.get("key")] = data
-        return list(newest.values())
+        return part_records(self.destination, part_name(number))
 
     def _records(self, counts: dict[str, Any]) -> Iterator[FetchResult]:
         for data in self._part(counts["number"]):
