@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import itertools
 import logging
 import os
@@ -189,13 +190,9 @@ class Downloader:
         return f"<Downloader {str(self._folder.root)!r} {state}, {len(self._pending)} pending>"
 
 
+@functools.cache
 def _register_exit_hook() -> None:
-    if not _exit_hook:
-        atexit.register(_shutdown_all)
-        _exit_hook.append(True)
-
-
-_exit_hook: list[bool] = []
+    atexit.register(_shutdown_all)
 
 
 def _shutdown_all() -> None:

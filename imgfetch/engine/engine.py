@@ -110,8 +110,16 @@ class Engine:
 
     def start(self) -> None:
         """Start the backend's workers now, rather than when ``run`` starts."""
-        if self.backend is None:
-            self.backend = self._start_backend()
+        if self.backend is not None:
+            return
+        if self.opts.executor == "dask":
+            from .dask_pool import DaskPool
+
+            self.backend = DaskPool(self.opts, self.root, self.tmp)
+        else:
+            from .pool import LocalPool
+
+            self.backend = LocalPool(self.opts, self.root, self.tmp, self.log_pipe)
 
     def wake(self) -> None:
         """The plan has more (or a stop was requested): end the wait for records now. From any thread."""
@@ -119,17 +127,8 @@ class Engine:
         if backend is not None:
             backend.wake()
 
-    def _start_backend(self) -> Backend:
-        if self.opts.executor == "dask":
-            from .dask_pool import DaskPool
-
-            return DaskPool(self.opts, self.root, self.tmp)
-        from .pool import LocalPool
-
-        return LocalPool(self.opts, self.root, self.tmp, self.log_pipe)
-
     def run(self, items: Iterable[Task | FetchResult]) -> Iterator[FetchResult]:
-        feeder = _feeder(iter(items), self.opts)
+        feeder = HostScheduler(iter(items), self.opts.per_host, self.opts.rate)
         self.start()
         backend = self.backend
         assert backend is not None
@@ -231,7 +230,3 @@ def _hand_out(feeder: HostScheduler, backend: Backend, passthrough: list[FetchRe
         handed.add(tasks)
         room -= len(tasks)
     return False, False
-
-
-def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> HostScheduler:
-    return HostScheduler(source, opts.per_host, opts.rate)

@@ -6,6 +6,7 @@ the manifest; records come back here, in the order they complete, to be counted,
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -15,7 +16,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from ..errors import DiskFull, Interrupted, OutputError
 from ..options import Options
@@ -173,10 +174,6 @@ class Run:
             ahead -= 1
             yield item
 
-    def _release(self) -> None:
-        """Unlock the manifest and the output folder, and remove the run's temporary folder."""
-        self.folder.release()
-
     def _on_signal(self, signum: int) -> None:
         if self._signum is None:
             self._signum = signum
@@ -198,7 +195,7 @@ class Run:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        self._release()
+        self.folder.release()  # unlock the manifest and OUT, remove the temporary folder
         # os._exit (public despite its name): end now, without running cleanup that waits on workers.
         os._exit(SIGNAL_EXIT_BASE + self._signum)
 
@@ -232,19 +229,14 @@ class _Outbox:
         return False
 
 
-class _signals:
+@contextlib.contextmanager
+def _signals(callback: Callable[[int], None]) -> Iterator[None]:
     """Route SIGINT/SIGTERM to a callback while a run is active (main thread only)."""
-
-    def __init__(self, callback: Any) -> None:
-        self.callback = callback
-        self.saved: dict[int, Any] = {}
-
-    def __enter__(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self.saved[signum] = signal.signal(signum, lambda s, _f: self.callback(s))
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self.saved.items():
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {signum: signal.signal(signum, lambda s, _f: callback(s)) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
             signal.signal(signum, handler)

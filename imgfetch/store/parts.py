@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .remote import Destination
+from .shardfiles import read_stats
 
 PARTS_DIR = "manifest.parts"
 _PART = re.compile(r"^(\d{5,})\.jsonl$")
@@ -33,13 +34,11 @@ def done_name(number: int) -> str:
 
 def shard_done(root: str | os.PathLike[str] | Destination, number: int) -> dict[str, Any] | None:
     """The stats of shard ``number`` if it is complete in ``root`` (a folder, or object storage), else None."""
+    if not isinstance(root, Destination):
+        return read_stats(os.path.join(root, done_name(number)))
     try:
-        if isinstance(root, Destination):
-            with root.open(done_name(number), "rb") as handle:
-                data = json.loads(handle.read())
-        else:
-            with open(Path(root) / done_name(number), encoding="utf-8") as handle:
-                data = json.load(handle)
+        with root.open(done_name(number), "rb") as handle:
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
