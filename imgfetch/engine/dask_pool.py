@@ -6,11 +6,8 @@ looked at again as workers join or leave. If a Dask worker dies, Dask itself ret
 tasks elsewhere and gives up on a URL that keeps killing workers (KilledWorker), which
 becomes that URL's `worker crashed` record.
 
-A stop meets the local pool's promise: everything that finished is recorded, and no task
-saves anything once the run has returned. Cancelling a Dask future does not stop its task, so
-a stop never cancels what may be running: marker files in the run's temporary folder
-(markers.py) make queued tasks return at once and cut downloads in flight, and the engine
-waits for the futures themselves, within the stop's time limits.
+A stop goes through the run's marker files (markers.py: a cancelled Dask future stops nothing), and
+the engine waits for the futures themselves, within the stop's time limits.
 """
 from __future__ import annotations
 

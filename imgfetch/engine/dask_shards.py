@@ -2,15 +2,9 @@
 
 Each shard is one Dask task (shard_task.run_shard). The client keeps IN_FLIGHT_PER_WORKER of them per
 Dask worker process, each placed on the worker with the fewest (a loose placement: should that worker
-die, Dask retries the shard on another), looked at again as workers join or leave. A worker process
-runs two at once and holds the third ready, so it never waits for the client between shards. What
-comes back is a few hundred bytes per shard, and while it runs, its record count once a second (a
-Dask event); image bytes and per-URL records stay on the workers.
-
-A stop keeps the local pool's promise, through the run's marker files (or, for an OUT on object storage,
-the run's state in the scheduler: dask_markers.py): no shard and no URL starts,
-downloads in flight get STOP_GRACE_S, then are cut; the client returns once every task has ended (or
-ABORT_WAIT_S after the cut), and a task that ends later saves nothing.
+die, Dask retries the shard on another), looked at again as workers join or leave. What comes back is a
+shard's counts, and while it runs, its record count once a second (a Dask event). A stop: the README's
+"Running on a Dask cluster", through the run's markers (markers.py, dask_markers.py).
 """
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
-"""The local pool: ``--workers`` processes x ``--threads`` download threads, fed per URL.
-
-Why processes with pipes rather than ``ProcessPoolExecutor``: an executor's unit of work is
-one call that returns once, so records would come back a batch at a time and each batch
-would wait for its slowest URL; and when one of its workers dies, the whole executor is
-broken, with no way to tell which URLs the dead process held. Here each worker process
-(``multiprocessing`` with the chosen start method, as ``mp_context`` would give) has its own
-duplex pipe. The parent keeps each worker's window of URLs full (its threads plus a small
-queue), records come back one by one as they finish, and the parent knows exactly which
-URLs every worker holds. When a worker dies, only the URLs it held become suspects. Each
-suspect is retried alone in a fresh quarantine process that then exits, so a second death
-convicts that URL and nothing else (a process a suspect may have left broken never sees
-another URL). A dead worker is replaced; the others never notice.
+"""The local pool: ``--workers`` processes x ``--threads`` download threads, fed per URL, each process over a
+duplex pipe of its own. Why not ``ProcessPoolExecutor``, and how a worker's death is pinned on one URL (its
+suspects retried one by one in quarantine processes): the README's "The engine".
 
 A run-level failure found while polling (an initializer that raises, workers that keep dying as
 they start) is raised by ``poll``; the records read before it are handed out by the next
@@ -116,10 +106,8 @@ class LocalPool:
         self.waker = Waker()  # wake(): a poll() in progress returns at once
 
     def _spawn(self, quarantine: bool = False) -> _WorkerHandle:
-        if quarantine:
-            worker = _WorkerHandle(self.ctx, self._args, 1, 1, quarantine=True)
-        else:
-            worker = _WorkerHandle(self.ctx, self._args, self.opts.threads, self.window, quarantine=False)
+        threads, window = (1, 1) if quarantine else (self.opts.threads, self.window)
+        worker = _WorkerHandle(self.ctx, self._args, threads, window, quarantine)
         self.worker_pids.add(worker.pid)
         return worker
 

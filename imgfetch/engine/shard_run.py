@@ -1,15 +1,10 @@
 """A run on Dask, as shards: the list cut into slices of --shard-size entries, one Dask task each.
 
-Slice N of the list is shard N, whatever ran it before, so a re-run finds each shard's outputs where
-the first run put them: a complete shard (its counts file is in ``manifest.parts``) is skipped
-without a task, a cut one is handed out again and redoes what it lacks (shard_task.py). The client
-reads the list, locks OUT and keeps its temporary folder (the stop markers, files' temporary names);
-the shards write everything else. What comes back is each shard's counts, for the summary and the
-bar; a library caller also gets each shard's records, read from its part once the shard has ended.
-
-With OUT on object storage (a Destination), the client checks it before any download (one line), lists
-which shards are complete there once, and each Dask worker uploads its shards itself; the client's local
-work folder holds only the lock and the temporary folder, and the stop state is in the scheduler.
+Slice N of the list is shard N, whatever ran it before, so a re-run finds each shard's outputs where the
+first run put them (the README's "Resume" on Dask). The client reads the list, locks OUT and keeps its
+temporary folder (the stop markers, files' temporary names); the shards write everything else, and upload
+it themselves when OUT is object storage. A library caller also gets each shard's records, read from its
+part once the shard has ended.
 """
 from __future__ import annotations
 

@@ -44,7 +44,6 @@ class Dedup:
         self._paths = bytearray()  # per id: its path's digest
         self._lines = array("q")  # per id: its line, or _NO_LINE
         self._phash_ids = array("q")  # per NearIndex id: our id
-        self.removed = 0  # files of duplicates removed by this run
 
     def __len__(self) -> int:
         return len(self._lines)
@@ -76,7 +75,6 @@ class Dedup:
                             exc.strerror or exc)
                 self._learn(result.key, result.sha256, result.phash, result.path, result.line)
                 return
-            self.removed += 1
         line = self._lines[index]
         where = f"line {line}" if line != _NO_LINE else "an earlier URL"
         result.error = f"same image as {where}" if apart == 0 else f"near-duplicate of {where} (phash distance {apart})"

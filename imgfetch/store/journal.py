@@ -1,13 +1,9 @@
 """Images saved but not yet recorded: a note per image, written just before it is put in place.
 
-A worker notes (URL key, sha256, size, path) in a file of its own in the run's temporary
-folder just before it links an image into the output folder; the manifest record follows
-moments later, from the parent. A run that ends normally removes the folder with its notes.
-A run killed hard (SIGKILL, the OOM killer, a container stop) leaves them, and may leave
-images whose record was never written. The next run into the folder, holding its lock, reads
-those notes and removes every noted image that no manifest record owns, provided it still
-holds the noted bytes (so a file that is not imgfetch's is never touched). Its URL, having no
-record, is fetched again like any other, and nothing blocks it: one re-run converges.
+A worker notes (URL key, sha256, size, path) in a file of its own in the run's temporary folder;
+a run killed hard leaves the notes, and the next run into the folder, holding its lock, removes every
+noted image that no record owns and that still holds the noted bytes (the README's "A hard kill costs
+one re-run, never a URL").
 """
 from __future__ import annotations
 

@@ -1,15 +1,11 @@
 """Dataset shards, in the parent: numbering them, and putting each in place once its records are written.
 
 A shard is complete when its data file is in the output folder: ``NNNNN.tar`` (webdataset) or
-``NNNNN.parquet`` (parquet). The parent counts the records it writes to the manifest for each shard
-of this run (and notes where they are in the manifest). A worker closes a shard (full, or as the run
-stops) before its last record leaves it, and writes its stats file last; when the parent has written as
-many records as the stats file counts, it renames the shard's files into the output folder: the stats,
-then the rows, then the data file. So a complete shard holds exactly samples whose records are in the
-manifest. At the end of the run (``settle``), a shard whose records and files do not agree is mended
-(shardmend.py): records the parent never read are taken from the shard's rows, and the tar of a worker
-that died, or the one the quarantine processes share (sharedshard.py), keeps its recorded samples; only a parquet shard whose worker died is lost, and its
-records are superseded by failures, fetched again by the next run.
+``NNNNN.parquet`` (parquet). A worker closes a shard (full, or as the run stops) before its last record
+leaves it, and writes its stats file last; when the parent has written as many records as the stats file
+counts, it renames the shard's files into the output folder: the stats, then the rows, then the data file.
+So a complete shard holds exactly samples whose records are in the manifest. At the end of the run
+(``settle``), a shard whose records and files do not agree is mended (shardmend.py).
 
 Numbers go on after the highest shard on disk or named by any manifest record, so a number is never
 used twice, even for a shard that a killed run never completed.
@@ -32,7 +28,7 @@ from .shards import BASE_FILE, DATA_SUFFIX, shard_name
 from .sharedshard import shared_number
 
 log = logging.getLogger(__name__)
-_SHARD_FILE = re.compile(r"^(\d{5,})(\.tar|\.parquet|_stats\.json)$")
+SHARD_FILE = re.compile(r"^(\d{5,})(\.tar|\.parquet|_stats\.json)$")
 _NUMBER = re.compile(r"^(\d+)")
 
 
@@ -61,7 +57,7 @@ def _remove_incomplete(root: Path, output_format: str) -> int:
     highest, stats = -1, []
     with os.scandir(root) as entries:
         for entry in entries:
-            found = _SHARD_FILE.match(entry.name)
+            found = SHARD_FILE.match(entry.name)
             if found:
                 highest = max(highest, int(found.group(1)))
                 if found.group(2) == "_stats.json":
