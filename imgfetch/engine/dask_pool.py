@@ -21,8 +21,7 @@ from typing import Any, Generic, TypeVar
 from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FetchResult, Task, cancelled_record, crashed_record
-from .dask_markers import SchedulerMarkers
-from .markers import RunMarkers, may_start
+from .markers import RunMarkers, SchedulerMarkers, may_start
 from .pipeline import process_task
 from .shard_task import process_state
 
@@ -55,7 +54,7 @@ def url_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
 class DaskClient(Generic[H]):
     """What both Dask backends share: a client of --scheduler, or of a LocalCluster of our own; the futures
     held (each with what it stands for), and the queue their done-callbacks feed from Dask's callback thread.
-    ``markers`` stop the run's tasks (markers.py, or dask_markers.py for an OUT on object storage)."""
+    ``markers`` stop the run's tasks (markers.py: files, or for an OUT on object storage the scheduler)."""
 
     markers: RunMarkers | SchedulerMarkers
 

@@ -4,7 +4,7 @@ Each shard is one Dask task (shard_task.run_shard). The client keeps IN_FLIGHT_P
 Dask worker process, each placed on the worker with the fewest (a loose placement: should that worker
 die, Dask retries the shard on another), looked at again as workers join or leave. What comes back is a
 shard's counts, and while it runs, its record count once a second (a Dask event). A stop: the README's
-"Running on a Dask cluster", through the run's markers (markers.py, dask_markers.py).
+"Running on a Dask cluster", through the run's markers (markers.py).
 """
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from typing import Any, Iterator
 
 from ..options import Options
 from ..records import ErrorKind
-from .dask_markers import SchedulerMarkers
 from .dask_pool import DaskClient
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
-from .markers import RunMarkers
+from .markers import RunMarkers, SchedulerMarkers
 from .shard_task import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ shard's counts, a few hundred bytes.
 A Dask worker process keeps one pool of --threads download threads per run, shared by its shards, and runs
 at most SHARDS_PER_PROCESS of them at once (a Dask thread beyond that waits for a turn), so --nthreads 64
 means 2 shards on --threads threads, not 64 x --threads threads. A stop reaches the task through the run's
-markers (markers.py, dask_markers.py).
+markers (markers.py).
 """
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ from ..report.summary import Summary
 from ..sources import Entry
 from ..store.remote import Destination
 from ..store.shards import take_held
-from .dask_markers import scheduler_flag
-from .markers import MarkerFlag, may_start
+from .markers import MarkerFlag, may_start, scheduler_flag
 from .pipeline import own_process, process_task
 from .plan import Planner
 from .shard_sinks import open_sink, remove_stale_staging
