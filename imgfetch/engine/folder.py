@@ -1,11 +1,5 @@
 """The output folder of a run or a Downloader, from its opening to its release.
 
-Opening locks the folder and the manifest, reads what earlier runs did (``done``), removes what a
-hard-killed run left (journal recovery) and opens the manifest and the errors list; a folder that
-cannot be opened is left as it was. Records are then written one by one. At the end the errors
-list is put in place, the manifest closed (and compacted after a complete run when old records
-make up most of it), the locks and the temporary folder released.
-
 An OUT that is an fsspec URL (s3://bucket/prefix, memory://, ...) is a Destination (store/remote.py): the run
 works in a local work folder keyed by the URL, and a dataset's shards are uploaded as they are put in place
 there (store/remoteshards.py); resume also reads the shards already on the destination.

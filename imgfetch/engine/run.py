@@ -189,12 +189,9 @@ class Run:
         pids = self.engine.worker_pids if self.engine is not None else set()
         if self.sharded is not None:
             pids = self.sharded.worker_pids
-        if pids:
-            for pid in pids & _live_children():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        for pid in pids & _live_children():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         self.folder.release()  # unlock the manifest and OUT, remove the temporary folder
         # os._exit (public despite its name): end now, without running cleanup that waits on workers.
         os._exit(SIGNAL_EXIT_BASE + self._signum)

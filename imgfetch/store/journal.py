@@ -14,12 +14,11 @@ import logging
 import os
 import shutil
 import socket
-import stat
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .files import TMP_PREFIX
+from .files import TMP_PREFIX, file_matches
 from .reading import manifest_lines
 
 log = logging.getLogger(__name__)
@@ -123,10 +122,7 @@ def _inside(relpath: str) -> bool:
 def _remove_if_unchanged(root: Path, relpath: str, sha256: str, size: int) -> bool:
     path = root / relpath
     try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-            return False
-        if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        if not file_matches(root, relpath, size) or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
             return False
         path.unlink()
     except OSError:

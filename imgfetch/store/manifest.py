@@ -4,13 +4,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import functools
 import glob
 import json
 import logging
 import os
 import stat
-import sys
 from pathlib import Path
 from typing import IO, Any, Callable
 
@@ -18,6 +16,7 @@ from ..errors import DiskFull, OutputError
 from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
 from .files import FileLock
 from .keys import KeyMap
+from .noreplace import libc
 from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
 from .shardset import shard_number
 
@@ -182,20 +181,10 @@ def lock_manifest(path: Path) -> FileLock:
 
 def reserve_space(fd: int, offset: int, length: int) -> bool:
     """Allocate disk blocks past the end of a file without changing its size; False if refused."""
-    libc = _libc()
-    if libc is None:
+    c = libc()
+    if c is None:
         return False
-    return libc.fallocate(fd, FALLOC_FL_KEEP_SIZE, ctypes.c_longlong(offset), ctypes.c_longlong(length)) == 0
-
-
-@functools.lru_cache(maxsize=1)
-def _libc() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+    return c.fallocate(fd, FALLOC_FL_KEEP_SIZE, ctypes.c_longlong(offset), ctypes.c_longlong(length)) == 0
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
+import sys
 from collections.abc import Callable
+from typing import Any
 
 LINK, RENAME, PLACEHOLDER = "link", "renameat2", "placeholder"
 FILE_MODE = 0o666  # less the umask: the placeholder's mode, which the rename then replaces
@@ -29,11 +32,21 @@ NO_RENAME_FLAG = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.
 Rename = Callable[[str, str], None]
 
 
+@functools.lru_cache(maxsize=1)
+def libc() -> Any:
+    """The C library, for the calls Python does not wrap; None off Linux, or where it cannot be loaded."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 def _libc_renameat2() -> Rename | None:
     """renameat2(RENAME_NOREPLACE) from the C library (glibc >= 2.28), or None without it."""
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
+    function = getattr(libc(), "renameat2", None)
+    if function is None:
         return None
     function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
     function.restype = ctypes.c_int

@@ -1,10 +1,5 @@
-"""The manifest in parts: one JSON Lines file per shard of a sharded run (--executor dask).
-
-Shard N of a run is slice N of the list (--shard-size entries), wherever it runs, so a re-run maps the
-same URLs to the same part. Its records are in ``manifest.parts/NNNNN.jsonl``; ``NNNNN_stats.json``
-beside it, written (or published) last, says the shard is complete: a re-run skips it without a download.
-For ``files`` the part grows record by record as the shard runs, on the shared output folder, so a cut
-shard is redone per URL from its own records; a dataset's part is published with its shard.
+"""The manifest in parts: one JSON Lines file per shard of a sharded run (--executor dask), and beside it the
+shard's stats, written last, the mark of a complete shard (the README's "Running on a Dask cluster").
 """
 from __future__ import annotations
 

@@ -125,11 +125,7 @@ class RemoteShards:
     def finish(self) -> None:
         """Wait for the uploads; OutputError (one line) if a shard could not be uploaded."""
         self.close()
-        failed = []
-        for number, upload in self._uploads:
-            exc = upload.exception()
-            if exc is not None:
-                failed.append((number, exc))
+        failed = [(number, upload.exception()) for number, upload in self._uploads if upload.exception() is not None]
         self._uploads = []
         if failed:
             number, exc = failed[0]
