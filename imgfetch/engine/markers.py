@@ -145,7 +145,7 @@ class SchedulerFlag:
 
     def __init__(self, run: str) -> None:
         self.run = run
-        self.worker = _this_worker()  # made in a Dask thread: download threads cannot look it up themselves
+        self.worker = dask_worker()  # made in a Dask thread: download threads cannot look it up themselves
         self._state: str | None = RUNNING
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
@@ -154,7 +154,7 @@ class SchedulerFlag:
     def _ask(self) -> str | None:
         with self._lock:
             if time.monotonic() - self._checked_at >= SCHEDULER_CHECK_S:
-                self.worker = self.worker or _this_worker()
+                self.worker = self.worker or dask_worker()
                 self._state = _scheduler_state(self.worker, self.run)
                 self._checked_at = time.monotonic()
             return self._state
@@ -174,7 +174,7 @@ class SchedulerFlag:
         return poll_until(self.check, timeout, SCHEDULER_CHECK_S)
 
 
-def _this_worker() -> Any:
+def dask_worker() -> Any:
     """The Dask worker this thread runs a task for, or None."""
     try:
         from distributed import get_worker

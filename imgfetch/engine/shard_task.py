@@ -27,7 +27,7 @@ from ..report.summary import Summary
 from ..sources import Entry
 from ..store.remote import Destination
 from ..store.shards import take_held
-from .markers import MarkerFlag, may_start, scheduler_flag
+from .markers import MarkerFlag, dask_worker, may_start, scheduler_flag
 from .pipeline import own_process, process_task
 from .plan import Planner
 from .shard_sinks import open_sink, remove_stale_staging
@@ -142,12 +142,7 @@ class _Progress:
     def __init__(self, job: ShardJob) -> None:
         self.topic, self.number, self.done = progress_topic(job.tmp), job.number, 0
         self.sent_at = time.monotonic()
-        try:
-            from distributed import get_worker
-
-            self.worker: Any = get_worker()
-        except (ImportError, ValueError):  # not in a Dask worker: nobody to tell
-            self.worker = None
+        self.worker = dask_worker()  # None outside a Dask worker: nobody to tell
 
     def add(self, record: FetchResult) -> None:
         if record.skipped or self.worker is None:
