@@ -11,6 +11,7 @@ the engine waits for the futures themselves, within the stop's time limits.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import queue
@@ -197,7 +198,5 @@ def wait_quietly(futures: Any, seconds: float) -> None:
     """Wait up to ``seconds`` for Dask futures to end, however they end (done, cancelled, lost)."""
     from distributed import wait
 
-    try:
+    with contextlib.suppress(Exception):  # timed out, or some were cancelled or lost: nothing more to wait for
         wait(list(futures), timeout=seconds)
-    except Exception:  # noqa: BLE001 - timed out, or some were cancelled or lost: nothing more to wait for
-        pass

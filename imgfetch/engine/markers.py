@@ -22,6 +22,7 @@ over). A Dask worker process asks at most every SCHEDULER_CHECK_S per run (one s
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -127,16 +128,12 @@ class SchedulerMarkers:
         def forget(dask_scheduler: Any) -> None:
             dask_scheduler.task_metadata.get(RUNS_KEY, {}).pop(run, None)
 
-        try:
+        with contextlib.suppress(Exception):  # the scheduler is gone: so is the entry
             self.client.run_on_scheduler(forget)
-        except Exception:  # noqa: BLE001 - the scheduler is gone: so is the entry
-            pass
 
     def _set(self, state: str) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the scheduler is gone: the tasks stop with it
             self.client.set_metadata([RUNS_KEY, self.run], state)
-        except Exception:  # noqa: BLE001 - the scheduler is gone: the tasks stop with it
-            pass
 
 
 class SchedulerFlag:

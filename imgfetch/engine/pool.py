@@ -10,6 +10,7 @@ soon be another program's.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -70,10 +71,8 @@ class _WorkerHandle:
         return max(0, min(self.room, self.capacity - len(self.held)))
 
     def send(self, message: tuple[Any, ...]) -> None:
-        try:
+        with contextlib.suppress(OSError):  # it died; its sentinel will say so
             self.conn.send(message)
-        except OSError:
-            pass  # it died; its sentinel will say so
 
     def give(self, tasks: list[Task]) -> None:
         for task in tasks:

@@ -13,6 +13,7 @@ Workers never raise across the process boundary and never print; they log throug
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -85,10 +86,8 @@ class _WorkerLoop:
             thread.start()
 
     def serve(self) -> None:
-        try:
+        with contextlib.suppress(EOFError, OSError):  # the parent went away
             self._listen()
-        except (EOFError, OSError):
-            pass  # the parent went away
         self._shutdown()
 
     def _listen(self) -> None:
