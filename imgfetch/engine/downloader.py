@@ -1,9 +1,5 @@
-"""``imgfetch.Downloader``: the engine as an executor of URLs, warm between calls.
-
-Shaped like ``concurrent.futures.ProcessPoolExecutor``: ``submit`` returns a real Future, ``map``
-yields in input order, ``shutdown`` and ``with`` behave as the standard library documents. It runs
-on the same driver as ``download()`` (engine/driver.py): workers start once, in the constructor,
-and wait between submits without using CPU.
+"""``imgfetch.Downloader``: the engine as an executor of URLs, shaped like ``ProcessPoolExecutor`` and warm between
+calls; it runs on the same driver as ``download()`` (engine/driver.py).
 """
 from __future__ import annotations
 

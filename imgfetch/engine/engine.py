@@ -2,10 +2,9 @@
 
 The engine reads the plan (tasks, and records that need no download), hands tasks to a
 backend as fast as it has room (the local pool, or Dask), frees each URL's per-host slot as
-its record arrives, and passes ready-made records straight through. On a stop it hands out
-nothing more, lets downloads in flight finish for STOP_GRACE_S, then cuts the rest short
-and still records whatever finished. A run-level failure the backend raises while polling
-(ImgFetchError) stops the run the same way, and is raised once the records are in.
+its record arrives, and passes ready-made records straight through. A stop (``_Stop``) still
+records whatever finished; a run-level failure the backend raises while polling (ImgFetchError)
+stops the run the same way, and is raised once the records are in.
 """
 from __future__ import annotations
 

@@ -79,15 +79,14 @@ class ShardedRun:
             else:
                 yield ShardJob(self.opts, root, tmp, number, chunk, self.destination)
 
-    def _part(self, number: int) -> list[dict[str, Any]]:
-        """Shard ``number``'s records, the newest per URL, from OUT or the destination ([] if it has none)."""
-        if self.destination is None:
-            part = self.out.root / part_name(number)
-            return newest_records(part) if part.exists() else []
-        return part_records(self.destination, part_name(number))
-
     def _records(self, counts: dict[str, Any]) -> Iterator[FetchResult]:
-        for data in self._part(counts["number"]):
+        """The shard's records, the newest per URL, from OUT or the destination (none if it has no part)."""
+        part = part_name(counts["number"])
+        if self.destination is not None:
+            found = part_records(self.destination, part)
+        else:
+            found = newest_records(self.out.root / part) if (self.out.root / part).exists() else []
+        for data in found:
             record = record_from_flat(data)
             record.skipped = record.skipped or bool(counts.get("earlier"))
             if record.path and self.destination is None:
