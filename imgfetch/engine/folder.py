@@ -19,7 +19,8 @@ from ..store.dedup import Dedup
 from ..store.errorlist import ErrorsList
 from ..store.files import FileLock, OutputDir, file_matches, is_empty_file
 from ..store.journal import recover_unrecorded
-from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, lock_manifest
+from ..store.manifest import DoneIndex, ManifestWriter, compact, lock_manifest
+from ..store.reading import MANIFEST_NAME
 from ..store.remote import Destination, is_remote, work_folder
 from ..store.remoteshards import RemoteShards
 from ..store.shardset import ShardSet, open_shards

@@ -1,9 +1,8 @@
 """A local worker process: the parent's tasks in, each through the per-URL pipeline (pipeline.py), records out.
 
-The process (``worker_main``) talks to the parent over one duplex pipe. The parent sends small
-batches of tasks; ``capacity`` download threads take them one at a time from a local queue; a sender thread
-sends each finished record back at once (records that finish together travel in one message). So no thread
-ever waits for another URL to finish. For a dataset, the outbox files each record in the process's shard.
+``capacity`` download threads take the parent's tasks one at a time from a local queue; a sender thread sends
+each finished record back at once (records that finish together travel in one message), so no thread ever
+waits for another URL. For a dataset, the outbox files each record in the process's shard.
 
 Messages, parent -> worker: ("tasks", [Task, ...]), ("drain",) stop starting queued tasks, ("abort",) cut
 downloads in flight too, ("exit",). Worker -> parent: ("ready", pid) once all its threads run,

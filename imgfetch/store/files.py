@@ -145,11 +145,8 @@ class OutputDir:
 def write_atomic(root: Path, tmp_dir: Path, relpath: str, data: bytes, *, replace: bool) -> None:
     """Write data to root/relpath via a temporary file and a link or rename; never a partial file.
 
-    Without ``replace`` an existing file (or symlink) at the target is never touched, unless it
-    already holds exactly these bytes or is empty (imgfetch never saves an empty image; an empty
-    file there is what a crash on a drive without hard links leaves, see noreplace). The file
-    gets the usual mode (0666 less the umask), as curl's and wget's do. Raises OSError with a
-    readable strerror otherwise.
+    Without ``replace`` an existing file (or symlink) at the target is never touched, unless it already holds
+    exactly these bytes or is empty (what a crash in noreplace's placeholder leaves); else OSError.
     """
     target = os.path.join(root, relpath)
     if "/" in relpath:

@@ -17,10 +17,8 @@ from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
 from .files import FileLock
 from .keys import KeyMap
 from .noreplace import libc
-from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
+from .reading import key_digest, line_at, manifest_lines, newest_offsets, record_at
 from .shardset import shard_number
-
-__all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "lock_manifest", "read_manifest"]
 
 log = logging.getLogger(__name__)
 RESERVE_BYTES = 256 * 1024  # disk kept allocated past the manifest's end, at the least: room for ~500 records
@@ -85,10 +83,8 @@ class DoneIndex:
 class ManifestWriter:
     """Appends one JSON line per record and flushes it, so a crash never loses a finished record.
 
-    It keeps disk allocated past the end of the manifest (fallocate with KEEP_SIZE, where the
-    filesystem has it), enough for the records of every download in flight, so when images
-    fill the disk those records can still be written. ``low_space`` turns true when the reserve can no
-    longer be renewed: the run should stop.
+    It keeps disk allocated past the manifest's end for the records of every download in flight (the README's
+    "A full disk stops the run cleanly"); ``low_space`` turns true when that reserve can no longer be renewed.
     """
 
     def __init__(self, path: Path, in_flight: Callable[[], int] = lambda: 0) -> None:

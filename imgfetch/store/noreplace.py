@@ -1,12 +1,9 @@
 """Putting a finished temporary file at a name that must still be free, on any local filesystem.
 
-``os.link`` is the first choice: atomic, and it fails if anything at all (even a dangling
-symlink) has the name. vfat, exFAT and many SMB and FUSE mounts refuse hard links, so the
-fallbacks are ``renameat2(RENAME_NOREPLACE)``, just as atomic where the kernel and filesystem
-have it, and else an ``O_EXCL`` placeholder replaced by a rename. Each process remembers the
-first way that worked and does not try the others again: a process writes one output folder,
-and every fallback keeps the same promises, so a wrong guess for another folder costs nothing
-but a little speed.
+``os.link`` (atomic, and it fails if anything at all, even a dangling symlink, has the name), else
+``renameat2(RENAME_NOREPLACE)``, else an ``O_EXCL`` placeholder replaced by a rename (the README says where).
+Each process remembers the first way that worked: a process writes one output folder, and every fallback
+keeps the same promises, so a wrong guess for another folder costs nothing but a little speed.
 """
 from __future__ import annotations
 

@@ -17,9 +17,6 @@ from .keys import DIGEST_BYTES, KeyMap
 from .parts import PARTS_DIR, part_files, parts_on
 from .remote import Destination, is_remote, work_folder
 
-__all__ = ["MANIFEST_NAME", "key_digest", "line_at", "manifest_lines", "newest_offsets", "newest_records",
-           "part_records", "read_manifest", "record_at"]
-
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.jsonl"
 _NO_LINE = 1 << 62  # records without a line number (from fetch()) sort last
