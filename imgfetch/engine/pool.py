@@ -182,10 +182,8 @@ class LocalPool:
         self._reap([worker])  # it is exiting, if not gone already
         if self.stopping or worker.retiring:
             return  # it held nothing, or what the stop leaves unfinished: fetched again next run
-        unstarted: list[Task] = []
-        if not worker.ready:
-            unstarted = self._died_starting(worker)
-        else:
+        unstarted = [] if worker.ready else self._died_starting(worker)
+        if worker.ready:
             self._suspect_held(worker, done)
         if worker.quarantine:
             self.suspects.extendleft(unstarted)

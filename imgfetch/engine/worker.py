@@ -142,11 +142,8 @@ class _WorkerLoop:
             task = self.inbox.get()
             if task is None:
                 return
-            if self.draining.is_set():
-                record = cancelled_record(task)
-            else:
-                record = process_task(task, self.opts, self.fetcher, self.root, self.tmp)
-            self.outbox.put(record)
+            self.outbox.put(cancelled_record(task) if self.draining.is_set()
+                            else process_task(task, self.opts, self.fetcher, self.root, self.tmp))
 
     def _send_loop(self) -> None:
         while True:
