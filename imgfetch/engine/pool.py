@@ -39,11 +39,6 @@ HOSTS_PER_WORKER = 1_024   # hosts whose connections the pool keeps track of, pe
 Done = tuple[Task, FetchResult]
 
 
-def prefetch(threads: int) -> int:
-    """URLs queued in a worker beyond its threads, so a thread that finishes starts the next at once."""
-    return max(PREFETCH_MIN, threads // PREFETCH_SHARE)
-
-
 class _WorkerHandle:
     """The parent's handle on one worker process and the tasks it holds."""
 
@@ -92,7 +87,7 @@ class LocalPool:
             self.ctx.set_forkserver_preload(["imgfetch.engine.worker", *worker_imports(opts.output_format)])
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self._args = (opts, root, tmp, log_pipe, level)
-        self.window = opts.threads + prefetch(opts.threads)
+        self.window = opts.threads + max(PREFETCH_MIN, opts.threads // PREFETCH_SHARE)  # a thread that ends starts the next
         self.worker_pids: set[int] = set()  # live processes only: see the module docstring
         self.workers = [self._spawn() for _ in range(opts.workers)]
         self.affinity: Affinity[_WorkerHandle] = Affinity(HOSTS_PER_WORKER * opts.workers)  # which workers hold which hosts

@@ -21,16 +21,12 @@ ERRORS_FILE_MODE = 0o600  # it lists full URLs, credentials included: for the ow
 MARK = "# imgfetch --errors:"  # the first line of every errors file imgfetch writes ('#' lines are comments in a list)
 
 
-def partial_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.imgfetch-partial")
-
-
 class ErrorsList:
     """Collects failed URLs in a temporary file; ``commit`` puts it in place."""
 
     def __init__(self, path: Path, manifest: Path) -> None:
         self.path = path
-        self._tmp = partial_name(path)
+        self._tmp = path.with_name(f".{path.name}.imgfetch-partial")
         self._handle: IO[str] | None = None
         try:
             if path.is_dir():
