@@ -119,23 +119,20 @@ class Destination:
     def remove(self, name: str) -> None:
         self.fs.rm_file(self.path(name))
 
-    def publish(self, local_path: str | os.PathLike[str], name: str, *, attempts: int | None = None,
-                backoff_s: float | None = None) -> None:
-        """Upload ``local_path`` as ``name``, trying up to ``attempts`` times (PUBLISH_ATTEMPTS), waiting
-        ``backoff_s`` (PUBLISH_BACKOFF_S) doubling in between; OutputError (one line) after the last. An object
-        PUT is atomic: a reader never meets a partial object (on ``file://`` the copy is renamed into place)."""
-        attempts = attempts or PUBLISH_ATTEMPTS
-        backoff_s = PUBLISH_BACKOFF_S if backoff_s is None else backoff_s
-        for attempt in range(1, attempts + 1):
+    def publish(self, local_path: str | os.PathLike[str], name: str) -> None:
+        """Upload ``local_path`` as ``name``, trying up to PUBLISH_ATTEMPTS times, waiting PUBLISH_BACKOFF_S doubling
+        in between; OutputError (one line) after the last. An object PUT is atomic: a reader never meets a partial
+        object (on ``file://`` the copy is renamed into place)."""
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             try:
                 self._put(str(local_path), self.path(name))
                 return
             except Exception as exc:  # noqa: BLE001 - network, credentials, throttling: all retried alike
-                if attempt == attempts:
-                    raise OutputError(f"cannot upload {name} to {self.url} after {attempts} attempts: "
+                if attempt == PUBLISH_ATTEMPTS:
+                    raise OutputError(f"cannot upload {name} to {self.url} after {attempt} attempts: "
                                       f"{short(exc)}") from None
                 log.info("uploading %s to %s failed (%s); retrying", name, self.url, short(exc))
-                time.sleep(backoff_s * 2 ** (attempt - 1))
+                time.sleep(PUBLISH_BACKOFF_S * 2 ** (attempt - 1))
 
     def _put(self, local: str, target: str) -> None:
         if getattr(self.fs, "protocol", None) in ("file", ("file", "local")):
