@@ -42,7 +42,7 @@ class Run:
     """A whole download run. Iterate ``results()``; ``summary`` fills in as records arrive."""
 
     def __init__(self, urls: Any, out_dir: str | os.PathLike[str], opts: Options, *,
-                 hard_exit_on_second_signal: bool = False, label: str | None = None, records: bool = True,
+                 hard_exit_on_second_signal: bool = False, records: bool = True,
                  progress_file: IO[str] | None = None) -> None:
         """``records``: on Dask, read each shard's records back for ``results()`` (the CLI needs counts only);
         ``progress_file``: where the bar goes (stderr by default)."""
@@ -51,7 +51,6 @@ class Run:
         self.out = self.folder.out
         self.summary = Summary()
         self.hard_exit = hard_exit_on_second_signal
-        self.label = label
         self.engine: Engine | None = None
         self.driver: Driver | None = None
         self.sharded: ShardedRun | None = None  # --executor dask: the run as shards
@@ -110,7 +109,7 @@ class Run:
         driver.start()
         self.engine = engine = driver.engine
         assert engine is not None
-        bar = Progress(self.summary, self._counter, self.label, in_flight=engine.in_flight, budget_s=self.opts.max_time,
+        bar = Progress(self.summary, self._counter, in_flight=engine.in_flight, budget_s=self.opts.max_time,
                        file=self.progress_file) if wanted(self.opts.progress, self.progress_file) else None
         try:
             planner = Planner(driver.folder.done, self.folder.root, self.opts.retry_failed,  # type: ignore[arg-type]
@@ -135,7 +134,7 @@ class Run:
         """On Dask: the shards' counts make the summary and move the bar; records only if asked for."""
         started = time.monotonic()
         self.sharded = ShardedRun(self.out, self.opts, self.folder.destination)
-        bar = (Progress(self.summary, self._counter, self.label, file=self.progress_file)
+        bar = (Progress(self.summary, self._counter, file=self.progress_file)
                if wanted(self.opts.progress, self.progress_file) else None)
         moves = ShardBar(bar)
         try:

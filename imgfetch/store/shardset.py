@@ -39,7 +39,7 @@ def shard_number(name: object) -> int:
 
 
 def open_shards(root: Path, tmp: Path, output_format: str, shard_size: int, named: int,
-                manifest: Path | None = None, caption_column: str | None = None) -> "ShardSet | None":
+                manifest: Path, caption_column: str | None) -> "ShardSet | None":
     """Get the output folder ready for this run's shards (None for files): the extra is there, what a killed
     run left half put in place is gone, and the workers' first number (after ``named``, the highest a
     manifest record names, and every shard on disk) is written in the run's temporary folder."""
@@ -88,8 +88,8 @@ class ShardSet:
 
     ``manifest`` (where the records are written) and ``caption_column`` let ``settle`` mend a shard."""
 
-    def __init__(self, root: Path, tmp: Path, output_format: str, shard_size: int, manifest: Path | None = None,
-                 caption_column: str | None = None) -> None:
+    def __init__(self, root: Path, tmp: Path, output_format: str, shard_size: int, manifest: Path,
+                 caption_column: str | None) -> None:
         self.root, self.tmp, self.output_format, self.shard_size = root, tmp, output_format, shard_size
         self.manifest, self.caption_column = manifest, caption_column
         self.written: dict[int, _Tally] = {}  # by shard number, until it is in place
@@ -122,7 +122,7 @@ class ShardSet:
     def settle(self) -> list[FetchResult]:
         """The workers have ended: mend each shard whose files and records disagree (see the module docstring);
         return the records to write for that (each shard then agrees with its records)."""
-        if self.manifest is None or self.settled:
+        if self.settled:
             return []
         self.settled = True
         to_write: list[FetchResult] = []
@@ -140,7 +140,6 @@ class ShardSet:
     def _mend(self, number: int, tally: _Tally, closed: bool) -> list[FetchResult]:
         name = shard_name(number, DATA_SUFFIX[self.output_format])
         rows = self._temporary(number, ".parquet")
-        assert self.manifest is not None
         with open(self.manifest, "rb") as handle:
             records = [record_from_flat(record_at(handle, offset), shard=name) for offset in tally.offsets]
         if closed:  # its worker closed it: the records the parent never read are in its rows
