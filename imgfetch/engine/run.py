@@ -104,7 +104,7 @@ class Run:
 
     def _run(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
         started = time.monotonic()
-        records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        records = _Outbox()
         self.driver = driver = Driver(self.folder, self.opts, on_end=lambda: records.put(_END), name="imgfetch-run")
         driver.start()
         self.engine = engine = driver.engine
@@ -153,14 +153,13 @@ class Run:
             if bar is not None:
                 bar.close(self._signum is None)
 
-    def _exchange(self, entries: Iterator[Entry], planner: Planner, records: queue.SimpleQueue[Any],
+    def _exchange(self, entries: Iterator[Entry], planner: Planner, records: _Outbox,
                   driver: Driver) -> Iterator[FetchResult]:
         """Queue the list's entries, a window ahead, and yield records until the driver ends."""
-        route = _Outbox(records)
         ahead, more = 0, True
         while True:
             while more and ahead <= driver.window - CHUNK and not driver.stopped:
-                batch = [Request(planner.plan, entry, route) for entry in itertools.islice(entries, CHUNK)]
+                batch = [Request(planner.plan, entry, records) for entry in itertools.islice(entries, CHUNK)]
                 if batch:
                     driver.put(batch)
                     ahead += len(batch)
@@ -206,17 +205,14 @@ def _live_children() -> set[int]:
     return {child.pid for child in multiprocessing.active_children() if child.pid is not None}
 
 
-class _Outbox:
-    """A run's records go to its queue, shaped like a Future for the driver: never cancelled."""
-
-    def __init__(self, records: queue.SimpleQueue[Any]) -> None:
-        self.records = records
+class _Outbox(queue.SimpleQueue[Any]):
+    """A run's queue of records (and _END), shaped like a Future for the driver: never cancelled."""
 
     def set_running_or_notify_cancel(self) -> bool:
         return True
 
     def set_result(self, result: FetchResult) -> None:
-        self.records.put(result)
+        self.put(result)
 
     def set_exception(self, exception: BaseException | None) -> None:
         pass  # the run raises the driver's failure itself, once the driver has ended
