@@ -64,13 +64,9 @@ class _Fetch:
 
 
 class Driver:
-    """The engine loop in a thread of its own; see the module docstring.
-
-    ``start()`` opens the folder and starts the workers in the caller's thread (so what cannot start
-    raises there), then the loop. ``put()`` adds requests, ``close()`` says no more will come (the
-    loop ends once every one is done), ``stop()`` stops as on Ctrl-C (``grace``: in-flight downloads
-    get STOP_GRACE_S to finish). ``on_end`` runs in the driver's thread once the folder is released.
-    """
+    """The engine loop in a thread of its own; see the module docstring. ``start()`` opens the folder and starts
+    the workers in the caller's thread (so what cannot start raises there), then the loop; ``on_end`` runs in
+    the driver's thread once the folder is released."""
 
     def __init__(self, folder: OutputFolder, opts: Options, *, on_end: Callable[[], None] | None = None,
                  name: str = "imgfetch-driver") -> None:
