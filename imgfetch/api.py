@@ -4,10 +4,8 @@
 URLs, engine/downloader.py), so there is one path through the engine. ``fetch`` runs the same per-URL
 pipeline as every worker (``engine/pipeline.py``), in this process: no pool, no manifest.
 
-The keyword arguments are the fields of :class:`imgfetch.Options`. Each function's signature
-(``help()``, ``inspect.signature``, a notebook's completion) is derived from the declarations in
-``imgfetch/options/definitions.py``, with their types and defaults (options/keywords.py). ``None`` for
-an option whose default is computed (``workers``, ``start_method``) asks for that default.
+The keyword arguments are the fields of :class:`imgfetch.Options`; each signature is derived from their
+declarations (options/keywords.py). ``None`` for an option whose default is computed asks for that default.
 """
 from __future__ import annotations
 

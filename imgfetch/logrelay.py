@@ -6,6 +6,7 @@ can be left locked or half-written, and then the parent hangs).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -29,15 +30,13 @@ class PipeHandler(logging.Handler):
         self.fd = connection.fileno()
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):  # logging must never take a worker down
             message = record.getMessage()
             if record.exc_info:  # the parent shows it with --traceback or -vv
                 message += TRACEBACK_MARK + "".join(traceback.format_exception(*record.exc_info)).rstrip()
             message = message.replace("\\", "\\\\").replace("\n", "\\n")
             line = f"{record.levelno}\t{record.name}\t{message}".encode("utf-8", "replace")[:MAX_LINE - 1]
             os.write(self.fd, line + b"\n")
-        except Exception:
-            pass  # logging must never take a worker down
 
 
 class LogRelay:
@@ -74,15 +73,13 @@ class LogRelay:
 
 
 def _emit(line: bytes) -> None:
-    try:
+    with contextlib.suppress(ValueError):  # not a line a PipeHandler wrote whole
         level, name, message = line.decode("utf-8", "replace").split("\t", 2)
         message = message.replace("\\n", "\n").replace("\\\\", "\\")
         message, _, stack = message.partition(TRACEBACK_MARK)
         if stack and _show_tracebacks:
             message += "\n" + stack
         logging.getLogger(name).log(int(level), "%s", message)
-    except ValueError:
-        pass
 
 
 def show_tracebacks(show: bool = True) -> None:

@@ -1,17 +1,15 @@
 """Host -> worker affinity: a host's URLs go to a worker process that holds an idle connection to it.
 
-Each worker process keeps its own idle keep-alive connections (net/pools.py), so a host whose URLs
-go to every worker is connected to from every worker. The pool therefore keeps, per host and
-worker, how many of the host's URLs are in flight there and how many connections the worker has
-opened to it (its most URLs in flight there at once; an estimate, as a worker may close idle ones).
+Each worker process keeps its own idle keep-alive connections (net/pools.py), so a host whose URLs go to
+every worker is connected to from every worker. The pool therefore keeps, per host and worker, how many of
+the host's URLs are in flight there and how many connections the worker has opened to it (its most URLs in
+flight there at once; an estimate, as a worker may close idle ones).
 
-Where a URL goes (``_Plan.choose``): among the workers with a free thread if any has one (a URL never
-queues behind a busy worker while another has a thread idle), else among those with room in their
-queue: one holding an idle connection to its host, else the emptiest. The scheduler asks ``fits``
-first, so that when a host's idle connections are all in workers that cannot take it now, it starts
-another host's URL instead; when nothing fits, the URL goes where there is room all the same.
-At most ``limit`` hosts are remembered (the least recent forgotten), so a list over millions of
-hosts keeps bounded state; a placement costs O(workers).
+Where a URL goes (``_Plan.choose``): among the workers with a free thread if any has one, else among those
+with room in their queue: one holding an idle connection to its host, else the emptiest. The scheduler asks
+``fits`` first, so that when a host's idle connections are all in workers that cannot take it now, it starts
+another host's URL instead. At most ``limit`` hosts are remembered (the least recent forgotten), so state
+stays bounded on millions of hosts; a placement costs O(workers).
 """
 from __future__ import annotations
 

@@ -53,9 +53,5 @@ def connect(opts: Options, threads: int | None = None) -> tuple[Client, LocalClu
 
 def local_worker_pids(cluster: Any) -> set[int]:
     """The PIDs of the cluster's worker processes now (each Nanny holds one)."""
-    pids = set()
-    for nanny in list(getattr(cluster, "workers", {}).values()):
-        pid = getattr(getattr(nanny, "process", None), "pid", None)
-        if pid:
-            pids.add(pid)
-    return pids
+    nannies = list(getattr(cluster, "workers", {}).values())
+    return {pid for pid in (getattr(getattr(nanny, "process", None), "pid", None) for nanny in nannies) if pid}

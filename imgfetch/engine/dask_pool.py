@@ -6,25 +6,23 @@ looked at again as workers join or leave. If a Dask worker dies, Dask itself ret
 tasks elsewhere and gives up on a URL that keeps killing workers (KilledWorker), which
 becomes that URL's `worker crashed` record.
 
-A stop meets the local pool's promise: everything that finished is recorded, and no task
-saves anything once the run has returned. Cancelling a Dask future does not stop its task, so
-a stop never cancels what may be running: marker files in the run's temporary folder
-(markers.py) make queued tasks return at once and cut downloads in flight, and the engine
-waits for the futures themselves, within the stop's time limits.
+A stop goes through the run's marker files (markers.py: a cancelled Dask future stops nothing), and
+the engine waits for the futures themselves, within the stop's time limits.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import queue
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FetchResult, Task, cancelled_record, crashed_record
-from .markers import RunMarkers, may_start
+from .markers import RunMarkers, SchedulerMarkers, may_start
 from .pipeline import process_task
 from .shard_task import process_state
 
@@ -34,6 +32,7 @@ IN_FLIGHT_PER_THREAD = 2   # tasks per Dask thread: one running, one ready to st
 SIZE_CHECK_S = 2.0         # how often the cluster's size is looked at again
 STOP_RESULT_WAIT_S = 1.0   # during a stop, how long to wait for a finished task's result to arrive
 CLOSE_WAIT_S = 2.0         # at a close without a stop (the caller left early): wait this long for tasks to end
+H = TypeVar("H")
 
 
 def require_dask() -> None:
@@ -53,24 +52,20 @@ def url_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
     return process_task(task, opts, state.fetcher, Path(root), Path(tmp), cancel_save=state.stop.check)
 
 
-class DaskPool:
-    """The engine's backend on Dask: join --scheduler, or start a LocalCluster of --workers x --threads."""
+class DaskClient(Generic[H]):
+    """What both Dask backends share: a client of --scheduler, or of a LocalCluster of our own; the futures
+    held (each with what it stands for), and the queue their done-callbacks feed from Dask's callback thread.
+    ``markers`` stop the run's tasks (markers.py: files, or for an OUT on object storage the scheduler)."""
 
-    def __init__(self, opts: Options, root: str, tmp: str) -> None:
-        require_dask()
-        self.opts, self.root, self.tmp = opts, root, tmp
-        self.markers = RunMarkers(tmp)
-        self.markers.create()
+    markers: RunMarkers | SchedulerMarkers
+
+    def __init__(self, opts: Options, threads: int | None, what: str) -> None:
         from .dask_local import connect
 
-        self.client, self.cluster = connect(opts)
-        log.info("running on Dask: %s", self.client)
-        self.held: dict[Any, Task] = {}
+        self.client, self.cluster = connect(opts, threads)
+        log.info("running %s on Dask: %s", what, self.client)
+        self.held: dict[Any, H] = {}
         self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.lost: set[Any] = set()  # held futures reported done whose results were lost since
-        self.stopping = False
-        self.aborted = False
-        self._capacity, self._sized_at = 0, 0.0
 
     @property
     def worker_pids(self) -> set[int]:
@@ -81,6 +76,48 @@ class DaskPool:
         from .dask_local import local_worker_pids
 
         return local_worker_pids(self.cluster)
+
+    def _reported(self, timeout: float) -> list[Any]:
+        """What the callbacks have queued (futures, wake-ups), waiting up to ``timeout`` for the first."""
+        found: list[Any] = []
+        try:
+            found.append(self.finished.get(timeout=timeout) if timeout > 0 else self.finished.get_nowait())
+            while True:
+                found.append(self.finished.get_nowait())
+        except queue.Empty:
+            return found
+
+    def _leave(self, wait: bool) -> None:
+        """Leave the cluster; no held task saves anything from now on. ``wait``: no stop came first (the caller
+        left early), so wait a little for the held tasks to see the cut and end, so that none saves after we return."""
+        try:
+            self.markers.abort()
+            if self.held and wait:
+                wait_quietly(self.held, CLOSE_WAIT_S)
+                running = sum(not future.done() for future in self.held)
+                if running:
+                    log.warning("%d Dask task(s) still running as the run ends; they save nothing", running)
+            if self.held:
+                self.client.cancel(list(self.held))  # frees the cluster of tasks not yet started
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+class DaskPool(DaskClient[Task]):
+    """The engine's backend on Dask: join --scheduler, or start a LocalCluster of --workers x --threads."""
+
+    def __init__(self, opts: Options, root: str, tmp: str) -> None:
+        require_dask()
+        self.opts, self.root, self.tmp = opts, root, tmp
+        self.markers = RunMarkers(tmp)
+        self.markers.create()
+        super().__init__(opts, None, "URLs")
+        self.lost: set[Any] = set()  # held futures reported done whose results were lost since
+        self.stopping = False
+        self.aborted = False
+        self._capacity, self._sized_at = 0, 0.0
 
     def _cluster_threads(self) -> int:
         now = time.monotonic()
@@ -123,13 +160,7 @@ class DaskPool:
         own), so that the engine never gives up on a record that exists."""
         found = [future for future in (self.held if self.stopping else self.lost) if future.done()]
         self.lost.difference_update(found)
-        try:
-            found.append(self.finished.get(timeout=timeout) if timeout > 0 and not found
-                         else self.finished.get_nowait())
-            while True:
-                found.append(self.finished.get_nowait())
-        except queue.Empty:
-            return found
+        return found + self._reported(0.0 if found else timeout)
 
     def _record(self, future: Any, task: Task) -> FetchResult:
         if future.cancelled():
@@ -160,31 +191,12 @@ class DaskPool:
         self.markers.abort()
 
     def close(self) -> None:
-        """Leave the cluster. No held task saves anything from now on; if no stop came first (the
-        caller left early), wait a little for them to end, so that none saves after we return."""
-        try:
-            self.markers.abort()
-            if self.held and not self.aborted:
-                self._wait_for_held(CLOSE_WAIT_S)
-            if self.held:
-                self.client.cancel(list(self.held))  # frees the cluster of tasks not yet started
-            self.client.close()
-        finally:
-            if self.cluster is not None:
-                self.cluster.close()
-
-    def _wait_for_held(self, seconds: float) -> None:
-        wait_quietly(self.held, seconds)
-        running = sum(not future.done() for future in self.held)
-        if running:
-            log.warning("%d Dask task(s) still running as the run ends; they save nothing", running)
+        self._leave(wait=not self.aborted)
 
 
 def wait_quietly(futures: Any, seconds: float) -> None:
     """Wait up to ``seconds`` for Dask futures to end, however they end (done, cancelled, lost)."""
     from distributed import wait
 
-    try:
+    with contextlib.suppress(Exception):  # timed out, or some were cancelled or lost: nothing more to wait for
         wait(list(futures), timeout=seconds)
-    except Exception:  # noqa: BLE001 - timed out, or some were cancelled or lost: nothing more to wait for
-        pass

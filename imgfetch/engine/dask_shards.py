@@ -2,20 +2,13 @@
 
 Each shard is one Dask task (shard_task.run_shard). The client keeps IN_FLIGHT_PER_WORKER of them per
 Dask worker process, each placed on the worker with the fewest (a loose placement: should that worker
-die, Dask retries the shard on another), looked at again as workers join or leave. A worker process
-runs two at once and holds the third ready, so it never waits for the client between shards. What
-comes back is a few hundred bytes per shard, and while it runs, its record count once a second (a
-Dask event); image bytes and per-URL records stay on the workers.
-
-A stop keeps the local pool's promise, through the run's marker files (or, for an OUT on object storage,
-the run's state in the scheduler: dask_markers.py): no shard and no URL starts,
-downloads in flight get STOP_GRACE_S, then are cut; the client returns once every task has ended (or
-ABORT_WAIT_S after the cut), and a task that ends later saves nothing.
+die, Dask retries the shard on another), looked at again as workers join or leave. What comes back is a
+shard's counts, and while it runs, its record count once a second (a Dask event). A stop: the README's
+"Running on a Dask cluster", through the run's markers (markers.py).
 """
 from __future__ import annotations
 
 import logging
-import queue
 import time
 import uuid
 from collections import Counter
@@ -23,54 +16,39 @@ from typing import Any, Iterator
 
 from ..options import Options
 from ..records import ErrorKind
-from .dask_markers import SchedulerMarkers
-from .dask_pool import wait_quietly
+from .dask_pool import DaskClient
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
-from .markers import RunMarkers
+from .markers import RunMarkers, SchedulerMarkers
 from .shard_task import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
 
 log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = SHARDS_PER_PROCESS + 1  # two running, one ready to start
 POLL_S = 0.25          # how often the loop looks at a stop and at the cluster's workers
 WORKERS_CHECK_S = 2.0  # how often the cluster's workers are looked at again
-CLOSE_WAIT_S = 2.0     # a close without a stop (the caller left early): wait this long for tasks to end
 
 
-class ShardClient:
-    """Runs ShardJobs on --scheduler's cluster (or a LocalCluster of --workers processes)."""
+class ShardClient(DaskClient[tuple[int, str, int]]):
+    """Runs ShardJobs on --scheduler's cluster (or a LocalCluster of --workers processes); ``held``: each
+    future's (shard number, the worker it was placed on, URLs)."""
 
     def __init__(self, opts: Options, tmp: str, *, remote: bool = False) -> None:
         """``remote``: OUT is object storage, so the stop state lives in the scheduler, not in ``tmp``."""
-        self.markers: RunMarkers | SchedulerMarkers = RunMarkers(tmp)
+        self.markers = RunMarkers(tmp)
         if not remote:
             self.markers.create()
-        from .dask_local import connect
-
-        self.client, self.cluster = connect(opts, threads=IN_FLIGHT_PER_WORKER)
-        log.info("running shards on Dask: %s", self.client)
+        super().__init__(opts, IN_FLIGHT_PER_WORKER, "shards")
         if remote:
             self.markers = SchedulerMarkers(self.client, tmp)
             self.markers.create()
         self.topic = progress_topic(tmp)
         self.client.subscribe_topic(self.topic, self._on_progress)
         self.run_id = uuid.uuid4().hex[:8]
-        self.held: dict[Any, tuple[int, str, int]] = {}  # future -> (shard number, the worker it was placed on, URLs)
-        self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.assigned: Counter[str] = Counter()
         self.workers: list[str] = []
         self._workers_at = float("-inf")
         self.stop_requested = False
         self._stopped_at: float | None = None
         self._aborted_at: float | None = None
-
-    @property
-    def worker_pids(self) -> set[int]:
-        """Our own LocalCluster's worker processes (a second Ctrl-C kills them); none of a --scheduler's."""
-        if self.cluster is None:
-            return set()
-        from .dask_local import local_worker_pids
-
-        return local_worker_pids(self.cluster)
 
     def _on_progress(self, event: tuple[float, Any]) -> None:
         """A running shard's record count so far (on the client's event loop thread)."""
@@ -120,14 +98,7 @@ class ShardClient:
         future.add_done_callback(self.finished.put)  # on Dask's callback thread
 
     def _collect(self, timeout: float) -> Iterator[dict[str, Any]]:
-        futures: list[Any] = []
-        try:
-            futures.append(self.finished.get(timeout=timeout))
-            while True:
-                futures.append(self.finished.get_nowait())
-        except queue.Empty:
-            pass
-        for future in futures:
+        for future in self._reported(timeout):
             if isinstance(future, tuple):  # (shard number, records so far): a running shard's progress
                 yield {"progress": True, "number": future[0], "done": future[1]}
                 continue
@@ -164,15 +135,7 @@ class ShardClient:
     def close(self) -> None:
         """Leave the cluster; no task saves anything from now on (their markers are gone)."""
         try:
-            if self.held and self._aborted_at is None:  # the caller left early: let the tasks see the cut
-                self.markers.abort()
-                wait_quietly(self.held, CLOSE_WAIT_S)
-            self.markers.abort()
-            if self.held:
-                self.client.cancel(list(self.held))  # frees the cluster of shards not yet started
             self.client.unsubscribe_topic(self.topic)
-            self.client.close()
         finally:
-            if self.cluster is not None:
-                self.cluster.close()
+            self._leave(wait=self._aborted_at is None)
 

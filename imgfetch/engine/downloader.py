@@ -1,14 +1,11 @@
-"""``imgfetch.Downloader``: the engine as an executor of URLs, warm between calls.
-
-Shaped like ``concurrent.futures.ProcessPoolExecutor``: ``submit`` returns a real Future, ``map``
-yields in input order, ``shutdown`` and ``with`` behave as the standard library documents. It runs
-on the same driver as ``download()`` (engine/driver.py): workers start once, in the constructor,
-and wait between submits without using CPU.
+"""``imgfetch.Downloader``: the engine as an executor of URLs, shaped like ``ProcessPoolExecutor`` and warm between
+calls; it runs on the same driver as ``download()`` (engine/driver.py).
 """
 from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import itertools
 import logging
 import os
@@ -23,10 +20,9 @@ from ..options import Options
 from ..options.keywords import NOT_FOR_A_DOWNLOADER, keyword_signature, options_from_keywords
 from ..records import FetchResult
 from ..sources import entry_of
-from ..store.outputs import refuse_overwriting_the_list
 from .driver import Driver, Request
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
-from .folder import OutputFolder
+from .folder import OutputFolder, refuse_overwriting_the_list
 from .guard import check_main_guard, refuse_in_worker
 from .plan import Planned, Planner
 
@@ -190,13 +186,9 @@ class Downloader:
         return f"<Downloader {str(self._folder.root)!r} {state}, {len(self._pending)} pending>"
 
 
+@functools.cache
 def _register_exit_hook() -> None:
-    if not _exit_hook:
-        atexit.register(_shutdown_all)
-        _exit_hook.append(True)
-
-
-_exit_hook: list[bool] = []
+    atexit.register(_shutdown_all)
 
 
 def _shutdown_all() -> None:

@@ -64,13 +64,9 @@ class _Fetch:
 
 
 class Driver:
-    """The engine loop in a thread of its own; see the module docstring.
-
-    ``start()`` opens the folder and starts the workers in the caller's thread (so what cannot start
-    raises there), then the loop. ``put()`` adds requests, ``close()`` says no more will come (the
-    loop ends once every one is done), ``stop()`` stops as on Ctrl-C (``grace``: in-flight downloads
-    get STOP_GRACE_S to finish). ``on_end`` runs in the driver's thread once the folder is released.
-    """
+    """The engine loop in a thread of its own; see the module docstring. ``start()`` opens the folder and starts
+    the workers in the caller's thread (so what cannot start raises there), then the loop; ``on_end`` runs in
+    the driver's thread once the folder is released."""
 
     def __init__(self, folder: OutputFolder, opts: Options, *, on_end: Callable[[], None] | None = None,
                  name: str = "imgfetch-driver") -> None:
@@ -205,9 +201,9 @@ class Driver:
         if isinstance(item, FetchResult):  # a ready record: invalid, duplicate, or done already
             if request.route.set_running_or_notify_cancel():
                 if self.folder.write(item, planned.full_url, planned.append):
-                    _deliver(request.route, self._located(item))
+                    _settle(request.route, self._located(item))
                 else:
-                    _fail(request.route, self._disk_full(), cancel=False)
+                    _settle(request.route, failure=self._disk_full())
             return None
         fetch = self._fetches.get(item.key)
         if fetch is not None:  # the same URL is being fetched: its record serves this request too
@@ -240,7 +236,7 @@ class Driver:
             return False
         self._located(record)
         for route, mine in fetch.routes if fetch is not None else ():
-            _deliver(route, record if route is fetch.creator else dataclasses.replace(
+            _settle(route, record if route is fetch.creator else dataclasses.replace(
                 record, line=mine.line, columns=mine.columns, skipped=True))
         return True
 
@@ -259,29 +255,23 @@ class Driver:
         failure = self.failure
         for fetch in self._fetches.values():
             for route, _task in fetch.routes:
-                _fail(route, failure or CancelledError(CUT_SHORT), cancel=not fetch.running and failure is None)
+                _settle(route, failure=failure or (CancelledError(CUT_SHORT) if fetch.running else None))
         self._fetches.clear()
         while self._inbox:
             for request in self._inbox.popleft():
-                _fail(request.route, failure, cancel=failure is None)
+                _settle(request.route, failure=failure)
 
 
-def _deliver(route: Route, record: FetchResult) -> None:
+def _settle(route: Route, record: FetchResult | None = None, failure: BaseException | None = None) -> None:
+    """Hand the route its record, or else its failure; with neither, cancel it."""
     try:
-        route.set_result(record)
+        if record is not None:
+            route.set_result(record)
+        elif failure is not None:
+            route.set_exception(failure)
+        else:
+            route.cancel()
     except InvalidStateError:
         pass  # cancelled meanwhile: nobody waits for it
     except BaseException:  # a done-callback that raised past the Future's own guard must not end the loop
-        log.exception("a callback of %r raised", route)
-
-
-def _fail(route: Route, failure: BaseException | None, *, cancel: bool) -> None:
-    try:
-        if cancel:
-            route.cancel()
-        elif failure is not None:
-            route.set_exception(failure)
-    except InvalidStateError:
-        pass
-    except BaseException:
         log.exception("a callback of %r raised", route)

@@ -2,10 +2,9 @@
 
 The engine reads the plan (tasks, and records that need no download), hands tasks to a
 backend as fast as it has room (the local pool, or Dask), frees each URL's per-host slot as
-its record arrives, and passes ready-made records straight through. On a stop it hands out
-nothing more, lets downloads in flight finish for STOP_GRACE_S, then cuts the rest short
-and still records whatever finished. A run-level failure the backend raises while polling
-(ImgFetchError) stops the run the same way, and is raised once the records are in.
+its record arrives, and passes ready-made records straight through. A stop (``_Stop``) still
+records whatever finished; a run-level failure the backend raises while polling (ImgFetchError)
+stops the run the same way, and is raised once the records are in.
 """
 from __future__ import annotations
 
@@ -110,8 +109,16 @@ class Engine:
 
     def start(self) -> None:
         """Start the backend's workers now, rather than when ``run`` starts."""
-        if self.backend is None:
-            self.backend = self._start_backend()
+        if self.backend is not None:
+            return
+        if self.opts.executor == "dask":
+            from .dask_pool import DaskPool
+
+            self.backend = DaskPool(self.opts, self.root, self.tmp)
+        else:
+            from .pool import LocalPool
+
+            self.backend = LocalPool(self.opts, self.root, self.tmp, self.log_pipe)
 
     def wake(self) -> None:
         """The plan has more (or a stop was requested): end the wait for records now. From any thread."""
@@ -119,17 +126,8 @@ class Engine:
         if backend is not None:
             backend.wake()
 
-    def _start_backend(self) -> Backend:
-        if self.opts.executor == "dask":
-            from .dask_pool import DaskPool
-
-            return DaskPool(self.opts, self.root, self.tmp)
-        from .pool import LocalPool
-
-        return LocalPool(self.opts, self.root, self.tmp, self.log_pipe)
-
     def run(self, items: Iterable[Task | FetchResult]) -> Iterator[FetchResult]:
-        feeder = _feeder(iter(items), self.opts)
+        feeder = HostScheduler(iter(items), self.opts.per_host, self.opts.rate)
         self.start()
         backend = self.backend
         assert backend is not None
@@ -231,7 +229,3 @@ def _hand_out(feeder: HostScheduler, backend: Backend, passthrough: list[FetchRe
         handed.add(tasks)
         room -= len(tasks)
     return False, False
-
-
-def _feeder(source: Iterator[Task | FetchResult], opts: Options) -> HostScheduler:
-    return HostScheduler(source, opts.per_host, opts.rate)

@@ -1,32 +1,26 @@
 """The output folder of a run or a Downloader, from its opening to its release.
 
-Opening locks the folder and the manifest, reads what earlier runs did (``done``), removes what a
-hard-killed run left (journal recovery) and opens the manifest and the errors list; a folder that
-cannot be opened is left as it was. Records are then written one by one. At the end the errors
-list is put in place, the manifest closed (and compacted after a complete run when old records
-make up most of it), the locks and the temporary folder released.
-
 An OUT that is an fsspec URL (s3://bucket/prefix, memory://, ...) is a Destination (store/remote.py): the run
 works in a local work folder keyed by the URL, and a dataset's shards are uploaded as they are put in place
 there (store/remoteshards.py); resume also reads the shards already on the destination.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import DiskFull, OptionError, OutputError
 from ..options import Options
 from ..records import FAILED, ErrorKind, FetchResult
 from ..store.dedup import Dedup
 from ..store.errorlist import ErrorsList
-from ..store.files import OutputDir, file_matches
+from ..store.files import FileLock, OutputDir, file_matches, is_empty_file
 from ..store.journal import recover_unrecorded
-from ..store.locking import FileLock
-from ..store.manifest import MANIFEST_NAME, DoneIndex, ManifestWriter, compact, lock_manifest
-from ..store.outputs import is_empty_file, missing_folders, remove_if_empty
+from ..store.manifest import DoneIndex, ManifestWriter, compact, lock_manifest
+from ..store.reading import MANIFEST_NAME
 from ..store.remote import Destination, is_remote, work_folder
 from ..store.remoteshards import RemoteShards
 from ..store.shardset import ShardSet, open_shards
@@ -68,7 +62,7 @@ class OutputFolder:
 
         ``in_flight``: how many downloads may be going on (the manifest keeps room for their records)."""
         errors = Path(self.opts.errors) if self.opts.errors else None
-        new_folders = missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
+        new_folders = _missing_folders(self.out.root, self.manifest_path.parent, *([errors.parent] if errors else []))
         new_manifest = not self.manifest_path.exists()
         try:
             self.out.open()
@@ -100,7 +94,9 @@ class OutputFolder:
             self.release()
             if new_manifest and is_empty_file(self.manifest_path):
                 self.manifest_path.unlink()
-            remove_if_empty(new_folders)
+            for folder in new_folders:
+                with contextlib.suppress(OSError):  # not empty, or not ours to remove
+                    folder.rmdir()
             raise
 
     def _adopt(self, record: FetchResult) -> None:
@@ -204,3 +200,36 @@ def _destination(out_dir: str | os.PathLike[str], opts: Options) -> Destination 
         raise OutputError(f"-o {out_dir}: object storage takes --output-format webdataset or parquet; "
                           "for one file per image, give a local folder")
     return Destination.from_spec(out_dir, opts.storage_options)
+
+
+def refuse_overwriting_the_list(urls: Any, manifest: Path, errors: Path | None) -> None:
+    """An output that is the URL list (or the manifest) would destroy it: refuse with one line."""
+    source = Path(urls) if isinstance(urls, (str, os.PathLike)) and str(urls) != "-" else None
+    if errors is not None and _same_file(errors, manifest):
+        raise OutputError(f"--errors {errors} is the manifest; name another file")
+    if source is None or not source.is_file():
+        return
+    if _same_file(manifest, source):
+        raise OutputError(f"--manifest {manifest} is the URL list being read: records would be appended to it; "
+                          f"name another file (the default is OUT/{MANIFEST_NAME})")
+    if errors is not None and _same_file(errors, source):
+        raise OutputError(f"--errors {errors} is the URL list being read: it would be replaced by this run's failures "
+                          f"alone; name another file, such as {errors.with_name(errors.stem + '-failed' + errors.suffix)}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one is missing: the same file only by name
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _missing_folders(*folders: Path) -> list[Path]:
+    """The folders (and their missing parents) that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    for folder in folders:
+        for candidate in (folder, *folder.parents):
+            if candidate.exists() or candidate in missing:
+                break
+            missing.append(candidate)
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)

@@ -1,13 +1,9 @@
 """Scripts that call imgfetch without ``if __name__ == "__main__":``.
 
-Under spawn and forkserver, every worker process imports the main script again before it
-starts. A script that downloads at its top level would then start a run inside each worker,
-which starts workers, which import the script... Two defences, so the user reads one line:
-
-- In the parent, before any worker starts: if the call comes from a script's top level,
-  outside a ``__name__`` test, stop at once with a one-line error that names the line.
-- In a worker being bootstrapped (named ``imgfetch-...`` by the pool): never start a run;
-  exit quietly. The parent then reports the pool's own one-line error.
+Under spawn and forkserver, every worker process imports the main script again before it starts: a script
+that downloads at its top level would start a run inside each worker, which starts workers... So the parent
+stops such a call at once with one line naming it (``check_main_guard``), and a worker being bootstrapped
+never starts a run (``refuse_in_worker``): it exits quietly, and the parent reports the pool's own line.
 """
 from __future__ import annotations
 

@@ -1,19 +1,11 @@
-"""Per-host politeness, decided in the parent: hosts interleaved, at most N tasks in flight per host,
-at most R starts per second per host.
+"""Per-host politeness, decided in the parent (the README's "Politeness"): hosts interleaved, at most
+--per-host N tasks in flight per host, at most --rate R starts per second per host.
 
-Hosts are always interleaved: the next task to start is from the host with the smallest share of
-its work in view already in flight (``in flight / (in flight + buffered)``). That is a soft
-per-host cap in proportion to each host's work: a host with a few URLs fetches them one after
-another (on one connection) while others have work, a big host keeps about its share of the
-pool, and every host finishes about when the others do, so no big host is left to take hundreds
-of new connections at the end. It binds only while other hosts have startable work: a host alone
-(the end of a list, or a list of one host) gets every free slot. --per-host N is a hard cap and
---rate R exact; both hold whatever else is waiting. The share is of the work in view: at most
-``lookahead`` tasks are read ahead of the pool, so memory stays bounded on any list.
-
-Because the parent decides, the limits hold across every local worker and thread, and under Dask
-across every machine. A task holds its host's slot for all its attempts and redirect hops (they are
-sequential within the task); a redirect to another host still counts against the first host.
+The next task to start is from the host with the smallest share of its work in view already in flight
+(``in flight / (in flight + buffered)``): a soft per-host cap in proportion to each host's work, which binds
+only while other hosts have startable work, so no big host is left to take hundreds of new connections at
+the end. --per-host is a hard cap and --rate exact. At most ``lookahead`` tasks are read ahead of the pool,
+so memory stays bounded on any list.
 """
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
-"""The local pool: ``--workers`` processes x ``--threads`` download threads, fed per URL.
-
-Why processes with pipes rather than ``ProcessPoolExecutor``: an executor's unit of work is
-one call that returns once, so records would come back a batch at a time and each batch
-would wait for its slowest URL; and when one of its workers dies, the whole executor is
-broken, with no way to tell which URLs the dead process held. Here each worker process
-(``multiprocessing`` with the chosen start method, as ``mp_context`` would give) has its own
-duplex pipe. The parent keeps each worker's window of URLs full (its threads plus a small
-queue), records come back one by one as they finish, and the parent knows exactly which
-URLs every worker holds. When a worker dies, only the URLs it held become suspects. Each
-suspect is retried alone in a fresh quarantine process that then exits, so a second death
-convicts that URL and nothing else (a process a suspect may have left broken never sees
-another URL). A dead worker is replaced; the others never notice.
+"""The local pool: ``--workers`` processes x ``--threads`` download threads, fed per URL, each process over a
+duplex pipe of its own. Why not ``ProcessPoolExecutor``, and how a worker's death is pinned on one URL (its
+suspects retried one by one in quarantine processes): the README's "The engine".
 
 A run-level failure found while polling (an initializer that raises, workers that keep dying as
 they start) is raised by ``poll``; the records read before it are handed out by the next
@@ -20,6 +10,7 @@ soon be another program's.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -46,11 +37,6 @@ PREFETCH_MIN = 2           # URLs queued in a worker beyond its threads, at the 
 PREFETCH_SHARE = 8         # and one more per this many threads
 HOSTS_PER_WORKER = 1_024   # hosts whose connections the pool keeps track of, per worker: as many as one keeps idle
 Done = tuple[Task, FetchResult]
-
-
-def prefetch(threads: int) -> int:
-    """URLs queued in a worker beyond its threads, so a thread that finishes starts the next at once."""
-    return max(PREFETCH_MIN, threads // PREFETCH_SHARE)
 
 
 class _WorkerHandle:
@@ -80,10 +66,8 @@ class _WorkerHandle:
         return max(0, min(self.room, self.capacity - len(self.held)))
 
     def send(self, message: tuple[Any, ...]) -> None:
-        try:
+        with contextlib.suppress(OSError):  # it died; its sentinel will say so
             self.conn.send(message)
-        except OSError:
-            pass  # it died; its sentinel will say so
 
     def give(self, tasks: list[Task]) -> None:
         for task in tasks:
@@ -103,7 +87,7 @@ class LocalPool:
             self.ctx.set_forkserver_preload(["imgfetch.engine.worker", *worker_imports(opts.output_format)])
         level = logging.getLogger("imgfetch").getEffectiveLevel()
         self._args = (opts, root, tmp, log_pipe, level)
-        self.window = opts.threads + prefetch(opts.threads)
+        self.window = opts.threads + max(PREFETCH_MIN, opts.threads // PREFETCH_SHARE)  # a thread that ends starts the next
         self.worker_pids: set[int] = set()  # live processes only: see the module docstring
         self.workers = [self._spawn() for _ in range(opts.workers)]
         self.affinity: Affinity[_WorkerHandle] = Affinity(HOSTS_PER_WORKER * opts.workers)  # which workers hold which hosts
@@ -116,10 +100,8 @@ class LocalPool:
         self.waker = Waker()  # wake(): a poll() in progress returns at once
 
     def _spawn(self, quarantine: bool = False) -> _WorkerHandle:
-        if quarantine:
-            worker = _WorkerHandle(self.ctx, self._args, 1, 1, quarantine=True)
-        else:
-            worker = _WorkerHandle(self.ctx, self._args, self.opts.threads, self.window, quarantine=False)
+        threads, window = (1, 1) if quarantine else (self.opts.threads, self.window)
+        worker = _WorkerHandle(self.ctx, self._args, threads, window, quarantine)
         self.worker_pids.add(worker.pid)
         return worker
 
@@ -195,10 +177,8 @@ class LocalPool:
         self._reap([worker])  # it is exiting, if not gone already
         if self.stopping or worker.retiring:
             return  # it held nothing, or what the stop leaves unfinished: fetched again next run
-        unstarted: list[Task] = []
-        if not worker.ready:
-            unstarted = self._died_starting(worker)
-        else:
+        unstarted = [] if worker.ready else self._died_starting(worker)
+        if worker.ready:
             self._suspect_held(worker, done)
         if worker.quarantine:
             self.suspects.extendleft(unstarted)

@@ -6,6 +6,7 @@ the manifest; records come back here, in the order they complete, to be counted,
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -15,7 +16,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from ..errors import DiskFull, Interrupted, OutputError
 from ..options import Options
@@ -23,10 +24,9 @@ from ..records import OK, FetchResult
 from ..report.progress import Progress, wanted
 from ..report.summary import Summary
 from ..sources import Entry, ListCounter, open_entries
-from ..store.outputs import refuse_overwriting_the_list
 from .driver import Driver, Request
 from .engine import Engine
-from .folder import OutputFolder
+from .folder import OutputFolder, refuse_overwriting_the_list
 from .guard import refuse_in_worker
 from .plan import Planner
 from .shard_run import ShardBar, ShardedRun, parts_folder
@@ -42,7 +42,7 @@ class Run:
     """A whole download run. Iterate ``results()``; ``summary`` fills in as records arrive."""
 
     def __init__(self, urls: Any, out_dir: str | os.PathLike[str], opts: Options, *,
-                 hard_exit_on_second_signal: bool = False, label: str | None = None, records: bool = True,
+                 hard_exit_on_second_signal: bool = False, records: bool = True,
                  progress_file: IO[str] | None = None) -> None:
         """``records``: on Dask, read each shard's records back for ``results()`` (the CLI needs counts only);
         ``progress_file``: where the bar goes (stderr by default)."""
@@ -51,7 +51,6 @@ class Run:
         self.out = self.folder.out
         self.summary = Summary()
         self.hard_exit = hard_exit_on_second_signal
-        self.label = label
         self.engine: Engine | None = None
         self.driver: Driver | None = None
         self.sharded: ShardedRun | None = None  # --executor dask: the run as shards
@@ -105,12 +104,12 @@ class Run:
 
     def _run(self, entries: Iterator[Entry]) -> Iterator[FetchResult]:
         started = time.monotonic()
-        records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        records = _Outbox()
         self.driver = driver = Driver(self.folder, self.opts, on_end=lambda: records.put(_END), name="imgfetch-run")
         driver.start()
         self.engine = engine = driver.engine
         assert engine is not None
-        bar = Progress(self.summary, self._counter, self.label, in_flight=engine.in_flight, budget_s=self.opts.max_time,
+        bar = Progress(self.summary, self._counter, in_flight=engine.in_flight, budget_s=self.opts.max_time,
                        file=self.progress_file) if wanted(self.opts.progress, self.progress_file) else None
         try:
             planner = Planner(driver.folder.done, self.folder.root, self.opts.retry_failed,  # type: ignore[arg-type]
@@ -135,7 +134,7 @@ class Run:
         """On Dask: the shards' counts make the summary and move the bar; records only if asked for."""
         started = time.monotonic()
         self.sharded = ShardedRun(self.out, self.opts, self.folder.destination)
-        bar = (Progress(self.summary, self._counter, self.label, file=self.progress_file)
+        bar = (Progress(self.summary, self._counter, file=self.progress_file)
                if wanted(self.opts.progress, self.progress_file) else None)
         moves = ShardBar(bar)
         try:
@@ -154,14 +153,13 @@ class Run:
             if bar is not None:
                 bar.close(self._signum is None)
 
-    def _exchange(self, entries: Iterator[Entry], planner: Planner, records: queue.SimpleQueue[Any],
+    def _exchange(self, entries: Iterator[Entry], planner: Planner, records: _Outbox,
                   driver: Driver) -> Iterator[FetchResult]:
         """Queue the list's entries, a window ahead, and yield records until the driver ends."""
-        route = _Outbox(records)
         ahead, more = 0, True
         while True:
             while more and ahead <= driver.window - CHUNK and not driver.stopped:
-                batch = [Request(planner.plan, entry, route) for entry in itertools.islice(entries, CHUNK)]
+                batch = [Request(planner.plan, entry, records) for entry in itertools.islice(entries, CHUNK)]
                 if batch:
                     driver.put(batch)
                     ahead += len(batch)
@@ -173,10 +171,6 @@ class Run:
                 return
             ahead -= 1
             yield item
-
-    def _release(self) -> None:
-        """Unlock the manifest and the output folder, and remove the run's temporary folder."""
-        self.folder.release()
 
     def _on_signal(self, signum: int) -> None:
         if self._signum is None:
@@ -193,13 +187,10 @@ class Run:
         pids = self.engine.worker_pids if self.engine is not None else set()
         if self.sharded is not None:
             pids = self.sharded.worker_pids
-        if pids:
-            for pid in pids & _live_children():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        self._release()
+        for pid in pids & _live_children():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        self.folder.release()  # unlock the manifest and OUT, remove the temporary folder
         # os._exit (public despite its name): end now, without running cleanup that waits on workers.
         os._exit(SIGNAL_EXIT_BASE + self._signum)
 
@@ -214,17 +205,14 @@ def _live_children() -> set[int]:
     return {child.pid for child in multiprocessing.active_children() if child.pid is not None}
 
 
-class _Outbox:
-    """A run's records go to its queue, shaped like a Future for the driver: never cancelled."""
-
-    def __init__(self, records: queue.SimpleQueue[Any]) -> None:
-        self.records = records
+class _Outbox(queue.SimpleQueue[Any]):
+    """A run's queue of records (and _END), shaped like a Future for the driver: never cancelled."""
 
     def set_running_or_notify_cancel(self) -> bool:
         return True
 
     def set_result(self, result: FetchResult) -> None:
-        self.records.put(result)
+        self.put(result)
 
     def set_exception(self, exception: BaseException | None) -> None:
         pass  # the run raises the driver's failure itself, once the driver has ended
@@ -233,19 +221,14 @@ class _Outbox:
         return False
 
 
-class _signals:
+@contextlib.contextmanager
+def _signals(callback: Callable[[int], None]) -> Iterator[None]:
     """Route SIGINT/SIGTERM to a callback while a run is active (main thread only)."""
-
-    def __init__(self, callback: Any) -> None:
-        self.callback = callback
-        self.saved: dict[int, Any] = {}
-
-    def __enter__(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self.saved[signum] = signal.signal(signum, lambda s, _f: self.callback(s))
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self.saved.items():
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {signum: signal.signal(signum, lambda s, _f: callback(s)) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
             signal.signal(signum, handler)

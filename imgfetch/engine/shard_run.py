@@ -1,20 +1,14 @@
 """A run on Dask, as shards: the list cut into slices of --shard-size entries, one Dask task each.
 
-Slice N of the list is shard N, whatever ran it before, so a re-run finds each shard's outputs where
-the first run put them: a complete shard (its counts file is in ``manifest.parts``) is skipped
-without a task, a cut one is handed out again and redoes what it lacks (shard_task.py). The client
-reads the list, locks OUT and keeps its temporary folder (the stop markers, files' temporary names);
-the shards write everything else. What comes back is each shard's counts, for the summary and the
-bar; a library caller also gets each shard's records, read from its part once the shard has ended.
-
-With OUT on object storage (a Destination), the client checks it before any download (one line), lists
-which shards are complete there once, and each Dask worker uploads its shards itself; the client's local
-work folder holds only the lock and the temporary folder, and the stop state is in the scheduler.
+Slice N of the list is shard N, whatever ran it before, so a re-run finds each shard's outputs where the
+first run put them (the README's "Resume" on Dask). The client reads the list, locks OUT and keeps its
+temporary folder (the stop markers, files' temporary names); the shards write everything else, and upload
+it themselves when OUT is object storage. A library caller also gets each shard's records, read from its
+part once the shard has ended.
 """
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,7 +18,7 @@ from ..records import FetchResult, record_from_flat
 from ..sources import Entry
 from ..store.files import OutputDir
 from ..store.parts import done_numbers, part_name, shard_done
-from ..store.reading import newest_records
+from ..store.reading import newest_records, part_records
 from ..store.remote import Destination
 from .shard_task import ShardJob
 
@@ -85,25 +79,14 @@ class ShardedRun:
             else:
                 yield ShardJob(self.opts, root, tmp, number, chunk, self.destination)
 
-    def _part(self, number: int) -> list[dict[str, Any]]:
-        """Shard ``number``'s records, the newest per URL, from OUT or the destination ([] if it has none)."""
-        if self.destination is None:
-            part = self.out.root / part_name(number)
-            return newest_records(part) if part.exists() else []
-        try:
-            with self.destination.open(part_name(number), "rb") as handle:
-                lines = handle.read().decode("utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        newest: dict[Any, dict[str, Any]] = {}
-        for line in lines:
-            data = json.loads(line)
-            newest.pop(data.get("key"), None)
-            newest[data.get("key")] = data
-        return list(newest.values())
-
     def _records(self, counts: dict[str, Any]) -> Iterator[FetchResult]:
-        for data in self._part(counts["number"]):
+        """The shard's records, the newest per URL, from OUT or the destination (none if it has no part)."""
+        part = part_name(counts["number"])
+        if self.destination is not None:
+            found = part_records(self.destination, part)
+        else:
+            found = newest_records(self.out.root / part) if (self.out.root / part).exists() else []
+        for data in found:
             record = record_from_flat(data)
             record.skipped = record.skipped or bool(counts.get("earlier"))
             if record.path and self.destination is None:

@@ -2,19 +2,13 @@
 
 The task plans its entries as a run does (invalid, duplicate within the shard, done by an earlier
 attempt), hands the URLs to the process's download threads, which run the same per-URL pipeline as a
-local worker (pipeline.py: budget, retries, validation, resize), and writes the shard's outputs
-itself (shard_sinks.py). It returns only the shard's counts, a few hundred bytes: no image and no
-per-URL record goes back to the client.
+local worker (pipeline.py), and writes the shard's outputs itself (shard_sinks.py). It returns only the
+shard's counts, a few hundred bytes.
 
-Threads: a Dask worker process keeps one pool of --threads download threads per run, shared by the
-shards it runs, and runs at most SHARDS_PER_PROCESS of them at once (a Dask thread beyond that waits
-for a turn, idle). So a Dask worker started with --nthreads 64 runs 2 shards on --threads threads, not
-64 x --threads threads; and when one shard is down to its slowest URLs, the other keeps the threads
-busy: a slow URL holds its own thread only.
-
-A stop reaches the task through the run's marker files (markers.py), or, for an OUT on object storage,
-the run's state in the scheduler (dask_markers.py): a shard that has not started returns cancelled, no
-URL starts once the run drains, and downloads in flight are cut at its abort.
+A Dask worker process keeps one pool of --threads download threads per run, shared by its shards, and runs
+at most SHARDS_PER_PROCESS of them at once (a Dask thread beyond that waits for a turn), so --nthreads 64
+means 2 shards on --threads threads, not 64 x --threads threads. A stop reaches the task through the run's
+markers (markers.py).
 """
 from __future__ import annotations
 
@@ -33,8 +27,7 @@ from ..report.summary import Summary
 from ..sources import Entry
 from ..store.remote import Destination
 from ..store.shards import take_held
-from .dask_markers import scheduler_flag
-from .markers import MarkerFlag, may_start
+from .markers import MarkerFlag, dask_worker, may_start, scheduler_flag
 from .pipeline import own_process, process_task
 from .plan import Planner
 from .shard_sinks import open_sink, remove_stale_staging
@@ -149,12 +142,7 @@ class _Progress:
     def __init__(self, job: ShardJob) -> None:
         self.topic, self.number, self.done = progress_topic(job.tmp), job.number, 0
         self.sent_at = time.monotonic()
-        try:
-            from distributed import get_worker
-
-            self.worker: Any = get_worker()
-        except (ImportError, ValueError):  # not in a Dask worker: nobody to tell
-            self.worker = None
+        self.worker = dask_worker()  # None outside a Dask worker: nobody to tell
 
     def add(self, record: FetchResult) -> None:
         if record.skipped or self.worker is None:

@@ -6,6 +6,7 @@ sets the waker, whose file descriptor is in the wait set, and the loop reads it 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -25,26 +26,20 @@ class Waker:
         if self._set:
             return
         self._set = True
-        try:
+        with contextlib.suppress(OSError):  # full (already readable) or closed (the loop is gone)
             os.write(self._write, b"!")
-        except (BlockingIOError, OSError):
-            pass  # full (already readable) or closed (the loop is gone)
 
     def clear(self) -> None:
         """Called by the waiting thread when the read end is ready, before it looks for new work.
 
         A set() that comes while the pipe is emptied writes nothing; that is safe because its work was
         queued before it, and the caller looks for work after this returns."""
-        try:
+        with contextlib.suppress(OSError):  # BlockingIOError: emptied
             while os.read(self._read, 4096):
                 pass
-        except (BlockingIOError, OSError):
-            pass
         self._set = False  # last: from now on a set() writes again
 
     def close(self) -> None:
         for fd in (self._read, self._write):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass

@@ -1,9 +1,8 @@
 """A local worker process: the parent's tasks in, each through the per-URL pipeline (pipeline.py), records out.
 
-The process (``worker_main``) talks to the parent over one duplex pipe. The parent sends small
-batches of tasks; ``capacity`` download threads take them one at a time from a local queue; a sender thread
-sends each finished record back at once (records that finish together travel in one message). So no thread
-ever waits for another URL to finish. For a dataset, the outbox files each record in the process's shard.
+``capacity`` download threads take the parent's tasks one at a time from a local queue; a sender thread sends
+each finished record back at once (records that finish together travel in one message), so no thread ever
+waits for another URL. For a dataset, the outbox files each record in the process's shard.
 
 Messages, parent -> worker: ("tasks", [Task, ...]), ("drain",) stop starting queued tasks, ("abort",) cut
 downloads in flight too, ("exit",). Worker -> parent: ("ready", pid) once all its threads run,
@@ -13,6 +12,7 @@ Workers never raise across the process boundary and never print; they log throug
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -85,10 +85,8 @@ class _WorkerLoop:
             thread.start()
 
     def serve(self) -> None:
-        try:
+        with contextlib.suppress(EOFError, OSError):  # the parent went away
             self._listen()
-        except (EOFError, OSError):
-            pass  # the parent went away
         self._shutdown()
 
     def _listen(self) -> None:
@@ -144,11 +142,8 @@ class _WorkerLoop:
             task = self.inbox.get()
             if task is None:
                 return
-            if self.draining.is_set():
-                record = cancelled_record(task)
-            else:
-                record = process_task(task, self.opts, self.fetcher, self.root, self.tmp)
-            self.outbox.put(record)
+            self.outbox.put(cancelled_record(task) if self.draining.is_set()
+                            else process_task(task, self.opts, self.fetcher, self.root, self.tmp))
 
     def _send_loop(self) -> None:
         while True:

@@ -1,4 +1,1 @@
-"""Where results land: files, the manifest, dataset shards, object storage.
-
-The README's Architecture section maps its modules.
-"""
+"""Where results land: files, the manifest, dataset shards, object storage (the README's Architecture maps it)."""

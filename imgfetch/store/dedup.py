@@ -1,15 +1,8 @@
 """--dedup: the first image of each content is kept; later ones become duplicate records, their files removed.
 
-The decision is the parent's, made as records arrive, so it holds across workers, threads, Dask and
-runs: every worker saves what it fetched, and the parent, before it writes a record, looks its
-image up among the images kept so far (this run's, and those of earlier runs, read from the
-manifest as the run starts). A match makes the record a duplicate: its file is removed first,
-then the record is written, so a crash in between leaves a URL without a record, which the next
-run fetches and judges again. The first is never touched, and it is whichever was recorded first.
-
-Exact: the same sha256. phash:D: perceptual hashes (images/phash.py) at most D bits apart
-(store/nearhash.py), or the same sha256. Memory: about 170 bytes an image kept, at the peak while
-tables double (measured at 300,000), and with phash 20 more and up to 32 MiB of buckets.
+The decision is the parent's, made as records arrive, before each is written (the README's "Dedup" says
+what a user sees, and why a crash between removing a copy's file and writing its record costs nothing).
+Memory: about 170 bytes an image kept, at the peak while tables double (measured at 300,000).
 """
 from __future__ import annotations
 
@@ -44,7 +37,6 @@ class Dedup:
         self._paths = bytearray()  # per id: its path's digest
         self._lines = array("q")  # per id: its line, or _NO_LINE
         self._phash_ids = array("q")  # per NearIndex id: our id
-        self.removed = 0  # files of duplicates removed by this run
 
     def __len__(self) -> int:
         return len(self._lines)
@@ -76,7 +68,6 @@ class Dedup:
                             exc.strerror or exc)
                 self._learn(result.key, result.sha256, result.phash, result.path, result.line)
                 return
-            self.removed += 1
         line = self._lines[index]
         where = f"line {line}" if line != _NO_LINE else "an earlier URL"
         result.error = f"same image as {where}" if apart == 0 else f"near-duplicate of {where} (phash distance {apart})"

@@ -13,15 +13,12 @@ import os
 from pathlib import Path
 from typing import IO
 
-from ..errors import DiskFull, OutputError
+from ..errors import OutputError
+from .manifest import write_error
 
 log = logging.getLogger(__name__)
 ERRORS_FILE_MODE = 0o600  # it lists full URLs, credentials included: for the owner only
 MARK = "# imgfetch --errors:"  # the first line of every errors file imgfetch writes ('#' lines are comments in a list)
-
-
-def partial_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.imgfetch-partial")
 
 
 class ErrorsList:
@@ -29,7 +26,7 @@ class ErrorsList:
 
     def __init__(self, path: Path, manifest: Path) -> None:
         self.path = path
-        self._tmp = partial_name(path)
+        self._tmp = path.with_name(f".{path.name}.imgfetch-partial")
         self._handle: IO[str] | None = None
         try:
             if path.is_dir():
@@ -52,7 +49,7 @@ class ErrorsList:
         try:
             self._handle.write(url + "\n")
         except OSError as exc:
-            raise _error(self.path, exc) from None
+            raise write_error(self.path, exc) from None
 
     def commit(self) -> None:
         """Flush and rename over FILE (safe to call twice)."""
@@ -64,7 +61,7 @@ class ErrorsList:
             os.replace(self._tmp, self.path)
         except OSError as exc:
             self.discard()
-            raise _error(self.path, exc) from None
+            raise write_error(self.path, exc) from None
 
     def discard(self) -> None:
         if self._handle is not None:
@@ -81,10 +78,3 @@ def _is_ours(path: Path) -> bool:
             return handle.readline().startswith(MARK)
     except OSError:
         return False
-
-
-def _error(path: Path, exc: OSError) -> OutputError:
-    import errno
-
-    kind = DiskFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
-    return kind(f"cannot write {path}: {exc.strerror or exc}")

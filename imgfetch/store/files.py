@@ -1,8 +1,8 @@
 """Safe names, atomic writes and the output folder's lock."""
 from __future__ import annotations
 
+import contextlib
 import errno
-import hashlib
 import itertools
 import os
 import re
@@ -15,7 +15,6 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import OutputError
 from ..options.values import COLUMN_NAMING
-from .locking import FileLock
 from .noreplace import place_new
 
 LOCK_NAME = ".imgfetch.lock"
@@ -24,6 +23,7 @@ MAX_STEM = 80  # characters of a name taken from a URL or a column, before the k
 URL_KEY_CHARS = 10  # of the URL key added to a name from the URL: different URLs, different files
 COLUMN_KEY_CHARS = 8  # of the URL key added to a name from a column
 FILE_MODE = 0o666  # less the umask, as curl's and wget's files are
+LOCK_MODE = 0o644  # a lock file: the owner writes, anyone may read
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TMP_SEQUENCE = itertools.count()
 # Names Windows keeps for devices, whatever the extension.
@@ -67,6 +67,44 @@ def target_name(naming: str, *, url: str, key: str, line: int, sha256: str, exte
     return f"{name}{extension}"
 
 
+class FileLock:
+    """An exclusive ``flock`` on ``path`` (created if missing), for one run at a time on a folder or a manifest;
+    released and the file removed by ``release``. ``busy`` is the one line a second run reads."""
+
+    def __init__(self, path: Path, busy: str) -> None:
+        self.path, self.busy = path, busy
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, LOCK_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputError(self.busy) from None
+            # The holder before us may have unlinked the file after we opened it: lock the live one.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return
+            os.close(fd)
+
+    def release(self) -> None:
+        """Remove the file, then unlock (safe to call twice)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+
 class OutputDir:
     """The output folder: created and checked up front, locked for one run at a time."""
 
@@ -107,11 +145,8 @@ class OutputDir:
 def write_atomic(root: Path, tmp_dir: Path, relpath: str, data: bytes, *, replace: bool) -> None:
     """Write data to root/relpath via a temporary file and a link or rename; never a partial file.
 
-    Without ``replace`` an existing file (or symlink) at the target is never touched, unless it
-    already holds exactly these bytes or is empty (imgfetch never saves an empty image; an empty
-    file there is what a crash on a drive without hard links leaves, see noreplace). The file
-    gets the usual mode (0666 less the umask), as curl's and wget's do. Raises OSError with a
-    readable strerror otherwise.
+    Without ``replace`` an existing file (or symlink) at the target is never touched, unless it already holds
+    exactly these bytes or is empty (what a crash in noreplace's placeholder leaves); else OSError.
     """
     target = os.path.join(root, relpath)
     if "/" in relpath:
@@ -126,10 +161,8 @@ def write_atomic(root: Path, tmp_dir: Path, relpath: str, data: bytes, *, replac
         else:
             _link_new(tmp_name, target, data)
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
 
 
 def _write_and_close(fd: int, data: bytes) -> None:
@@ -148,18 +181,15 @@ def _link_new(tmp_name: str, target: str, data: bytes) -> None:
     except FileExistsError:
         if os.path.islink(target):
             raise FileExistsError(errno.EEXIST, "a symlink is already there (never followed)") from None
-        if _is_empty_file(target):
+        if is_empty_file(target):
             os.replace(tmp_name, target)  # a placeholder a crash left (see noreplace): nothing to lose
         elif not _same_bytes(Path(target), data):
             raise FileExistsError(errno.EEXIST, "a different file is already there (use --overwrite)") from None
 
 
-def _is_empty_file(path: str) -> bool:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_size == 0
+def is_empty_file(path: str | os.PathLike[str]) -> bool:
+    """An empty regular file (not a symlink) is at ``path``."""
+    return file_matches(Path(path), "", 0)
 
 
 def _make_parent(parent: Path) -> None:
@@ -170,9 +200,7 @@ def _make_parent(parent: Path) -> None:
 
 def _same_bytes(path: Path, data: bytes) -> bool:
     try:
-        if path.stat().st_size != len(data):
-            return False
-        return hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
+        return path.stat().st_size == len(data) and path.read_bytes() == data
     except OSError:
         return False
 

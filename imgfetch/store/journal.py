@@ -1,28 +1,24 @@
 """Images saved but not yet recorded: a note per image, written just before it is put in place.
 
-A worker notes (URL key, sha256, size, path) in a file of its own in the run's temporary
-folder just before it links an image into the output folder; the manifest record follows
-moments later, from the parent. A run that ends normally removes the folder with its notes.
-A run killed hard (SIGKILL, the OOM killer, a container stop) leaves them, and may leave
-images whose record was never written. The next run into the folder, holding its lock, reads
-those notes and removes every noted image that no manifest record owns, provided it still
-holds the noted bytes (so a file that is not imgfetch's is never touched). Its URL, having no
-record, is fetched again like any other, and nothing blocks it: one re-run converges.
+A worker notes (URL key, sha256, size, path) in a file of its own in the run's temporary folder;
+a run killed hard leaves the notes, and the next run into the folder, holding its lock, removes every
+noted image that no record owns and that still holds the noted bytes (the README's "A hard kill costs
+one re-run, never a URL").
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
 import shutil
 import socket
-import stat
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .files import TMP_PREFIX
+from .files import TMP_PREFIX, file_matches
 from .reading import manifest_lines
 
 log = logging.getLogger(__name__)
@@ -62,10 +58,8 @@ class SaveNotes:
 
     def __del__(self) -> None:
         if self._fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # the drive is gone already
                 os.close(self._fd)
-            except OSError:
-                pass  # the drive is gone already
 
 
 @functools.lru_cache(maxsize=8)
@@ -128,10 +122,7 @@ def _inside(relpath: str) -> bool:
 def _remove_if_unchanged(root: Path, relpath: str, sha256: str, size: int) -> bool:
     path = root / relpath
     try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-            return False
-        if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        if not file_matches(root, relpath, size) or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
             return False
         path.unlink()
     except OSError:

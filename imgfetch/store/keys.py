@@ -1,10 +1,8 @@
 """Compact exact sets and maps of 128-bit URL keys, flat in memory on million-URL lists.
 
-A Python set of strings costs about 100 bytes a URL; these open-addressing tables in one
-bytearray cost 16 (set) or 24 (map to an int) bytes a slot. A table doubles when it would be
-more than half full, so it is between a quarter and half full: 32-64 bytes a key for a KeySet,
-48-96 for a KeyMap (at least 1024 slots), and while it doubles the old table is still there,
-so the peak is 1.5 times that (up to 96 and 144 bytes a key).
+A Python set of strings costs about 100 bytes a URL; these open-addressing tables in one bytearray cost
+16 (set) or 24 (map to an int) bytes a slot, kept between a quarter and half full (the README's "Very
+long lists" has the bytes a key).
 """
 from __future__ import annotations
 

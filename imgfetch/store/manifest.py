@@ -4,24 +4,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import functools
 import glob
 import json
 import logging
 import os
 import stat
-import sys
 from pathlib import Path
 from typing import IO, Any, Callable
 
 from ..errors import DiskFull, OutputError
 from ..records import DUPLICATE, FAILED, OK, SKIPPED, FetchResult
+from .files import FileLock
 from .keys import KeyMap
-from .locking import FileLock
-from .reading import MANIFEST_NAME, key_digest, line_at, manifest_lines, newest_offsets, read_manifest, record_at
+from .noreplace import libc
+from .reading import key_digest, line_at, manifest_lines, newest_offsets, record_at
 from .shardset import shard_number
-
-__all__ = ["MANIFEST_NAME", "DoneIndex", "ManifestWriter", "compact", "lock_manifest", "read_manifest"]
 
 log = logging.getLogger(__name__)
 RESERVE_BYTES = 256 * 1024  # disk kept allocated past the manifest's end, at the least: room for ~500 records
@@ -86,10 +83,8 @@ class DoneIndex:
 class ManifestWriter:
     """Appends one JSON line per record and flushes it, so a crash never loses a finished record.
 
-    It keeps disk allocated past the end of the manifest (fallocate with KEEP_SIZE, where the
-    filesystem has it), enough for the records of every download in flight, so when images
-    fill the disk those records can still be written. ``low_space`` turns true when the reserve can no
-    longer be renewed: the run should stop.
+    It keeps disk allocated past the manifest's end for the records of every download in flight (the README's
+    "A full disk stops the run cleanly"); ``low_space`` turns true when that reserve can no longer be renewed.
     """
 
     def __init__(self, path: Path, in_flight: Callable[[], int] = lambda: 0) -> None:
@@ -132,7 +127,7 @@ class ManifestWriter:
             if self._handle.tell() > self._renew_at:  # sized at renewal, not per record: in_flight() is not free
                 self._reserve()
         except OSError as exc:  # a full disk: the run cannot keep its promise of a record per URL
-            raise _write_error(self.path, exc) from None
+            raise write_error(self.path, exc) from None
 
     def _reserve_bytes(self) -> int:
         """Room for the records of every download in flight, twice over: the reserve is renewed
@@ -156,10 +151,11 @@ class ManifestWriter:
             try:
                 handle.close()
             except OSError as exc:
-                raise _write_error(self.path, exc) from None
+                raise write_error(self.path, exc) from None
 
 
-def _write_error(path: Path, exc: OSError) -> OutputError:
+def write_error(path: Path, exc: OSError) -> OutputError:
+    """The run-level error for a failed write: DiskFull when the disk (or the quota) is full."""
     error = DiskFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
     return error(f"cannot write {path}: {exc.strerror or exc}")
 
@@ -181,20 +177,10 @@ def lock_manifest(path: Path) -> FileLock:
 
 def reserve_space(fd: int, offset: int, length: int) -> bool:
     """Allocate disk blocks past the end of a file without changing its size; False if refused."""
-    libc = _libc()
-    if libc is None:
+    c = libc()
+    if c is None:
         return False
-    return libc.fallocate(fd, FALLOC_FL_KEEP_SIZE, ctypes.c_longlong(offset), ctypes.c_longlong(length)) == 0
-
-
-@functools.lru_cache(maxsize=1)
-def _libc() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+    return c.fallocate(fd, FALLOC_FL_KEEP_SIZE, ctypes.c_longlong(offset), ctypes.c_longlong(length)) == 0
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -230,13 +216,9 @@ def compact(path: Path) -> tuple[int, int]:
 
 def _fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (where the platform allows opening folders)."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -23,11 +23,8 @@ _INT_BYTES = 4
 
 def _masks(width: int, radius: int) -> list[int]:
     """Every XOR mask of ``width`` bits with at most ``radius`` bits set: the probes around a value."""
-    masks = []
-    for bits in range(radius + 1):
-        for chosen in itertools.combinations(range(width), bits):
-            masks.append(sum(1 << bit for bit in chosen))
-    return masks
+    return [sum(1 << bit for bit in chosen)
+            for bits in range(radius + 1) for chosen in itertools.combinations(range(width), bits)]
 
 
 class NearIndex:

@@ -1,19 +1,20 @@
 """Putting a finished temporary file at a name that must still be free, on any local filesystem.
 
-``os.link`` is the first choice: atomic, and it fails if anything at all (even a dangling
-symlink) has the name. vfat, exFAT and many SMB and FUSE mounts refuse hard links, so the
-fallbacks are ``renameat2(RENAME_NOREPLACE)``, just as atomic where the kernel and filesystem
-have it, and else an ``O_EXCL`` placeholder replaced by a rename. Each process remembers the
-first way that worked and does not try the others again: a process writes one output folder,
-and every fallback keeps the same promises, so a wrong guess for another folder costs nothing
-but a little speed.
+``os.link`` (atomic, and it fails if anything at all, even a dangling symlink, has the name), else
+``renameat2(RENAME_NOREPLACE)``, else an ``O_EXCL`` placeholder replaced by a rename (the README says where).
+Each process remembers the first way that worked: a process writes one output folder, and every fallback
+keeps the same promises, so a wrong guess for another folder costs nothing but a little speed.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import functools
 import os
+import sys
 from collections.abc import Callable
+from typing import Any
 
 LINK, RENAME, PLACEHOLDER = "link", "renameat2", "placeholder"
 FILE_MODE = 0o666  # less the umask: the placeholder's mode, which the rename then replaces
@@ -28,11 +29,21 @@ NO_RENAME_FLAG = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.
 Rename = Callable[[str, str], None]
 
 
+@functools.lru_cache(maxsize=1)
+def libc() -> Any:
+    """The C library, for the calls Python does not wrap; None off Linux, or where it cannot be loaded."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 def _libc_renameat2() -> Rename | None:
     """renameat2(RENAME_NOREPLACE) from the C library (glibc >= 2.28), or None without it."""
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
+    function = getattr(libc(), "renameat2", None)
+    if function is None:
         return None
     function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
     function.restype = ctypes.c_int
@@ -92,8 +103,6 @@ def _through_placeholder(tmp_name: str, target: str) -> None:
     try:
         os.replace(tmp_name, target)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(target)  # our own placeholder: leave the name as free as we found it
-        except OSError:
-            pass
         raise

@@ -1,10 +1,5 @@
-"""The manifest in parts: one JSON Lines file per shard of a sharded run (--executor dask).
-
-Shard N of a run is slice N of the list (--shard-size entries), wherever it runs, so a re-run maps the
-same URLs to the same part. Its records are in ``manifest.parts/NNNNN.jsonl``; ``NNNNN_stats.json``
-beside it, written (or published) last, says the shard is complete: a re-run skips it without a download.
-For ``files`` the part grows record by record as the shard runs, on the shared output folder, so a cut
-shard is redone per URL from its own records; a dataset's part is published with its shard.
+"""The manifest in parts: one JSON Lines file per shard of a sharded run (--executor dask), and beside it the
+shard's stats, written last, the mark of a complete shard (the README's "Running on a Dask cluster").
 """
 from __future__ import annotations
 
@@ -15,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .remote import Destination
+from .shardfiles import read_stats
 
 PARTS_DIR = "manifest.parts"
 _PART = re.compile(r"^(\d{5,})\.jsonl$")
@@ -33,13 +29,11 @@ def done_name(number: int) -> str:
 
 def shard_done(root: str | os.PathLike[str] | Destination, number: int) -> dict[str, Any] | None:
     """The stats of shard ``number`` if it is complete in ``root`` (a folder, or object storage), else None."""
+    if not isinstance(root, Destination):
+        return read_stats(os.path.join(root, done_name(number)))
     try:
-        if isinstance(root, Destination):
-            with root.open(done_name(number), "rb") as handle:
-                data = json.loads(handle.read())
-        else:
-            with open(Path(root) / done_name(number), encoding="utf-8") as handle:
-                data = json.load(handle)
+        with root.open(done_name(number), "rb") as handle:
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

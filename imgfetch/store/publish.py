@@ -1,14 +1,10 @@
 """Putting a finished shard's files in the output folder: the one place a Dask shard's outputs leave the
 Dask worker's local disk.
 
-A shard is staged under temporary names on the Dask worker's own disk and published only once every
-one of its files is complete, in the order given (the file that says "complete" last), each file
-whole or not at all: a rename when the staging folder is on OUT's filesystem, else a copy to a hidden
-temporary name beside its final one and a rename. So a kill mid-publish leaves whole files only, and
-the shard without its last file counts as not done: it is redone and published again over them.
-
-``publish`` is the seam for other destinations: to object storage (a Destination, store/remote.py) each
-file is uploaded in the same order (an object PUT is whole or nothing, retried), then its local copy goes.
+Each file goes whole or not at all, in the order given (the file that says "complete" last): a rename when
+the staging folder is on OUT's filesystem, else a copy to a hidden temporary name beside its final one and a
+rename; to object storage, an upload (Destination.publish). So a kill mid-publish leaves whole files only,
+and a shard without its last file counts as not done: it is redone and published again over them.
 """
 from __future__ import annotations
 

@@ -9,16 +9,13 @@ import os
 from array import array
 from itertools import chain, compress
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, Any, Iterable, Iterator, Mapping
 
 from ..errors import OutputError
 from ..records import DUPLICATE, OK, SKIPPED
 from .keys import DIGEST_BYTES, KeyMap
 from .parts import PARTS_DIR, part_files, parts_on
 from .remote import Destination, is_remote, work_folder
-
-__all__ = ["MANIFEST_NAME", "key_digest", "line_at", "manifest_lines", "newest_offsets", "newest_records",
-           "read_manifest", "record_at"]
 
 log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.jsonl"
@@ -169,7 +166,11 @@ def read_manifest(path: str | os.PathLike[str], *, storage_options: Mapping[str,
     for file in [path, *parts] if path.exists() else parts:
         for record in newest_records(file):  # a part's record is newer than the main manifest's
             newest[record.get("key")] = record
-    return sorted(newest.values(), key=lambda r: r["line"] if isinstance(r.get("line"), int) else _NO_LINE)
+    return _in_input_order(newest.values())
+
+
+def _in_input_order(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: r["line"] if isinstance(r.get("line"), int) else _NO_LINE)
 
 
 def newest_records(path: Path) -> list[dict[str, Any]]:
@@ -189,14 +190,28 @@ def _read_remote(url: str, storage_options: Mapping[str, Any]) -> list[dict[str,
         raise OutputError(f"{url}: no manifest ({PARTS_DIR}/ is empty, and no run on this machine wrote there)")
     newest: dict[Any, dict[str, Any]] = {}
     for name in names:
-        with parts.open(name, "rb") as handle:
-            for number, line in enumerate(handle.read().splitlines(), 1):
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    log.warning("%s/%s:%d: unreadable manifest line ignored", parts.url, name, number)
-                    continue
-                if isinstance(record, dict):
-                    newest.pop(record.get("key"), None)
-                    newest[record.get("key")] = record
-    return sorted(newest.values(), key=lambda r: r["line"] if isinstance(r.get("line"), int) else _NO_LINE)
+        for record in part_records(parts, name):
+            newest.pop(record.get("key"), None)
+            newest[record.get("key")] = record
+    return _in_input_order(newest.values())
+
+
+def part_records(destination: Destination, name: str) -> list[dict[str, Any]]:
+    """The newest record per URL of the manifest part ``name`` on object storage, in the order they were
+    written; [] when there is no such part."""
+    try:
+        with destination.open(name, "rb") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return []
+    newest: dict[Any, dict[str, Any]] = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            log.warning("%s/%s:%d: unreadable manifest line ignored", destination.url, name, number)
+            continue
+        if isinstance(record, dict):
+            newest.pop(record.get("key"), None)
+            newest[record.get("key")] = record
+    return list(newest.values())

@@ -3,19 +3,8 @@
 A :class:`Destination` is the -o value when it is an fsspec URL; a local path never becomes one, so it
 keeps the local output folder's behaviour exactly. A Destination holds only its URL and storage
 options: it pickles as those, and opens its filesystem lazily, so a worker process or a Dask worker
-rebuilds it where it runs. The API, for whoever writes a shard:
-
-- ``Destination.from_spec(url, storage_options)``: the destination (``storage_options`` a mapping,
-  or ``(key, value)`` pairs whose dotted keys nest: ``client_kwargs.endpoint_url``).
-- ``check()``: the destination can be listed (the bucket exists, the credentials work), else one line.
-- ``publish(local_path, name)``: upload a finished file under its final name, retried with backoff.
-  An object PUT is atomic, so a reader never meets a partial object and nothing temporary is left
-  (on ``file://`` the copy is renamed into place).
-- ``exists(name)``, ``list(prefix)`` (names under the destination), ``open(name, mode)``, ``remove(name)``.
-
-Credentials and endpoints come from the filesystem's usual environment (for S3, botocore's:
-``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``~/.aws/config`` and ``credentials``)
-and from the storage options, which win.
+rebuilds it where it runs. Credentials and endpoints: the filesystem's usual environment, then the
+storage options, which win.
 """
 from __future__ import annotations
 
@@ -76,6 +65,7 @@ class Destination:
 
     @classmethod
     def from_spec(cls, url: str, storage_options: Iterable[tuple[str, Any]] | Mapping[str, Any] = ()) -> "Destination":
+        """``storage_options``: a mapping, or ``(key, value)`` pairs whose dotted keys nest."""
         return cls(url, nested(storage_options))
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -129,22 +119,20 @@ class Destination:
     def remove(self, name: str) -> None:
         self.fs.rm_file(self.path(name))
 
-    def publish(self, local_path: str | os.PathLike[str], name: str, *, attempts: int | None = None,
-                backoff_s: float | None = None) -> None:
-        """Upload ``local_path`` as ``name``, trying up to ``attempts`` times (PUBLISH_ATTEMPTS), waiting
-        ``backoff_s`` (PUBLISH_BACKOFF_S) doubling in between; OutputError (one line) after the last."""
-        attempts = attempts or PUBLISH_ATTEMPTS
-        backoff_s = PUBLISH_BACKOFF_S if backoff_s is None else backoff_s
-        for attempt in range(1, attempts + 1):
+    def publish(self, local_path: str | os.PathLike[str], name: str) -> None:
+        """Upload ``local_path`` as ``name``, trying up to PUBLISH_ATTEMPTS times, waiting PUBLISH_BACKOFF_S doubling
+        in between; OutputError (one line) after the last. An object PUT is atomic: a reader never meets a partial
+        object (on ``file://`` the copy is renamed into place)."""
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             try:
                 self._put(str(local_path), self.path(name))
                 return
             except Exception as exc:  # noqa: BLE001 - network, credentials, throttling: all retried alike
-                if attempt == attempts:
-                    raise OutputError(f"cannot upload {name} to {self.url} after {attempts} attempts: "
+                if attempt == PUBLISH_ATTEMPTS:
+                    raise OutputError(f"cannot upload {name} to {self.url} after {attempt} attempts: "
                                       f"{short(exc)}") from None
                 log.info("uploading %s to %s failed (%s); retrying", name, self.url, short(exc))
-                time.sleep(backoff_s * 2 ** (attempt - 1))
+                time.sleep(PUBLISH_BACKOFF_S * 2 ** (attempt - 1))
 
     def _put(self, local: str, target: str) -> None:
         if getattr(self.fs, "protocol", None) in ("file", ("file", "local")):

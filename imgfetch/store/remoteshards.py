@@ -1,25 +1,14 @@
 """A dataset's shards on a remote destination (-o s3://...): published from the local work folder, read back to resume.
 
-The run works in a local work folder (remote.work_folder) exactly as in a local OUT: the lock, the manifest,
-the journal and the temporary folder are there, and a complete shard is put in place there (shardset.py).
-Then an upload thread publishes its files under their final names, the data file (tar or parquet) first
-and the stats last, so a shard on the destination is complete once its stats object is there; its local
-files go once all are uploaded. A shard whose upload still fails after retries keeps its files in the work
-folder, the run ends with one line (OutputError), and the next run publishes it before any download.
-
-Resume reads the destination: each complete shard whose records the local manifest does not hold (a run on
-another machine, or a new work folder) has its parquet read a row group at a time, the record's columns
-only, and each row becomes a record in the local manifest, so its URL is skipped like any URL done here.
-The work folder notes which shards its manifest holds (KNOWN_FILE): uploaded from here, or read back. A
-shard number the manifest names that is neither is a clash: this work folder's run lost that shard (a
-kill before its upload) and another machine has since published its own shard under the number. The
-records of this folder that name it are then stale: a record stands only for a URL of the shard's rows.
+The README's "Object storage" says the order of uploads and how resume reads the destination. Here, a shard
+number the work folder's manifest names that it neither uploaded nor read back (KNOWN_FILE) is a clash:
+this folder's run lost that shard (a kill before its upload) and another machine has since published its
+own under the number, so a record naming it stands only for a URL of that shard's rows.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -31,12 +20,12 @@ from .keys import KeySet
 from .remote import PARTIAL, Destination
 from .shardfiles import LEFT_OUT, RENAMED, record_of_row, require_pyarrow
 from .shards import DATA_SUFFIX, shard_name
+from .shardset import SHARD_FILE
 
 log = logging.getLogger(__name__)
 UPLOAD_THREADS = 2
 _STATS = "_stats.json"
 KNOWN_FILE = "shards-known.txt"  # in the work folder: "NAME ours|read|clash" for each shard its manifest holds
-_SHARD_FILE = re.compile(r"^(\d{5,})(\.tar|\.parquet|_stats\.json)$")
 # The row columns a record is read back from (never the image or kept columns); the row's key is the sample key.
 _RECORD_COLUMNS = ("key", *(RENAMED.get(f.name, f.name) for f in dataclasses.fields(FetchResult) if f.name not in LEFT_OUT))
 
@@ -50,7 +39,6 @@ class RemoteShards:
         self.parts = (self.suffix, ".parquet", _STATS) if self.suffix != ".parquet" else (self.suffix, _STATS)
         self.complete: set[str] = set()  # data file names of the shards complete on the destination
         self.highest = -1  # the highest shard number on the destination
-        self.published = 0
         self.known = self._load_known()  # shard name -> ours, read or clash (see the module docstring)
         self.clash_keys = KeySet()  # the URL keys of the rows of clashing shards: their records stand
         self._lock = threading.Lock()
@@ -79,10 +67,10 @@ class RemoteShards:
             self._publish(number)
         names = set(self.destination.list())
         for name in names:
-            found = _SHARD_FILE.match(name)
+            found = SHARD_FILE.match(name)
             if found:
                 self.highest = max(self.highest, int(found.group(1)))
-        stats = {name[:-len(_STATS)] for name in names if _SHARD_FILE.match(name) and name.endswith(_STATS)}
+        stats = {name[:-len(_STATS)] for name in names if SHARD_FILE.match(name) and name.endswith(_STATS)}
         self.complete |= {number + self.suffix for number in stats if number + self.suffix in names}
         self._remove_incomplete(names, stats)
 
@@ -96,7 +84,7 @@ class RemoteShards:
                          name, self.destination.url)
 
     def _half_published(self, name: str, stats: set[str]) -> bool:
-        found = _SHARD_FILE.match(name.removesuffix(PARTIAL))
+        found = SHARD_FILE.match(name.removesuffix(PARTIAL))
         if found is None:
             return False  # not a shard's: never touched
         if name.endswith(PARTIAL):
@@ -107,7 +95,7 @@ class RemoteShards:
         """Shards put in place in the work folder and not uploaded: their stats and data file are there."""
         numbers = []
         for path in self.root.glob("*" + _STATS):
-            found = _SHARD_FILE.match(path.name)
+            found = SHARD_FILE.match(path.name)
             if found and all((self.root / shard_name(int(found.group(1)), part)).exists() for part in self.parts):
                 numbers.append(int(found.group(1)))
         return sorted(numbers)
@@ -126,7 +114,6 @@ class RemoteShards:
             (self.root / shard_name(number, part)).unlink(missing_ok=True)
         self._note(shard_name(number, self.suffix), "ours")
         self.complete.add(shard_name(number, self.suffix))
-        self.published += 1
 
     def in_place(self, name: str, key: str | None) -> bool:
         """Whether the shard a record (of URL key ``key``) names is complete on the destination and holds
@@ -138,11 +125,7 @@ class RemoteShards:
     def finish(self) -> None:
         """Wait for the uploads; OutputError (one line) if a shard could not be uploaded."""
         self.close()
-        failed = []
-        for number, upload in self._uploads:
-            exc = upload.exception()
-            if exc is not None:
-                failed.append((number, exc))
+        failed = [(number, upload.exception()) for number, upload in self._uploads if upload.exception() is not None]
         self._uploads = []
         if failed:
             number, exc = failed[0]

@@ -1,19 +1,11 @@
-"""Mending, in the parent, a dataset shard whose records and files do not agree at the end of a run (shardset.py).
+"""Mending, in the parent, a dataset shard whose records and files do not agree at the end of a run (shardset.py;
+the README's "Build a dataset" says when). Nothing a record says is done may be missing from the dataset:
 
-Nothing a record says is done may be missing from the dataset. Two ways a shard falls short:
-
-- Its worker closed it, but the parent never wrote its last records (a stop that gave up waiting, a run left
-  early): the shard's own rows hold them, so ``missing_records`` reads them back to be written to the manifest,
-  and the shard goes in place whole.
-- Its worker died before closing it (killed, or cut off as it took too long to exit): the tar holds every sample
-  whose record left the worker (each sample is flushed before its record is sent). ``mend_tar`` cuts the tar
-  after the last recorded sample and ends it; ``write_rows`` writes the rows and the stats from the records
-  the manifest holds. Image bytes are never read: the tar is walked header by header.
-  A parquet shard keeps its images in the parquet, which a dead worker leaves without its footer: its
-  records are superseded by failures (``lost_record``), so the next run fetches them again.
-
-And a URL that a later run fetches again (a failure retried) gets its row in that run's shard: ``drop_rows``
-takes its older row out of the earlier shard's parquet, so the dataset holds one row per URL.
+- a shard its worker closed, whose last records the parent never wrote: ``missing_records`` from its rows;
+- a tar whose worker died: it holds every sample whose record left the worker (each is flushed before its
+  record is sent), so ``mend_tar`` cuts it after the last recorded one, walking headers, never image bytes,
+  and ``write_rows`` writes its rows and stats from the manifest; a parquet shard is lost (``lost_record``);
+- a URL a later run fetched again: ``drop_rows`` takes its older row out of the earlier shard's parquet.
 """
 from __future__ import annotations
 

@@ -1,15 +1,11 @@
 """Dataset shards, in the parent: numbering them, and putting each in place once its records are written.
 
 A shard is complete when its data file is in the output folder: ``NNNNN.tar`` (webdataset) or
-``NNNNN.parquet`` (parquet). The parent counts the records it writes to the manifest for each shard
-of this run (and notes where they are in the manifest). A worker closes a shard (full, or as the run
-stops) before its last record leaves it, and writes its stats file last; when the parent has written as
-many records as the stats file counts, it renames the shard's files into the output folder: the stats,
-then the rows, then the data file. So a complete shard holds exactly samples whose records are in the
-manifest. At the end of the run (``settle``), a shard whose records and files do not agree is mended
-(shardmend.py): records the parent never read are taken from the shard's rows, and the tar of a worker
-that died, or the one the quarantine processes share (sharedshard.py), keeps its recorded samples; only a parquet shard whose worker died is lost, and its
-records are superseded by failures, fetched again by the next run.
+``NNNNN.parquet`` (parquet). A worker closes a shard (full, or as the run stops) before its last record
+leaves it, and writes its stats file last; when the parent has written as many records as the stats file
+counts, it renames the shard's files into the output folder: the stats, then the rows, then the data file.
+So a complete shard holds exactly samples whose records are in the manifest. At the end of the run
+(``settle``), a shard whose records and files do not agree is mended (shardmend.py).
 
 Numbers go on after the highest shard on disk or named by any manifest record, so a number is never
 used twice, even for a shard that a killed run never completed.
@@ -32,7 +28,7 @@ from .shards import BASE_FILE, DATA_SUFFIX, shard_name
 from .sharedshard import shared_number
 
 log = logging.getLogger(__name__)
-_SHARD_FILE = re.compile(r"^(\d{5,})(\.tar|\.parquet|_stats\.json)$")
+SHARD_FILE = re.compile(r"^(\d{5,})(\.tar|\.parquet|_stats\.json)$")
 _NUMBER = re.compile(r"^(\d+)")
 
 
@@ -43,7 +39,7 @@ def shard_number(name: object) -> int:
 
 
 def open_shards(root: Path, tmp: Path, output_format: str, shard_size: int, named: int,
-                manifest: Path | None = None, caption_column: str | None = None) -> "ShardSet | None":
+                manifest: Path, caption_column: str | None) -> "ShardSet | None":
     """Get the output folder ready for this run's shards (None for files): the extra is there, what a killed
     run left half put in place is gone, and the workers' first number (after ``named``, the highest a
     manifest record names, and every shard on disk) is written in the run's temporary folder."""
@@ -61,7 +57,7 @@ def _remove_incomplete(root: Path, output_format: str) -> int:
     highest, stats = -1, []
     with os.scandir(root) as entries:
         for entry in entries:
-            found = _SHARD_FILE.match(entry.name)
+            found = SHARD_FILE.match(entry.name)
             if found:
                 highest = max(highest, int(found.group(1)))
                 if found.group(2) == "_stats.json":
@@ -92,8 +88,8 @@ class ShardSet:
 
     ``manifest`` (where the records are written) and ``caption_column`` let ``settle`` mend a shard."""
 
-    def __init__(self, root: Path, tmp: Path, output_format: str, shard_size: int, manifest: Path | None = None,
-                 caption_column: str | None = None) -> None:
+    def __init__(self, root: Path, tmp: Path, output_format: str, shard_size: int, manifest: Path,
+                 caption_column: str | None) -> None:
         self.root, self.tmp, self.output_format, self.shard_size = root, tmp, output_format, shard_size
         self.manifest, self.caption_column = manifest, caption_column
         self.written: dict[int, _Tally] = {}  # by shard number, until it is in place
@@ -126,7 +122,7 @@ class ShardSet:
     def settle(self) -> list[FetchResult]:
         """The workers have ended: mend each shard whose files and records disagree (see the module docstring);
         return the records to write for that (each shard then agrees with its records)."""
-        if self.manifest is None or self.settled:
+        if self.settled:
             return []
         self.settled = True
         to_write: list[FetchResult] = []
@@ -144,7 +140,6 @@ class ShardSet:
     def _mend(self, number: int, tally: _Tally, closed: bool) -> list[FetchResult]:
         name = shard_name(number, DATA_SUFFIX[self.output_format])
         rows = self._temporary(number, ".parquet")
-        assert self.manifest is not None
         with open(self.manifest, "rb") as handle:
             records = [record_from_flat(record_at(handle, offset), shard=name) for offset in tally.offsets]
         if closed:  # its worker closed it: the records the parent never read are in its rows
