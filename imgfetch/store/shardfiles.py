@@ -8,6 +8,7 @@ in memory); the parquet in row groups, so neither grows with the shard in memory
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import io
 import json
 import os
@@ -45,6 +46,13 @@ def require_pyarrow(what: str) -> Any:
     except ImportError:
         raise ImgFetchError(f"{what} needs pyarrow: {DATASET_EXTRA}") from None
     return pq
+
+
+def check_pyarrow(what: str) -> None:
+    """require_pyarrow's one line if pyarrow is missing, without importing it (0.1-0.3 s): for the parent of a
+    run, which checks as the run starts but writes no rows (its workers import pyarrow, in their fork server)."""
+    if importlib.util.find_spec("pyarrow") is None:  # (a submodule's spec would import pyarrow)
+        raise ImgFetchError(f"{what} needs pyarrow: {DATASET_EXTRA}")
 
 
 # What warm_up imports (pyarrow.pandas_compat imports pandas, where it is installed): a fork server that
