@@ -9,6 +9,12 @@ Images are counted as the image members of the tars each run wrote, read back wi
 
     python benchmarks/vs_img2dataset.py --count 4000 --rounds 3
     python benchmarks/vs_img2dataset.py --count 4000 --rounds 3 --resize 256
+    python benchmarks/vs_img2dataset.py --count 4000 --rounds 3 --resize 256 --image-sizes web
+
+--image-sizes: small (the default, so older tables stay comparable) serves make_image's 64-320 px images
+(about 12 KB; 93 % of them are enlarged to 256 px), web serves web-sized ones (scenarios.web_size: about
+600 x 450 px, about 81 KB; 95 % are shrunk), as realistic.py --image-sizes does. Both: a quarter each JPEG, PNG,
+WebP and GIF.
 
 Without --resize: imgfetch keeps every image as served; img2dataset runs with --resize_mode no, once
 re-encoding to JPEG (its default) and once with --skip_reencode True (bytes kept, as imgfetch does).
@@ -159,6 +165,8 @@ def main() -> int:
     parser.add_argument("--tools", default="imgfetch,img2dataset,img2dataset-keep-bytes")
     parser.add_argument("--img2dataset", default="/work/i2d/bin/img2dataset")
     parser.add_argument("--corpus-size", type=int, default=2000)
+    parser.add_argument("--image-sizes", choices=("small", "web"), default="small",
+                        help="images served: small (64-320 px, ~12 KB) or web (~600 x 450 px, ~81 KB) (default: small)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--run-timeout", type=float, default=600.0)
     parser.add_argument("--json", type=Path)
@@ -182,7 +190,8 @@ def main() -> int:
     for tool, missing in no_pyc.items():
         print(f"{tool}: no bytecode for {', '.join(missing)}: every process compiles them (--compile-bytecode)"
               if missing else f"{tool}: key modules have bytecode")
-    corpus = ensure_corpus(args.corpus_size, 0)
+    corpus = ensure_corpus(args.corpus_size, 0, args.image_sizes)
+    print(f"images: {args.image_sizes} ({corpus})")
     work = Path(tempfile.mkdtemp(prefix="imgfetch-vs-i2d-"))
     work.chmod(0o755)
     nginx = None

@@ -132,6 +132,10 @@ class DaskPool(DaskClient[Task]):
     def outstanding(self) -> int:
         return len(self.held)
 
+    def limit(self) -> int:
+        """The most tasks whose records may still come: those held and those it has room for."""
+        return self.room() + self.outstanding()
+
     def placement(self) -> None:
         """Dask places tasks on its workers itself: every host fits (no placement check)."""
 

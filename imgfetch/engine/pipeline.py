@@ -14,6 +14,8 @@ download threads on Dask (shard_task.py) and the Downloader's per-URL Dask tasks
    (store/journal.py), then an atomic write. ``cancel_save`` may still make the URL cancelled here.
 4. Record: status, file, size, hash, image facts, attempts, elapsed time, the process's PID.
 
+``fetch_task`` (step 1) and ``keep_fetched`` (steps 2-4) are the same steps in two halves, for a worker
+whose download threads hand bodies to other threads for the image step (worker.py).
 It never raises: a bug in one URL is that URL's ``internal`` failure, not the end of a worker or a run.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -59,40 +62,73 @@ def own_process(opts: Options) -> None:
         warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
 
+@dataclass
+class Fetched:
+    """A URL between step 1 and steps 2-4: its record so far and, if the download succeeded, the body.
+    A worker's download thread hands it to the image step's threads and starts its next download."""
+
+    task: Task
+    result: FetchResult
+    started: float
+    body: bytes | None = None
+    content_type: str | None = None
+
+
 def process_task(task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path, *,
                  cancel_save: Callable[[], bool] | None = None, notes: bool = True) -> FetchResult:
     """Fetch, inspect, transform and store one URL (steps 1-4 above); every problem becomes a failed record.
 
     ``cancel_save`` is asked just before the image is saved: True makes the URL cancelled. ``notes``: note
     each save in the run's temporary folder first (store/journal.py); a run's workers do, fetch() need not."""
-    started = time.monotonic()
-    result = failed_record(task, pid=os.getpid())  # until a step says otherwise
+    return keep_fetched(fetch_task(task, opts, fetcher), opts, root, tmp, cancel_save=cancel_save, notes=notes)
+
+
+def fetch_task(task: Task, opts: Options, fetcher: Fetcher) -> Fetched:
+    """Step 1 alone: the download, or its failure in the record (a cancelled one if a stop cut it short)."""
+    fetched = Fetched(task, failed_record(task, pid=os.getpid()), time.monotonic())  # failed until a step says otherwise
+    result = fetched.result
     if opts.log_pids:
         pid_log.info(PID_LINE, result.pid, result.url)
     try:
-        _run_steps(result, task, opts, fetcher, root, tmp, cancel_save, notes)
+        download = fetcher.fetch(task.url)
+        result.attempts, result.http_status = download.attempts, download.http_status
+        result.final_url = mask_url(download.final_url) if download.final_url else None
+        if download.body is None:
+            result.error, result.error_kind = download.error, download.error_kind
+            if download.error == CANCELLED_ERROR:
+                result.status, result.error_kind = CANCELLED, None
+        fetched.body, fetched.content_type = download.body, download.content_type
     except Exception as exc:  # a bug must not take the worker or the run down with it
-        log.warning("internal error on %s: %s: %s", result.url, type(exc).__name__, exc, exc_info=True)
-        result.status, result.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
-        result.error_kind = ErrorKind.INTERNAL
-    result.elapsed_s = round(time.monotonic() - started, ELAPSED_DIGITS)
+        _internal_error(result, exc)
+    return fetched
+
+
+def keep_fetched(fetched: Fetched, opts: Options, root: Path, tmp: Path, *,
+                 cancel_save: Callable[[], bool] | None = None, notes: bool = True) -> FetchResult:
+    """Steps 2-4 for a fetched URL (just the record's times for one whose download failed)."""
+    result = fetched.result
+    if fetched.body is not None:
+        try:
+            _keep(result, fetched.task, fetched.body, fetched.content_type, opts, root, tmp, cancel_save, notes)
+        except Exception as exc:  # a bug must not take the worker or the run down with it
+            _internal_error(result, exc)
+    fetched.body = None  # the image is saved (or refused): its bytes need not live as long as the record
+    result.elapsed_s = round(time.monotonic() - fetched.started, ELAPSED_DIGITS)
     result.fetched_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     return result
 
 
-def _run_steps(result: FetchResult, task: Task, opts: Options, fetcher: Fetcher, root: Path, tmp: Path,
-               cancel_save: Callable[[], bool] | None, notes: bool) -> None:
-    """Steps 1 to 3, filling in ``result``; a step that fails leaves it failed (or cancelled) and returns."""
-    download = fetcher.fetch(task.url)
-    result.attempts, result.http_status = download.attempts, download.http_status
-    result.final_url = mask_url(download.final_url) if download.final_url else None
-    if download.body is None:
-        result.error, result.error_kind = download.error, download.error_kind
-        if download.error == CANCELLED_ERROR:
-            result.status, result.error_kind = CANCELLED, None
-        return
+def _internal_error(result: FetchResult, exc: Exception) -> None:
+    log.warning("internal error on %s: %s: %s", result.url, type(exc).__name__, exc, exc_info=True)
+    result.status, result.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
+    result.error_kind = ErrorKind.INTERNAL
+
+
+def _keep(result: FetchResult, task: Task, body: bytes, content_type: str | None, opts: Options, root: Path,
+          tmp: Path, cancel_save: Callable[[], bool] | None, notes: bool) -> None:
+    """Steps 2 and 3, filling in ``result``; a step that fails leaves it failed (or cancelled) and returns."""
     try:  # check, filter, resize, re-encode (engine/shaping.py): body and facts are what is saved
-        body, facts = shape(result, download.body, opts, download.content_type)
+        body, facts = shape(result, body, opts, content_type)
     except NotAnImage as exc:
         result.error, result.error_kind = str(exc), exc.kind
         return

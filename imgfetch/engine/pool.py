@@ -26,7 +26,7 @@ from ..store.shards import worker_imports
 from .affinity import Affinity
 from .politeness import Fits
 from .waker import Waker
-from .worker import worker_main
+from .worker import BACKLOG_PER_THREAD, worker_main
 
 log = logging.getLogger(__name__)
 QUARANTINE_WORKERS = 2     # processes at once that retry suspects, one suspect per process
@@ -52,18 +52,19 @@ class _WorkerHandle:
         self.window, self.capacity = window, capacity
         self.quarantine = quarantine
         self.held: dict[str, Task] = {}
+        self.fetched: set[str] = set()  # held URLs whose bodies wait in its backlog: no thread holds them
         self.ready = False
         self.retiring = False  # told to exit: a quarantine process whose one suspect is done
         self.gone = False
 
     @property
     def room(self) -> int:
-        return 0 if self.gone or self.retiring else self.window - len(self.held)
+        return 0 if self.gone or self.retiring else self.window - len(self.held) + len(self.fetched)
 
     @property
     def free_threads(self) -> int:
         """Threads with nothing to do (as far as the parent knows): a task sent now starts at once."""
-        return max(0, min(self.room, self.capacity - len(self.held)))
+        return max(0, min(self.room, self.capacity - len(self.held) + len(self.fetched)))
 
     def send(self, message: tuple[Any, ...]) -> None:
         with contextlib.suppress(OSError):  # it died; its sentinel will say so
@@ -112,6 +113,12 @@ class LocalPool:
     def outstanding(self) -> int:
         return sum(len(w.held) for w in (*self.workers, *self.quarantine)) + len(self.suspects) + len(self.kept)
 
+    def limit(self) -> int:
+        """The most tasks whose records may still come: those held, those it has room for, and those its
+        workers may take while bodies wait in their backlogs (worker.py)."""
+        backlogs = sum(self.opts.threads * BACKLOG_PER_THREAD - len(w.fetched) for w in self.workers)
+        return self.room() + self.outstanding() + max(0, backlogs)
+
     def placement(self) -> Fits:
         """For the scheduler's next take: whether a host's URL would go to a worker with an idle connection."""
         return self.affinity.fits(self.workers)
@@ -156,10 +163,17 @@ class LocalPool:
             kind = message[0]
             if kind == "results":
                 for record in message[1]:
+                    if isinstance(record, str):  # a key: its body is in the worker's backlog (worker.py)
+                        if record in worker.held and record not in worker.fetched:
+                            worker.fetched.add(record)  # its thread and its connection are free
+                            self.affinity.done(worker.held[record], worker)
+                        continue
                     task = worker.held.pop(record.key, None)
                     if task is not None:
                         done.append((task, record))
-                        self.affinity.done(task, worker)
+                        if record.key not in worker.fetched:
+                            self.affinity.done(task, worker)
+                    worker.fetched.discard(record.key)
                 if worker.quarantine and not worker.held:
                     worker.retiring = True  # one suspect per process: whatever it broke dies with it
                     worker.send(("exit",))

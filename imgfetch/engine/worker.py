@@ -1,12 +1,16 @@
 """A local worker process: the parent's tasks in, each through the per-URL pipeline (pipeline.py), records out.
 
-``capacity`` download threads take the parent's tasks one at a time from a local queue; a sender thread sends
-each finished record back at once (records that finish together travel in one message), so no thread ever
-waits for another URL. For a dataset, the outbox files each record in the process's shard.
+``capacity`` download threads take the parent's tasks one at a time from a local queue. A download thread
+hands each body to a bounded backlog and starts its next download at once; keeper threads (one per CPU) check,
+resize and store the bodies (pipeline.keep_fetched), so the list's last, slow URLs start sooner. A sender thread
+sends each finished record back at once (records that finish together travel in one message), and the key of
+each URL whose body entered the backlog (its thread is free). So no thread ever waits for another URL. For a
+dataset, the outbox files each record in the process's shard.
 
 Messages, parent -> worker: ("tasks", [Task, ...]), ("drain",) stop starting queued tasks, ("abort",) cut
 downloads in flight too, ("exit",). Worker -> parent: ("ready", pid) once all its threads run,
-("init-failed", message), ("start-failed", message) before it exits unready, ("results", [FetchResult, ...]).
+("init-failed", message), ("start-failed", message) before it exits unready, ("results", [FetchResult or
+key, ...]): a key alone says that URL's body is in the backlog.
 
 Workers never raise across the process boundary and never print; they log through a pipe that the parent drains.
 """
@@ -19,6 +23,7 @@ import os
 import queue
 import signal
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +34,12 @@ from ..options import Options
 from ..records import Task, cancelled_record
 from ..store.files import ignore_file_size_signal
 from ..store.shards import close_shard, shard_outbox
-from .pipeline import own_process, pid_log, process_task
+from .pipeline import Fetched, fetch_task, keep_fetched, own_process, pid_log
 
 PARENT_CHECK_S = 1.0  # how often an idle worker checks that its parent is still there
 THREAD_JOIN_S = 2.0   # how long an exiting worker waits for each of its threads
+BACKLOG_PER_THREAD = 8  # fetched bodies waiting for the image step, per download thread, at most
+BACKLOG_BYTES = 64 * 1024**2  # and their bytes in all (one body larger than this still goes in, alone)
 
 
 def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, log_level: int,
@@ -75,13 +82,16 @@ class _WorkerLoop:
         self.draining = threading.Event()
         self.aborted = threading.Event()
         self.fetcher = Fetcher(opts, self.aborted)
+        self.backlog = Backlog(capacity * BACKLOG_PER_THREAD, BACKLOG_BYTES)
         self.threads = [threading.Thread(target=self._download_loop, name=f"imgfetch-dl-{n}", daemon=True)
                         for n in range(capacity)]
+        self.keepers = [threading.Thread(target=self._keep_loop, name=f"imgfetch-keep-{n}", daemon=True)
+                        for n in range(min(capacity, os.cpu_count() or 1))]
         self.sender = threading.Thread(target=self._send_loop, name="imgfetch-send", daemon=True)
 
     def start(self) -> None:
         self.sender.start()
-        for thread in self.threads:
+        for thread in (*self.keepers, *self.threads):
             thread.start()
 
     def serve(self) -> None:
@@ -117,6 +127,10 @@ class _WorkerLoop:
             self.inbox.put(None)
         for thread in self.threads:
             thread.join(timeout=THREAD_JOIN_S)
+        for _ in self.keepers:
+            self.backlog.put(None, 0)
+        for thread in self.keepers:
+            thread.join(timeout=THREAD_JOIN_S)
         self.outbox.put(None)
         self.sender.join(timeout=THREAD_JOIN_S)
 
@@ -134,6 +148,8 @@ class _WorkerLoop:
     def _abort(self) -> None:
         self._drain()
         self.aborted.set()
+        for fetched in self.backlog.take_all():  # cut short too: fetched again by the next run
+            self.outbox.put(cancelled_record(fetched.task))
         Watchdog.get().abort_all()
         close_shard(self.outbox)  # at once, with what it holds: not at the end of a slow exit, nor never
 
@@ -142,8 +158,22 @@ class _WorkerLoop:
             task = self.inbox.get()
             if task is None:
                 return
-            self.outbox.put(cancelled_record(task) if self.draining.is_set()
-                            else process_task(task, self.opts, self.fetcher, self.root, self.tmp))
+            if self.draining.is_set():
+                self.outbox.put(cancelled_record(task))
+                continue
+            fetched = fetch_task(task, self.opts, self.fetcher)
+            if fetched.body is None:  # a failure: its record is complete
+                self.outbox.put(keep_fetched(fetched, self.opts, self.root, self.tmp))
+            else:
+                self.backlog.put(fetched, len(fetched.body))
+                self.outbox.put(task.key)  # this thread is free: the parent may send another task
+
+    def _keep_loop(self) -> None:
+        while True:
+            fetched = self.backlog.get()
+            if fetched is None:
+                return
+            self.outbox.put(keep_fetched(fetched, self.opts, self.root, self.tmp))
 
     def _send_loop(self) -> None:
         while True:
@@ -164,3 +194,42 @@ class _WorkerLoop:
                     return  # the parent went away
             if last:
                 return
+
+
+class Backlog:
+    """Fetched URLs waiting for the image step, first in first out, at most ``count`` of them and ``size``
+    bytes of bodies: ``put`` waits while it is full (an item larger than ``size`` goes in alone)."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count, self.size = count, size
+        self.items: deque[tuple[Fetched | None, int]] = deque()
+        self.bytes = 0
+        lock = threading.Lock()
+        self.not_full, self.not_empty = threading.Condition(lock), threading.Condition(lock)
+
+    def put(self, item: Fetched | None, size: int) -> None:
+        """Add ``item`` (None: a keeper's signal to end, never refused)."""
+        with self.not_full:
+            while item is not None and self.items and (len(self.items) >= self.count or self.bytes + size > self.size):
+                self.not_full.wait()
+            self.items.append((item, size))
+            self.bytes += size
+            self.not_empty.notify()
+
+    def get(self) -> Fetched | None:
+        with self.not_empty:
+            while not self.items:
+                self.not_empty.wait()
+            item, size = self.items.popleft()
+            self.bytes -= size
+            self.not_full.notify()  # one waiting download thread (once empty, any of them fits)
+            return item
+
+    def take_all(self) -> list[Fetched]:
+        """Empty it (the worker is aborting): what it held; end signals stay."""
+        with self.not_full:
+            taken = [item for item, _ in self.items if item is not None]
+            self.items = deque(entry for entry in self.items if entry[0] is None)
+            self.bytes = 0
+            self.not_full.notify_all()
+            return taken

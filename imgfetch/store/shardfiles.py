@@ -8,6 +8,7 @@ in memory); the parquet in row groups, so neither grows with the shard in memory
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import io
 import json
 import os
@@ -47,9 +48,18 @@ def require_pyarrow(what: str) -> Any:
     return pq
 
 
-# What warm_up imports (pyarrow.pandas_compat imports pandas, where it is installed): a fork server that
-# imports them once saves every worker forked from it their import (0.3-0.4 s of CPU each, seconds without .pyc).
-WARM_IMPORTS = ("pyarrow.parquet", "pyarrow.pandas_compat")
+def check_pyarrow(what: str) -> None:
+    """require_pyarrow's one line if pyarrow is missing, without importing it (0.1-0.3 s): for the parent of a
+    run, which checks as the run starts but writes no rows (its workers import pyarrow, in their fork server)."""
+    if importlib.util.find_spec("pyarrow") is None:  # (a submodule's spec would import pyarrow)
+        raise ImgFetchError(f"{what} needs pyarrow: {DATASET_EXTRA}")
+
+
+# What warm_up imports: a fork server that imports them once saves every worker forked from it their import
+# (0.3-0.4 s of CPU each, seconds without .pyc). pyarrow imports pandas (where it is installed) only when it
+# first converts values, not with pyarrow.pandas_compat: so pandas by name (0.2 s of CPU a worker; a fork
+# server skips a module that is not installed).
+WARM_IMPORTS = ("pyarrow.parquet", "pyarrow.pandas_compat", "pandas")
 
 
 def warm_up() -> None:

@@ -74,12 +74,14 @@ class ShardOutbox:
     """A worker's outbox that files each record in the open shard as it is put; ``put(None)`` (the worker
     ending) closes the shard first. See the module docstring."""
 
-    def __init__(self, outbox: "queue.SimpleQueue[FetchResult | None]", writer: Any) -> None:
+    def __init__(self, outbox: "queue.SimpleQueue[FetchResult | str | None]", writer: Any) -> None:
         self.outbox, self.writer = outbox, writer
         self.lock = threading.Lock()
         self.closed = False
 
-    def put(self, record: FetchResult | None) -> None:
+    def put(self, record: FetchResult | str | None) -> None:
+        if isinstance(record, str):  # a URL's key: its body waits for the image step (engine/worker.py)
+            return self.outbox.put(record)
         held = take_held()
         with self.lock:
             if record is None:
@@ -101,10 +103,10 @@ class ShardOutbox:
             self.closed = True
             self.writer.close()
 
-    def get(self) -> FetchResult | None:
+    def get(self) -> FetchResult | str | None:
         return self.outbox.get()
 
-    def get_nowait(self) -> FetchResult | None:
+    def get_nowait(self) -> FetchResult | str | None:
         return self.outbox.get_nowait()
 
 

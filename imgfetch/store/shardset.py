@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ..records import OK, FetchResult, record_from_flat
 from .reading import record_at
-from .shardfiles import read_stats, require_pyarrow
+from .shardfiles import check_pyarrow, read_stats
 from .shardmend import drop_rows, lost_record, mend_tar, missing_records, write_rows
 from .shards import BASE_FILE, DATA_SUFFIX, shard_name
 from .sharedshard import shared_number
@@ -45,7 +45,7 @@ def open_shards(root: Path, tmp: Path, output_format: str, shard_size: int, name
     manifest record names, and every shard on disk) is written in the run's temporary folder."""
     if output_format == "files":
         return None
-    require_pyarrow(f"--output-format {output_format}")
+    check_pyarrow(f"--output-format {output_format}")
     highest = max(named, _remove_incomplete(root, output_format))
     (tmp / BASE_FILE).write_text(f"{highest + 1}\n")
     return ShardSet(root, tmp, output_format, shard_size, manifest, caption_column)
