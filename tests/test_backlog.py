@@ -3,11 +3,15 @@
 still being resized; the backlog is bounded, in bodies and in bytes."""
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
+from collections import Counter
 
+import pytest
 from conftest import FAST
-from imgfetch import iter_download
+from imgfetch import download, iter_download
 from imgfetch.engine import worker
 from imgfetch.engine.pipeline import Fetched
 from imgfetch.records import Task
@@ -23,6 +27,36 @@ def slow_image_step() -> None:
         time.sleep(SLOW_KEEP_S)
         return keep(*args, **kwargs)
     worker.keep_fetched = slow
+
+
+def crash_in_image_step() -> None:
+    """A worker initializer standing in for a decoder that crashes: the image step of a URL with ``crash=keep``
+    kills its process, once the backlog behind it has filled (every image step is slow)."""
+    keep = worker.keep_fetched
+
+    def crashing(fetched, *args, **kwargs):
+        if "crash=keep" in fetched.task.url:
+            time.sleep(0.3)
+            os._exit(70)
+        time.sleep(0.02)
+        return keep(fetched, *args, **kwargs)
+    worker.keep_fetched = crashing
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+def test_a_crash_in_the_image_step_suspects_only_what_the_worker_was_working_on(server, tmp_path, caplog,
+                                                                                 start_method):
+    urls = [server.url("/img/0.jpg?crash=keep"), *server.image_urls()[1:40]]
+    with caplog.at_level(logging.WARNING, logger="imgfetch"):
+        results = download(urls, tmp_path / "o", workers=1, threads=2, start_method=start_method,
+                           initializer=crash_in_image_step, **FAST)
+    assert results[0].error_kind == "crashed" and len(results.ok) == len(urls) - 1
+    served = Counter(r.pid for r in results)
+    alone = [r for r in results[1:] if served[r.pid] == 1]  # retried in a quarantine process of its own
+    # Suspects are the URLs its 2 threads, their queue of 2 and its 2 keepers may have held; the bodies that
+    # never left the backlog (up to 16) are fetched again as usual, not one process each.
+    assert len(alone) <= 6, caplog.text
+    assert "waiting for the image step as usual" in caplog.text
 
 
 def test_downloads_go_on_while_the_image_step_lags_behind(fresh_server, tmp_path):

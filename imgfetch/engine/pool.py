@@ -44,15 +44,18 @@ class _WorkerHandle:
 
     def __init__(self, ctx: Any, args: tuple[Any, ...], capacity: int, window: int, quarantine: bool) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
+        self.taken = ctx.Value("q", 0, lock=False)  # bodies its keepers have taken from its backlog (worker.py)
         name = "imgfetch-quarantine" if quarantine else "imgfetch-worker"
-        self.process = ctx.Process(target=worker_main, args=(child, *args, capacity, quarantine), name=name, daemon=True)
+        self.process = ctx.Process(target=worker_main, args=(child, *args, capacity, quarantine, self.taken),
+                                   name=name, daemon=True)
         self.process.start()
         child.close()
         self.pid: int = self.process.pid
         self.window, self.capacity = window, capacity
         self.quarantine = quarantine
         self.held: dict[str, Task] = {}
-        self.fetched: set[str] = set()  # held URLs whose bodies wait in its backlog: no thread holds them
+        self.fetched: dict[str, int] = {}  # held URLs whose bodies are in its backlog (no thread holds them): position
+        self.entered = 0  # bodies it has said entered its backlog
         self.ready = False
         self.retiring = False  # told to exit: a quarantine process whose one suspect is done
         self.gone = False
@@ -165,15 +168,16 @@ class LocalPool:
                 for record in message[1]:
                     if isinstance(record, str):  # a key: its body is in the worker's backlog (worker.py)
                         if record in worker.held and record not in worker.fetched:
-                            worker.fetched.add(record)  # its thread and its connection are free
+                            worker.fetched[record] = worker.entered  # its thread and its connection are free
                             self.affinity.done(worker.held[record], worker)
+                        worker.entered += 1
                         continue
                     task = worker.held.pop(record.key, None)
                     if task is not None:
                         done.append((task, record))
                         if record.key not in worker.fetched:
                             self.affinity.done(task, worker)
-                    worker.fetched.discard(record.key)
+                    worker.fetched.pop(record.key, None)
                 if worker.quarantine and not worker.held:
                     worker.retiring = True  # one suspect per process: whatever it broke dies with it
                     worker.send(("exit",))
@@ -191,9 +195,7 @@ class LocalPool:
         self._reap([worker])  # it is exiting, if not gone already
         if self.stopping or worker.retiring:
             return  # it held nothing, or what the stop leaves unfinished: fetched again next run
-        unstarted = [] if worker.ready else self._died_starting(worker)
-        if worker.ready:
-            self._suspect_held(worker, done)
+        unstarted = self._suspect_held(worker, done) if worker.ready else self._died_starting(worker)
         if worker.quarantine:
             self.suspects.extendleft(unstarted)
         else:
@@ -211,20 +213,29 @@ class LocalPool:
             raise PoolKeepsDying(f"worker processes keep dying as soon as they start: {why}")
         return list(worker.held.values())
 
-    def _suspect_held(self, worker: _WorkerHandle, done: list[Done]) -> None:
-        """A worker died while downloading: each URL it held is retried alone, or convicted if it was retried."""
-        held = len(worker.held)
+    def _suspect_held(self, worker: _WorkerHandle, done: list[Done]) -> list[Task]:
+        """A worker died while downloading: each URL it may have been working on is retried alone, or convicted
+        if it was retried; what it returns, the URLs whose bodies never left its backlog, are innocent."""
         if worker.quarantine:
             log.warning("a URL killed its process a second time (exit code %s): recorded as worker crashed",
                         worker.process.exitcode)
+            innocent: list[Task] = []
         else:
-            log.warning("a worker process died (exit code %s) holding %d URL%s; retrying %s one by one",
-                        worker.process.exitcode, held, "" if held == 1 else "s", "it" if held == 1 else "them")
+            taken = worker.taken.value  # a body at a position it has not reached never met the image step
+            innocent = [task for key, task in worker.held.items() if worker.fetched.get(key, -1) >= taken]
+            suspects = len(worker.held) - len(innocent)
+            log.warning("a worker process died (exit code %s) holding %d URL%s; retrying the %d it may have been "
+                        "working on one by one%s", worker.process.exitcode, len(worker.held),
+                        "" if len(worker.held) == 1 else "s", suspects,
+                        f" (the {len(innocent)} waiting for the image step as usual)" if innocent else "")
+            for task in innocent:
+                del worker.held[task.key]
         for task in worker.held.values():
             if task.suspect >= 1:
                 done.append((task, crashed_record(task, "its process died twice while fetching this URL")))
             else:
                 self.suspects.append(dataclasses.replace(task, suspect=task.suspect + 1))
+        return innocent
 
     def _feed_quarantine(self) -> None:
         """A fresh process for each suspect: one that a suspect left broken could kill the next one."""

@@ -25,7 +25,7 @@ import signal
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..logrelay import install_in_worker
 from ..net.fetcher import Fetcher
@@ -43,7 +43,7 @@ BACKLOG_BYTES = 64 * 1024**2  # and their bytes in all (one body larger than thi
 
 
 def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, log_level: int,
-                capacity: int, quarantine: bool = False) -> None:
+                capacity: int, quarantine: bool = False, taken: Any = None) -> None:
     """A local worker process: serve the parent's tasks on ``capacity`` threads until told to exit."""
     # The parent owns interruption: a Ctrl-C or a SIGTERM sent to the whole process group must
     # not kill downloads that the parent gives a grace period to finish.
@@ -60,7 +60,7 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
         except BaseException as exc:  # reported to the parent, which ends the run with one line
             conn.send(("init-failed", f"{type(exc).__name__}: {exc}"))
             return
-    worker = _WorkerLoop(conn, opts, Path(root), Path(tmp), capacity, quarantine)
+    worker = _WorkerLoop(conn, opts, Path(root), Path(tmp), capacity, quarantine, taken)
     try:
         worker.start()
     except RuntimeError as exc:  # "can't start new thread": exit unready, so its tasks count as innocent
@@ -75,14 +75,15 @@ def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, lo
 class _WorkerLoop:
     """The worker process's side: its listener (the main thread), download threads and sender thread."""
 
-    def __init__(self, conn: Any, opts: Options, root: Path, tmp: Path, capacity: int, quarantine: bool) -> None:
+    def __init__(self, conn: Any, opts: Options, root: Path, tmp: Path, capacity: int, quarantine: bool,
+                 taken: Any = None) -> None:
         self.conn, self.opts, self.root, self.tmp = conn, opts, root, tmp
         self.inbox: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self.outbox = shard_outbox(queue.SimpleQueue(), opts, tmp, quarantine)  # a dataset: records filed in shards
         self.draining = threading.Event()
         self.aborted = threading.Event()
         self.fetcher = Fetcher(opts, self.aborted)
-        self.backlog = Backlog(capacity * BACKLOG_PER_THREAD, BACKLOG_BYTES)
+        self.backlog = Backlog(capacity * BACKLOG_PER_THREAD, BACKLOG_BYTES, self.outbox.put, taken)
         self.threads = [threading.Thread(target=self._download_loop, name=f"imgfetch-dl-{n}", daemon=True)
                         for n in range(capacity)]
         self.keepers = [threading.Thread(target=self._keep_loop, name=f"imgfetch-keep-{n}", daemon=True)
@@ -165,8 +166,7 @@ class _WorkerLoop:
             if fetched.body is None:  # a failure: its record is complete
                 self.outbox.put(keep_fetched(fetched, self.opts, self.root, self.tmp))
             else:
-                self.backlog.put(fetched, len(fetched.body))
-                self.outbox.put(task.key)  # this thread is free: the parent may send another task
+                self.backlog.put(fetched, len(fetched.body))  # says so to the parent: this thread is free
 
     def _keep_loop(self) -> None:
         while True:
@@ -198,10 +198,16 @@ class _WorkerLoop:
 
 class Backlog:
     """Fetched URLs waiting for the image step, first in first out, at most ``count`` of them and ``size``
-    bytes of bodies: ``put`` waits while it is full (an item larger than ``size`` goes in alone)."""
+    bytes of bodies: ``put`` waits while it is full (an item larger than ``size`` goes in alone).
 
-    def __init__(self, count: int, size: int) -> None:
+    Each URL's key is announced as it enters, in the backlog's order, and ``taken`` (a shared counter the
+    parent reads should this process die) counts the bodies keepers have taken: a body the counter has not
+    reached never met the image step, so it cannot have killed the process (pool.py)."""
+
+    def __init__(self, count: int, size: int, announce: Callable[[str], None] = lambda key: None,
+                 taken: Any = None) -> None:
         self.count, self.size = count, size
+        self.announce, self.taken = announce, taken
         self.items: deque[tuple[Fetched | None, int]] = deque()
         self.bytes = 0
         lock = threading.Lock()
@@ -214,6 +220,8 @@ class Backlog:
                 self.not_full.wait()
             self.items.append((item, size))
             self.bytes += size
+            if item is not None:
+                self.announce(item.task.key)  # under the lock: the parent numbers the keys in this order
             self.not_empty.notify()
 
     def get(self) -> Fetched | None:
@@ -222,6 +230,8 @@ class Backlog:
                 self.not_empty.wait()
             item, size = self.items.popleft()
             self.bytes -= size
+            if item is not None and self.taken is not None:
+                self.taken.value += 1  # before its image step starts
             self.not_full.notify()  # one waiting download thread (once empty, any of them fits)
             return item
 
