@@ -190,7 +190,10 @@ class Run:
         for pid in pids & _live_children():
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        self.folder.release()  # unlock the manifest and OUT, remove the temporary folder
+        try:
+            self.folder.release()  # unlock the manifest and OUT, remove the temporary folder
+        except Exception as exc:  # nothing may keep this exit from happening: the next run tidies what is left
+            log.debug("cleanup before the hard exit failed: %s", exc, exc_info=True)
         # os._exit (public despite its name): end now, without running cleanup that waits on workers.
         os._exit(SIGNAL_EXIT_BASE + self._signum)
 
