@@ -10,6 +10,7 @@ import time
 from collections import Counter
 
 import pytest
+
 from conftest import FAST
 from imgfetch import download, iter_download
 from imgfetch.engine import worker
