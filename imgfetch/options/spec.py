@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 Check = Callable[[str, Any], Any]  # (option name, value) -> the value to keep; raises imgfetch.errors.OptionError
 
@@ -52,10 +52,11 @@ def spec_of(field: dataclasses.Field[Any]) -> OptionSpec:
     return field.metadata["option"]
 
 
-def declared(cls: type) -> Iterator[tuple[dataclasses.Field[Any], OptionSpec]]:
-    """The fields of an options dataclass with their specs, in declaration order."""
+def declared(cls: type, names: Collection[str] | None = None) -> Iterator[tuple[dataclasses.Field[Any], OptionSpec]]:
+    """The fields of an options dataclass (or just ``names``) with their specs, in declaration order."""
     for field in dataclasses.fields(cls):
-        yield field, spec_of(field)
+        if names is None or field.name in names:
+            yield field, spec_of(field)
 
 
 def flag_of(field: dataclasses.Field[Any]) -> str:
