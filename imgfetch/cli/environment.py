@@ -10,12 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no stream (pythonw), or a closed one
-        return False
+from ..report.progress import is_terminal
 
 
 def _binary(stream: Any) -> IO[bytes]:
@@ -34,4 +29,4 @@ class Environment:
 
     def __post_init__(self) -> None:
         if self.stderr_isatty is None:
-            object.__setattr__(self, "stderr_isatty", _is_terminal(self.stderr))
+            object.__setattr__(self, "stderr_isatty", is_terminal(self.stderr))

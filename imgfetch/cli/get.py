@@ -132,7 +132,6 @@ def _count(n: int, noun: str) -> str:
 def interrupted_report(results: Any) -> str:
     summary = results.totals
     of = f" of {results.listed:,}" if results.listed else ""
-    counts = ", ".join(summary.count_text(name) for name, n in summary.counts.items() if n or name == "ok")
-    return (f"interrupted: {summary.total:,}{of} URLs done ({counts}) in {summary.seconds:.1f} s\n"
+    return (f"interrupted: {summary.total:,}{of} URLs done ({', '.join(summary.shown_counts())}) in {summary.seconds:.1f} s\n"
             f"manifest: {results.manifest}\n"
             f"run the same command again to resume: finished URLs are skipped")

@@ -51,19 +51,20 @@ def wanted(progress: bool | None, file: IO[str] | None = None) -> bool:
     never into a log file."""
     if progress is not None:
         return progress
-    return in_jupyter() or _is_terminal(file or sys.stderr)
+    return in_jupyter() or is_terminal(file or sys.stderr)
 
 
-def _is_terminal(stream: Any) -> bool:
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is on a terminal; False for a file, a closed stream or none at all (pythonw)."""
     try:
         return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no stream, or a closed one
+    except (AttributeError, ValueError):
         return False
 
 
 def terminal_size(stream: IO[str]) -> tuple[int, int]:
     """(columns, rows) of the terminal ``stream`` is on, each FALLBACK_SIZE's where it reports 0 or is no terminal."""
-    if not _is_terminal(stream):  # a file, or a notebook's stream (whose fileno may be the server's terminal)
+    if not is_terminal(stream):  # a file, or a notebook's stream (whose fileno may be the server's terminal)
         return FALLBACK_SIZE
     try:
         columns, rows = os.get_terminal_size(stream.fileno())
@@ -138,15 +139,7 @@ class Progress:
 
     def add(self, record: FetchResult) -> None:
         """Count one record: skipped ones come off the total; the counts are the summary's."""
-        with self._lock:
-            self._last_record = time.monotonic()
-            self.bar.set_postfix_str(self.summary.postfix() + self._waiting, refresh=False)
-            if record.skipped:
-                self.skipped += 1
-                self._set_total(self._total(self.bar.n))
-            else:
-                self._set_total(self._total(self.bar.n))
-                self.bar.update(1)
+        self.add_counts(1, skipped=int(record.skipped))
 
     def add_counts(self, done: int, skipped: int = 0) -> None:
         """Count a batch of records at once (a sharded run's finished shard): ``skipped`` of them come off the total."""

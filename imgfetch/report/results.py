@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..records import FAILED, INVALID, OK, STATUSES, FetchResult, human_bytes
+from ..records import FAILED, INVALID, OK, FetchResult, human_bytes
 from . import contact
 from .contact import CELL, COUNT
 from .summary import TOP_REASONS, Summary
@@ -143,8 +143,7 @@ def _count(records: Iterable[FetchResult], seconds: float) -> Summary:
 
 
 def _counts_text(summary: Summary) -> str:
-    shown = [summary.count_text(name) for name in STATUSES if summary.counts[name] or name == OK]
-    return ", ".join(shown) + (f"; {human_bytes(summary.bytes)} downloaded" if summary.bytes else "")
+    return ", ".join(summary.shown_counts()) + (f"; {human_bytes(summary.bytes)} downloaded" if summary.bytes else "")
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
