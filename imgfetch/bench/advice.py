@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..report.summary import counted
 from .plan import BenchReport, Row
 
 WITHIN = 0.05        # within 5 % of the best median: a tie, whatever the spreads
@@ -171,19 +172,13 @@ def _teaching(report: BenchReport, best: Row) -> list[str]:
 
 def _in_flight(report: BenchReport, row: Row) -> str:
     """'4 processes x 128 threads', and what --per-host and --rate make of them."""
-    text = f"{_count(row.workers, 'process', 'es')} x {_count(row.threads, 'thread', 's')}"
+    text = f"{counted(row.workers, 'process', 'es')} x {counted(row.threads, 'thread')}"
     per_host, rate = report.options.get("per_host"), report.options.get("rate")
     if row.capped:
-        hosts = f"{report.hosts} host{'s' if report.hosts > 1 else ''}"
-        text = f"--per-host {per_host} caps its {text} on {hosts}"
+        text = f"--per-host {per_host} caps its {text} on {counted(report.hosts, 'host')}"
     if rate:
         text += f"; --rate {rate:g} starts at most {rate:g} a second per host"
     return text
-
-
-def _count(n: int, noun: str, plural: str) -> str:
-    """'1 process', '4 processes'."""
-    return f"{n} {noun}{plural if n != 1 else ''}"
 
 
 def _noise(report: BenchReport, verdict: Verdict) -> list[str]:

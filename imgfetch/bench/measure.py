@@ -1,15 +1,6 @@
-"""Measuring ``imgfetch bench``'s rows.
-
-Every run of every row is time-boxed: it downloads for ``ramp + seconds`` and counts the images
-saved in the last ``seconds`` (the ramp lets processes, threads and connections start; a run
-whose list runs out first is timed to its last image). So a slow row (the sequential loop) and a
-fast one (hundreds of downloads in flight) take the same time, and images/s compare fairly.
-A download may take no longer than its run's box (the engine's --max-time is the box's length;
-the classic code waits at most the time left), so a hanging URL cannot hold a run for longer.
-Rows are interleaved (A B C, A B C, ...) so drift on a busy machine hits every row alike; every
-row runs twice, and a third time (up to ``repeat``) only if its two runs differ by over 10 %.
-``run_bench`` returns the rows' measurements as a ``BenchReport``.
-"""
+"""Measuring ``imgfetch bench``'s rows into a ``BenchReport``: time-boxed runs, so that a slow row and a fast one
+take the same time and images/s compare fairly, and interleaved rows, so that drift hits every row alike (the
+README's Benchmark mode says how)."""
 from __future__ import annotations
 
 import logging
@@ -25,10 +16,12 @@ from typing import Any, Callable, Sequence
 from ..errors import ImgFetchError
 from ..options import Options
 from ..records import OK
+from ..report.summary import counted
+from .advice import pct
 from .bursts import BURST, measure_bursts
 from .classic import Box, Outcome, RunStats, classic_pool, run_stats, sequential_loop
 from .folders import keep_folder, scratch_folder
-from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows
+from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows, runs_per_row
 from .settings import BenchSettings
 
 log = logging.getLogger(__name__)
@@ -68,7 +61,7 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
                 break
             round_started = time.monotonic()
             runner.run_round(todo, run, on_progress)
-            which = "" if len(todo) == len(rows) else f", the {len(todo)} rows whose runs differed by over {_pct()}"
+            which = "" if len(todo) == len(rows) else f", the {len(todo)} rows whose runs differed by over {pct(STEADY)}"
             announce(f"round {run + 1} of {settings.repeat}{which}: {time.monotonic() - round_started:.0f} s")
         report = BenchReport(settings, rows, len(urls), source, date, hosts=hosts,
                              options={"timeout": opts.timeout, "retries": opts.retries, "per_host": opts.per_host,
@@ -79,11 +72,6 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
     return report
 
 
-def _pct() -> str:
-    """STEADY as the messages write it: '10 %'."""
-    return f"{STEADY * 100:.0f} %"
-
-
 def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], source: str, hosts: int,
                    announce: Callable[[str], Any]) -> None:
     if opts.per_host and any(n > opts.per_host for n in settings.classic_workers):
@@ -91,7 +79,7 @@ def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], sour
     capped = [row for row in rows if row.kind == ENGINE and row.capped]
     if capped:
         announce(f"--per-host {opts.per_host}: at most {capped[0].concurrency} downloads in flight "
-                 f"({_plural(hosts, 'host')} in the list), whatever the workers x threads")
+                 f"({counted(hosts, 'host')} in the list), whatever the workers x threads")
     box = settings.ramp + settings.seconds
     per_round = (len(rows) - 1) * box + SEQUENTIAL_SPAN * settings.seconds + len(rows) * RUN_OVERHEAD_S
     least, most = (round(WARMUP_ESTIMATE_S + n * per_round) for n in (min(MIN_RUNS, settings.repeat), settings.repeat))
@@ -100,14 +88,10 @@ def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], sour
              f"(about {least}{'' if least == most else f'-{most}'} s in all)")
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
-
-
 def _planned_runs(repeat: int) -> str:
     if repeat <= MIN_RUNS:
-        return f"{repeat} run{'s' if repeat > 1 else ''}"
-    return f"{MIN_RUNS} runs, up to {repeat} for rows whose runs differ by over {_pct()}"
+        return runs_per_row(repeat)
+    return f"{MIN_RUNS} runs, up to {repeat} for rows whose runs differ by over {pct(STEADY)}"
 
 
 def steady(row: Row) -> bool:

@@ -23,6 +23,11 @@ _VARYING = (
 )
 
 
+def counted(n: int, noun: str, plural: str = "s") -> str:
+    """'1 host', '4 hosts', '2 processes'."""
+    return f"{n} {noun}{plural if n != 1 else ''}"
+
+
 def failure_reason(status: str, error: str | None) -> str:
     """A failed or invalid record's error, with per-URL numbers taken out so that like groups with like."""
     text = error or "no reason given"
