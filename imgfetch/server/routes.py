@@ -206,7 +206,7 @@ class Routes:
         if found is None:
             return text(404)
         interval = query_num(req.query, "interval", faults.SLOW_HEAD_INTERVAL_S, 0.0, MAX_STREAM_S)
-        await faults.slow_head(w, req, found[0], found[1], interval)
+        await faults.slow_head(w, req, found, interval)
         return None
 
     async def _r_reset(self, req: Request, m: Match, w: Writer) -> Answer:
