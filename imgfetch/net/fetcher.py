@@ -55,15 +55,11 @@ class Download:
 
 
 class Fetcher:
-    """Fetches URLs through one requests adapter per process, shared by the download threads.
+    """Fetches URLs through one requests adapter per process (``net.adapter``), shared by the download threads.
 
-    requests is used leanly: a prepared request goes straight to the adapter, so cookies,
-    environment settings and redirect resolution are not redone on every call (redirects are
-    followed by hand, proxies resolved once per host, credentials from the URL or netrc added
-    per hop by ``auth``). The adapter (``net.adapter``) keeps idle connections by one budget
-    over all hosts, drawn from the open-files limit (``limits.idle_budget``), at most
-    ``opts.threads`` of them to one host, so a list spread over thousands of hosts neither runs
-    out of file descriptors nor reconnects to hosts it still uses.
+    A prepared request goes straight to the adapter, so cookies, environment settings and redirect
+    resolution are not redone on every call: redirects are followed by hand, proxies resolved once
+    per host, credentials added per hop by ``auth``.
     """
 
     def __init__(self, opts: Options, stop: StopFlag | None = None) -> None:

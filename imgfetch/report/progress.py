@@ -1,20 +1,5 @@
-"""The progress bar: one per run, in the parent, fed one record at a time.
-
-- The bar counts URLs. Skipped records (done by an earlier run, or failed in one and not retried) are
-  not counted as progress: they come off the bar's total instead, so the rate and the ETA are about real downloads.
-- Its postfix shows the run summary's own counts, updated with every record.
-- For a list file, a background thread counts the list's entries, so the bar gets a total
-  (and so a percentage and an ETA) soon after the start; gzip files too. For standard input
-  and generators the bar goes without a total.
-- A ticker thread redraws the bar every TICK_S, so the elapsed time moves while URLs are slow.
-- The rate is over the whole run, so it sinks while URLs hang instead of freezing at its last value.
-- When the URLs left are slow (nothing has come back for STALL_S, or every URL left is in flight),
-  the postfix says what the bar waits on, ``14 waiting, longest 22 s``; once every URL left is in
-  flight, the ETA is the latest their --max-time budgets allow, never a stale 00:00.
-- A terminal that reports a size of zero (tqdm would draw nothing) gets an 80-column bar.
-- In Jupyter the bar is a widget when ipywidgets is installed (``pip install 'imgfetch[notebook]'``),
-  and otherwise, quietly, a text bar. A saved notebook's text of the widget is its final state.
-"""
+"""The progress bar: one per run, in the parent, fed one record at a time (the README's "What you see" says
+what it shows). A ticker thread redraws it every TICK_S, so the elapsed time moves while URLs are slow."""
 from __future__ import annotations
 
 import logging

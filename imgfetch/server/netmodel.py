@@ -105,12 +105,10 @@ def parse_faults(spec: FaultSpec) -> dict[str, float]:
 class NetModel:
     """Deterministic per-image latency (log-normal) and fault (at most one) model.
 
-    ``latency_s(i)`` is ``latency_ms`` when ``latency_spread`` is 0, else a
-    draw from a log-normal with median ``latency_ms`` and sigma
-    ``latency_spread`` (median 80 ms with sigma 1.0 gives p90 ~ 0.29 s and
-    p99 ~ 0.82 s), capped at MAX_LATENCY_S. ``fault(i)`` is a kind from
-    FAULT_KINDS or None; kind k is chosen for a share ``faults[k]`` of indexes. The values are taken as
-    given: ServerSettings checks them against MAX_LATENCY_S and MAX_SPREAD.
+    ``latency_s(i)`` is ``latency_ms`` when ``latency_spread`` is 0, else a draw from a log-normal with median
+    ``latency_ms`` and sigma ``latency_spread``, capped at MAX_LATENCY_S. ``fault(i)`` is a kind from FAULT_KINDS
+    or None; kind k is chosen for a share ``faults[k]`` of indexes. The values are taken as given: ServerSettings
+    checks them against MAX_LATENCY_S and MAX_SPREAD.
     """
 
     def __init__(self, latency_ms: float = 0.0, latency_spread: float = 0.0,
