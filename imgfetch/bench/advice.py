@@ -87,10 +87,6 @@ class Advice:
     def recommended(self) -> Row:
         return self.verdict.pick
 
-    @property
-    def defaults(self) -> Row | None:
-        return self.verdict.defaults
-
 
 def ties_with(row: Row, best: Row) -> bool:
     """Within WITHIN (5 %) of the best, or within NOISE_LIMIT (10 %) with overlapping min-max spreads."""

@@ -164,7 +164,7 @@ def _mark_picks(ax: Any, advice: Advice) -> None:
     box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=PICK_COLOUR, alpha=PICK_BOX_ALPHA)
     _label_point(ax, rec, f"{name}: {rec.short}, {rec.median:.0f} images/s", PICK_OFFSET, PICK_FONT,
                  PICK_COLOUR, PICK_COLOUR, box)
-    d = advice.defaults
+    d = verdict.defaults
     if d is not None and d is not rec:
         box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=IDEAL_COLOUR)
         _label_point(ax, d, f"get's defaults {d.short}: {d.median:.0f} images/s", DEFAULTS_OFFSET, DEFAULTS_FONT,

@@ -64,19 +64,12 @@ def flag_of(field: dataclasses.Field[Any]) -> str:
     return spec_of(field).flag or "--" + field.name.replace("_", "-")
 
 
-def computed_default(field: dataclasses.Field[Any]) -> Any:
-    """The field's default, calling its factory (a default that depends on the machine)."""
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
-
-
 def default_words(field: dataclasses.Field[Any]) -> str | None:
     """The default as help and docs say it: the spec's words, else the value (None: nothing to say)."""
     spec = spec_of(field)
     if spec.default_text is not None:
         return spec.default_text
-    value = computed_default(field)
+    value = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
     if value is None or value is False or value == ():
         return None
     return shown(value)

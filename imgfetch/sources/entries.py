@@ -30,7 +30,7 @@ class Entries(Iterator[Entry]):
     """The lazy entry iterator returned by :func:`open_entries`; closable, a context manager."""
 
     def __init__(self, entries: Generator[Entry, None, None],
-                 stream: io.BufferedReader | None) -> None:
+                 stream: IO[bytes] | None) -> None:
         self._entries, self._stream = entries, stream
 
     def __next__(self) -> Entry:

@@ -217,12 +217,7 @@ def iterable_entries(items: Iterable[Any], key: str,
                      keep: tuple[str, ...]) -> Generator[Entry, None, None]:
     """Strings (one URL each; blanks and ``#`` comments skipped) or mappings (URL under ``key``)."""
     for position, item in enumerate(items, 1):
-        if isinstance(item, str):
-            text = item.strip()
-            if text and not text.startswith("#"):
-                yield _make(position, text, dict.fromkeys(keep, ""))
-        elif isinstance(item, Mapping):
-            value = item.get(key)
-            yield _from_mapping(position, item, key, keep, "" if value is None else str(value))
-        else:
+        if not isinstance(item, (str, Mapping)):
             raise TypeError(f"URL list items must be str or Mapping, not {type(item).__name__}")
+        if not isinstance(item, str) or item.strip() and not item.strip().startswith("#"):
+            yield entry_of(item, position, key, keep)
