@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import shutil
+import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -13,14 +14,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import ImgFetchError
+from ..errors import ImgFetchError, OutputError
 from ..options import Options
 from ..records import OK
 from ..report.summary import counted
 from .advice import pct
 from .bursts import BURST, measure_bursts
 from .classic import Box, Outcome, RunStats, classic_pool, run_stats, sequential_loop
-from .folders import keep_folder, scratch_folder
 from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows, runs_per_row
 from .settings import BenchSettings
 
@@ -36,6 +36,7 @@ STEADY_IMAGES = 2          # runs this few images apart agree, whatever the perc
 # The sequential loop saves ~10 images a second, and a few slow images would sway so small a
 # sample: it counts longer. It starts no processes, so it counts from its start.
 SEQUENTIAL_SPAN = 3
+MAX_SAME_NAME = 999  # folders called name, name-2 ... name-999: then give up
 
 
 def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str], Any] = log.info,
@@ -221,3 +222,39 @@ def _listed_urls(path: str, limit: int | None) -> list[str]:
             if limit and len(urls) >= limit:
                 break
     return urls
+
+
+def keep_folder(keep: str) -> Path:
+    """A new folder of our own under --keep DIR: nothing already there is touched."""
+    parent = Path(keep)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        path = fresh_folder(parent, time.strftime("bench-%Y%m%d-%H%M%S"))
+    except OSError as exc:
+        raise OutputError(f"cannot use --keep {keep}: {exc.strerror or exc}") from None
+    if path is None:
+        raise OutputError(f"cannot use --keep {keep}: too many runs started this second")
+    return path
+
+
+def fresh_folder(parent: Path, name: str) -> Path | None:
+    """Create parent/name, or name-2, name-3 ... if taken; None if all MAX_SAME_NAME are taken."""
+    for n in range(1, MAX_SAME_NAME + 1):
+        path = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    return None
+
+
+def scratch_folder(keep: Path | None, stack: ExitStack, name: str) -> Path:
+    """A fresh folder for one run: under our --keep folder, or a temporary one removed at the end."""
+    if keep:
+        fresh = fresh_folder(keep, name)
+        if fresh is not None:
+            return fresh
+    path = Path(tempfile.mkdtemp(prefix=f"imgfetch-bench-{name}-"))
+    stack.callback(shutil.rmtree, path, True)
+    return path
