@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import logging
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 RESERVED_FDS = 64   # pipes, log relay, the manifest, Python's own files
 FDS_PER_THREAD = 2  # a socket and the file being written
@@ -20,9 +25,7 @@ def raise_open_files_limit() -> int | None:
 
     Process-wide: call it only in a process that is ours alone.
     """
-    try:
-        import resource
-    except ImportError:  # Windows
+    if resource is None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
@@ -37,9 +40,7 @@ def raise_open_files_limit() -> int | None:
 
 def open_files_limit() -> int | None:
     """The soft RLIMIT_NOFILE as it is (None if unknown or unlimited)."""
-    try:
-        import resource
-    except ImportError:  # Windows
+    if resource is None:
         return None
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return None if soft == resource.RLIM_INFINITY else soft

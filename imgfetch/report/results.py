@@ -31,7 +31,7 @@ class Results(list):  # type: ignore[type-arg]
                  summary: Summary | None = None, manifest: str | os.PathLike[str] | None = None, *,
                  listed: int | None = None, counts_only: bool = False) -> None:
         """``counts_only``: the run kept no records (``download(keep_records=False)``): the counts are ``summary``'s."""
-        super().__init__(sorted(records, key=_input_order))
+        super().__init__(sorted(records, key=lambda r: (r.line is None, r.line or 0)))  # in input order
         self.out_dir = Path(out_dir) if out_dir is not None else None
         # where the records are; a URL (str) when they are on object storage
         self.manifest = manifest if isinstance(manifest, str) and "://" in manifest else \
@@ -129,10 +129,6 @@ class Results(list):  # type: ignore[type-arg]
             parts.append(f"<div>&hellip; {len(self) - _HTML_ROWS:,} more rows (<code>.to_pandas()</code> "
                          f"for all, <code>.show()</code> for thumbnails)</div>")
         return "\n".join(parts)
-
-
-def _input_order(record: FetchResult) -> tuple[bool, int]:
-    return (record.line is None, record.line or 0)
 
 
 def _count(records: Iterable[FetchResult], seconds: float) -> Summary:

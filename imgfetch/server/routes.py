@@ -39,7 +39,7 @@ _ROUTES = [(re.compile(p), name) for p, name in (
     (r"/status/(?P<code>\d{3})", "status"),
     (r"/flaky/(?P<n>\d{1,9})/(?P<token>[^/]+)/" + _IMG, "flaky"),
     (r"/redirect/(?P<n>\d{1,4})/" + _IMG, "redirect"),
-    (r"/redirect-loop", "loop_a"), (r"/redirect-loop-b", "loop_b"),
+    (r"/redirect-loop(?P<b>-b)?", "loop"),
     (r"/redirect-to", "redirect_to"), (r"/hang", "hang"), (r"/drip/" + _IMG, "drip"),
     (r"/basic-auth/(?P<user>[^/]*)/(?P<password>[^/]*)/" + _IMG, "basic_auth"),
     (r"/slow-head/" + _IMG, "slow_head"),
@@ -167,11 +167,8 @@ class Routes:
         target = f"/img/{name}" if n == 1 else f"/redirect/{n - 1}/{name}"
         return text(302, ("Location", self.url(target)))
 
-    async def _r_loop_a(self, req: Request, m: Match, w: Writer) -> Answer:
-        return text(302, ("Location", self.url("/redirect-loop-b")))
-
-    async def _r_loop_b(self, req: Request, m: Match, w: Writer) -> Answer:
-        return text(302, ("Location", self.url("/redirect-loop")))
+    async def _r_loop(self, req: Request, m: Match, w: Writer) -> Answer:
+        return text(302, ("Location", self.url("/redirect-loop" if m["b"] else "/redirect-loop-b")))
 
     async def _r_redirect_to(self, req: Request, m: Match, w: Writer) -> Answer:
         target = req.query.get("url")
