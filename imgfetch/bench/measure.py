@@ -203,7 +203,7 @@ def _urls(settings: BenchSettings, stack: ExitStack, announce: Callable[[str], A
         announce(f"starting the built-in server: rendering {count} images")
         served = ServerSettings(count=count, latency_ms=settings.latency_ms, latency_spread=settings.latency_spread)
         server = stack.enter_context(ServerProcess(served))
-        return server.urls, f"the built-in server ({server.describe()}; {count} images)"
+        return server.urls, f"the built-in server ({server.model.latency_text()}; {count} images)"
     urls = _listed_urls(settings.urls, settings.limit)
     return urls, f"{settings.urls} ({len(urls)} URLs)"
 

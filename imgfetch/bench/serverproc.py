@@ -30,15 +30,9 @@ class ServerProcess:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.urls: list[str] = []
+        self.model = NetModel(settings.latency_ms, settings.latency_spread, seed=settings.seed)  # the server's own
         self._conn: Any = None
         self._process: Any = None
-
-    def describe(self) -> str:
-        """'log-normal latency, median 80 ms, sigma 1' (the chart's title and the table's header)."""
-        s = self.settings
-        if s.latency_spread:
-            return f"log-normal latency, median {s.latency_ms:g} ms, sigma {s.latency_spread:g}"
-        return f"fixed latency {s.latency_ms:g} ms"
 
     def __enter__(self) -> "ServerProcess":
         # spawn: a fresh interpreter, whatever threads this process runs, and the fork server
@@ -50,9 +44,7 @@ class ServerProcess:
         self._process.start()
         child.close()
         urls = self._wait_ready()
-        s = self.settings
-        model = NetModel(s.latency_ms, s.latency_spread, seed=s.seed)  # the server's own model
-        self.urls = mixed_order(urls, [model.latency_s(i) for i in range(len(urls))])
+        self.urls = mixed_order(urls, [self.model.latency_s(i) for i in range(len(urls))])
         return self
 
     def _wait_ready(self) -> list[str]:

@@ -140,10 +140,13 @@ class NetModel:
                 return kind
         return None
 
+    def latency_text(self) -> str:
+        """'log-normal latency, median 80 ms, sigma 1', or 'fixed latency 80 ms'."""
+        if self.latency_spread:
+            return f"log-normal latency, median {self.latency_ms:g} ms, sigma {self.latency_spread:g}"
+        return f"fixed latency {self.latency_ms:g} ms"
+
     def describe(self) -> str:
         """One line for logs: latency and fault mix."""
-        lat = f"latency {self.latency_ms:g} ms"
-        if self.latency_spread:
-            lat = f"latency median {self.latency_ms:g} ms, log-normal sigma {self.latency_spread:g}"
         mix = ", ".join(f"{k} {v:.2%}" for k, v in self.faults.items()) or "none"
-        return f"{lat}; faults: {mix}"
+        return f"{self.latency_text()}; faults: {mix}"
