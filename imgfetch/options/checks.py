@@ -16,7 +16,6 @@ _PROXY_SCHEMES = re.compile(r"^(https?|socks5h?)://", re.IGNORECASE)
 FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 MAX_PHASH_DISTANCE = 32  # of a 64-bit perceptual hash: more than half its bits is no likeness at all
 _DIRECTIVE = re.compile(r"^[a-z][a-z0-9_-]*$")
-_UA_TOKEN = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def parse_size(text: str | int) -> int:
@@ -219,18 +218,20 @@ def directives(name: str, value: Any) -> tuple[str, ...]:
     return kept
 
 
-def token(name: str, value: Any) -> Any:
-    """A user-agent product token: letters, digits and . _ -, as robots rules name crawlers."""
-    if not isinstance(value, str) or not _UA_TOKEN.match(value):
-        raise OptionError(f"{name} must be a name of letters, digits, '.', '_' or '-', got {value!r}", name)
-    return value
+def matching(pattern: str, words: str) -> Check:
+    """Text that ``pattern`` matches whole; else an OptionError saying that it must be ``words``."""
+    regex = re.compile(pattern)
+
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, str) or not regex.fullmatch(value):
+            raise OptionError(f"{name} must be {words}, got {value!r}", name)
+        return value
+    return check
 
 
-def http_url(name: str, value: Any) -> Any:
-    if not isinstance(value, str) or not re.match(r"^https?://[^\s;()]+$", value):
-        raise OptionError(f"{name} must be an http:// or https:// URL without spaces, ';' or brackets, "
-                          f"got {value!r}", name)
-    return value
+# A user-agent product token, as robots rules name crawlers; the +URL of a crawler's page.
+token = matching(r"[A-Za-z0-9._-]+", "a name of letters, digits, '.', '_' or '-'")
+http_url = matching(r"https?://[^\s;()]+", "an http:// or https:// URL without spaces, ';' or brackets")
 
 
 def _has_module(name: str) -> bool:

@@ -127,9 +127,13 @@ class Routes:
     def _image(self, m: Match) -> faults.Found:
         return self.images.lookup(int(m["i"]), m["ext"])
 
-    def _img_resp(self, m: Match, *extra: tuple[str, str], ctype: str | None = None) -> Answer:
+    def _img_resp(self, m: Match, *extra: tuple[str, str], ctype: str | None = None,
+                  change: Callable[[bytes], bytes] | None = None) -> Answer:
+        """The image (its bytes ``change``d, if given), or 404 when there is none."""
         found = self._image(m)
-        return resp(200, found[0], ctype or found[1], *extra) if found else text(404)
+        if found is None:
+            return text(404)
+        return resp(200, change(found[0]) if change else found[0], ctype or found[1], *extra)
 
     async def _r_img(self, req: Request, m: Match, w: Writer) -> Answer:
         found = self._image(m)
@@ -230,10 +234,7 @@ class Routes:
         return None
 
     async def _r_gzip(self, req: Request, m: Match, w: Writer) -> Answer:
-        found = self._image(m)
-        if found is None:
-            return text(404)
-        return resp(200, gzip.compress(found[0], mtime=0), found[1], ("Content-Encoding", "gzip"))
+        return self._img_resp(m, ("Content-Encoding", "gzip"), change=lambda data: gzip.compress(data, mtime=0))
 
     async def _r_gzip_bomb(self, req: Request, m: Match, w: Writer) -> Answer:
         if self._bomb is None:  # ~1 s of CPU: built once, off the event loop
@@ -248,10 +249,7 @@ class Routes:
         return resp(200, JPEG_START + garbage, "image/jpeg")
 
     async def _r_truncated(self, req: Request, m: Match, w: Writer) -> Answer:
-        found = self._image(m)
-        if found is None:
-            return text(404)
-        return resp(200, found[0][:len(found[0]) * TRUNCATED_TENTHS // 10], found[1])
+        return self._img_resp(m, change=lambda data: data[:len(data) * TRUNCATED_TENTHS // 10])
 
     async def _r_bomb_png(self, req: Request, m: Match, w: Writer) -> Answer:
         return resp(200, bomb_png(), "image/png")
@@ -270,21 +268,20 @@ class Routes:
 
     async def _r_requality(self, req: Request, m: Match, w: Writer) -> Answer:
         """The image re-encoded as a JPEG of quality Q (1-95): the same picture in other bytes."""
-        found, quality = self._image(m), int(m["q"])
-        if found is None or not 1 <= quality <= MAX_JPEG_QUALITY:
+        quality = int(m["q"])
+        if not 1 <= quality <= MAX_JPEG_QUALITY:
             return text(404)
-        return resp(200, requality(found[0], quality), "image/jpeg")
+        return self._img_resp(m, ctype="image/jpeg", change=lambda data: requality(data, quality))
 
     async def _r_varying(self, req: Request, m: Match, w: Writer) -> Answer:
         """A JPEG image whose bytes differ on every request (a comment segment counts them), like
         random placeholder services and on-the-fly re-encoders."""
-        found = self._image(m)
-        if found is None:
-            return text(404)
+        return self._img_resp(m, change=self._vary)
+
+    def _vary(self, data: bytes) -> bytes:
         self._varying += 1
         comment = f"request {self._varying}".encode()
-        segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
-        return resp(200, found[0][:2] + segment + found[0][2:], found[1])
+        return data[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + data[2:]
 
     async def _r_names(self, req: Request, m: Match, w: Writer) -> Answer:
         return resp(200, self.images.image_bytes(0), FORMATS[0][2]) if self.images.count else text(404)
