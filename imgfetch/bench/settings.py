@@ -20,11 +20,7 @@ _SIZES = whole_numbers(1)
 def default_worker_sweep(cpus: int | None = None) -> tuple[int, ...]:
     """1, 2, 4, ... up to get's default for this many CPUs (default: the usable ones), that value included."""
     top = default_workers(cpus)
-    sizes, n = [], 1
-    while n < top:
-        sizes.append(n)
-        n *= 2
-    return tuple(sizes + [top])
+    return (*(2 ** k for k in range(top.bit_length()) if 2 ** k < top), top)
 
 
 @dataclass(frozen=True)
