@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ImgFetchError
 from ..options import usable_cpus
-from .advice import Advice
+from .advice import Advice, gains
 from .plan import BenchReport, Row, runs_per_row
 
 # --chart-size bounds, in pixels: smaller is unreadable, larger is a mistake.
@@ -100,7 +100,7 @@ def draw_chart(report: BenchReport, advice: Advice, path: str | Path, size: tupl
     top_x = _set_limits(ax, [*report.engine, *classic, report.sequential])
     _draw_ideal(ax, report.sequential, top_x)
     _mark_picks(ax, advice)
-    _write_gains(ax, advice, classic, report.sequential)
+    _write_gains(ax, advice, report)
     _set_ticks(ax, top_x)
     _label(ax, report)
     fig.savefig(path, format="png", dpi=DPI)
@@ -179,13 +179,11 @@ def _label_point(ax: Any, row: Row, text: str, offset: int, fontsize: int, colou
                 zorder=LABEL_ZORDER)
 
 
-def _write_gains(ax: Any, advice: Advice, classic: list[Row], seq: Row) -> None:
+def _write_gains(ax: Any, advice: Advice, report: BenchReport) -> None:
     """Bottom right: how many times the baselines the best row is."""
-    if seq.median <= 0:
+    if report.sequential.median <= 0:
         return
-    gains = [f"{advice.best.median / seq.median:.0f}x the sequential loop"]
-    gains += [f"{advice.best.median / row.median:.1f}x {row.label}" for row in classic if row.median > 0]
-    ax.text(*GAINS_CORNER, f"imgfetch at its best ({advice.best.short}): " + ", ".join(gains),
+    ax.text(*GAINS_CORNER, f"imgfetch at its best ({advice.best.short}): " + ", ".join(gains(report, advice.best)),
             transform=ax.transAxes, ha="right", va="bottom", fontsize=GAINS_FONT,
             bbox=dict(boxstyle="round,pad=0.4", facecolor=GAINS_FACE, edgecolor=GAINS_EDGE))
 
