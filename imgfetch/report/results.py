@@ -13,6 +13,7 @@ from .summary import TOP_REASONS, Summary
 
 NOTEBOOK_EXTRA = "pip install 'imgfetch[notebook]'"
 _HTML_ROWS = 10  # records shown in a notebook's table; to_pandas() has them all
+_FIRST_COLUMNS = ("line", "status", "path", "error", "skipped", "format", "width", "height", "bytes", "url")  # to_pandas()
 _INTEGER_COLUMNS = ("line", "bytes", "width", "height", "http_status", "attempts", "pid",  # nullable Int64 in pandas
                     "original_width", "original_height")
 
@@ -90,7 +91,8 @@ class Results(list):  # type: ignore[type-arg]
         except ImportError:
             raise ImportError(f"Results.to_pandas() needs pandas: {NOTEBOOK_EXTRA}") from None
         rows = [{**r.to_json_dict(), "abspath": r.abspath} for r in self]
-        frame = pd.DataFrame(rows, columns=_columns(rows))
+        columns = dict.fromkeys([*_FIRST_COLUMNS, *(rows[0] if rows else ()), "abspath"])
+        frame = pd.DataFrame(rows, columns=list(columns))
         for name in _INTEGER_COLUMNS:
             frame[name] = pd.array([row[name] for row in rows], dtype="Int64")
         return frame
@@ -140,15 +142,6 @@ def _count(records: Iterable[FetchResult], seconds: float) -> Summary:
 
 def _counts_text(summary: Summary) -> str:
     return ", ".join(summary.shown_counts()) + (f"; {human_bytes(summary.bytes)} downloaded" if summary.bytes else "")
-
-
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    first = ["line", "status", "path", "error", "skipped", "format", "width", "height", "bytes", "url"]
-    seen = dict.fromkeys(first)
-    for row in rows[:1]:
-        seen.update(dict.fromkeys(row))
-    seen["abspath"] = None
-    return list(seen)
 
 
 def _html_row(record: FetchResult) -> str:
