@@ -135,11 +135,10 @@ def _draw_baselines(ax: Any, classic: list[Row], seq: Row) -> None:
 
 def _set_limits(ax: Any, rows: list[Row]) -> int:
     """Fit the axes to every row's runs; return the largest concurrency."""
-    lows = [row.low for row in rows if row.low > 0] or [1.0]
-    highs = [row.high for row in rows] or [1.0]
     top_x = max(row.concurrency for row in rows)
     ax.set_xlim(X_MARGIN_LOW, top_x * X_MARGIN_HIGH)
-    ax.set_ylim(min(lows) / Y_MARGIN_LOW, max(highs) * Y_HEADROOM)
+    ax.set_ylim(min((row.low for row in rows if row.low > 0), default=1.0) / Y_MARGIN_LOW,
+                max((row.high for row in rows), default=1.0) * Y_HEADROOM)
     return top_x
 
 

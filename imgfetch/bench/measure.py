@@ -212,16 +212,14 @@ def _listed_urls(path: str, limit: int | None) -> list[str]:
     """The list's valid URLs, each once, in order; the first ``limit`` of them."""
     from ..sources import open_entries
 
-    urls: list[str] = []
-    seen: set[str] = set()
+    urls: dict[str, None] = {}  # in order, each once
     with open_entries(path) as entries:
         for entry in entries:
-            if entry.url is not None and entry.url not in seen:
-                seen.add(entry.url)
-                urls.append(entry.url)
+            if entry.url is not None:
+                urls[entry.url] = None
             if limit and len(urls) >= limit:
                 break
-    return urls
+    return list(urls)
 
 
 def keep_folder(keep: str) -> Path:
