@@ -51,16 +51,9 @@ Y_TICK_DECADES = range(-1, 7)  # y tick candidates from 0.1 to 5 million images/
 Y_TICK_STEPS = (1, 2, 5)
 
 
-def require_matplotlib() -> None:
-    """A one-line error when the plot extra is not installed."""
-    try:
-        importlib.import_module("matplotlib")
-    except ImportError:
-        raise ImgFetchError("--chart needs matplotlib: pip install 'imgfetch[plot]'") from None
-
-
-def parse_chart_size(text: str) -> tuple[int, int]:
-    """'1200x800' -> (1200, 800); a ValueError naming --chart-size otherwise."""
+def chart_size(text: str) -> tuple[int, int]:
+    """'1200x800' -> (1200, 800); a ValueError naming --chart-size otherwise, and a one-line ImgFetchError when
+    matplotlib (the plot extra) is not there to draw it."""
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -68,6 +61,10 @@ def parse_chart_size(text: str) -> tuple[int, int]:
     if not (MIN_WIDTH <= width <= MAX_SIDE and MIN_HEIGHT <= height <= MAX_SIDE):
         raise ValueError(f"--chart-size must be between {MIN_WIDTH}x{MIN_HEIGHT} and {MAX_SIDE}x{MAX_SIDE}, "
                          f"got {text!r}")
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        raise ImgFetchError("--chart needs matplotlib: pip install 'imgfetch[plot]'") from None
     return width, height
 
 
