@@ -11,6 +11,7 @@ a mean latency 40 % off the whole list's.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 from typing import Any, Sequence
@@ -65,10 +66,8 @@ class ServerProcess:
         return payload
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._conn.send("stop")
-        except (OSError, ValueError):
-            pass
         self._process.join(STOP_TIMEOUT_S)
         if self._process.is_alive():
             self._process.kill()
@@ -83,15 +82,11 @@ def serve(conn: Any, settings: ServerSettings) -> None:
             for i in range(settings.count):  # render every image before anything is timed
                 server.image_bytes(i)
             conn.send(("ready", server.image_urls()))
-            try:
+            with contextlib.suppress(EOFError, OSError):  # the parent is gone
                 conn.recv()
-            except (EOFError, OSError):
-                pass  # the parent is gone
     except Exception as exc:  # reported to the parent, which ends the benchmark with one line
-        try:
+        with contextlib.suppress(OSError):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
-        except OSError:
-            pass
 
 
 def mixed_order(items: Sequence[str], latencies: Sequence[float]) -> list[str]:

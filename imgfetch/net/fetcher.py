@@ -1,6 +1,7 @@
 """One URL -> bytes: timeouts, a per-URL time budget (--max-time), a size cap, retries, redirects."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -235,9 +236,7 @@ def _release(resp: requests.Response) -> None:
     raw, length = resp.raw, resp.headers.get("Content-Length", "")
     sock = getattr(raw.connection, "sock", None)
     if sock is not None and length.isdigit() and int(length) <= DRAIN_BYTES:
-        try:
+        with contextlib.suppress(Exception):  # whatever goes wrong, close() below closes the connection
             sock.settimeout(DRAIN_WAIT_S)  # the next request on this connection sets its own timeout
             raw.drain_conn()  # returns the connection to the pool once the body is read whole
-        except Exception:  # noqa: BLE001 - whatever went wrong, close() below closes the connection
-            pass
     resp.close()

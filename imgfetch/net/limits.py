@@ -6,6 +6,7 @@ an in-process ``fetch()`` lives in someone else's process and leaves its limits 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 
 try:
@@ -30,11 +31,9 @@ def raise_open_files_limit() -> int | None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, UNLIMITED_TARGET)
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
-        except (ValueError, OSError):
-            pass
     return None if soft == resource.RLIM_INFINITY else soft
 
 

@@ -17,6 +17,7 @@ connect in progress) poll ``fired()`` instead.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -58,10 +59,8 @@ class PerProcess:
 
 
 def _shut(sock: Any) -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # already closed (its descriptor is -1: no other socket is hit)
         sock.shutdown(socket.SHUT_RDWR)
-    except (OSError, AttributeError):
-        pass  # already closed (a closed socket's descriptor is -1, so no other socket is hit)
 
 
 class Armed:

@@ -2,7 +2,7 @@
 what it shows). A ticker thread redraws it every TICK_S, so the elapsed time moves while URLs are slow."""
 from __future__ import annotations
 
-import logging
+import contextlib
 import math
 import os
 import sys
@@ -13,7 +13,6 @@ from typing import IO, Any, Callable
 from ..records import FetchResult
 from .summary import Summary
 
-log = logging.getLogger(__name__)
 TICK_S = 0.5  # seconds between redraws while no record arrives
 REDRAW_S = 0.1  # seconds: tqdm redraws for records at most this often (its mininterval)
 RATE_SMOOTHING = 0  # tqdm's smoothing: 0 is the rate over the run, which cannot freeze at a burst's value
@@ -61,13 +60,11 @@ def terminal_size(stream: IO[str]) -> tuple[int, int]:
 def _bar_class() -> Any:
     """tqdm's notebook widget when it can be drawn, else the text bar; never tqdm's ipywidgets warning."""
     if in_jupyter():
-        try:
+        with contextlib.suppress(ImportError):
             import ipywidgets  # noqa: F401
             from tqdm.notebook import tqdm as notebook_tqdm
 
             return notebook_tqdm
-        except ImportError:
-            pass
     from tqdm.std import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: forking a threaded parent invites deadlocks

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -115,10 +116,8 @@ class ImageServer:
             self._stopping = True
         loop = self._loop
         if loop is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(self._request_stop)
-            except RuntimeError:  # loop already closed
-                pass
         if threading.current_thread() is not self._loop_thread:
             if not self._done.wait(STOP_TIMEOUT_S):
                 log.warning("image server did not stop within %.0f s", STOP_TIMEOUT_S)
