@@ -7,6 +7,7 @@ client tool, and a retry meets the same fault again (as a dead link does).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Mapping
 from statistics import NormalDist
@@ -115,12 +116,8 @@ class NetModel:
                  faults: FaultSpec = None, seed: int = 0) -> None:
         self.latency_ms, self.latency_spread, self.seed = float(latency_ms), float(latency_spread), seed
         self.faults = parse_faults(faults)
-        edges, total = [], 0.0
-        for kind in FAULT_KINDS:  # cumulative upper edges in the fixed kind order
-            if kind in self.faults:
-                total += self.faults[kind]
-                edges.append((total, kind))
-        self._edges = edges
+        kinds = [kind for kind in FAULT_KINDS if kind in self.faults]  # the fixed kind order
+        self._edges = list(zip(itertools.accumulate(self.faults[kind] for kind in kinds), kinds))  # cumulative upper edges
 
     def latency_s(self, i: int) -> float:
         """Seconds of latency for image ``i`` (any int; deterministic)."""
@@ -135,10 +132,7 @@ class NetModel:
         if not self._edges:
             return None
         u = _uniform(self.seed, i, "fault")
-        for edge, kind in self._edges:
-            if u < edge:
-                return kind
-        return None
+        return next((kind for edge, kind in self._edges if u < edge), None)
 
     def latency_text(self) -> str:
         """'log-normal latency, median 80 ms, sigma 1', or 'fixed latency 80 ms'."""

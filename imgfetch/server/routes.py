@@ -58,11 +58,7 @@ Writer = asyncio.StreamWriter
 
 def _route(path: str) -> tuple[str, Optional[re.Match[str]]]:
     """The first route whose pattern matches ``path``, with its match."""
-    for pattern, name in _ROUTES:
-        m = pattern.fullmatch(path)
-        if m:
-            return name, m
-    return "", None
+    return next(((name, m) for pattern, name in _ROUTES if (m := pattern.fullmatch(path))), ("", None))
 
 
 def _credentials(req: Request) -> bytes | None:
