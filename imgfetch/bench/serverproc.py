@@ -4,10 +4,8 @@ In its own process the server does not share a GIL with the benchmark's parent, 
 ``imgfetch serve`` and ``imgfetch get`` do not: the rows are timed as a user would see them.
 The process listens on 127.0.0.1 only, and stops when the benchmark ends or its parent dies.
 
-Its URLs come in a mixed order: every prefix of the list has about the latency mix of the whole
-list. A row that gets through 10 images in a run (the sequential loop) and one that gets through
-800 then see the same latencies, where the list's natural order could give the first 10 images
-a mean latency 40 % off the whole list's.
+Its URLs come in a mixed order (``mixed_order``), so that a row that gets through 10 images in a run and one
+that gets through 800 see the same latencies: the natural order could give the first 10 a mean 40 % off.
 """
 from __future__ import annotations
 

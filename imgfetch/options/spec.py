@@ -1,10 +1,6 @@
-"""How one option is declared: a dataclass field whose metadata carries everything else about it.
-
-``option(...)`` returns a ``dataclasses.field`` with an :class:`OptionSpec` in its metadata: the check
-that validates it, the help text, the CLI flag, the argparse group, metavar, parser and choices, and how
-its default reads in help and docs. The CLI's argparse, the library's keyword signatures and the README's
-option table are all derived from these fields, so an option is written down in one place.
-"""
+"""How one option is declared: ``option(...)``, a dataclass field whose :class:`OptionSpec` metadata carries
+everything else about it, from which the CLI's argparse, the library's keyword signatures and the README's
+option table are all derived."""
 from __future__ import annotations
 
 import dataclasses
