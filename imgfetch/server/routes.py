@@ -136,7 +136,7 @@ class Routes:
         kind = self.model.fault(int(m["i"])) if found is not None else None
         if kind is None:
             return self._img_resp(m)
-        self.stats.faulted(kind)
+        self.stats.tally("by_fault", kind)
         log.debug("%s %s: fault %s", req.method, req.path, kind)
         return await faults.answer_fault(kind, w, req, found, self.hang_s, self.drip_interval_s)
 
@@ -181,7 +181,7 @@ class Routes:
         given = _credentials(req)
         wanted = unquote_to_bytes(m["user"]) + b":" + unquote_to_bytes(m["password"])
         outcome = "none" if given is None else "right" if given == wanted else "wrong"
-        self.stats.authorized(outcome)
+        self.stats.tally("by_auth", outcome)
         if outcome != "right":
             return text(401, ("WWW-Authenticate", 'Basic realm="imgfetch"'))
         return self._img_resp(m)
