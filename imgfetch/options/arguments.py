@@ -39,14 +39,12 @@ def add_declared(parser: argparse.ArgumentParser, cls: type, names: Collection[s
 def _argument(field: dataclasses.Field[Any]) -> dict[str, Any]:
     spec = field.metadata["option"]
     kwargs: dict[str, Any] = {"dest": field.name, "default": None, "help": help_line(field).replace("%", "%%")}
-    if spec.action == "store_true":
+    if spec.action:
         kwargs["action"] = spec.action
-    elif spec.action:
-        kwargs.update(action=spec.action, metavar=spec.metavar)
     else:
-        kwargs.update(metavar=spec.metavar, choices=spec.choices, type=spec.parse or str)
-        if spec.choices:
-            del kwargs["metavar"]  # argparse shows {a,b,c}
+        kwargs.update(choices=spec.choices, type=spec.parse or str)
+    if spec.action != "store_true" and not spec.choices:  # with choices, argparse shows {a,b,c}
+        kwargs["metavar"] = spec.metavar
     return kwargs
 
 
