@@ -157,21 +157,20 @@ def _mark_picks(ax: Any, advice: Advice) -> None:
     label = f"{name}: --workers {rec.workers} --threads {rec.threads}"
     ax.scatter([rec.concurrency], [rec.median], s=RING_AREA, facecolors="none", edgecolors=PICK_COLOUR,
                linewidths=RING_WIDTH, zorder=RING_ZORDER, label=label + (" (get's defaults)" if rec.is_default else ""))
-    box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=PICK_COLOUR, alpha=PICK_BOX_ALPHA)
     _label_point(ax, rec, f"{name}: {rec.short}, {rec.median:.0f} images/s", PICK_OFFSET, PICK_FONT,
-                 PICK_COLOUR, PICK_COLOUR, box)
+                 PICK_COLOUR, PICK_COLOUR, PICK_BOX_ALPHA)
     d = verdict.defaults
     if d is not None and d is not rec:
-        box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=IDEAL_COLOUR)
         _label_point(ax, d, f"get's defaults {d.short}: {d.median:.0f} images/s", DEFAULTS_OFFSET, DEFAULTS_FONT,
-                     DEFAULTS_TEXT_COLOUR, IDEAL_COLOUR, box)
+                     DEFAULTS_TEXT_COLOUR, IDEAL_COLOUR)
 
 
-def _label_point(ax: Any, row: Row, text: str, offset: int, fontsize: int, colour: str, arrow: str,
-                 box: dict[str, Any]) -> None:
-    """A boxed label ``offset`` points below the row's point, with an arrow up to it."""
+def _label_point(ax: Any, row: Row, text: str, offset: int, fontsize: int, colour: str, edge: str,
+                 alpha: float | None = None) -> None:
+    """A label ``offset`` points below the row's point, boxed and with an arrow up to it in the ``edge`` colour."""
+    box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=edge, alpha=alpha)
     ax.annotate(text, (row.concurrency, row.median), xytext=(0, offset), textcoords="offset points", ha="center",
-                va="top", fontsize=fontsize, color=colour, bbox=box, arrowprops=dict(arrowstyle="->", color=arrow),
+                va="top", fontsize=fontsize, color=colour, bbox=box, arrowprops=dict(arrowstyle="->", color=edge),
                 zorder=LABEL_ZORDER)
 
 

@@ -84,15 +84,11 @@ def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], sour
     box = settings.ramp + settings.seconds
     per_round = (len(rows) - 1) * box + SEQUENTIAL_SPAN * settings.seconds + len(rows) * RUN_OVERHEAD_S
     least, most = (round(WARMUP_ESTIMATE_S + n * per_round) for n in (min(MIN_RUNS, settings.repeat), settings.repeat))
-    announce(f"benchmarking {source}: {len(rows)} rows x {_planned_runs(settings.repeat)}; each run lasts "
+    runs = (runs_per_row(settings.repeat) if settings.repeat <= MIN_RUNS else
+            f"{MIN_RUNS} runs, up to {settings.repeat} for rows whose runs differ by over {pct(STEADY)}")
+    announce(f"benchmarking {source}: {len(rows)} rows x {runs}; each run lasts "
              f"{box:g} s and counts the images saved in its last {settings.seconds:g} s "
              f"(about {least}{'' if least == most else f'-{most}'} s in all)")
-
-
-def _planned_runs(repeat: int) -> str:
-    if repeat <= MIN_RUNS:
-        return runs_per_row(repeat)
-    return f"{MIN_RUNS} runs, up to {repeat} for rows whose runs differ by over {pct(STEADY)}"
 
 
 def steady(row: Row) -> bool:
