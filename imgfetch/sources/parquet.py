@@ -4,9 +4,10 @@ Rows are numbered from 1, as CSV data rows are. Only the URL column and the kept
 """
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Generator
-from typing import IO, Any
+from typing import Any
 
 from ..errors import InputError
 from .readers import Entry, _column_text, _find_column, _make
@@ -24,7 +25,7 @@ def _pyarrow_parquet(name: str) -> Any:
     return pq
 
 
-def open_parquet(path: str | bytes | os.PathLike[Any], name: str) -> tuple[Any, IO[bytes]]:
+def open_parquet(path: str | bytes | os.PathLike[Any], name: str) -> tuple[Any, io.BufferedReader]:
     """The ParquetFile and its open file; one-line InputErrors for a missing or unreadable file."""
     pq = _pyarrow_parquet(name)
     handle = open_raw(path, name)  # closed by the Entries that reads it

@@ -67,7 +67,7 @@ def _read_head(stream: Any, eager: bool) -> bytes:
     return data
 
 
-def open_raw(source: Any, name: str) -> IO[bytes]:
+def open_raw(source: Any, name: str) -> io.BufferedReader:
     """The file opened for reading in binary; one-line InputErrors."""
     try:
         return open(source, "rb")  # noqa: SIM115 - closed by the stream open_stream returns
