@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..report.summary import counted
 from .plan import BenchReport, Row
 
 WITHIN = 0.05        # within 5 % of the best median: a tie, whatever the spreads
@@ -86,10 +87,6 @@ class Advice:
     def recommended(self) -> Row:
         return self.verdict.pick
 
-    @property
-    def defaults(self) -> Row | None:
-        return self.verdict.defaults
-
 
 def ties_with(row: Row, best: Row) -> bool:
     """Within WITHIN (5 %) of the best, or within NOISE_LIMIT (10 %) with overlapping min-max spreads."""
@@ -155,13 +152,8 @@ def advise(report: BenchReport) -> Advice:
 
 def _teaching(report: BenchReport, best: Row) -> list[str]:
     """Why processes x threads with streaming beats the textbook pool, in this run's numbers."""
-    seq = report.sequential
-    parts = [f"{report.speedup(best):.0f}x the sequential loop"]
-    for row in report.classic:
-        if row.median:
-            parts.append(f"{best.median / row.median:.1f}x {row.label}")
-    lines = [f"imgfetch at its best ({best.short}, {best.median:.0f} images/s) is " + " and ".join(parts) + "."]
-    if report.classic and seq.median:
+    lines = [f"imgfetch at its best ({best.short}, {best.median:.0f} images/s) is " + " and ".join(gains(report, best)) + "."]
+    if report.classic and report.sequential.median:
         classic = report.classic[0]
         lines.append(f"Why: the loop has 1 download in flight and the classic pool {classic.concurrency} (one per "
                      f"process, each idle while it waits on the network); imgfetch keeps {best.concurrency} in "
@@ -169,21 +161,21 @@ def _teaching(report: BenchReport, best: Row) -> list[str]:
     return lines
 
 
+def gains(report: BenchReport, best: Row) -> list[str]:
+    """'62x the sequential loop', '21.7x ProcessPoolExecutor(3).map': the best row against the baselines."""
+    return [f"{report.speedup(best):.0f}x the sequential loop",
+            *(f"{best.median / row.median:.1f}x {row.label}" for row in report.classic if row.median)]
+
+
 def _in_flight(report: BenchReport, row: Row) -> str:
     """'4 processes x 128 threads', and what --per-host and --rate make of them."""
-    text = f"{_count(row.workers, 'process', 'es')} x {_count(row.threads, 'thread', 's')}"
+    text = f"{counted(row.workers, 'process', 'es')} x {counted(row.threads, 'thread')}"
     per_host, rate = report.options.get("per_host"), report.options.get("rate")
     if row.capped:
-        hosts = f"{report.hosts} host{'s' if report.hosts > 1 else ''}"
-        text = f"--per-host {per_host} caps its {text} on {hosts}"
+        text = f"--per-host {per_host} caps its {text} on {counted(report.hosts, 'host')}"
     if rate:
         text += f"; --rate {rate:g} starts at most {rate:g} a second per host"
     return text
-
-
-def _count(n: int, noun: str, plural: str) -> str:
-    """'1 process', '4 processes'."""
-    return f"{n} {noun}{plural if n != 1 else ''}"
 
 
 def _noise(report: BenchReport, verdict: Verdict) -> list[str]:

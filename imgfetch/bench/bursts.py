@@ -1,12 +1,7 @@
-"""The bench's note on bursts: 10 URLs at a time through a warm ``imgfetch.Downloader``, or through a
-fresh ``download()`` that starts and stops its worker processes every time.
-
-A program that needs images over time (a notebook, a web service) sends bursts, not one long list;
-the note says what keeping the workers warm saves per burst. Bursts alternate between the two,
-so drift on a busy machine hits both alike. Each burst's URLs are new to its folder, so every
-URL is fetched: the warm bursts take consecutive slices of the list, and each fresh burst fetches
-the same slice as its warm twin into a folder of its own. A URL may take BURST_MAX_TIME_S at the
-most, so a list with hanging URLs costs the note seconds, not minutes.
+"""The bench's note on bursts, as a program that needs images over time (a notebook, a web service) sends
+them: 10 URLs at a time through a warm ``imgfetch.Downloader``, or through a fresh ``download()`` that starts
+and stops its worker processes every time. The two alternate, so drift hits both alike, and each burst's URLs
+are new to its folder, so every URL is fetched.
 """
 from __future__ import annotations
 

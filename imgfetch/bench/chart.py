@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ImgFetchError
 from ..options import usable_cpus
-from .advice import Advice
+from .advice import Advice, gains
 from .plan import BenchReport, Row, runs_per_row
 
 # --chart-size bounds, in pixels: smaller is unreadable, larger is a mistake.
@@ -51,16 +51,9 @@ Y_TICK_DECADES = range(-1, 7)  # y tick candidates from 0.1 to 5 million images/
 Y_TICK_STEPS = (1, 2, 5)
 
 
-def require_matplotlib() -> None:
-    """A one-line error when the plot extra is not installed."""
-    try:
-        importlib.import_module("matplotlib")
-    except ImportError:
-        raise ImgFetchError("--chart needs matplotlib: pip install 'imgfetch[plot]'") from None
-
-
-def parse_chart_size(text: str) -> tuple[int, int]:
-    """'1200x800' -> (1200, 800); a ValueError naming --chart-size otherwise."""
+def chart_size(text: str) -> tuple[int, int]:
+    """'1200x800' -> (1200, 800); a ValueError naming --chart-size otherwise, and a one-line ImgFetchError when
+    matplotlib (the plot extra) is not there to draw it."""
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -68,6 +61,10 @@ def parse_chart_size(text: str) -> tuple[int, int]:
     if not (MIN_WIDTH <= width <= MAX_SIDE and MIN_HEIGHT <= height <= MAX_SIDE):
         raise ValueError(f"--chart-size must be between {MIN_WIDTH}x{MIN_HEIGHT} and {MAX_SIDE}x{MAX_SIDE}, "
                          f"got {text!r}")
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        raise ImgFetchError("--chart needs matplotlib: pip install 'imgfetch[plot]'") from None
     return width, height
 
 
@@ -100,7 +97,7 @@ def draw_chart(report: BenchReport, advice: Advice, path: str | Path, size: tupl
     top_x = _set_limits(ax, [*report.engine, *classic, report.sequential])
     _draw_ideal(ax, report.sequential, top_x)
     _mark_picks(ax, advice)
-    _write_gains(ax, advice, classic, report.sequential)
+    _write_gains(ax, advice, report)
     _set_ticks(ax, top_x)
     _label(ax, report)
     fig.savefig(path, format="png", dpi=DPI)
@@ -135,11 +132,10 @@ def _draw_baselines(ax: Any, classic: list[Row], seq: Row) -> None:
 
 def _set_limits(ax: Any, rows: list[Row]) -> int:
     """Fit the axes to every row's runs; return the largest concurrency."""
-    lows = [row.low for row in rows if row.low > 0] or [1.0]
-    highs = [row.high for row in rows] or [1.0]
     top_x = max(row.concurrency for row in rows)
     ax.set_xlim(X_MARGIN_LOW, top_x * X_MARGIN_HIGH)
-    ax.set_ylim(min(lows) / Y_MARGIN_LOW, max(highs) * Y_HEADROOM)
+    ax.set_ylim(min((row.low for row in rows if row.low > 0), default=1.0) / Y_MARGIN_LOW,
+                max((row.high for row in rows), default=1.0) * Y_HEADROOM)
     return top_x
 
 
@@ -161,31 +157,28 @@ def _mark_picks(ax: Any, advice: Advice) -> None:
     label = f"{name}: --workers {rec.workers} --threads {rec.threads}"
     ax.scatter([rec.concurrency], [rec.median], s=RING_AREA, facecolors="none", edgecolors=PICK_COLOUR,
                linewidths=RING_WIDTH, zorder=RING_ZORDER, label=label + (" (get's defaults)" if rec.is_default else ""))
-    box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=PICK_COLOUR, alpha=PICK_BOX_ALPHA)
     _label_point(ax, rec, f"{name}: {rec.short}, {rec.median:.0f} images/s", PICK_OFFSET, PICK_FONT,
-                 PICK_COLOUR, PICK_COLOUR, box)
-    d = advice.defaults
+                 PICK_COLOUR, PICK_COLOUR, PICK_BOX_ALPHA)
+    d = verdict.defaults
     if d is not None and d is not rec:
-        box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=IDEAL_COLOUR)
         _label_point(ax, d, f"get's defaults {d.short}: {d.median:.0f} images/s", DEFAULTS_OFFSET, DEFAULTS_FONT,
-                     DEFAULTS_TEXT_COLOUR, IDEAL_COLOUR, box)
+                     DEFAULTS_TEXT_COLOUR, IDEAL_COLOUR)
 
 
-def _label_point(ax: Any, row: Row, text: str, offset: int, fontsize: int, colour: str, arrow: str,
-                 box: dict[str, Any]) -> None:
-    """A boxed label ``offset`` points below the row's point, with an arrow up to it."""
+def _label_point(ax: Any, row: Row, text: str, offset: int, fontsize: int, colour: str, edge: str,
+                 alpha: float | None = None) -> None:
+    """A label ``offset`` points below the row's point, boxed and with an arrow up to it in the ``edge`` colour."""
+    box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=edge, alpha=alpha)
     ax.annotate(text, (row.concurrency, row.median), xytext=(0, offset), textcoords="offset points", ha="center",
-                va="top", fontsize=fontsize, color=colour, bbox=box, arrowprops=dict(arrowstyle="->", color=arrow),
+                va="top", fontsize=fontsize, color=colour, bbox=box, arrowprops=dict(arrowstyle="->", color=edge),
                 zorder=LABEL_ZORDER)
 
 
-def _write_gains(ax: Any, advice: Advice, classic: list[Row], seq: Row) -> None:
+def _write_gains(ax: Any, advice: Advice, report: BenchReport) -> None:
     """Bottom right: how many times the baselines the best row is."""
-    if seq.median <= 0:
+    if report.sequential.median <= 0:
         return
-    gains = [f"{advice.best.median / seq.median:.0f}x the sequential loop"]
-    gains += [f"{advice.best.median / row.median:.1f}x {row.label}" for row in classic if row.median > 0]
-    ax.text(*GAINS_CORNER, f"imgfetch at its best ({advice.best.short}): " + ", ".join(gains),
+    ax.text(*GAINS_CORNER, f"imgfetch at its best ({advice.best.short}): " + ", ".join(gains(report, advice.best)),
             transform=ax.transAxes, ha="right", va="bottom", fontsize=GAINS_FONT,
             bbox=dict(boxstyle="round,pad=0.4", facecolor=GAINS_FACE, edgecolor=GAINS_EDGE))
 

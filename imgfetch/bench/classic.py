@@ -1,16 +1,10 @@
 """The classic example, as textbooks write it: a sequential ``requests.get`` loop, and
+``ProcessPoolExecutor(3).map(download_image, urls, chunksize=1)``: ``imgfetch bench``'s baseline rows.
 
-    with ProcessPoolExecutor(3) as executor:
-        executor.map(download_image, urls, chunksize=1)
-
-``imgfetch bench`` runs both as its baseline rows. ``download_image`` is a module-level
-function, so spawn and forkserver workers import it by name. It differs from the textbook only
-where the benchmark needs it to: the ``[Process ID]:<pid> Downloading..`` line goes through
-logging (``imgfetch.pids``) instead of print; every run is time-boxed, so it waits for the server
-at most the timeout or the time left before the run's deadline, reads the body as it arrives and
-gives up on a download still going at the deadline (a hanging or trickling URL cannot hold the
-run), and after the deadline returns at once without downloading; it keeps to a per-host start
-rate when asked; and it returns what happened, so the parent can count images per process.
+``download_image`` differs from the textbook only where the benchmark needs it to: its PID line goes
+through logging (``imgfetch.pids``), not print; it keeps to its run's time box (a hanging or trickling
+URL cannot hold the run) and to a per-host start rate when asked; and it returns what happened, so
+the parent can count images per process.
 """
 from __future__ import annotations
 
@@ -84,7 +78,8 @@ class RunStats:
 
 def download_image(url: str, out_dir: str, timeout: float = DEFAULT_TIMEOUT_S, deadline: float = math.inf,
                    min_interval: float = 0.0) -> Outcome:
-    """The textbook's download_image: log the PID line, requests.get the URL, write the file."""
+    """The textbook's download_image, module-level so that spawn and forkserver workers import it by name:
+    log the PID line, requests.get the URL, write the file."""
     if time.monotonic() >= deadline or not _pace(url, min_interval, deadline):
         return Outcome(os.getpid(), False, 0, time.monotonic(), skipped=True)
     pid_log.info(CLASSIC_LINE, os.getpid())

@@ -66,8 +66,8 @@ def _advice_json(advice: Advice) -> dict[str, Any]:
     return {"best": advice.best.label + " " + advice.best.short, "crowned": verdict.crowned, "recommended": pick,
             "tied": [row.short for row in verdict.ties], "edges": [edge.axis for edge in verdict.edges],
             "still_rising": [edge.axis for edge in verdict.rising],
-            "defaults_below_best": (1 - advice.defaults.median / advice.best.median
-                                    if advice.defaults is not None and advice.best.median else None),
+            "defaults_below_best": (1 - verdict.defaults.median / advice.best.median
+                                    if verdict.defaults is not None and advice.best.median else None),
             "lines": advice.lines, "recommendation": advice.recommendation}
 
 

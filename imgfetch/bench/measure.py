@@ -1,20 +1,12 @@
-"""Measuring ``imgfetch bench``'s rows.
-
-Every run of every row is time-boxed: it downloads for ``ramp + seconds`` and counts the images
-saved in the last ``seconds`` (the ramp lets processes, threads and connections start; a run
-whose list runs out first is timed to its last image). So a slow row (the sequential loop) and a
-fast one (hundreds of downloads in flight) take the same time, and images/s compare fairly.
-A download may take no longer than its run's box (the engine's --max-time is the box's length;
-the classic code waits at most the time left), so a hanging URL cannot hold a run for longer.
-Rows are interleaved (A B C, A B C, ...) so drift on a busy machine hits every row alike; every
-row runs twice, and a third time (up to ``repeat``) only if its two runs differ by over 10 %.
-``run_bench`` returns the rows' measurements as a ``BenchReport``.
-"""
+"""Measuring ``imgfetch bench``'s rows into a ``BenchReport``: time-boxed runs, so that a slow row and a fast one
+take the same time and images/s compare fairly, and interleaved rows, so that drift hits every row alike (the
+README's Benchmark mode says how)."""
 from __future__ import annotations
 
 import logging
 import multiprocessing
 import shutil
+import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,13 +14,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import ImgFetchError
+from ..errors import ImgFetchError, OutputError
 from ..options import Options
 from ..records import OK
+from ..report.summary import counted
+from .advice import pct
 from .bursts import BURST, measure_bursts
 from .classic import Box, Outcome, RunStats, classic_pool, run_stats, sequential_loop
-from .folders import keep_folder, scratch_folder
-from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows
+from .plan import CLASSIC, ENGINE, MIN_RUNS, SEQUENTIAL, BenchReport, Row, count_hosts, plan_rows, runs_per_row
 from .settings import BenchSettings
 
 log = logging.getLogger(__name__)
@@ -43,6 +36,7 @@ STEADY_IMAGES = 2          # runs this few images apart agree, whatever the perc
 # The sequential loop saves ~10 images a second, and a few slow images would sway so small a
 # sample: it counts longer. It starts no processes, so it counts from its start.
 SEQUENTIAL_SPAN = 3
+MAX_SAME_NAME = 999  # folders called name, name-2 ... name-999: then give up
 
 
 def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str], Any] = log.info,
@@ -68,7 +62,7 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
                 break
             round_started = time.monotonic()
             runner.run_round(todo, run, on_progress)
-            which = "" if len(todo) == len(rows) else f", the {len(todo)} rows whose runs differed by over {_pct()}"
+            which = "" if len(todo) == len(rows) else f", the {len(todo)} rows whose runs differed by over {pct(STEADY)}"
             announce(f"round {run + 1} of {settings.repeat}{which}: {time.monotonic() - round_started:.0f} s")
         report = BenchReport(settings, rows, len(urls), source, date, hosts=hosts,
                              options={"timeout": opts.timeout, "retries": opts.retries, "per_host": opts.per_host,
@@ -79,11 +73,6 @@ def run_bench(settings: BenchSettings, opts: Options, *, announce: Callable[[str
     return report
 
 
-def _pct() -> str:
-    """STEADY as the messages write it: '10 %'."""
-    return f"{STEADY * 100:.0f} %"
-
-
 def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], source: str, hosts: int,
                    announce: Callable[[str], Any]) -> None:
     if opts.per_host and any(n > opts.per_host for n in settings.classic_workers):
@@ -91,23 +80,15 @@ def _announce_plan(settings: BenchSettings, opts: Options, rows: list[Row], sour
     capped = [row for row in rows if row.kind == ENGINE and row.capped]
     if capped:
         announce(f"--per-host {opts.per_host}: at most {capped[0].concurrency} downloads in flight "
-                 f"({_plural(hosts, 'host')} in the list), whatever the workers x threads")
+                 f"({counted(hosts, 'host')} in the list), whatever the workers x threads")
     box = settings.ramp + settings.seconds
     per_round = (len(rows) - 1) * box + SEQUENTIAL_SPAN * settings.seconds + len(rows) * RUN_OVERHEAD_S
     least, most = (round(WARMUP_ESTIMATE_S + n * per_round) for n in (min(MIN_RUNS, settings.repeat), settings.repeat))
-    announce(f"benchmarking {source}: {len(rows)} rows x {_planned_runs(settings.repeat)}; each run lasts "
+    runs = (runs_per_row(settings.repeat) if settings.repeat <= MIN_RUNS else
+            f"{MIN_RUNS} runs, up to {settings.repeat} for rows whose runs differ by over {pct(STEADY)}")
+    announce(f"benchmarking {source}: {len(rows)} rows x {runs}; each run lasts "
              f"{box:g} s and counts the images saved in its last {settings.seconds:g} s "
              f"(about {least}{'' if least == most else f'-{most}'} s in all)")
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
-
-
-def _planned_runs(repeat: int) -> str:
-    if repeat <= MIN_RUNS:
-        return f"{repeat} run{'s' if repeat > 1 else ''}"
-    return f"{MIN_RUNS} runs, up to {repeat} for rows whose runs differ by over {_pct()}"
 
 
 def steady(row: Row) -> bool:
@@ -218,7 +199,7 @@ def _urls(settings: BenchSettings, stack: ExitStack, announce: Callable[[str], A
         announce(f"starting the built-in server: rendering {count} images")
         served = ServerSettings(count=count, latency_ms=settings.latency_ms, latency_spread=settings.latency_spread)
         server = stack.enter_context(ServerProcess(served))
-        return server.urls, f"the built-in server ({server.describe()}; {count} images)"
+        return server.urls, f"the built-in server ({server.model.latency_text()}; {count} images)"
     urls = _listed_urls(settings.urls, settings.limit)
     return urls, f"{settings.urls} ({len(urls)} URLs)"
 
@@ -227,13 +208,47 @@ def _listed_urls(path: str, limit: int | None) -> list[str]:
     """The list's valid URLs, each once, in order; the first ``limit`` of them."""
     from ..sources import open_entries
 
-    urls: list[str] = []
-    seen: set[str] = set()
+    urls: dict[str, None] = {}  # in order, each once
     with open_entries(path) as entries:
         for entry in entries:
-            if entry.url is not None and entry.url not in seen:
-                seen.add(entry.url)
-                urls.append(entry.url)
+            if entry.url is not None:
+                urls[entry.url] = None
             if limit and len(urls) >= limit:
                 break
-    return urls
+    return list(urls)
+
+
+def keep_folder(keep: str) -> Path:
+    """A new folder of our own under --keep DIR: nothing already there is touched."""
+    parent = Path(keep)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        path = fresh_folder(parent, time.strftime("bench-%Y%m%d-%H%M%S"))
+    except OSError as exc:
+        raise OutputError(f"cannot use --keep {keep}: {exc.strerror or exc}") from None
+    if path is None:
+        raise OutputError(f"cannot use --keep {keep}: too many runs started this second")
+    return path
+
+
+def fresh_folder(parent: Path, name: str) -> Path | None:
+    """Create parent/name, or name-2, name-3 ... if taken; None if all MAX_SAME_NAME are taken."""
+    for n in range(1, MAX_SAME_NAME + 1):
+        path = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    return None
+
+
+def scratch_folder(keep: Path | None, stack: ExitStack, name: str) -> Path:
+    """A fresh folder for one run: under our --keep folder, or a temporary one removed at the end."""
+    if keep:
+        fresh = fresh_folder(keep, name)
+        if fresh is not None:
+            return fresh
+    path = Path(tempfile.mkdtemp(prefix=f"imgfetch-bench-{name}-"))
+    stack.callback(shutil.rmtree, path, True)
+    return path

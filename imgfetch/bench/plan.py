@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..options import Options
+from ..report.summary import counted
 from ..urls import host_of
 from .classic import RunStats
 from .settings import BenchSettings
@@ -28,7 +29,7 @@ def get_defaults() -> tuple[int, int, str]:
 def runs_per_row(repeat: int) -> str:
     """'1 run', '2 runs' or '2-5 runs': how often each row ran (rows stop at 2 once their runs agree)."""
     if repeat <= MIN_RUNS:
-        return f"{repeat} run{'s' if repeat > 1 else ''}"
+        return counted(repeat, "run")
     return f"{MIN_RUNS}-{repeat} runs"
 
 

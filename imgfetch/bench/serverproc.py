@@ -4,13 +4,12 @@ In its own process the server does not share a GIL with the benchmark's parent, 
 ``imgfetch serve`` and ``imgfetch get`` do not: the rows are timed as a user would see them.
 The process listens on 127.0.0.1 only, and stops when the benchmark ends or its parent dies.
 
-Its URLs come in a mixed order: every prefix of the list has about the latency mix of the whole
-list. A row that gets through 10 images in a run (the sequential loop) and one that gets through
-800 then see the same latencies, where the list's natural order could give the first 10 images
-a mean latency 40 % off the whole list's.
+Its URLs come in a mixed order (``mixed_order``), so that a row that gets through 10 images in a run and one
+that gets through 800 see the same latencies: the natural order could give the first 10 a mean 40 % off.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 from typing import Any, Sequence
@@ -30,15 +29,9 @@ class ServerProcess:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.urls: list[str] = []
+        self.model = NetModel(settings.latency_ms, settings.latency_spread, seed=settings.seed)  # the server's own
         self._conn: Any = None
         self._process: Any = None
-
-    def describe(self) -> str:
-        """'log-normal latency, median 80 ms, sigma 1' (the chart's title and the table's header)."""
-        s = self.settings
-        if s.latency_spread:
-            return f"log-normal latency, median {s.latency_ms:g} ms, sigma {s.latency_spread:g}"
-        return f"fixed latency {s.latency_ms:g} ms"
 
     def __enter__(self) -> "ServerProcess":
         # spawn: a fresh interpreter, whatever threads this process runs, and the fork server
@@ -50,9 +43,7 @@ class ServerProcess:
         self._process.start()
         child.close()
         urls = self._wait_ready()
-        s = self.settings
-        model = NetModel(s.latency_ms, s.latency_spread, seed=s.seed)  # the server's own model
-        self.urls = mixed_order(urls, [model.latency_s(i) for i in range(len(urls))])
+        self.urls = mixed_order(urls, [self.model.latency_s(i) for i in range(len(urls))])
         return self
 
     def _wait_ready(self) -> list[str]:
@@ -73,10 +64,8 @@ class ServerProcess:
         return payload
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self._conn.send("stop")
-        except (OSError, ValueError):
-            pass
         self._process.join(STOP_TIMEOUT_S)
         if self._process.is_alive():
             self._process.kill()
@@ -91,15 +80,11 @@ def serve(conn: Any, settings: ServerSettings) -> None:
             for i in range(settings.count):  # render every image before anything is timed
                 server.image_bytes(i)
             conn.send(("ready", server.image_urls()))
-            try:
+            with contextlib.suppress(EOFError, OSError):  # the parent is gone
                 conn.recv()
-            except (EOFError, OSError):
-                pass  # the parent is gone
     except Exception as exc:  # reported to the parent, which ends the benchmark with one line
-        try:
+        with contextlib.suppress(OSError):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
-        except OSError:
-            pass
 
 
 def mixed_order(items: Sequence[str], latencies: Sequence[float]) -> list[str]:

@@ -1,10 +1,5 @@
-"""The options of ``imgfetch bench``, each declared once (as ``imgfetch.Options`` declares get's).
-
-:class:`BenchSettings` is what to compare and how to measure it; :class:`BenchOutputs` is what to
-write besides the table. The CLI derives its arguments from them; ``--per-host``, ``--rate``,
-``--max-time``, ``--timeout`` and ``--retries`` are get's own declarations (:data:`SHARED_WITH_GET`), and
-``--count``, ``--latency-ms`` and ``--latency-spread`` the built-in server's (``ServerSettings``).
-"""
+"""The options of ``imgfetch bench``, each declared once (as ``imgfetch.Options`` declares get's); some are get's
+own (:data:`SHARED_WITH_GET`) or the built-in server's (``redeclared``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,11 +20,7 @@ _SIZES = whole_numbers(1)
 def default_worker_sweep(cpus: int | None = None) -> tuple[int, ...]:
     """1, 2, 4, ... up to get's default for this many CPUs (default: the usable ones), that value included."""
     top = default_workers(cpus)
-    sizes, n = [], 1
-    while n < top:
-        sizes.append(n)
-        n *= 2
-    return tuple(sizes + [top])
+    return (*(2 ** k for k in range(top.bit_length()) if 2 ** k < top), top)
 
 
 @dataclass(frozen=True)

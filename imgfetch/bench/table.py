@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import textwrap
 
+from ..report.summary import counted
 from .advice import Advice
 from .measure import SEQUENTIAL_SPAN
 from .plan import CLASSIC, ENGINE, SEQUENTIAL, BenchReport, Row, runs_per_row
@@ -77,8 +78,7 @@ def _cap_text(report: BenchReport) -> str:
     cap = next((row.cap for row in report.rows if row.cap), None)
     if cap is None:
         return ""
-    hosts = f"{report.hosts} host{'s' if report.hosts > 1 else ''}"
-    return f", at most --per-host {report.options.get('per_host')} x {hosts} = {cap}"
+    return f", at most --per-host {report.options.get('per_host')} x {counted(report.hosts, 'host')} = {cap}"
 
 
 def format_pids(report: BenchReport, advice: Advice, every_pid: bool = False) -> str:

@@ -55,13 +55,11 @@ def _run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         return _command(args, env)
     except OptionError as exc:  # bad options, from their declared checks
         return _fail(args, env, exc.spelled(_flag_for(args.command)))
-    except ValueError as exc:
-        return _fail(args, env, str(exc))
     except Interrupted as exc:
         return ExitStatus.TERMINATED if exc.signum == signal.SIGTERM else ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
-    except ImgFetchError as exc:
+    except (ValueError, ImgFetchError) as exc:
         return _fail(args, env, str(exc))
     except OSError as exc:
         return _fail(args, env, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))

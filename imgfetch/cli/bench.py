@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from ..bench.advice import Advice, advise
 from ..bench.bursts import format_bursts
+from ..bench.chart import chart_size
 from ..bench.jsondoc import to_json
 from ..bench.measure import run_bench
 from ..bench.plan import BenchReport
@@ -41,7 +42,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[BenchSettings, BenchOu
 def run_bench_command(args: argparse.Namespace, env: Environment) -> ExitStatus:
     """Run the benchmark the command line describes; 1 if any download failed, else 0."""
     settings, outputs, opts = settings_from_args(args)
-    chart_size = _chart_size(outputs.chart_size) if outputs.chart else None  # before a minute of measuring, not after
+    size = chart_size(outputs.chart_size) if outputs.chart else None  # before a minute of measuring, not after
     if settings.urls is not None:
         log.warning("every row and every run fetches the same URLs from the same servers again (up to %d "
                     "times each); keep the list short with --limit and be polite with --per-host and --rate",
@@ -53,20 +54,11 @@ def run_bench_command(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if report.bursts is not None:
         print(format_bursts(report.bursts), file=env.stdout)
     say(f"bench took {report.wall_s:.0f} s")
-    _save(outputs, report, advice, chart_size)
+    _save(outputs, report, advice, size)
     if report.failures:
         print(f"imgfetch: {report.failures} downloads failed across all runs", file=env.stderr)
         return ExitStatus.SOME_FAILED
     return ExitStatus.OK
-
-
-def _chart_size(text: str) -> tuple[int, int]:
-    """--chart-size parsed, and matplotlib there to draw it."""
-    from ..bench.chart import parse_chart_size, require_matplotlib
-
-    size = parse_chart_size(text)
-    require_matplotlib()
-    return size
 
 
 def _run_rows(settings: BenchSettings, opts: Options, say: Callable[[str], Any], verbose: bool) -> BenchReport:

@@ -8,30 +8,21 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no stream (pythonw), or a closed one
-        return False
-
-
-def _binary(stream: Any) -> IO[bytes]:
-    """A text stream's bytes underneath (standard input is read as bytes: gzip, encodings are sniffed)."""
-    return getattr(stream, "buffer", None) or io.BytesIO()
+from ..report.progress import is_terminal
 
 
 @dataclass(frozen=True)
 class Environment:
     """The command line's streams, and whether stderr is a terminal (there is a bar): by default what it says."""
 
-    stdin: IO[bytes] = field(default_factory=lambda: _binary(sys.stdin))
+    # standard input is read as bytes (gzip and encodings are sniffed): the text stream's buffer
+    stdin: IO[bytes] = field(default_factory=lambda: getattr(sys.stdin, "buffer", None) or io.BytesIO())
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     stderr_isatty: bool | None = None
 
     def __post_init__(self) -> None:
         if self.stderr_isatty is None:
-            object.__setattr__(self, "stderr_isatty", _is_terminal(self.stderr))
+            object.__setattr__(self, "stderr_isatty", is_terminal(self.stderr))

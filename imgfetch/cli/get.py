@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from ..errors import InputError, Interrupted
 from ..options import Options
 from ..options.arguments import given
+from ..report.summary import counted
 from ..sources import list_format
 from ..urls import looks_like_url
 from . import ExitStatus
@@ -111,28 +112,23 @@ def retry_lines(transient: int, permanent: int, retry_failed: str) -> list[str]:
     """What running the same command again does with this run's failures, under its --retry-failed."""
     failed = transient + permanent
     if retry_failed == "all":
-        return [f"run the same command again to retry the {_count(failed, 'failed URL')}: done URLs are skipped"]
+        return [f"run the same command again to retry the {counted(failed, 'failed URL')}: done URLs are skipped"]
     if retry_failed == "none":
         return [f"--retry-failed none: no failure is retried; transient retries {transient} of the {failed}, "
                 f"all retries every one"]
     if not permanent:
-        return [f"run the same command again to retry the {_count(transient, 'transient failure')}: "
+        return [f"run the same command again to retry the {counted(transient, 'transient failure')}: "
                 f"done URLs are skipped"]
     if not transient:
         return [f"{'the failure is' if failed == 1 else f'all {failed} failures are'} permanent (such as HTTP 404 "
                 f"or not an image): running again does not retry them; --retry-failed all does"]
-    return [f"run the same command again to retry the {_count(transient, 'transient failure')}; "
+    return [f"run the same command again to retry the {counted(transient, 'transient failure')}; "
             f"{permanent} {'is' if permanent == 1 else 'are'} permanent: --retry-failed all retries them too"]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def interrupted_report(results: Any) -> str:
     summary = results.totals
     of = f" of {results.listed:,}" if results.listed else ""
-    counts = ", ".join(summary.count_text(name) for name, n in summary.counts.items() if n or name == "ok")
-    return (f"interrupted: {summary.total:,}{of} URLs done ({counts}) in {summary.seconds:.1f} s\n"
+    return (f"interrupted: {summary.total:,}{of} URLs done ({', '.join(summary.shown_counts())}) in {summary.seconds:.1f} s\n"
             f"manifest: {results.manifest}\n"
             f"run the same command again to resume: finished URLs are skipped")

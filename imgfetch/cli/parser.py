@@ -17,7 +17,6 @@ from .usage import (
     GuidingParser,
     is_flag,
     loudness,
-    server_diagnostics,
     unrecognized,
 )
 
@@ -38,8 +37,7 @@ def build_parser() -> GuidingParser:
                            help="the classic ProcessPoolExecutor example beside imgfetch's engine, and advice for get",
                            epilog=BENCH_EXAMPLES, description=BENCH_DESCRIPTION)
     _add_bench_options(bench)
-    # serve: no -q (it prints one line) and no download options; -v logs start/stop, -vv every request.
-    serve = sub.add_parser("serve", parents=[server_diagnostics()], help="run the built-in loopback image server",
+    serve = sub.add_parser("serve", parents=[loudness(None)], help="run the built-in loopback image server",
                            epilog=SERVE_EXAMPLES,
                            description="Serve synthetic images on 127.0.0.1 (tests, benchmarks, demos).")
     add_declared(serve, ServerSettings)

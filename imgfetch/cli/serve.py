@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import sys
 import threading
@@ -25,13 +26,12 @@ def serve(settings: ServerSettings, out: IO[str] | None = None) -> ExitStatus:
             raise
         raise ImgFetchError(f"{exc.strerror}; give another --port, or --port 0 for a free one") from None
     try:
-        for i in range(settings.count):
-            server.image_bytes(i)
-        print(f"serving {settings.count} images on {server.base_url} (list: {server.url('/urls.txt')}); "
-              "Ctrl-C stops", file=out or sys.stdout, flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            for i in range(settings.count):
+                server.image_bytes(i)
+            print(f"serving {settings.count} images on {server.base_url} (list: {server.url('/urls.txt')}); "
+                  "Ctrl-C stops", file=out or sys.stdout, flush=True)
+            threading.Event().wait()
     finally:
         server.stop()
     return ExitStatus.OK

@@ -70,25 +70,19 @@ def is_flag(token: str) -> bool:
     return token.startswith("-") and token != "-"
 
 
-def loudness(quiet: str) -> argparse.ArgumentParser:
-    """-q, -v and --traceback for get and bench (-q and -v exclude each other)."""
+def loudness(quiet: str | None) -> argparse.ArgumentParser:
+    """-q, -v and --traceback for get and bench (-q and -v exclude each other); for serve (``quiet`` None: no -q,
+    it prints one line) -v and --traceback say what they mean for the server."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", action="store_true", help=quiet)
-    group.add_argument("-v", "--verbose", action="count", default=0,
-                       help="-v: also log '[Process ID]:<pid> Downloading <url>' as each URL starts; "
-                            "-vv: also debug lines (retries, ...) and the tracebacks of errors inside workers")
-    parent.add_argument("--traceback", action="store_true",
-                        help="show the traceback of a run-level error, and of errors inside workers")
-    return parent
-
-
-def server_diagnostics() -> argparse.ArgumentParser:
-    """What means something for serve: its log, and tracebacks (no -q: it prints one line)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("-v", "--verbose", action="count", default=0,
-                        help="-v: log when the server starts and stops; -vv: also every request and fault")
-    parent.add_argument("--traceback", action="store_true", help="show the traceback of an error")
+    if quiet is not None:
+        group.add_argument("-q", "--quiet", action="store_true", help=quiet)
+    group.add_argument("-v", "--verbose", action="count", default=0, help=(
+        "-v: log when the server starts and stops; -vv: also every request and fault" if quiet is None else
+        "-v: also log '[Process ID]:<pid> Downloading <url>' as each URL starts; "
+        "-vv: also debug lines (retries, ...) and the tracebacks of errors inside workers"))
+    parent.add_argument("--traceback", action="store_true", help="show the traceback of an error" if quiet is None else
+                        "show the traceback of a run-level error, and of errors inside workers")
     return parent
 
 

@@ -59,14 +59,10 @@ class WatchedHTTPConnection(HTTPConnection):
         super().connect()
 
 
-class WatchedHTTPSConnection(HTTPSConnection):
+class WatchedHTTPSConnection(WatchedHTTPConnection, HTTPSConnection):
     _answered = False  # whether this connection's TLS session has been offered to its context
 
-    def _new_conn(self) -> socket.socket:
-        return _new_socket(self)
-
     def connect(self) -> None:
-        Watchdog.get().attach(self)
         self._answered = False
         super().connect()
 

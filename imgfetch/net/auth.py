@@ -36,14 +36,10 @@ def userinfo_auth(parts: SplitResult) -> str | None:
     return basic_value(unquote_to_bytes(user), unquote_to_bytes(password)) if colon else None
 
 
-def netrc_auth(parts: SplitResult) -> str | None:
-    """Basic auth from the netrc file for this URL's host (its port does not matter), or None."""
-    return _netrc_for_netloc(os.environ.get("NETRC"), parts.netloc)
-
-
 @lru_cache(maxsize=NETRC_CACHE_HOSTS)  # reading and parsing the file per URL would cost more than the URL
 def _netrc_for_netloc(netrc_env: str | None, netloc: str) -> str | None:
-    """``netrc_env`` is only part of the key: a process whose $NETRC changes looks again."""
+    """Basic auth from the netrc file for this host (its port does not matter), or None. ``netrc_env`` is only
+    part of the cache's key: a process whose $NETRC changes looks again."""
     found = get_netrc_auth(f"http://{netloc}/")  # requests' lookup: $NETRC, else ~/.netrc, ~/_netrc
     return basic_value(found[0].encode("utf-8"), found[1].encode("utf-8")) if found else None
 
@@ -56,4 +52,4 @@ def hop_authorization(parts: SplitResult, carried: str | None, netrc: bool) -> s
         return own
     if carried is not None:
         return carried
-    return netrc_auth(parts) if netrc else None
+    return _netrc_for_netloc(os.environ.get("NETRC"), parts.netloc) if netrc else None

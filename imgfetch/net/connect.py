@@ -9,6 +9,7 @@ whole --timeout per address, and the whole connect ends by the one deadline.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import selectors
 import socket
@@ -48,10 +49,7 @@ def interleave(infos: list[AddrInfo]) -> list[AddrInfo]:
         return []
     first = [info for info in infos if info[0] == infos[0][0]]
     other = [info for info in infos if info[0] != infos[0][0]]
-    mixed: list[AddrInfo] = []
-    for k in range(max(len(first), len(other))):
-        mixed += first[k:k + 1] + other[k:k + 1]
-    return mixed
+    return [info for pair in itertools.zip_longest(first, other) for info in pair if info is not None]
 
 
 def _first_to_connect(infos: list[AddrInfo], deadline: float | None, source_address: tuple[str, int] | None,

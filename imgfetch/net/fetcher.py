@@ -1,6 +1,7 @@
 """One URL -> bytes: timeouts, a per-URL time budget (--max-time), a size cap, retries, redirects."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -55,15 +56,11 @@ class Download:
 
 
 class Fetcher:
-    """Fetches URLs through one requests adapter per process, shared by the download threads.
+    """Fetches URLs through one requests adapter per process (``net.adapter``), shared by the download threads.
 
-    requests is used leanly: a prepared request goes straight to the adapter, so cookies,
-    environment settings and redirect resolution are not redone on every call (redirects are
-    followed by hand, proxies resolved once per host, credentials from the URL or netrc added
-    per hop by ``auth``). The adapter (``net.adapter``) keeps idle connections by one budget
-    over all hosts, drawn from the open-files limit (``limits.idle_budget``), at most
-    ``opts.threads`` of them to one host, so a list spread over thousands of hosts neither runs
-    out of file descriptors nor reconnects to hosts it still uses.
+    A prepared request goes straight to the adapter, so cookies, environment settings and redirect
+    resolution are not redone on every call: redirects are followed by hand, proxies resolved once
+    per host, credentials added per hop by ``auth``.
     """
 
     def __init__(self, opts: Options, stop: StopFlag | None = None) -> None:
@@ -239,9 +236,7 @@ def _release(resp: requests.Response) -> None:
     raw, length = resp.raw, resp.headers.get("Content-Length", "")
     sock = getattr(raw.connection, "sock", None)
     if sock is not None and length.isdigit() and int(length) <= DRAIN_BYTES:
-        try:
+        with contextlib.suppress(Exception):  # whatever goes wrong, close() below closes the connection
             sock.settimeout(DRAIN_WAIT_S)  # the next request on this connection sets its own timeout
             raw.drain_conn()  # returns the connection to the pool once the body is read whole
-        except Exception:  # noqa: BLE001 - whatever went wrong, close() below closes the connection
-            pass
     resp.close()

@@ -6,7 +6,13 @@ an in-process ``fetch()`` lives in someone else's process and leaves its limits 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 RESERVED_FDS = 64   # pipes, log relay, the manifest, Python's own files
@@ -20,26 +26,20 @@ def raise_open_files_limit() -> int | None:
 
     Process-wide: call it only in a process that is ours alone.
     """
-    try:
-        import resource
-    except ImportError:  # Windows
+    if resource is None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, UNLIMITED_TARGET)
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
-        except (ValueError, OSError):
-            pass
     return None if soft == resource.RLIM_INFINITY else soft
 
 
 def open_files_limit() -> int | None:
     """The soft RLIMIT_NOFILE as it is (None if unknown or unlimited)."""
-    try:
-        import resource
-    except ImportError:  # Windows
+    if resource is None:
         return None
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return None if soft == resource.RLIM_INFINITY else soft

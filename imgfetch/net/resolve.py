@@ -11,13 +11,14 @@ TRANSIENT_TTL_S, for at most CACHE_NAMES names.
 from __future__ import annotations
 
 import ipaddress
-import os
 import queue
 import socket
 import threading
 import time
 from collections import OrderedDict
 from typing import Any, Callable
+
+from .watchdog import PerProcess
 
 RESOLVER_THREADS = 16  # lookups in progress at once per process (each blocks a thread)
 CACHE_NAMES = 4096     # (name, port, family) answers kept per process
@@ -28,16 +29,6 @@ _NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NON
 WAIT_SLICE_S = 0.05    # a waiting caller checks this often whether its download was cut
 
 AddrInfo = tuple[Any, ...]  # one of getaddrinfo's (family, type, proto, canonname, sockaddr)
-_CREATE_LOCK = threading.Lock()
-
-
-def _after_fork() -> None:
-    global _CREATE_LOCK
-    _CREATE_LOCK = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
 
 
 class DNSTimeout(OSError):
@@ -61,30 +52,16 @@ class _Lookup:
         self.waiters = 0
 
 
-class Resolver:
+class Resolver(PerProcess):
     """This process's lookups: a bounded cache and a bounded set of resolver threads."""
 
-    _instance: Resolver | None = None
-
     def __init__(self, threads: int = RESOLVER_THREADS) -> None:
-        self._pid = os.getpid()
         self._most_threads = threads
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, int, int], tuple[float, _Lookup]] = OrderedDict()
         self._pending: dict[tuple[str, int, int], _Lookup] = {}
         self._jobs: queue.SimpleQueue[_Lookup] = queue.SimpleQueue()
         self._threads = self._idle = self._unclaimed = 0  # resolver threads; of them waiting; lookups queued
-
-    @classmethod
-    def get(cls) -> Resolver:
-        """This process's resolver (a fork gets a fresh one: threads do not survive fork)."""
-        found = cls._instance
-        if found is None or found._pid != os.getpid():
-            with _CREATE_LOCK:
-                found = cls._instance
-                if found is None or found._pid != os.getpid():
-                    found = cls._instance = cls()
-        return found
 
     def resolve(self, host: str, port: int, family: int, deadline: float | None = None,
                 cancelled: Callable[[], bool] | None = None) -> list[AddrInfo]:

@@ -17,11 +17,12 @@ connect in progress) poll ``fired()`` instead.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 TICK_S = 0.05  # how late past its deadline a download may be cut
 _CREATE_LOCK = threading.Lock()
@@ -35,12 +36,31 @@ def _after_fork() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
+_One = TypeVar("_One", bound="PerProcess")
+
+
+class PerProcess:
+    """A class with one instance per process, made on first use by ``get()``."""
+
+    _instance: Any = None
+    _pid = -1
+
+    @classmethod
+    def get(cls: type[_One]) -> _One:
+        """This process's instance (a fork gets a fresh one: threads do not survive fork)."""
+        found = cls._instance
+        if found is None or found._pid != os.getpid():
+            with _CREATE_LOCK:  # download threads start together: exactly one of them creates it
+                found = cls._instance
+                if found is None or found._pid != os.getpid():
+                    found = cls._instance = cls()
+                    found._pid = os.getpid()
+        return found
+
 
 def _shut(sock: Any) -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # already closed (its descriptor is -1: no other socket is hit)
         sock.shutdown(socket.SHUT_RDWR)
-    except (OSError, AttributeError):
-        pass  # already closed (a closed socket's descriptor is -1, so no other socket is hit)
 
 
 class Armed:
@@ -70,27 +90,13 @@ class Armed:
             _shut(captured)
 
 
-class Watchdog:
+class Watchdog(PerProcess):
     """Per-process registry of armed downloads, keyed by thread, checked every TICK_S."""
-
-    _instance: Watchdog | None = None
 
     def __init__(self) -> None:
         self._armed: dict[int, Armed] = {}
-        self._pid = os.getpid()
         self._aborted = False
         threading.Thread(target=self._watch, name="imgfetch-watchdog", daemon=True).start()
-
-    @classmethod
-    def get(cls) -> Watchdog:
-        """This process's watchdog (a fork gets a fresh one: threads do not survive fork)."""
-        dog = cls._instance
-        if dog is None or dog._pid != os.getpid():
-            with _CREATE_LOCK:  # download threads start together: exactly one of them creates it
-                dog = cls._instance
-                if dog is None or dog._pid != os.getpid():
-                    dog = cls._instance = cls()
-        return dog
 
     def arm(self, deadline: float, stop: Any = None) -> Armed:
         entry = Armed(deadline, stop)

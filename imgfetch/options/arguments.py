@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Iterable
+from typing import Any, Collection
 
 from .docs import help_line
 from .spec import declared, flag_of
@@ -15,7 +15,7 @@ from .spec import declared, flag_of
 Argument = tuple[tuple[str, ...], dict[str, Any]]  # add_argument's positional and keyword arguments
 
 
-def add_declared(parser: argparse.ArgumentParser, cls: type, names: Iterable[str] | None = None,
+def add_declared(parser: argparse.ArgumentParser, cls: type, names: Collection[str] | None = None,
                  first_in_group: dict[str, list[Argument]] | None = None, group: str | None = None,
                  groups: dict[str, Any] | None = None) -> dict[str, Any]:
     """Add the CLI options of an options dataclass (or just ``names``), grouped as declared or in ``group``.
@@ -23,10 +23,9 @@ def add_declared(parser: argparse.ArgumentParser, cls: type, names: Iterable[str
     ``first_in_group`` adds arguments that are not declared options (``-o``) at the top of a group.
     Returns the argument groups by title; pass them back as ``groups`` to add more to the same ones.
     """
-    wanted = set(names) if names is not None else None
     groups = {} if groups is None else groups
-    for field, spec in declared(cls):
-        if not spec.on_cli or (wanted is not None and field.name not in wanted):
+    for field, spec in declared(cls, names):
+        if not spec.on_cli:
             continue
         title = group or spec.group
         if title not in groups:
@@ -40,24 +39,19 @@ def add_declared(parser: argparse.ArgumentParser, cls: type, names: Iterable[str
 def _argument(field: dataclasses.Field[Any]) -> dict[str, Any]:
     spec = field.metadata["option"]
     kwargs: dict[str, Any] = {"dest": field.name, "default": None, "help": help_line(field).replace("%", "%%")}
-    if spec.action == "store_true":
+    if spec.action:
         kwargs["action"] = spec.action
-    elif spec.action:
-        kwargs.update(action=spec.action, metavar=spec.metavar)
     else:
-        kwargs.update(metavar=spec.metavar, choices=spec.choices, type=spec.parse or str)
-        if spec.choices:
-            del kwargs["metavar"]  # argparse shows {a,b,c}
+        kwargs.update(choices=spec.choices, type=spec.parse or str)
+    if spec.action != "store_true" and not spec.choices:  # with choices, argparse shows {a,b,c}
+        kwargs["metavar"] = spec.metavar
     return kwargs
 
 
-def given(cls: type, args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
+def given(cls: type, args: argparse.Namespace, names: Collection[str] | None = None) -> dict[str, Any]:
     """The declared options (or just ``names``) the command line gave; append lists become tuples."""
-    wanted = set(names) if names is not None else None
     values = {}
-    for field, spec in declared(cls):
-        if wanted is not None and field.name not in wanted:
-            continue
+    for field, spec in declared(cls, names):
         value = getattr(args, field.name, None) if spec.on_cli else None
         if value is not None:
             values[field.name] = tuple(value) if isinstance(value, list) else value
@@ -67,7 +61,6 @@ def given(cls: type, args: argparse.Namespace, names: Iterable[str] | None = Non
 def flag_for(classes: tuple[type, ...], name: str) -> str:
     """An option's command-line spelling, from the first options class that declares it."""
     for cls in classes:
-        fields = {field.name: field for field in dataclasses.fields(cls)}
-        if name in fields:
-            return flag_of(fields[name])
+        for field, _ in declared(cls, (name,)):
+            return flag_of(field)
     return "--" + name.replace("_", "-")

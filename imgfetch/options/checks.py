@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ..errors import OptionError
 from .spec import Check
@@ -16,7 +16,6 @@ _PROXY_SCHEMES = re.compile(r"^(https?|socks5h?)://", re.IGNORECASE)
 FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 MAX_PHASH_DISTANCE = 32  # of a 64-bit perceptual hash: more than half its bits is no likeness at all
 _DIRECTIVE = re.compile(r"^[a-z][a-z0-9_-]*$")
-_UA_TOKEN = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def parse_size(text: str | int) -> int:
@@ -30,11 +29,14 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * 1024**power)
 
 
-def whole(minimum: int) -> Check:
-    """A whole number (not a bool) of at least ``minimum``."""
+def whole(minimum: int, maximum: int | None = None) -> Check:
+    """A whole number (not a bool) of at least ``minimum``, and at most ``maximum`` if given."""
+    bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+
     def check(name: str, value: Any) -> Any:
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise OptionError(f"{name} must be a whole number >= {minimum}, got {value!r}", name)
+        if (not isinstance(value, int) or isinstance(value, bool) or value < minimum
+                or (maximum is not None and value > maximum)):
+            raise OptionError(f"{name} must be a whole number {bounds}, got {value!r}", name)
         return value
     return check
 
@@ -56,15 +58,6 @@ def number(*, above: float | None = None, at_least: float | None = None, at_most
         if not inside:
             wanted = words or ("a number" if not real else bounds)
             raise OptionError(f"{name} must be {wanted}, got {value!r}", name)
-        return value
-    return check
-
-
-def between(low: int, high: int) -> Check:
-    """A whole number (not a bool) from ``low`` to ``high``."""
-    def check(name: str, value: Any) -> Any:
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise OptionError(f"{name} must be a whole number from {low} to {high}, got {value!r}", name)
         return value
     return check
 
@@ -131,20 +124,24 @@ def formats(known: tuple[str, ...]) -> Check:
     return check
 
 
-def headers(name: str, value: Any) -> tuple[tuple[str, str], ...]:
-    """Request headers: a mapping, or ``Name: value`` strings or (name, value) pairs."""
-    kept = []
+def _pairs(name: str, value: Any, sep: str, shape: str, parse: Callable[[str], Any]) -> Iterator[tuple[Any, Any]]:
+    """(key, value) pairs from a mapping, from pairs, or from ``KEY<sep>VALUE`` strings (VALUE parsed)."""
     for item in value.items() if isinstance(value, Mapping) else value:
         if isinstance(item, str):
-            key, sep, text = item.partition(":")
-            if not sep:
-                raise OptionError(f"{name} must look like 'Name: value', got {item!r}", name)
-            item = (key.strip(), text.strip())
-        key, text = item
+            key, found, text = item.partition(sep)
+            if not found or not key.strip():
+                raise OptionError(f"{name} must look like {shape}, got {item!r}", name)
+            item = (key.strip(), parse(text))
+        yield item
+
+
+def headers(name: str, value: Any) -> tuple[tuple[str, str], ...]:
+    """Request headers: a mapping, or ``Name: value`` strings or (name, value) pairs."""
+    kept = tuple(_pairs(name, value, ":", "'Name: value'", str.strip))
+    for key, text in kept:
         if not _HEADER_NAME.match(key) or "\n" in text or "\r" in text:
             raise OptionError(f"{name}: bad header {key!r}", name)
-        kept.append((key, text))
-    return tuple(kept)
+    return kept
 
 
 def proxy(name: str, value: Any) -> Any:
@@ -152,7 +149,7 @@ def proxy(name: str, value: Any) -> Any:
         return None
     if not _PROXY_SCHEMES.match(value):
         raise OptionError(f"{name} must be an http://, https:// or socks5:// URL, got {value!r}", name)
-    if value.lower().startswith("socks") and not _has_socks():
+    if value.lower().startswith("socks") and not _has_module("socks"):  # PySocks, which urllib3.contrib.socks needs
         raise OptionError(f"{name} socks5://... needs PySocks: pip install 'imgfetch[socks]'", name)
     return value
 
@@ -196,15 +193,6 @@ def comma_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
-def _has_socks() -> bool:
-    try:
-        import socks  # noqa: F401  (PySocks, which urllib3.contrib.socks needs)
-    except ImportError:
-        return False
-    return True
-
-
-
 def dedup(name: str, value: Any) -> Any:
     """None, exact, or phash:D (D a whole number of bits from 0 to 32); phash needs imagehash."""
     if value is None or value == "exact":
@@ -230,18 +218,20 @@ def directives(name: str, value: Any) -> tuple[str, ...]:
     return kept
 
 
-def token(name: str, value: Any) -> Any:
-    """A user-agent product token: letters, digits and . _ -, as robots rules name crawlers."""
-    if not isinstance(value, str) or not _UA_TOKEN.match(value):
-        raise OptionError(f"{name} must be a name of letters, digits, '.', '_' or '-', got {value!r}", name)
-    return value
+def matching(pattern: str, words: str) -> Check:
+    """Text that ``pattern`` matches whole; else an OptionError saying that it must be ``words``."""
+    regex = re.compile(pattern)
+
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, str) or not regex.fullmatch(value):
+            raise OptionError(f"{name} must be {words}, got {value!r}", name)
+        return value
+    return check
 
 
-def http_url(name: str, value: Any) -> Any:
-    if not isinstance(value, str) or not re.match(r"^https?://[^\s;()]+$", value):
-        raise OptionError(f"{name} must be an http:// or https:// URL without spaces, ';' or brackets, "
-                          f"got {value!r}", name)
-    return value
+# A user-agent product token, as robots rules name crawlers; the +URL of a crawler's page.
+token = matching(r"[A-Za-z0-9._-]+", "a name of letters, digits, '.', '_' or '-'")
+http_url = matching(r"https?://[^\s;()]+", "an http:// or https:// URL without spaces, ';' or brackets")
 
 
 def _has_module(name: str) -> bool:
@@ -255,21 +245,17 @@ def _has_module(name: str) -> bool:
 def storage_options(name: str, value: Any) -> tuple[tuple[str, Any], ...]:
     """fsspec storage options: a mapping, or ``KEY=VALUE`` strings (VALUE read as JSON when it is JSON, else
     kept as a string; a dotted KEY nests, as in client_kwargs.endpoint_url) or (key, value) pairs."""
-    import json
-
-    kept = []
-    for item in value.items() if isinstance(value, Mapping) else value:
-        if isinstance(item, str):
-            key, sep, text = item.partition("=")
-            if not sep or not key.strip():
-                raise OptionError(f"{name} must look like KEY=VALUE, got {item!r}", name)
-            try:
-                parsed: Any = json.loads(text)
-            except ValueError:
-                parsed = text
-            item = (key.strip(), parsed)
-        key, parsed = item
+    kept = tuple(_pairs(name, value, "=", "KEY=VALUE", _json_or_text))
+    for key, _ in kept:
         if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
             raise OptionError(f"{name}: bad key {key!r}", name)
-        kept.append((key, parsed))
-    return tuple(kept)
+    return kept
+
+
+def _json_or_text(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

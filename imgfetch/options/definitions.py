@@ -43,9 +43,7 @@ def _naming(name: str, value: Any) -> Any:
 def _column_name(name: str, value: Any) -> Any:
     if not isinstance(value, str) or not value.strip():
         raise OptionError(f"{name} must be a column name, got {value!r}", name)
-    if value.strip() in RECORD_FIELDS:
-        raise OptionError(f"{name}: {value.strip()} would clash with a manifest field", name)
-    return value.strip()
+    return checks.columns(RECORD_FIELDS)(name, (value,))[0]
 
 
 _POSITIVE = whole(1)
@@ -176,7 +174,7 @@ class Options:
                                        help="format of what is saved. An image is re-encoded only when it is resized, "
                                             "in another format, turned upright (EXIF), animated (its first frame is "
                                             "kept) or CMYK; otherwise its bytes are saved as fetched")
-    encode_quality: int = option(95, group=SHAPING, check=checks.between(1, 100), metavar="Q", parse=int,
+    encode_quality: int = option(95, group=SHAPING, check=whole(1, 100), metavar="Q", parse=int,
                                  help="JPEG and WebP quality of re-encoded images (PNG is lossless)")
     min_image_size: int | None = option(None, group=SHAPING, check=optional(_POSITIVE), metavar="N", parse=int,
                                         help="refuse images whose shorter side is under N pixels: failed, error_kind "

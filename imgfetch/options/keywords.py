@@ -1,12 +1,7 @@
-"""The library's keyword arguments, derived from the declarations: signatures, Options from keywords, and the
-TypedDicts in typed.py.
-
-``fetch``, ``download``, ``iter_download`` and ``Downloader`` take the options as keyword arguments.
-Their signatures (``help()``, ``inspect.signature``, a notebook's completion) are built here from
-:class:`Options`, with types and defaults; ``None`` for an option whose default is computed
-(``workers``, ``start_method``) asks for that default. Type checkers read the same names and types from
-typed.py (``**kwargs: Unpack[DownloadKeywords]``), which ``python -m imgfetch.options.keywords`` writes from
-the same declarations; a test fails when it is stale.
+"""The library's keyword arguments, derived from the declarations: the signatures of ``fetch``, ``download``,
+``iter_download`` and ``Downloader`` (for ``help()``, ``inspect.signature``, a notebook's completion), Options
+from keywords, and typed.py's TypedDicts for type checkers. ``None`` for an option whose default is computed
+(``workers``, ``start_method``) asks for that default.
 """
 from __future__ import annotations
 

@@ -1,15 +1,11 @@
-"""How one option is declared: a dataclass field whose metadata carries everything else about it.
-
-``option(...)`` returns a ``dataclasses.field`` with an :class:`OptionSpec` in its metadata: the check
-that validates it, the help text, the CLI flag, the argparse group, metavar, parser and choices, and how
-its default reads in help and docs. The CLI's argparse, the library's keyword signatures and the README's
-option table are all derived from these fields, so an option is written down in one place.
-"""
+"""How one option is declared: ``option(...)``, a dataclass field whose :class:`OptionSpec` metadata carries
+everything else about it, from which the CLI's argparse, the library's keyword signatures and the README's
+option table are all derived."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 Check = Callable[[str, Any], Any]  # (option name, value) -> the value to keep; raises imgfetch.errors.OptionError
 
@@ -52,10 +48,11 @@ def spec_of(field: dataclasses.Field[Any]) -> OptionSpec:
     return field.metadata["option"]
 
 
-def declared(cls: type) -> Iterator[tuple[dataclasses.Field[Any], OptionSpec]]:
-    """The fields of an options dataclass with their specs, in declaration order."""
+def declared(cls: type, names: Collection[str] | None = None) -> Iterator[tuple[dataclasses.Field[Any], OptionSpec]]:
+    """The fields of an options dataclass (or just ``names``) with their specs, in declaration order."""
     for field in dataclasses.fields(cls):
-        yield field, spec_of(field)
+        if names is None or field.name in names:
+            yield field, spec_of(field)
 
 
 def flag_of(field: dataclasses.Field[Any]) -> str:
@@ -63,19 +60,12 @@ def flag_of(field: dataclasses.Field[Any]) -> str:
     return spec_of(field).flag or "--" + field.name.replace("_", "-")
 
 
-def computed_default(field: dataclasses.Field[Any]) -> Any:
-    """The field's default, calling its factory (a default that depends on the machine)."""
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
-
-
 def default_words(field: dataclasses.Field[Any]) -> str | None:
     """The default as help and docs say it: the spec's words, else the value (None: nothing to say)."""
     spec = spec_of(field)
     if spec.default_text is not None:
         return spec.default_text
-    value = computed_default(field)
+    value = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
     if value is None or value is False or value == ():
         return None
     return shown(value)

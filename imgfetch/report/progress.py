@@ -1,23 +1,8 @@
-"""The progress bar: one per run, in the parent, fed one record at a time.
-
-- The bar counts URLs. Skipped records (done by an earlier run, or failed in one and not retried) are
-  not counted as progress: they come off the bar's total instead, so the rate and the ETA are about real downloads.
-- Its postfix shows the run summary's own counts, updated with every record.
-- For a list file, a background thread counts the list's entries, so the bar gets a total
-  (and so a percentage and an ETA) soon after the start; gzip files too. For standard input
-  and generators the bar goes without a total.
-- A ticker thread redraws the bar every TICK_S, so the elapsed time moves while URLs are slow.
-- The rate is over the whole run, so it sinks while URLs hang instead of freezing at its last value.
-- When the URLs left are slow (nothing has come back for STALL_S, or every URL left is in flight),
-  the postfix says what the bar waits on, ``14 waiting, longest 22 s``; once every URL left is in
-  flight, the ETA is the latest their --max-time budgets allow, never a stale 00:00.
-- A terminal that reports a size of zero (tqdm would draw nothing) gets an 80-column bar.
-- In Jupyter the bar is a widget when ipywidgets is installed (``pip install 'imgfetch[notebook]'``),
-  and otherwise, quietly, a text bar. A saved notebook's text of the widget is its final state.
-"""
+"""The progress bar: one per run, in the parent, fed one record at a time (the README's "What you see" says
+what it shows). A ticker thread redraws it every TICK_S, so the elapsed time moves while URLs are slow."""
 from __future__ import annotations
 
-import logging
+import contextlib
 import math
 import os
 import sys
@@ -28,7 +13,6 @@ from typing import IO, Any, Callable
 from ..records import FetchResult
 from .summary import Summary
 
-log = logging.getLogger(__name__)
 TICK_S = 0.5  # seconds between redraws while no record arrives
 REDRAW_S = 0.1  # seconds: tqdm redraws for records at most this often (its mininterval)
 RATE_SMOOTHING = 0  # tqdm's smoothing: 0 is the rate over the run, which cannot freeze at a burst's value
@@ -51,19 +35,20 @@ def wanted(progress: bool | None, file: IO[str] | None = None) -> bool:
     never into a log file."""
     if progress is not None:
         return progress
-    return in_jupyter() or _is_terminal(file or sys.stderr)
+    return in_jupyter() or is_terminal(file or sys.stderr)
 
 
-def _is_terminal(stream: Any) -> bool:
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is on a terminal; False for a file, a closed stream or none at all (pythonw)."""
     try:
         return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no stream, or a closed one
+    except (AttributeError, ValueError):
         return False
 
 
 def terminal_size(stream: IO[str]) -> tuple[int, int]:
     """(columns, rows) of the terminal ``stream`` is on, each FALLBACK_SIZE's where it reports 0 or is no terminal."""
-    if not _is_terminal(stream):  # a file, or a notebook's stream (whose fileno may be the server's terminal)
+    if not is_terminal(stream):  # a file, or a notebook's stream (whose fileno may be the server's terminal)
         return FALLBACK_SIZE
     try:
         columns, rows = os.get_terminal_size(stream.fileno())
@@ -75,13 +60,11 @@ def terminal_size(stream: IO[str]) -> tuple[int, int]:
 def _bar_class() -> Any:
     """tqdm's notebook widget when it can be drawn, else the text bar; never tqdm's ipywidgets warning."""
     if in_jupyter():
-        try:
+        with contextlib.suppress(ImportError):
             import ipywidgets  # noqa: F401
             from tqdm.notebook import tqdm as notebook_tqdm
 
             return notebook_tqdm
-        except ImportError:
-            pass
     from tqdm.std import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: forking a threaded parent invites deadlocks
@@ -138,15 +121,7 @@ class Progress:
 
     def add(self, record: FetchResult) -> None:
         """Count one record: skipped ones come off the total; the counts are the summary's."""
-        with self._lock:
-            self._last_record = time.monotonic()
-            self.bar.set_postfix_str(self.summary.postfix() + self._waiting, refresh=False)
-            if record.skipped:
-                self.skipped += 1
-                self._set_total(self._total(self.bar.n))
-            else:
-                self._set_total(self._total(self.bar.n))
-                self.bar.update(1)
+        self.add_counts(1, skipped=int(record.skipped))
 
     def add_counts(self, done: int, skipped: int = 0) -> None:
         """Count a batch of records at once (a sharded run's finished shard): ``skipped`` of them come off the total."""

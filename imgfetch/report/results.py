@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..records import FAILED, INVALID, OK, STATUSES, FetchResult, human_bytes
+from ..records import FAILED, INVALID, OK, FetchResult, human_bytes
 from . import contact
 from .contact import CELL, COUNT
 from .summary import TOP_REASONS, Summary
 
 NOTEBOOK_EXTRA = "pip install 'imgfetch[notebook]'"
 _HTML_ROWS = 10  # records shown in a notebook's table; to_pandas() has them all
+_FIRST_COLUMNS = ("line", "status", "path", "error", "skipped", "format", "width", "height", "bytes", "url")  # to_pandas()
 _INTEGER_COLUMNS = ("line", "bytes", "width", "height", "http_status", "attempts", "pid",  # nullable Int64 in pandas
                     "original_width", "original_height")
 
@@ -31,7 +32,7 @@ class Results(list):  # type: ignore[type-arg]
                  summary: Summary | None = None, manifest: str | os.PathLike[str] | None = None, *,
                  listed: int | None = None, counts_only: bool = False) -> None:
         """``counts_only``: the run kept no records (``download(keep_records=False)``): the counts are ``summary``'s."""
-        super().__init__(sorted(records, key=_input_order))
+        super().__init__(sorted(records, key=lambda r: (r.line is None, r.line or 0)))  # in input order
         self.out_dir = Path(out_dir) if out_dir is not None else None
         # where the records are; a URL (str) when they are on object storage
         self.manifest = manifest if isinstance(manifest, str) and "://" in manifest else \
@@ -90,7 +91,8 @@ class Results(list):  # type: ignore[type-arg]
         except ImportError:
             raise ImportError(f"Results.to_pandas() needs pandas: {NOTEBOOK_EXTRA}") from None
         rows = [{**r.to_json_dict(), "abspath": r.abspath} for r in self]
-        frame = pd.DataFrame(rows, columns=_columns(rows))
+        columns = dict.fromkeys([*_FIRST_COLUMNS, *(rows[0] if rows else ()), "abspath"])
+        frame = pd.DataFrame(rows, columns=list(columns))
         for name in _INTEGER_COLUMNS:
             frame[name] = pd.array([row[name] for row in rows], dtype="Int64")
         return frame
@@ -131,10 +133,6 @@ class Results(list):  # type: ignore[type-arg]
         return "\n".join(parts)
 
 
-def _input_order(record: FetchResult) -> tuple[bool, int]:
-    return (record.line is None, record.line or 0)
-
-
 def _count(records: Iterable[FetchResult], seconds: float) -> Summary:
     summary = Summary(seconds=seconds)
     for record in records:
@@ -143,17 +141,7 @@ def _count(records: Iterable[FetchResult], seconds: float) -> Summary:
 
 
 def _counts_text(summary: Summary) -> str:
-    shown = [summary.count_text(name) for name in STATUSES if summary.counts[name] or name == OK]
-    return ", ".join(shown) + (f"; {human_bytes(summary.bytes)} downloaded" if summary.bytes else "")
-
-
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    first = ["line", "status", "path", "error", "skipped", "format", "width", "height", "bytes", "url"]
-    seen = dict.fromkeys(first)
-    for row in rows[:1]:
-        seen.update(dict.fromkeys(row))
-    seen["abspath"] = None
-    return list(seen)
+    return ", ".join(summary.shown_counts()) + (f"; {human_bytes(summary.bytes)} downloaded" if summary.bytes else "")
 
 
 def _html_row(record: FetchResult) -> str:

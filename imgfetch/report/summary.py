@@ -23,6 +23,11 @@ _VARYING = (
 )
 
 
+def counted(n: int, noun: str, plural: str = "s") -> str:
+    """'1 host', '4 hosts', '2 processes'."""
+    return f"{n} {noun}{plural if n != 1 else ''}"
+
+
 def failure_reason(status: str, error: str | None) -> str:
     """A failed or invalid record's error, with per-URL numbers taken out so that like groups with like."""
     text = error or "no reason given"
@@ -116,11 +121,13 @@ class Summary:
         counts = ", ".join(self.count_text(status) for status in STATUSES)
         return f"{counts}; {self.bytes / _MB:.1f} MB in {self.seconds:.1f} s ({rate:.1f} images/s)"
 
+    def shown_counts(self, *, short: bool = False) -> list[str]:
+        """count_text of ok and of every other status with records (zeros left out)."""
+        return [self.count_text(status, short=short) for status in STATUSES if self.counts[status] or status == OK]
+
     def postfix(self) -> str:
         """The progress bar's counts: the same words as line(), zeros left out."""
-        shown = [status for status in STATUSES if self.counts[status] or status == OK]
-        parts = [self.count_text(status, short=True) for status in shown]
-        return " ".join(parts) + f" {self.bytes / _MB:.1f}MB"
+        return " ".join(self.shown_counts(short=True)) + f" {self.bytes / _MB:.1f}MB"
 
     def top_reasons(self, n: int = TOP_REASONS) -> list[tuple[int, str]]:
         """The n commonest failure reasons, commonest first, as (count, reason)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Optional
 
@@ -52,12 +53,9 @@ class Connections:
         assert task is not None
         self._open[task] = writer
         self.stats.connected()
-        try:
-            await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, OSError):
-            pass
-        except asyncio.CancelledError:
-            pass  # shutdown; ending normally avoids 3.11's stream-callback noise
+        try:  # CancelledError: the shutdown; ending normally avoids 3.11's stream-callback noise
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, OSError, asyncio.CancelledError):
+                await self._serve(reader, writer)
         finally:
             self._open.pop(task, None)
             if not writer.is_closing():

@@ -6,10 +6,11 @@ fault kinds of the fault mix (see ``netmodel``) with these same behaviours.
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+import itertools
+from typing import Iterable, Iterator, Optional
 
 from .netmodel import STATUS_FAULTS
-from .wire import Answer, Request, Response, bounded, ctype_len, head_bytes, resp, rst, start_stream, text, write
+from .wire import Answer, Headers, Request, Response, bounded, ctype_len, head_bytes, resp, rst, start_stream, text, write
 
 MAX_HANG_S = 30.0             # longest /hang may stay silent
 SLOW_HEAD_INTERVAL_S = 0.1    # default pause between head bytes on /slow-head/
@@ -34,6 +35,29 @@ async def hang(seconds: float) -> Answer:
     return None
 
 
+async def _send(w: Writer, pieces: Iterable[bytes], interval: float = 0.0) -> None:
+    """Write ``pieces`` one after another, ``interval`` s apart, until the connection closes."""
+    for k, piece in enumerate(pieces):
+        if w.is_closing():
+            return
+        if k and interval:
+            await asyncio.sleep(interval)
+        w.write(piece)
+        await w.drain()
+
+
+def _bytes_of(data: bytes) -> Iterator[bytes]:
+    return (data[k:k + 1] for k in range(len(data)))
+
+
+async def _stream(w: Writer, req: Request, headers: Headers, pieces: Iterable[bytes], interval: float = 0.0) -> None:
+    """A 200 head, then (unless HEAD) the body's ``pieces``: MAX_STREAM_S in all."""
+    async def send() -> None:
+        if await start_stream(w, req, 200, headers):
+            await _send(w, pieces, interval)
+    await bounded(send())
+
+
 async def drip(w: Writer, req: Request, found: Found, interval: float,
                extra: list[tuple[str, str]] | None = None, length: bool = True) -> None:
     """A valid head (with the ``extra`` headers), then the body one byte per ``interval`` s (MAX_STREAM_S
@@ -41,30 +65,17 @@ async def drip(w: Writer, req: Request, found: Found, interval: float,
     assert found is not None
     data, ctype = found
     head = ctype_len(ctype, len(data)) if length else [("Content-Type", ctype)]
-
-    async def trickle() -> None:
-        if await start_stream(w, req, 200, head + (extra or [])):
-            for k in range(len(data)):
-                if k:
-                    await asyncio.sleep(interval)
-                w.write(data[k:k + 1])
-                await w.drain()
-    await bounded(trickle())
+    await _stream(w, req, head + (extra or []), _bytes_of(data), interval)
 
 
-async def slow_head(w: Writer, req: Request, data: bytes, ctype: str, interval: float) -> None:
+async def slow_head(w: Writer, req: Request, found: tuple[bytes, str], interval: float) -> None:
     """The head one byte per ``interval`` s, then the body at once (MAX_STREAM_S in all)."""
-    head = head_bytes(200, ctype_len(ctype, len(data)), False)
+    data, ctype = found
 
     async def slow() -> None:
-        for k in range(len(head)):
-            if k:
-                await asyncio.sleep(interval)
-            w.write(head[k:k + 1])
-            await w.drain()
+        await _send(w, _bytes_of(head_bytes(200, ctype_len(ctype, len(data)), False)), interval)
         if req.method != "HEAD":
-            w.write(data)
-            await w.drain()
+            await _send(w, [data])
     await bounded(slow())
 
 
@@ -89,27 +100,15 @@ async def reset_mid(w: Writer, req: Request, found: Found) -> None:
 
 async def huge(w: Writer, req: Request, size: int) -> None:
     """``size`` zero bytes labelled image/jpeg, with a matching Content-Length."""
-    async def stream() -> None:
-        if await start_stream(w, req, 200, ctype_len("image/jpeg", size)):
-            zeros, left = bytes(CHUNK), size
-            while left > 0 and not w.is_closing():
-                w.write(zeros if left >= CHUNK else zeros[:left])
-                left -= CHUNK
-                await w.drain()
-    await bounded(stream())
+    zeros = bytes(CHUNK)
+    await _stream(w, req, ctype_len("image/jpeg", size), (zeros[:left] for left in range(size, 0, -CHUNK)))
 
 
 async def endless(w: Writer, req: Request) -> None:
     """A chunked body that never ends (until MAX_ENDLESS or MAX_STREAM_S), then a close."""
-    async def stream() -> None:
-        chunked = [("Content-Type", "image/jpeg"), ("Transfer-Encoding", "chunked")]
-        if await start_stream(w, req, 200, chunked):
-            chunk, sent = b"%x\r\n%s\r\n" % (CHUNK, bytes(CHUNK)), 0
-            while sent < MAX_ENDLESS and not w.is_closing():
-                w.write(chunk)
-                sent += CHUNK
-                await w.drain()
-    await bounded(stream())  # closed without the terminating chunk
+    chunked = [("Content-Type", "image/jpeg"), ("Transfer-Encoding", "chunked")]
+    chunk = b"%x\r\n%s\r\n" % (CHUNK, bytes(CHUNK))
+    await _stream(w, req, chunked, itertools.repeat(chunk, MAX_ENDLESS // CHUNK))  # closed without the last chunk
 
 
 async def answer_fault(kind: str, w: Writer, req: Request, found: Found,

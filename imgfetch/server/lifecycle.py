@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -25,23 +26,11 @@ LISTEN_BACKLOG = 1024   # benchmarks open hundreds of connections at once
 
 
 class ImageServer:
-    """Asyncio HTTP/1.1 image server on a loopback address (see the package doc).
+    """Asyncio HTTP/1.1 image server on a loopback address; a context manager.
 
     Takes a :class:`ServerSettings`, or its fields as keyword arguments (a bad one raises OptionError, a
-    ValueError naming it).
-    ``latency_ms`` delays every answer; with ``latency_spread`` (sigma) > 0 it is
-    the median of a per-image log-normal latency for routes serving image i
-    (``latency_s(i)``; median 80 ms with sigma 1.0 gives p99 ~ 0.8 s). Other
-    routes wait ``latency_ms``; ``?latency_ms=`` overrides both per request.
-    ``faults`` (a kind -> share mapping, ``"404=0.03,hang=0.015"`` or
-    ``"realistic"``, ~10 % failures) gives each image index at most one
-    persistent fault (``fault(i)``), answered on ``/img/<i>.<ext>`` after the
-    latency: 403/404/410/500/503 status; ``hang`` answers nothing for
-    ``hang_s`` s then closes; ``drip`` sends the head, then one body byte per
-    ``drip_interval_s`` (at most MAX_STREAM_S in all); ``reset`` a TCP RST;
-    ``html`` a 200 HTML page labelled image/jpeg; ``truncated`` half the
-    body promised by Content-Length, then close. ``seed`` drives images,
-    latencies and faults alike.
+    ValueError naming it): their help texts say what each does, ``NetModel`` how latencies and faults are
+    drawn per image, and ``faults.answer_fault`` how each fault kind answers on ``/img/``.
     """
 
     def __init__(self, settings: ServerSettings | None = None, /, **changes: Any) -> None:
@@ -127,10 +116,8 @@ class ImageServer:
             self._stopping = True
         loop = self._loop
         if loop is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(self._request_stop)
-            except RuntimeError:  # loop already closed
-                pass
         if threading.current_thread() is not self._loop_thread:
             if not self._done.wait(STOP_TIMEOUT_S):
                 log.warning("image server did not stop within %.0f s", STOP_TIMEOUT_S)

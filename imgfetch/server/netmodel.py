@@ -7,6 +7,7 @@ client tool, and a retry meets the same fault again (as a dead link does).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Mapping
 from statistics import NormalDist
@@ -105,24 +106,18 @@ def parse_faults(spec: FaultSpec) -> dict[str, float]:
 class NetModel:
     """Deterministic per-image latency (log-normal) and fault (at most one) model.
 
-    ``latency_s(i)`` is ``latency_ms`` when ``latency_spread`` is 0, else a
-    draw from a log-normal with median ``latency_ms`` and sigma
-    ``latency_spread`` (median 80 ms with sigma 1.0 gives p90 ~ 0.29 s and
-    p99 ~ 0.82 s), capped at MAX_LATENCY_S. ``fault(i)`` is a kind from
-    FAULT_KINDS or None; kind k is chosen for a share ``faults[k]`` of indexes. The values are taken as
-    given: ServerSettings checks them against MAX_LATENCY_S and MAX_SPREAD.
+    ``latency_s(i)`` is ``latency_ms`` when ``latency_spread`` is 0, else a draw from a log-normal with median
+    ``latency_ms`` and sigma ``latency_spread``, capped at MAX_LATENCY_S. ``fault(i)`` is a kind from FAULT_KINDS
+    or None; kind k is chosen for a share ``faults[k]`` of indexes. The values are taken as given: ServerSettings
+    checks them against MAX_LATENCY_S and MAX_SPREAD.
     """
 
     def __init__(self, latency_ms: float = 0.0, latency_spread: float = 0.0,
                  faults: FaultSpec = None, seed: int = 0) -> None:
         self.latency_ms, self.latency_spread, self.seed = float(latency_ms), float(latency_spread), seed
         self.faults = parse_faults(faults)
-        edges, total = [], 0.0
-        for kind in FAULT_KINDS:  # cumulative upper edges in the fixed kind order
-            if kind in self.faults:
-                total += self.faults[kind]
-                edges.append((total, kind))
-        self._edges = edges
+        kinds = [kind for kind in FAULT_KINDS if kind in self.faults]  # the fixed kind order
+        self._edges = list(zip(itertools.accumulate(self.faults[kind] for kind in kinds), kinds))  # cumulative upper edges
 
     def latency_s(self, i: int) -> float:
         """Seconds of latency for image ``i`` (any int; deterministic)."""
@@ -137,15 +132,15 @@ class NetModel:
         if not self._edges:
             return None
         u = _uniform(self.seed, i, "fault")
-        for edge, kind in self._edges:
-            if u < edge:
-                return kind
-        return None
+        return next((kind for edge, kind in self._edges if u < edge), None)
+
+    def latency_text(self) -> str:
+        """'log-normal latency, median 80 ms, sigma 1', or 'fixed latency 80 ms'."""
+        if self.latency_spread:
+            return f"log-normal latency, median {self.latency_ms:g} ms, sigma {self.latency_spread:g}"
+        return f"fixed latency {self.latency_ms:g} ms"
 
     def describe(self) -> str:
         """One line for logs: latency and fault mix."""
-        lat = f"latency {self.latency_ms:g} ms"
-        if self.latency_spread:
-            lat = f"latency median {self.latency_ms:g} ms, log-normal sigma {self.latency_spread:g}"
         mix = ", ".join(f"{k} {v:.2%}" for k, v in self.faults.items()) or "none"
-        return f"{lat}; faults: {mix}"
+        return f"{self.latency_text()}; faults: {mix}"

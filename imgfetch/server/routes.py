@@ -39,7 +39,7 @@ _ROUTES = [(re.compile(p), name) for p, name in (
     (r"/status/(?P<code>\d{3})", "status"),
     (r"/flaky/(?P<n>\d{1,9})/(?P<token>[^/]+)/" + _IMG, "flaky"),
     (r"/redirect/(?P<n>\d{1,4})/" + _IMG, "redirect"),
-    (r"/redirect-loop", "loop_a"), (r"/redirect-loop-b", "loop_b"),
+    (r"/redirect-loop(?P<b>-b)?", "loop"),
     (r"/redirect-to", "redirect_to"), (r"/hang", "hang"), (r"/drip/" + _IMG, "drip"),
     (r"/basic-auth/(?P<user>[^/]*)/(?P<password>[^/]*)/" + _IMG, "basic_auth"),
     (r"/slow-head/" + _IMG, "slow_head"),
@@ -58,11 +58,7 @@ Writer = asyncio.StreamWriter
 
 def _route(path: str) -> tuple[str, Optional[re.Match[str]]]:
     """The first route whose pattern matches ``path``, with its match."""
-    for pattern, name in _ROUTES:
-        m = pattern.fullmatch(path)
-        if m:
-            return name, m
-    return "", None
+    return next(((name, m) for pattern, name in _ROUTES if (m := pattern.fullmatch(path))), ("", None))
 
 
 def _credentials(req: Request) -> bytes | None:
@@ -127,16 +123,20 @@ class Routes:
     def _image(self, m: Match) -> faults.Found:
         return self.images.lookup(int(m["i"]), m["ext"])
 
-    def _img_resp(self, m: Match, *extra: tuple[str, str], ctype: str | None = None) -> Answer:
+    def _img_resp(self, m: Match, *extra: tuple[str, str], ctype: str | None = None,
+                  change: Callable[[bytes], bytes] | None = None) -> Answer:
+        """The image (its bytes ``change``d, if given), or 404 when there is none."""
         found = self._image(m)
-        return resp(200, found[0], ctype or found[1], *extra) if found else text(404)
+        if found is None:
+            return text(404)
+        return resp(200, change(found[0]) if change else found[0], ctype or found[1], *extra)
 
     async def _r_img(self, req: Request, m: Match, w: Writer) -> Answer:
         found = self._image(m)
         kind = self.model.fault(int(m["i"])) if found is not None else None
         if kind is None:
             return self._img_resp(m)
-        self.stats.faulted(kind)
+        self.stats.tally("by_fault", kind)
         log.debug("%s %s: fault %s", req.method, req.path, kind)
         return await faults.answer_fault(kind, w, req, found, self.hang_s, self.drip_interval_s)
 
@@ -167,11 +167,8 @@ class Routes:
         target = f"/img/{name}" if n == 1 else f"/redirect/{n - 1}/{name}"
         return text(302, ("Location", self.url(target)))
 
-    async def _r_loop_a(self, req: Request, m: Match, w: Writer) -> Answer:
-        return text(302, ("Location", self.url("/redirect-loop-b")))
-
-    async def _r_loop_b(self, req: Request, m: Match, w: Writer) -> Answer:
-        return text(302, ("Location", self.url("/redirect-loop")))
+    async def _r_loop(self, req: Request, m: Match, w: Writer) -> Answer:
+        return text(302, ("Location", self.url("/redirect-loop" if m["b"] else "/redirect-loop-b")))
 
     async def _r_redirect_to(self, req: Request, m: Match, w: Writer) -> Answer:
         target = req.query.get("url")
@@ -184,7 +181,7 @@ class Routes:
         given = _credentials(req)
         wanted = unquote_to_bytes(m["user"]) + b":" + unquote_to_bytes(m["password"])
         outcome = "none" if given is None else "right" if given == wanted else "wrong"
-        self.stats.authorized(outcome)
+        self.stats.tally("by_auth", outcome)
         if outcome != "right":
             return text(401, ("WWW-Authenticate", 'Basic realm="imgfetch"'))
         return self._img_resp(m)
@@ -206,7 +203,7 @@ class Routes:
         if found is None:
             return text(404)
         interval = query_num(req.query, "interval", faults.SLOW_HEAD_INTERVAL_S, 0.0, MAX_STREAM_S)
-        await faults.slow_head(w, req, found[0], found[1], interval)
+        await faults.slow_head(w, req, found, interval)
         return None
 
     async def _r_reset(self, req: Request, m: Match, w: Writer) -> Answer:
@@ -233,10 +230,7 @@ class Routes:
         return None
 
     async def _r_gzip(self, req: Request, m: Match, w: Writer) -> Answer:
-        found = self._image(m)
-        if found is None:
-            return text(404)
-        return resp(200, gzip.compress(found[0], mtime=0), found[1], ("Content-Encoding", "gzip"))
+        return self._img_resp(m, ("Content-Encoding", "gzip"), change=lambda data: gzip.compress(data, mtime=0))
 
     async def _r_gzip_bomb(self, req: Request, m: Match, w: Writer) -> Answer:
         if self._bomb is None:  # ~1 s of CPU: built once, off the event loop
@@ -251,10 +245,7 @@ class Routes:
         return resp(200, JPEG_START + garbage, "image/jpeg")
 
     async def _r_truncated(self, req: Request, m: Match, w: Writer) -> Answer:
-        found = self._image(m)
-        if found is None:
-            return text(404)
-        return resp(200, found[0][:len(found[0]) * TRUNCATED_TENTHS // 10], found[1])
+        return self._img_resp(m, change=lambda data: data[:len(data) * TRUNCATED_TENTHS // 10])
 
     async def _r_bomb_png(self, req: Request, m: Match, w: Writer) -> Answer:
         return resp(200, bomb_png(), "image/png")
@@ -273,21 +264,20 @@ class Routes:
 
     async def _r_requality(self, req: Request, m: Match, w: Writer) -> Answer:
         """The image re-encoded as a JPEG of quality Q (1-95): the same picture in other bytes."""
-        found, quality = self._image(m), int(m["q"])
-        if found is None or not 1 <= quality <= MAX_JPEG_QUALITY:
+        quality = int(m["q"])
+        if not 1 <= quality <= MAX_JPEG_QUALITY:
             return text(404)
-        return resp(200, requality(found[0], quality), "image/jpeg")
+        return self._img_resp(m, ctype="image/jpeg", change=lambda data: requality(data, quality))
 
     async def _r_varying(self, req: Request, m: Match, w: Writer) -> Answer:
         """A JPEG image whose bytes differ on every request (a comment segment counts them), like
         random placeholder services and on-the-fly re-encoders."""
-        found = self._image(m)
-        if found is None:
-            return text(404)
+        return self._img_resp(m, change=self._vary)
+
+    def _vary(self, data: bytes) -> bytes:
         self._varying += 1
         comment = f"request {self._varying}".encode()
-        segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
-        return resp(200, found[0][:2] + segment + found[0][2:], found[1])
+        return data[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + data[2:]
 
     async def _r_names(self, req: Request, m: Match, w: Writer) -> Answer:
         return resp(200, self.images.image_bytes(0), FORMATS[0][2]) if self.images.count else text(404)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OptionError
-from ..options.checks import between, number, whole
+from ..options.checks import number, whole
 from ..options.spec import check_fields, option
 from .netmodel import MAX_FAULT_HANG_S, MAX_LATENCY_S, MAX_SPREAD, FaultSpec, parse_faults
 from .wire import MAX_STREAM_S
@@ -41,7 +41,7 @@ def fault_mix(name: str, value: Any) -> dict[str, float]:
 class ServerSettings:
     """What the server serves and how it misbehaves; validated like Options (OptionError naming the setting)."""
 
-    port: int = option(0, group=SERVER, check=between(0, MAX_PORT), parse=int, metavar="PORT",
+    port: int = option(0, group=SERVER, check=whole(0, MAX_PORT), parse=int, metavar="PORT",
                        help="port; 0 picks a free one")
     count: int = option(100, group=SERVER, check=whole(1), parse=int, metavar="N", help="number of images")
     latency_ms: float = option(0.0, group=SERVER, check=number(at_least=0, at_most=MAX_LATENCY_S * 1000), parse=float,

@@ -54,15 +54,10 @@ class ServerStats:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def faulted(self, kind: str) -> None:
-        """Count an answer of the fault mix."""
+    def tally(self, counter: str, key: str) -> None:
+        """Count ``key`` in the counter named: ``by_fault`` (a fault kind) or ``by_auth`` (right, wrong or none)."""
         with self._lock:
-            self.by_fault[kind] += 1
-
-    def authorized(self, outcome: str) -> None:
-        """Count the credentials one ``/basic-auth/`` request carried: right, wrong or none."""
-        with self._lock:
-            self.by_auth[outcome] += 1
+            getattr(self, counter)[key] += 1
 
     def end(self) -> None:
         """A request begun with ``begin`` has been answered."""

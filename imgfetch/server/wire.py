@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import struct
@@ -122,20 +123,16 @@ async def start_stream(writer: asyncio.StreamWriter, req: Request, status: int, 
 
 async def bounded(coro: Any) -> None:
     """Run a streaming coroutine for at most MAX_STREAM_S."""
-    try:
+    with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(coro, MAX_STREAM_S)
-    except asyncio.TimeoutError:
-        pass
 
 
 def rst(writer: asyncio.StreamWriter) -> None:
     """Close the connection abruptly with a TCP RST."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
-        try:  # linger on with a zero timeout: close() then sends RST instead of FIN
+        with contextlib.suppress(OSError):  # linger on with a zero timeout: close() then sends RST instead of FIN
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     writer.transport.abort()
 
 

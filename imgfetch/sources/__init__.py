@@ -5,9 +5,7 @@ The README's Architecture section maps its modules.
 from __future__ import annotations
 
 from .counting import ListCounter
-from .entries import INPUT_FORMATS, SOURCE_COLUMN, Entries, iter_entries, list_files, list_format, open_entries
-from .readers import MAX_RECORD_CHARS, MAX_URL_CHARS, Entry, entry_of
-from .streams import RAW_PREFIX_CHARS
+from .entries import INPUT_FORMATS, iter_entries, list_format, open_entries
+from .readers import Entry, entry_of
 
-__all__ = ["INPUT_FORMATS", "MAX_RECORD_CHARS", "MAX_URL_CHARS", "RAW_PREFIX_CHARS", "SOURCE_COLUMN", "Entries", "Entry",
-           "ListCounter", "entry_of", "iter_entries", "list_files", "list_format", "open_entries"]
+__all__ = ["INPUT_FORMATS", "Entry", "ListCounter", "entry_of", "iter_entries", "list_format", "open_entries"]

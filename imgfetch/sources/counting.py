@@ -1,6 +1,7 @@
 """Counting a list file's entries in the background, so that the progress bar can have a total."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import re
@@ -30,15 +31,14 @@ class ListCounter:
                              name="imgfetch-count", daemon=True).start()
 
     def _count(self, name: str, fmt: str | None) -> None:
-        try:
+        # An unreadable list: the run itself reports it, and the bar goes without a total.
+        with contextlib.suppress(OSError, EOFError, gzip.BadGzipFile, ValueError, InputError):
             if os.path.isdir(name):  # a folder of lists: the sum of its files'
                 counts = [self._entries(os.path.join(name, file), fmt or format_of(file))
                           for file in list_files(name, fmt)]
                 self.total = None if None in counts else sum(c for c in counts if c is not None)
             else:
                 self.total = self._entries(name, fmt or format_of(name))
-        except (OSError, EOFError, gzip.BadGzipFile, ValueError, InputError):
-            pass  # the run itself reports an unreadable list; the bar goes without a total
 
     def _entries(self, name: str, fmt: str) -> int | None:
         if fmt == "parquet":

@@ -30,7 +30,7 @@ class Entries(Iterator[Entry]):
     """The lazy entry iterator returned by :func:`open_entries`; closable, a context manager."""
 
     def __init__(self, entries: Generator[Entry, None, None],
-                 stream: io.BufferedReader | None) -> None:
+                 stream: IO[bytes] | None) -> None:
         self._entries, self._stream = entries, stream
 
     def __next__(self) -> Entry:
@@ -88,15 +88,13 @@ def _open_file(source: str | bytes | os.PathLike[Any] | IO[bytes], fmt: str | No
     if fmt == "parquet":
         if is_stdin or not isinstance(source, (str, bytes, os.PathLike)):
             raise InputError("a parquet list is read from a file, not from standard input")
-        parquet, handle = open_parquet(source, name)
-        try:
-            return Entries(parquet_entries(parquet, name, url_column, keep), handle)
-        except BaseException:
-            handle.close()
-            raise
-    stream = open_stream(source, name, is_stdin, fmt)
-    try:
-        if fmt in _DELIMITERS:
+        parquet, stream = open_parquet(source, name)
+    else:
+        stream = open_stream(source, name, is_stdin, fmt)
+    try:  # the columns and a CSV header are checked now: a bad one closes the file
+        if fmt == "parquet":
+            entries = parquet_entries(parquet, name, url_column, keep)
+        elif fmt in _DELIMITERS:
             entries = csv_entries(stream, name, _DELIMITERS[fmt], url_column, keep)
         elif fmt == "jsonl":
             entries = jsonl_entries(stream, name, url_key, keep)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import InputError
 from .readers import Entry, _column_text, _find_column, _make
+from .streams import open_raw
 
 DATASET_EXTRA = "pip install 'imgfetch[dataset]'"
 BATCH_ROWS = 8192  # rows decoded at a time: a row group is read piece by piece, never the file at once
@@ -27,12 +28,7 @@ def _pyarrow_parquet(name: str) -> Any:
 def open_parquet(path: str | bytes | os.PathLike[Any], name: str) -> tuple[Any, io.BufferedReader]:
     """The ParquetFile and its open file; one-line InputErrors for a missing or unreadable file."""
     pq = _pyarrow_parquet(name)
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the Entries that reads it
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{name}: cannot open ({exc.strerror or exc})") from None
+    handle = open_raw(path, name)  # closed by the Entries that reads it
     try:
         return pq.ParquetFile(handle), handle
     except Exception as exc:  # noqa: BLE001 - pyarrow raises its own kinds for a file that is not parquet

@@ -41,15 +41,13 @@ class Entry:
 
 # --------------------------------------------------------------------------- one entry
 
-def _too_long(line: int, head: str, length: int, limit: int, columns: dict[str, str]) -> Entry:
-    return Entry(line, head[:RAW_PREFIX_CHARS], None,
-                 f"line too long: {length:,} characters (limit {limit:,})", columns)
+def _too_long(line: int, head: str, length: int, limit: int, columns: dict[str, str], what: str = "line") -> Entry:
+    return Entry(line, head[:RAW_PREFIX_CHARS], None, f"{what} too long: {length:,} characters (limit {limit:,})", columns)
 
 
 def _make(line: int, raw: str, columns: dict[str, str], error: str | None = None) -> Entry:
     if error is None and len(raw) > MAX_URL_CHARS:
-        return Entry(line, raw[:RAW_PREFIX_CHARS], None,
-                     f"URL too long: {len(raw):,} characters (limit {MAX_URL_CHARS:,})", columns)
+        return _too_long(line, raw, len(raw), MAX_URL_CHARS, columns, "URL")
     if error is None:
         try:
             return Entry(line, raw, normalize_url(raw), None, columns)
@@ -178,8 +176,7 @@ def _csv_records(reader: Any, lines: CsvLines, name: str, url_index: int,
             record += 1
             length = lines.end_record()
             if length:
-                yield Entry(record, _clean(lines.head), None,
-                            f"record too long: {length:,} characters (limit {lines.limit:,})", empty)
+                yield _too_long(record, _clean(lines.head), length, lines.limit, empty, "record")
             elif any(f.strip() for f in row):
                 yield _csv_entry(record, row, url_index, keep_index)
 
@@ -217,12 +214,7 @@ def iterable_entries(items: Iterable[Any], key: str,
                      keep: tuple[str, ...]) -> Generator[Entry, None, None]:
     """Strings (one URL each; blanks and ``#`` comments skipped) or mappings (URL under ``key``)."""
     for position, item in enumerate(items, 1):
-        if isinstance(item, str):
-            text = item.strip()
-            if text and not text.startswith("#"):
-                yield _make(position, text, dict.fromkeys(keep, ""))
-        elif isinstance(item, Mapping):
-            value = item.get(key)
-            yield _from_mapping(position, item, key, keep, "" if value is None else str(value))
-        else:
+        if not isinstance(item, (str, Mapping)):
             raise TypeError(f"URL list items must be str or Mapping, not {type(item).__name__}")
+        if not isinstance(item, str) or item.strip() and not item.strip().startswith("#"):
+            yield entry_of(item, position, key, keep)

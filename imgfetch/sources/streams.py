@@ -67,7 +67,7 @@ def _read_head(stream: Any, eager: bool) -> bytes:
     return data
 
 
-def _open_raw(source: Any, name: str) -> IO[bytes]:
+def open_raw(source: Any, name: str) -> io.BufferedReader:
     """The file opened for reading in binary; one-line InputErrors."""
     try:
         return open(source, "rb")  # noqa: SIM115 - closed by the stream open_stream returns
@@ -86,7 +86,7 @@ def open_stream(source: Any, name: str, is_stdin: bool, fmt: str) -> io.Buffered
     if is_stdin:  # "-", or a stream the caller gave: the caller's to close
         raw, closes = sys.stdin.buffer if isinstance(source, str) else source, []
     else:
-        raw = _open_raw(source, name)
+        raw = open_raw(source, name)
         closes = [raw]
     stream = io.BufferedReader(_Chain(b"", raw, closes))
     try:
