@@ -88,14 +88,14 @@ def kill_a_busy_worker(client, timeout: float = 30) -> int:
 
     Not simply the lowest PID, nor any worker the scheduler says holds a shard: when one worker holds every
     shard, or the other is still starting after an earlier test's kill, killing it would prove nothing. The
-    kill comes 50 ms after a thread there is seen in ``process_task``, so its request has reached the server
+    kill comes 50 ms after a thread there is seen in ``fetch_task`` (a download), so its request has reached the server
     (which the tests make answer after 150 ms): the kill cuts work in flight, and the shard must be redone."""
     def downloading() -> bool:  # run in a Dask worker, so nested: cloudpickle sends it by value
         """Whether a thread here is fetching a URL for a shard (a worker restarted by an earlier kill may hold
         shards while it still imports, with nothing fetched yet)."""
         for frame in sys._current_frames().values():
             while frame is not None:
-                if frame.f_code.co_name == "process_task":
+                if frame.f_code.co_name == "fetch_task":
                     return True
                 frame = frame.f_back
         return False

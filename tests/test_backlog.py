@@ -14,6 +14,7 @@ import pytest
 from conftest import FAST
 from imgfetch import download, iter_download
 from imgfetch.engine import worker
+from imgfetch.engine.backlog import Backlog
 from imgfetch.engine.pipeline import Fetched
 from imgfetch.records import Task
 
@@ -77,7 +78,7 @@ def fetched(n: int) -> Fetched:
     return Fetched(Task(f"http://h.test/{n}.jpg", f"{n:032d}", n), None, 0.0, b"x")  # type: ignore[arg-type]
 
 
-def put_soon(backlog: worker.Backlog, item: Fetched, size: int) -> threading.Thread:
+def put_soon(backlog: Backlog, item: Fetched, size: int) -> threading.Thread:
     thread = threading.Thread(target=backlog.put, args=(item, size), daemon=True)
     thread.start()
     thread.join(0.2)
@@ -85,7 +86,7 @@ def put_soon(backlog: worker.Backlog, item: Fetched, size: int) -> threading.Thr
 
 
 def test_the_backlog_makes_a_download_thread_wait_when_it_holds_its_count_or_its_bytes():
-    by_count = worker.Backlog(count=2, size=1000)
+    by_count = Backlog(count=2, size=1000)
     by_count.put(fetched(1), 1)
     by_count.put(fetched(2), 1)
     waiting = put_soon(by_count, fetched(3), 1)
@@ -94,7 +95,7 @@ def test_the_backlog_makes_a_download_thread_wait_when_it_holds_its_count_or_its
     waiting.join(1.0)
     assert not waiting.is_alive() and [by_count.get().task.line for _ in range(2)] == [2, 3]
 
-    by_bytes = worker.Backlog(count=100, size=1000)
+    by_bytes = Backlog(count=100, size=1000)
     by_bytes.put(fetched(1), 600)
     waiting = put_soon(by_bytes, fetched(2), 600)
     assert waiting.is_alive()  # 1200 bytes would be over
@@ -107,7 +108,7 @@ def test_the_backlog_makes_a_download_thread_wait_when_it_holds_its_count_or_its
 
 
 def test_an_aborting_worker_takes_the_bodies_out_of_the_backlog_but_not_the_keepers_end_signals():
-    backlog = worker.Backlog(count=3, size=1000)
+    backlog = Backlog(count=3, size=1000)
     backlog.put(fetched(1), 1)
     backlog.put(fetched(2), 1)
     backlog.put(None, 0)

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -175,6 +176,49 @@ def test_download_threads_are_per_dask_worker_process_not_per_shard(cluster, tmp
         assert main(get(cluster, tmp_path / "urls.txt", tmp_path / "out", "--shard-size", "5", "--threads", "3",
                         "-q")) == 0
         assert srv.stats.max_in_flight == 6  # 2 processes x 3 threads
+
+
+def test_a_shards_downloads_go_on_while_its_image_step_lags_behind(cluster, tmp_path):
+    """A shard's download threads hand their bodies to the backlog, as a local worker's do: with 2 threads and an
+    image step of 0.2 s an image, the list's 20 URLs all reach the server long before the images are done."""
+    from distributed import Client
+
+    def slow_image_step(on: bool) -> None:  # run in each Dask worker, so nested: cloudpickle sends it by value
+        """Every image step of a shard takes 0.2 s more (as a slow resize would), or no more."""
+        from imgfetch.engine import pipeline, shard_task
+
+        keep = getattr(pipeline.keep_fetched, "original", pipeline.keep_fetched)
+
+        def slow(*args, **kwargs):
+            time.sleep(0.2)
+            return keep(*args, **kwargs)
+        slow.original = keep  # type: ignore[attr-defined]
+        for module in (pipeline, shard_task):
+            module.keep_fetched = slow if on else keep  # type: ignore[attr-defined]
+
+    with Client(cluster) as client, ImageServer(count=20, seed=14) as srv:
+        write_list(tmp_path / "urls.txt", srv.image_urls())
+        client.run(slow_image_step, True)
+        seen: list[tuple[float, int]] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.01):
+                seen.append((time.monotonic(), srv.stats.requests))
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            assert main(get(cluster, tmp_path / "urls.txt", tmp_path / "out", "--shard-size", "20", "--threads", "2",
+                            "-q")) == 0
+        finally:
+            done.set()
+            watcher.join()
+            client.run(slow_image_step, False)
+    first = next(t for t, n in seen if n)
+    by = max(n for t, n in seen if t <= first + 0.6)
+    # Threads held through the image step would have fetched about 2 per 0.2 s: 8 by then.
+    assert by >= 16, seen
+    assert [r["status"] for r in read_manifest(tmp_path / "out")] == ["ok"] * 20
 
 
 def test_a_slow_url_holds_only_its_own_thread_and_records_come_back_per_shard(cluster, tmp_path):

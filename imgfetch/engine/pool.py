@@ -24,9 +24,10 @@ from ..options import Options
 from ..records import FetchResult, Task, crashed_record
 from ..store.shards import worker_imports
 from .affinity import Affinity
+from .backlog import BACKLOG_PER_THREAD
 from .politeness import Fits
 from .waker import Waker
-from .worker import BACKLOG_PER_THREAD, worker_main
+from .worker import worker_main
 
 log = logging.getLogger(__name__)
 QUARANTINE_WORKERS = 2     # processes at once that retry suspects, one suspect per process

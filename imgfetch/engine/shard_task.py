@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..net.fetcher import Fetcher
 from ..options import Options
@@ -27,8 +28,9 @@ from ..report.summary import Summary
 from ..sources import Entry
 from ..store.remote import Destination
 from ..store.shards import take_held
+from .backlog import BACKLOG_BYTES, BACKLOG_PER_THREAD, Backlog
 from .markers import MarkerFlag, dask_worker, may_start, scheduler_flag
-from .pipeline import own_process, process_task
+from .pipeline import Fetched, fetch_task, keep_fetched, own_process
 from .plan import Planner
 from .shard_sinks import open_sink, remove_stale_staging
 
@@ -55,9 +57,14 @@ class ShardJob:
         return scheduler_flag(self.tmp).may_start() if self.destination is not None else may_start(self.tmp)
 
 
+Result: TypeAlias = "tuple[FetchResult, Any]"  # a record and, for a dataset, its image held for the shard
+Route: TypeAlias = "queue.SimpleQueue[Result | BaseException]"  # where a shard's records come back
+
+
 class ProcessState:
-    """Per Dask worker process and run: the download threads, one fetcher for them, the stop flag. The
-    Downloader's per-URL Dask tasks (dask_pool.py) use its fetcher and stop flag too."""
+    """Per Dask worker process and run: the download threads, one fetcher for them, the stop flag, and the
+    backlog of fetched bodies with its keeper threads (the image step: see backlog.py), shared by the shards
+    the process runs. The Downloader's per-URL Dask tasks (dask_pool.py) use its fetcher and stop flag too."""
 
     def __init__(self, opts: Options, tmp: str, remote: bool) -> None:
         self.opts, self.pid = opts, os.getpid()
@@ -65,9 +72,31 @@ class ProcessState:
         own_process(opts)
         self.fetcher = Fetcher(opts, self.stop)
         self.threads = ThreadPoolExecutor(opts.threads, thread_name_prefix="imgfetch-dl")
+        self.backlog: Backlog[tuple[Fetched, ShardJob, Route]] = Backlog(opts.threads * BACKLOG_PER_THREAD,
+                                                                         BACKLOG_BYTES)
+        self.keepers = [threading.Thread(target=self._keep_loop, name=f"imgfetch-keep-{n}", daemon=True)
+                        for n in range(min(opts.threads, os.cpu_count() or 1))]
+        for keeper in self.keepers:
+            keeper.start()
         self.turns = threading.BoundedSemaphore(SHARDS_PER_PROCESS)
         if opts.output_format != "files":
             remove_stale_staging()
+
+    def _keep_loop(self) -> None:
+        while True:
+            item = self.backlog.get()
+            if item is None:
+                return
+            fetched, job, route = item
+            try:  # a body that waited past a stop's cut is not kept: fetched again by the next run
+                route.put((cancelled_record(fetched.task), None) if self.stop.is_set() else _keep(fetched, job, self))
+            except BaseException as exc:  # never leave the shard waiting for a record
+                route.put(exc)
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=False)
+        for _ in self.keepers:
+            self.backlog.put(None, 0)
 
 
 _states: dict[str, ProcessState] = {}  # by the run's temporary folder, unique to the run
@@ -81,7 +110,7 @@ def process_state(opts: Options, tmp: str, remote: bool) -> ProcessState:
         if state is None or state.opts != opts or state.pid != os.getpid():
             state = _states[tmp] = ProcessState(opts, tmp, remote)
             while len(_states) > RUNS_KEPT:
-                _states.pop(next(iter(_states))).threads.shutdown(wait=False)
+                _states.pop(next(iter(_states))).close()
         return state
 
 
@@ -106,7 +135,8 @@ def _run(job: ShardJob, state: ProcessState, started: float) -> dict[str, Any]:
     try:
         planner = Planner(sink.done_index, Path(job.out), job.opts.retry_failed, repeat=False)
         progress = _Progress(job)
-        pending: list[Future[tuple[FetchResult, Any]]] = []
+        route: Route = queue.SimpleQueue()
+        pending = 0
         for entry in job.entries:
             planned = planner.plan(entry)
             if isinstance(planned.item, FetchResult):
@@ -114,9 +144,13 @@ def _run(job: ShardJob, state: ProcessState, started: float) -> dict[str, Any]:
                 summary.add(planned.item)
                 progress.add(planned.item)
             else:
-                pending.append(state.threads.submit(_fetch, planned.item, job, state))
-        for future in as_completed(pending):
-            record, held = future.result()
+                state.threads.submit(_fetch, planned.item, job, state, route)
+                pending += 1
+        for _ in range(pending):
+            result = route.get()
+            if isinstance(result, BaseException):
+                raise result  # a bug: the task fails, and Dask runs the shard again
+            record, held = result
             if record.status == CANCELLED:  # never recorded: fetched again by the next run
                 cancelled += 1
                 continue
@@ -154,11 +188,25 @@ class _Progress:
             self.worker.log_event(self.topic, [self.number, self.done])
 
 
-def _fetch(task: Task, job: ShardJob, state: ProcessState) -> tuple[FetchResult, Any]:
-    """One URL on a download thread: the local worker's pipeline; a dataset's image comes back beside its record."""
-    if not job.may_start():
-        return cancelled_record(task), None
-    record = process_task(task, job.opts, state.fetcher, Path(job.out), Path(job.tmp), cancel_save=state.stop.check,
+def _fetch(task: Task, job: ShardJob, state: ProcessState, route: Route) -> None:
+    """One URL on a download thread: its body goes to the backlog (the thread starts its next URL at once),
+    or its record, when there is no body, straight back to its shard."""
+    try:
+        if not job.may_start():
+            route.put((cancelled_record(task), None))
+            return
+        fetched = fetch_task(task, job.opts, state.fetcher)
+        if fetched.body is None:
+            route.put(_keep(fetched, job, state))
+        else:
+            state.backlog.put((fetched, job, route), len(fetched.body))
+    except BaseException as exc:  # never leave the shard waiting for a record
+        route.put(exc)
+
+
+def _keep(fetched: Fetched, job: ShardJob, state: ProcessState) -> Result:
+    """The local worker's image step; a dataset's image comes back beside its record."""
+    record = keep_fetched(fetched, job.opts, Path(job.out), Path(job.tmp), cancel_save=state.stop.check,
                           notes=False)  # the part is this shard's manifest: nothing for a run's journal to recover
     return record, take_held()
 

@@ -23,9 +23,8 @@ import os
 import queue
 import signal
 import threading
-from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..logrelay import install_in_worker
 from ..net.fetcher import Fetcher
@@ -34,12 +33,11 @@ from ..options import Options
 from ..records import Task, cancelled_record
 from ..store.files import ignore_file_size_signal
 from ..store.shards import close_shard, shard_outbox
+from .backlog import BACKLOG_BYTES, BACKLOG_PER_THREAD, Backlog
 from .pipeline import Fetched, fetch_task, keep_fetched, own_process, pid_log
 
 PARENT_CHECK_S = 1.0  # how often an idle worker checks that its parent is still there
 THREAD_JOIN_S = 2.0   # how long an exiting worker waits for each of its threads
-BACKLOG_PER_THREAD = 8  # fetched bodies waiting for the image step, per download thread, at most
-BACKLOG_BYTES = 64 * 1024**2  # and their bytes in all (one body larger than this still goes in, alone)
 
 
 def worker_main(conn: Any, opts: Options, root: str, tmp: str, log_pipe: Any, log_level: int,
@@ -83,7 +81,8 @@ class _WorkerLoop:
         self.draining = threading.Event()
         self.aborted = threading.Event()
         self.fetcher = Fetcher(opts, self.aborted)
-        self.backlog = Backlog(capacity * BACKLOG_PER_THREAD, BACKLOG_BYTES, self.outbox.put, taken)
+        self.backlog: Backlog[Fetched] = Backlog(capacity * BACKLOG_PER_THREAD, BACKLOG_BYTES,
+                                                 lambda fetched: self.outbox.put(fetched.task.key), taken)
         self.threads = [threading.Thread(target=self._download_loop, name=f"imgfetch-dl-{n}", daemon=True)
                         for n in range(capacity)]
         self.keepers = [threading.Thread(target=self._keep_loop, name=f"imgfetch-keep-{n}", daemon=True)
@@ -194,52 +193,3 @@ class _WorkerLoop:
                     return  # the parent went away
             if last:
                 return
-
-
-class Backlog:
-    """Fetched URLs waiting for the image step, first in first out, at most ``count`` of them and ``size``
-    bytes of bodies: ``put`` waits while it is full (an item larger than ``size`` goes in alone).
-
-    Each URL's key is announced as it enters, in the backlog's order, and ``taken`` (a shared counter the
-    parent reads should this process die) counts the bodies keepers have taken: a body the counter has not
-    reached never met the image step, so it cannot have killed the process (pool.py)."""
-
-    def __init__(self, count: int, size: int, announce: Callable[[str], None] = lambda key: None,
-                 taken: Any = None) -> None:
-        self.count, self.size = count, size
-        self.announce, self.taken = announce, taken
-        self.items: deque[tuple[Fetched | None, int]] = deque()
-        self.bytes = 0
-        lock = threading.Lock()
-        self.not_full, self.not_empty = threading.Condition(lock), threading.Condition(lock)
-
-    def put(self, item: Fetched | None, size: int) -> None:
-        """Add ``item`` (None: a keeper's signal to end, never refused)."""
-        with self.not_full:
-            while item is not None and self.items and (len(self.items) >= self.count or self.bytes + size > self.size):
-                self.not_full.wait()
-            self.items.append((item, size))
-            self.bytes += size
-            if item is not None:
-                self.announce(item.task.key)  # under the lock: the parent numbers the keys in this order
-            self.not_empty.notify()
-
-    def get(self) -> Fetched | None:
-        with self.not_empty:
-            while not self.items:
-                self.not_empty.wait()
-            item, size = self.items.popleft()
-            self.bytes -= size
-            if item is not None and self.taken is not None:
-                self.taken.value += 1  # before its image step starts
-            self.not_full.notify()  # one waiting download thread (once empty, any of them fits)
-            return item
-
-    def take_all(self) -> list[Fetched]:
-        """Empty it (the worker is aborting): what it held; end signals stay."""
-        with self.not_full:
-            taken = [item for item, _ in self.items if item is not None]
-            self.items = deque(entry for entry in self.items if entry[0] is None)
-            self.bytes = 0
-            self.not_full.notify_all()
-            return taken
