@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,14 @@ def read_tars(tars, decode: bool = True) -> list[dict]:
         samples = list(dataset.decode("pil") if decode else dataset)
         gc.collect()
     return samples
+
+
+def wait_for(predicate, seconds: float = 30.0) -> None:
+    """Return once ``predicate()`` is true; fail the test if it is not within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
 
 
 def tree(root: Path) -> set[str]:

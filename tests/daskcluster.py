@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+from conftest import wait_for
+
 DASK_THREADS = 4  # each Dask worker process's --nthreads: shard tasks, not downloads
 
 
@@ -60,12 +62,6 @@ def start_cli(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "imgfetch", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
-
-def wait_for(predicate, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def kill_a_worker_mid_run(client, proc: subprocess.Popen, started) -> str:

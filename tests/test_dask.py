@@ -6,9 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-from conftest import tree
+from conftest import tree, wait_for
 from imgfetch import download, read_manifest
 from imgfetch.cli import main
 
@@ -57,12 +56,6 @@ def test_missing_dask_exits_2_with_the_install_hint(monkeypatch, server, tmp_pat
     assert capsys.readouterr().err.strip() == "imgfetch: error: --executor dask needs Dask: pip install 'imgfetch[dask]'"
     assert not (tmp_path / "o").exists()
 
-
-def wait_for(predicate, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def test_records_done_but_not_yet_reported_when_a_stop_gives_up_are_kept(cluster, monkeypatch, tmp_path):

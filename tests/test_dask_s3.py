@@ -13,8 +13,8 @@ import time
 import distributed  # noqa: F401 - in the test extra: these tests run wherever the tests do, never skip
 import pyarrow.parquet as pq
 
-from conftest import read_tars
-from daskcluster import kill_a_worker_mid_run, start_cli, wait_for
+from conftest import read_tars, wait_for
+from daskcluster import kill_a_worker_mid_run, start_cli
 from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer

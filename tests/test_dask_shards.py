@@ -15,8 +15,8 @@ from pathlib import Path
 import distributed  # noqa: F401 - in the test extra: these tests run wherever the tests do, never skip
 import pytest
 
-from conftest import read_tars, tree
-from daskcluster import kill_a_worker_mid_run, start_cli, wait_for
+from conftest import read_tars, tree, wait_for
+from daskcluster import kill_a_worker_mid_run, start_cli
 from imgfetch import read_manifest
 from imgfetch.cli import main
 from imgfetch.server import ImageServer

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 import warnings
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from conftest import FAST, read_manifest
+from conftest import FAST, read_manifest, wait_for
 from imgfetch import ImgFetchError, Options, download, fetch
 from imgfetch.cli import main
 from imgfetch.server import ImageServer
@@ -214,12 +213,6 @@ def ok_records(out: Path) -> int:
     except FileNotFoundError:
         return 0
 
-
-def wait_for(predicate, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def assert_complete_dataset(out: Path, urls: list[str]) -> None:

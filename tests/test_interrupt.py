@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_clean, read_manifest, tree
+from conftest import assert_clean, read_manifest, tree, wait_for
 from imgfetch.server import ImageServer
 
 
@@ -22,12 +22,6 @@ def cli(urls: Path, out: Path, *extra: str, start_method: str = "forkserver", **
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, **popen)
 
-
-def wait_for(predicate, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def manifest_lines(out: Path) -> int:
@@ -44,7 +38,7 @@ def test_interrupt_flushes_a_consistent_manifest_and_resumes(tmp_path, signum, c
         urls.write_text("\n".join(server.image_urls()) + "\n")
         out = tmp_path / "out"
         proc = cli(urls, out, "-q")
-        wait_for(lambda: manifest_lines(out) >= 8)
+        wait_for(lambda: manifest_lines(out) >= 8, 15)
         os.killpg(proc.pid, signum)  # the whole group, as a terminal's Ctrl-C does
         sent = time.monotonic()
         _, err = proc.communicate(timeout=20)
@@ -160,7 +154,7 @@ def test_second_ctrl_c_quits_at_once(tmp_path):
         urls.write_text("\n".join(server.image_urls()) + "\n")
         out = tmp_path / "out"
         proc = cli(urls, out, "-v")
-        wait_for(lambda: server.stats.in_flight >= 4)  # downloads are under way
+        wait_for(lambda: server.stats.in_flight >= 4, 15)  # downloads are under way
         os.killpg(proc.pid, signal.SIGINT)
         time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGINT)
@@ -229,7 +223,7 @@ def test_a_stop_records_everything_that_finished(tmp_path):
         # Three threads per worker: the slow three hold at most two of a worker's, so no fast URL is queued
         # behind them (whichever worker each lands in) and all are done while the slow three are in flight.
         proc = cli(urls, out, "-q", "--timeout", "40", "--max-time", "60", "--threads", "3")
-        wait_for(lambda: manifest_lines(out) >= 30)  # the fast ones are done; the slow three are in flight
+        wait_for(lambda: manifest_lines(out) >= 30, 15)  # the fast ones are done; the slow three are in flight
         os.killpg(proc.pid, signal.SIGINT)
         sent = time.monotonic()
         _, err = proc.communicate(timeout=20)

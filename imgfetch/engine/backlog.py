@@ -6,6 +6,7 @@ bytes, so a process busy with images holds a bounded amount of memory while its 
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from typing import Any, Callable, Generic, TypeVar
@@ -32,6 +33,26 @@ class Backlog(Generic[T]):
         self.bytes = 0
         lock = threading.Lock()
         self.not_full, self.not_empty = threading.Condition(lock), threading.Condition(lock)
+        self.keepers: list[threading.Thread] = []
+
+    def start_keepers(self, keep: Callable[[T], None], threads: int) -> None:
+        """Start the keeper threads, one per CPU (at most ``threads``): each hands item after item to ``keep``
+        until ``stop_keepers``."""
+        def loop() -> None:
+            while (item := self.get()) is not None:
+                keep(item)
+        self.keepers = [threading.Thread(target=loop, name=f"imgfetch-keep-{n}", daemon=True)
+                        for n in range(min(threads, os.cpu_count() or 1))]
+        for keeper in self.keepers:
+            keeper.start()
+
+    def stop_keepers(self, wait_s: float | None = None) -> None:
+        """Each keeper ends once what is ahead of its end signal is kept; ``wait_s``: wait that long for each."""
+        for _ in self.keepers:
+            self.put(None, 0)
+        if wait_s is not None:
+            for keeper in self.keepers:
+                keeper.join(timeout=wait_s)
 
     def put(self, item: T | None, size: int) -> None:
         """Add ``item`` (None: a keeper's signal to end, never refused)."""

@@ -74,29 +74,21 @@ class ProcessState:
         self.threads = ThreadPoolExecutor(opts.threads, thread_name_prefix="imgfetch-dl")
         self.backlog: Backlog[tuple[Fetched, ShardJob, Route]] = Backlog(opts.threads * BACKLOG_PER_THREAD,
                                                                          BACKLOG_BYTES)
-        self.keepers = [threading.Thread(target=self._keep_loop, name=f"imgfetch-keep-{n}", daemon=True)
-                        for n in range(min(opts.threads, os.cpu_count() or 1))]
-        for keeper in self.keepers:
-            keeper.start()
+        self.backlog.start_keepers(self._keep, opts.threads)
         self.turns = threading.BoundedSemaphore(SHARDS_PER_PROCESS)
         if opts.output_format != "files":
             remove_stale_staging()
 
-    def _keep_loop(self) -> None:
-        while True:
-            item = self.backlog.get()
-            if item is None:
-                return
-            fetched, job, route = item
-            try:  # a body that waited past a stop's cut is not kept: fetched again by the next run
-                route.put((cancelled_record(fetched.task), None) if self.stop.is_set() else _keep(fetched, job, self))
-            except BaseException as exc:  # never leave the shard waiting for a record
-                route.put(exc)
+    def _keep(self, item: tuple[Fetched, ShardJob, Route]) -> None:
+        fetched, job, route = item
+        try:  # a body that waited past a stop's cut is not kept: fetched again by the next run
+            route.put((cancelled_record(fetched.task), None) if self.stop.is_set() else _keep(fetched, job, self))
+        except BaseException as exc:  # never leave the shard waiting for a record
+            route.put(exc)
 
     def close(self) -> None:
         self.threads.shutdown(wait=False)
-        for _ in self.keepers:
-            self.backlog.put(None, 0)
+        self.backlog.stop_keepers()
 
 
 _states: dict[str, ProcessState] = {}  # by the run's temporary folder, unique to the run

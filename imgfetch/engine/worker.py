@@ -85,13 +85,12 @@ class _WorkerLoop:
                                                  lambda fetched: self.outbox.put(fetched.task.key), taken)
         self.threads = [threading.Thread(target=self._download_loop, name=f"imgfetch-dl-{n}", daemon=True)
                         for n in range(capacity)]
-        self.keepers = [threading.Thread(target=self._keep_loop, name=f"imgfetch-keep-{n}", daemon=True)
-                        for n in range(min(capacity, os.cpu_count() or 1))]
         self.sender = threading.Thread(target=self._send_loop, name="imgfetch-send", daemon=True)
 
     def start(self) -> None:
         self.sender.start()
-        for thread in (*self.keepers, *self.threads):
+        self.backlog.start_keepers(self._keep, len(self.threads))
+        for thread in self.threads:
             thread.start()
 
     def serve(self) -> None:
@@ -127,10 +126,7 @@ class _WorkerLoop:
             self.inbox.put(None)
         for thread in self.threads:
             thread.join(timeout=THREAD_JOIN_S)
-        for _ in self.keepers:
-            self.backlog.put(None, 0)
-        for thread in self.keepers:
-            thread.join(timeout=THREAD_JOIN_S)
+        self.backlog.stop_keepers(THREAD_JOIN_S)
         self.outbox.put(None)
         self.sender.join(timeout=THREAD_JOIN_S)
 
@@ -167,12 +163,8 @@ class _WorkerLoop:
             else:
                 self.backlog.put(fetched, len(fetched.body))  # says so to the parent: this thread is free
 
-    def _keep_loop(self) -> None:
-        while True:
-            fetched = self.backlog.get()
-            if fetched is None:
-                return
-            self.outbox.put(keep_fetched(fetched, self.opts, self.root, self.tmp))
+    def _keep(self, fetched: Fetched) -> None:
+        self.outbox.put(keep_fetched(fetched, self.opts, self.root, self.tmp))
 
     def _send_loop(self) -> None:
         while True:
