@@ -144,6 +144,29 @@ def test_a_bucket_that_cannot_be_used_is_one_line_before_any_download(cluster, m
         assert srv.stats.requests == 0
 
 
+def test_the_client_needs_no_s3fs_the_dask_workers_check_and_list_the_bucket(cluster, moto_server, s3, tmp_path):
+    """A client machine without the s3 extra drives a cluster that has it: the bucket is checked and its complete
+    shards listed by a task on the cluster, so the client never imports fsspec or s3fs (nor spends their start-up)."""
+    fs, bucket = s3
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    for name in ("s3fs", "fsspec"):
+        (blocker / f"{name}.py").write_text(f"raise ImportError('No module named {name}')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker), remote.CACHE_ENV: str(tmp_path / "cache")}
+    out = f"s3://{bucket}/thin"
+    with ImageServer(count=8, seed=27, latency_ms=5) as srv:
+        write_list(tmp_path / "urls.txt", srv.image_urls())
+        command = [sys.executable, "-m", "imgfetch", *get(cluster, moto_server, tmp_path / "urls.txt", out,
+                                                            "--shard-size", "5")]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "done: ok 8, failed 0," in done.stderr
+        rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert rerun.returncode == 0 and "ok 8 (8 from earlier runs)" in rerun.stderr, rerun.stderr
+        assert srv.stats.requests == 8  # the re-run found both shards complete in the bucket
+    assert objects(fs, f"{bucket}/thin") == expected_objects(2)
+
+
 def test_a_stop_records_what_finished_and_leaves_nothing_in_the_bucket_or_the_scheduler(cluster, moto_server, s3,
                                                                                        tmp_path):
     """Ctrl-C with a slow image in each shard: no URL starts after it, what finished is published whole, the

@@ -16,6 +16,8 @@ from typing import Any, Iterator
 
 from ..options import Options
 from ..records import ErrorKind
+from ..store.parts import survey
+from ..store.remote import Destination
 from .dask_pool import DaskClient
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
 from .markers import RunMarkers, SchedulerMarkers
@@ -80,6 +82,20 @@ class ShardClient(DaskClient[tuple[int, str, int]]):
             if not self.held and (not more or self.stop_requested):
                 return
             yield from self._collect(POLL_S)
+
+    def survey(self, destination: Destination) -> dict[int, dict[str, Any]] | None:
+        """The stats of the shards complete on ``destination``, found by a task on the cluster, which checks it
+        first (an OutputError comes back as itself); so the client never imports fsspec or s3fs. None if the
+        run was stopped meanwhile."""
+        future = self.client.submit(survey, destination, key=f"imgfetch-survey-{self.run_id}", pure=False)
+        future.add_done_callback(self.finished.put)
+        while not future.done():
+            if self.stop_requested:
+                self.client.cancel(future)
+                return None
+            self._reported(POLL_S)
+        found: dict[int, dict[str, Any]] = future.result()
+        return found
 
     def _capacity(self) -> int:
         """Shards to keep in flight: IN_FLIGHT_PER_WORKER per Dask worker process now in the cluster."""

@@ -17,7 +17,7 @@ from ..options import Options
 from ..records import FetchResult, record_from_flat
 from ..sources import Entry
 from ..store.files import OutputDir
-from ..store.parts import done_numbers, part_name, shard_done
+from ..store.parts import part_name, shard_done
 from ..store.reading import newest_records, part_records
 from ..store.remote import Destination
 from .shard_task import ShardJob
@@ -48,14 +48,15 @@ class ShardedRun:
         self.out.open()
         try:
             assert self.out.tmp is not None
-            done = None
-            if self.destination is not None:
-                self.destination.check()  # the bucket, the credentials: one line before any download
-                done = done_numbers(self.destination)
             self.client = ShardClient(self.opts, str(self.out.tmp), remote=self.destination is not None)
             if self.stopped:
                 self.client.stop()
             try:
+                done = None
+                if self.destination is not None:  # the bucket, the credentials: one line before any download
+                    done = self.client.survey(self.destination)
+                    if done is None:
+                        return  # stopped before any shard started
                 for counts in self.client.run(self._jobs(entries, str(self.out.tmp), done)):
                     yield counts
                     if records and not counts.get("progress"):
@@ -65,15 +66,16 @@ class ShardedRun:
         finally:
             self.out.close()
 
-    def _jobs(self, entries: Iterator[Entry], tmp: str, listed: set[int] | None) -> Iterator[ShardJob | dict[str, Any]]:
-        """``listed``: the shards complete on the destination (None: OUT is a folder, looked at per shard)."""
+    def _jobs(self, entries: Iterator[Entry], tmp: str, listed: dict[int, dict[str, Any]] | None
+              ) -> Iterator[ShardJob | dict[str, Any]]:
+        """``listed``: the stats of the shards complete on the destination (None: OUT is a folder, looked at
+        per shard)."""
         root = str(self.out.root)
-        where = self.destination or root
         for number in itertools.count():
             chunk = tuple(itertools.islice(entries, self.opts.shard_size))
             if not chunk:
                 return
-            done = shard_done(where, number) if listed is None or number in listed else None
+            done = shard_done(root, number) if listed is None else listed.get(number)
             if done is not None:  # complete in an earlier run: skipped, no task
                 yield {**done, "number": number, "complete": True, "earlier": True}
             else:

@@ -49,6 +49,14 @@ def done_numbers(destination: Destination) -> set[int]:
     return {int(name.split("_", 1)[0]) for name in parts_on(destination).list() if _DONE.match(name)}
 
 
+def survey(destination: Destination) -> dict[int, dict[str, Any]]:
+    """Check the destination (OutputError, one line, if it cannot be used) and return the stats of each shard
+    complete on it. On Dask this runs as a task, so that the client never opens the filesystem."""
+    destination.check()
+    found = {number: shard_done(destination, number) for number in sorted(done_numbers(destination))}
+    return {number: stats for number, stats in found.items() if stats is not None}
+
+
 def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     """Write a small JSON file whole or not at all (a temporary name, then a rename)."""
     path = Path(path)
