@@ -59,7 +59,7 @@ class Options:
     workers: int = option(default_factory=default_workers, group="pool", check=_POSITIVE, metavar="N", parse=int,
                           per_url=False, default_text="2 x usable CPUs, at most 32",
                           help="worker processes")
-    threads: int = option(128, group="pool", check=_POSITIVE, metavar="N", parse=int, per_url=False,
+    threads: int = option(64, group="pool", check=_POSITIVE, metavar="N", parse=int, per_url=False,
                           help="download threads per worker process; concurrency = workers x threads")
     start_method: str = option(default_factory=default_start_method, group="pool", check=one_of(START_METHODS),
                                choices=START_METHODS, per_url=False, default_text="forkserver on Linux, spawn elsewhere",
