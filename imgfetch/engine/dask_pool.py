@@ -23,8 +23,6 @@ from ..errors import ImgFetchError
 from ..options import Options
 from ..records import FetchResult, Task, cancelled_record, crashed_record
 from .markers import RunMarkers, SchedulerMarkers, may_start
-from .pipeline import process_task
-from .shard_task import process_state
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "--executor dask needs Dask: pip install 'imgfetch[dask]'"
@@ -46,6 +44,9 @@ def require_dask() -> None:
 def url_task(opts: Options, root: str, tmp: str, task: Task) -> FetchResult:
     """One URL as one Dask task, on whichever Dask worker thread runs it; a stop reaches it through the
     run's marker files (see the module docstring)."""
+    from .pipeline import process_task  # here, in the Dask worker: the client imports nothing of the download path
+    from .shard_task import process_state
+
     if not may_start(tmp):
         return cancelled_record(task)
     state = process_state(opts, tmp, remote=False)  # the process's fetcher for this run, shared with its threads

@@ -1,6 +1,6 @@
 """The client's side of a sharded run on Dask: hand out shards, collect their counts (imports distributed).
 
-Each shard is one Dask task (shard_task.run_shard). The client keeps IN_FLIGHT_PER_WORKER of them per
+Each shard is one Dask task (shard_job.run_shard, which runs shard_task.run_shard in the Dask worker). The client keeps IN_FLIGHT_PER_WORKER of them per
 Dask worker process, each placed on the worker with the fewest (a loose placement: should that worker
 die, Dask retries the shard on another), looked at again as workers join or leave. What comes back is a
 shard's counts, and while it runs, its record count once a second (a Dask event). A stop: the README's
@@ -21,7 +21,7 @@ from ..store.remote import Destination
 from .dask_pool import DaskClient
 from .engine import ABORT_WAIT_S, STOP_GRACE_S
 from .markers import RunMarkers, SchedulerMarkers
-from .shard_task import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
+from .shard_job import SHARDS_PER_PROCESS, ShardJob, progress_topic, run_shard
 
 log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = SHARDS_PER_PROCESS + 1  # two running, one ready to start

@@ -20,7 +20,7 @@ from ..store.files import OutputDir
 from ..store.parts import part_name, shard_done
 from ..store.reading import newest_records, part_records
 from ..store.remote import Destination
-from .shard_task import ShardJob
+from .shard_job import ShardJob
 
 
 class ShardedRun:

@@ -12,7 +12,6 @@ markers (markers.py).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import queue
 import threading
@@ -25,36 +24,17 @@ from ..net.fetcher import Fetcher
 from ..options import Options
 from ..records import CANCELLED, FetchResult, Task, cancelled_record
 from ..report.summary import Summary
-from ..sources import Entry
-from ..store.remote import Destination
 from ..store.shards import take_held
 from .backlog import BACKLOG_BYTES, BACKLOG_PER_THREAD, Backlog
-from .markers import MarkerFlag, dask_worker, may_start, scheduler_flag
+from .markers import MarkerFlag, dask_worker, scheduler_flag
 from .pipeline import Fetched, fetch_task, keep_fetched, own_process
 from .plan import Planner
+from .shard_job import SHARDS_PER_PROCESS, ShardJob, progress_topic
 from .shard_sinks import open_sink, remove_stale_staging
 
-SHARDS_PER_PROCESS = 2  # shards a Dask worker process runs at once, on one pool of --threads threads
 REASONS_SENT = 20       # failure reasons a shard's counts carry back to the client
 RUNS_KEPT = 4           # runs a Dask worker process keeps threads for (runs may share a cluster)
 PROGRESS_S = 1.0        # how often a running shard tells the client how far it is (for the bar)
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardJob:
-    """Everything a shard task needs, all plain and picklable."""
-
-    opts: Options
-    out: str                      # the output folder, as every Dask worker reaches it
-    tmp: str                      # the run's temporary folder in it: the stop markers, files' temporary names
-    number: int
-    entries: tuple[Entry, ...]
-    destination: Destination | None = None  # OUT on object storage (pickles as its URL and options): the shard
-    # is published there, and ``tmp`` only names the run (its stop state is in the scheduler)
-
-    def may_start(self) -> bool:
-        """Whether the run lets a new download start."""
-        return scheduler_flag(self.tmp).may_start() if self.destination is not None else may_start(self.tmp)
 
 
 Result: TypeAlias = "tuple[FetchResult, Any]"  # a record and, for a dataset, its image held for the shard
@@ -154,11 +134,6 @@ def _run(job: ShardJob, state: ProcessState, started: float) -> dict[str, Any]:
         sink.close()
     return {**summary.as_dict(REASONS_SENT), "number": job.number, "complete": complete, "cancelled": cancelled,
             "seconds": round(time.monotonic() - started, 3), "pid": os.getpid()}
-
-
-def progress_topic(tmp: str) -> str:
-    """The Dask event topic on which a run's shards say how far they are (the run's temporary folder is unique)."""
-    return f"imgfetch-progress-{Path(tmp).name}"
 
 
 class _Progress:
