@@ -1,10 +1,11 @@
 """The client's side of a sharded run on Dask: hand out shards, collect their counts (imports distributed).
 
-Each shard is one Dask task (shard_job.run_shard, which runs shard_task.run_shard in the Dask worker). The client keeps IN_FLIGHT_PER_WORKER of them per
-Dask worker process, each placed on the worker with the fewest (a loose placement: should that worker
-die, Dask retries the shard on another), looked at again as workers join or leave. What comes back is a
-shard's counts, and while it runs, its record count once a second (a Dask event). A stop: the README's
-"Running on a Dask cluster", through the run's markers (markers.py).
+Each shard is one Dask task (shard_job.run_shard, which runs shard_task.run_shard in the Dask worker). The
+client keeps IN_FLIGHT_PER_WORKER of them per Dask worker process, each placed on the worker with the fewest
+(a loose placement: should that worker die, Dask retries the shard on another), looked at again as workers
+join or leave. What comes back is a shard's counts, and while it runs, its record count once a second (a Dask
+event). A stop: the README's "Running on a Dask cluster", through the run's markers (markers.py). Before any
+shard, one task checks an object-storage OUT and lists its complete shards (``survey``).
 """
 from __future__ import annotations
 
