@@ -169,6 +169,7 @@ def _font(size: int) -> Any:
     except (TypeError, OSError, ImportError):
         return ImageFont.load_default()
 
+
 class Samples:
     """Opens records' images for a contact sheet; each shard's tar index is read once."""
 
